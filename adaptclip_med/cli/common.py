@@ -1,0 +1,85 @@
+"""Pieces shared by the CLI commands: backbone/adapter options, logging and error reporting.
+
+The CLI stays thin: it parses options, calls library functions and prints results.  Every
+:class:`AdaptClipError` becomes ONE line on stderr and a non-zero exit; tracebacks only with
+``--debug``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+from typing import Any, Callable, TypeVar
+
+import typer
+
+from adaptclip_med.errors import AdaptClipError
+from adaptclip_med.model.backbone_source import BackboneSpec
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_BACKBONE = "ViT-L-14-336"
+DEFAULT_BACKBONE_WEIGHTS = "openai"
+UNTRAINED = "untrained"
+
+STATE: dict[str, Any] = {"debug": False}
+
+BackboneOpt = typer.Option(DEFAULT_BACKBONE, "--backbone", help="open_clip ViT name (e.g. ViT-L-14-336, ViT-B-16-plus-240) or a model-config JSON path.")
+BackboneWeightsOpt = typer.Option(DEFAULT_BACKBONE_WEIGHTS, "--backbone-weights", help="open_clip pretrained tag (e.g. openai), a local weights file (open_clip or OpenAI layout), or random[:SEED] (no diagnostic value).")
+ActivationOpt = typer.Option("auto", "--backbone-activation", help="auto | quickgelu | gelu. OpenAI CLIP weights need QuickGELU; auto picks it for them.")
+AdaptersOpt = typer.Option(..., "--adapters", help="Adapter checkpoint: project .safetensors or a released AdaptCLIP .pth; 'untrained' for fresh adapters (demo/training only).")
+ImageSizeOpt = typer.Option(None, "--image-size", help="Square model input size (multiple of the patch size); default from the checkpoint (518 for the release).")
+DeviceOpt = typer.Option("auto", "--device", help="cpu, cuda, cuda:N or auto.")
+OfflineOpt = typer.Option(False, "--offline", help="Never try to download weights; fail with instructions if they are not cached.")
+CacheDirOpt = typer.Option(None, "--cache-dir", help="Hub cache folder for open_clip pretrained weights.")
+
+
+def backbone_spec(backbone: str, weights: str, activation: str, offline: bool, cache_dir: str | None) -> BackboneSpec:
+    return BackboneSpec(architecture=backbone, weights=weights, activation=activation, cache_dir=cache_dir,
+                        offline=offline or os.environ.get("HF_HUB_OFFLINE") == "1")
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise AdaptClipError(f"device '{device}' requested but no CUDA GPU is available: use --device cpu")
+    return device
+
+
+def adapters_argument(value: str) -> str | None:
+    return None if value == UNTRAINED else value
+
+
+def configure_logging(debug: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("PIL", "matplotlib", "urllib3", "httpx", "huggingface_hub", "root"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def user_errors(func: F) -> F:
+    """Turn AdaptClipError (and Ctrl-C) into one line and an exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except AdaptClipError as exc:
+            if STATE["debug"]:
+                raise
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    sys.exit(code)

@@ -1,0 +1,33 @@
+"""``adaptclip-med`` command line: one sub-command module per job, registered here."""
+
+from __future__ import annotations
+
+import typer
+
+from adaptclip_med import __version__
+from adaptclip_med.cli import common, predict, weights
+
+app = typer.Typer(
+    name="adaptclip-med",
+    help="AdaptCLIP zero-/few-shot anomaly detection for radiology. Research software: NOT for clinical use.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of one-line errors."),
+          version: bool = typer.Option(False, "--version", help="Print the version and exit.")) -> None:
+    common.STATE["debug"] = debug
+    common.configure_logging(debug)
+    if version:
+        typer.echo(__version__)
+        raise typer.Exit(0)
+
+
+predict.register(app)
+weights.register(app)
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,77 @@
+"""Where weights live on this machine, what is present, and fetching them (for users online).
+
+Backbone weights are open_clip's business (hub cache); released adapter checkpoints are fetched
+from the authors' Hugging Face repo into the hub cache too, and verified against the published
+sha256 before use.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from adaptclip_med.errors import MissingWeightsError
+from adaptclip_med.model import release_import
+from adaptclip_med.model.backbone_source import _cached_pretrained_file, pretrained_weights_file, resolve_architecture
+
+#: Backbones the authors used, with the weights tag each was used with.
+KNOWN_BACKBONES: tuple[tuple[str, str], ...] = (("ViT-L-14-336", "openai"), ("ViT-B-16-plus-240", "laion400m_e31"))
+
+
+def home() -> Path:
+    """Project data folder (converted checkpoints, reference banks): $ADAPTCLIP_MED_HOME or ~/.cache/adaptclip-med."""
+    return Path(os.environ.get("ADAPTCLIP_MED_HOME", Path.home() / ".cache" / "adaptclip-med"))
+
+
+@dataclass(frozen=True)
+class WeightsStatus:
+    kind: str
+    name: str
+    path: Path | None
+
+    @property
+    def present(self) -> bool:
+        return self.path is not None
+
+
+def backbone_status(cache_dir: str | None = None) -> list[WeightsStatus]:
+    rows = []
+    for name, tag in KNOWN_BACKBONES:
+        resolve_architecture(name)
+        rows.append(WeightsStatus("backbone", f"{name} / {tag}", _cached_pretrained_file(name, tag, cache_dir)))
+    return rows
+
+
+def release_status(cache_dir: str | None = None) -> list[WeightsStatus]:
+    from huggingface_hub import try_to_load_from_cache
+
+    rows = []
+    for rel, (short, _) in release_import.RELEASE_FILES.items():
+        found = try_to_load_from_cache(release_import.RELEASE_REPO, rel, cache_dir=cache_dir)
+        rows.append(WeightsStatus("adapters", f"release {short} ({rel})", Path(found) if isinstance(found, str) else None))
+    converted = sorted(home().glob("adapters/*.safetensors")) if (home() / "adapters").is_dir() else []
+    rows.extend(WeightsStatus("adapters", f"converted {p.stem}", p) for p in converted)
+    return rows
+
+
+def fetch_backbone(name: str, tag: str, cache_dir: str | None = None) -> Path:
+    resolve_architecture(name)
+    return pretrained_weights_file(name, tag, cache_dir, offline=False)
+
+
+def fetch_release(short: str, cache_dir: str | None = None) -> Path:
+    """Download a released adapter checkpoint (mvtec or visa) and verify its sha256."""
+    matches = [rel for rel, (s, _) in release_import.RELEASE_FILES.items() if s == short]
+    if not matches:
+        raise MissingWeightsError(f"unknown release '{short}': choose mvtec or visa")
+    try:
+        from huggingface_hub import hf_hub_download
+
+        path = Path(hf_hub_download(release_import.RELEASE_REPO, matches[0], cache_dir=cache_dir))
+    except Exception as exc:  # any network/hub failure means the same thing to the user
+        raise MissingWeightsError(
+            f"could not download {release_import.RELEASE_REPO}/{matches[0]} ({exc.__class__.__name__}): run this on a machine with "
+            "internet access and copy the file, then use 'adaptclip-med weights import FILE'") from exc
+    release_import.identify_release(path)
+    return path
