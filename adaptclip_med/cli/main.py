@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from adaptclip_med import __version__
-from adaptclip_med.cli import common, predict, weights
+from adaptclip_med.cli import common, demo, predict, references, score, weights
 
 app = typer.Typer(
     name="adaptclip-med",
@@ -28,6 +28,9 @@ def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks ins
 
 predict.register(app)
 weights.register(app)
+references.register(app)
+score.register(app)
+demo.register(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

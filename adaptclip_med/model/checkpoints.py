@@ -25,7 +25,7 @@ from adaptclip_med.errors import AdaptClipError, CheckpointMismatchError, Missin
 from adaptclip_med.model import release_import
 from adaptclip_med.model.adaptclip import AdaptCLIP, AdapterConfig
 from adaptclip_med.model.backbone import ClipBackbone
-from adaptclip_med.model.backbone_source import BackboneSpec
+from adaptclip_med.model.backbone_source import BackboneSpec, sha256_of_file
 
 log = logging.getLogger(__name__)
 
@@ -115,9 +115,18 @@ def _check_dims(source: str, backbone: ClipBackbone, embed_dim: int, text_width:
 
 @dataclass(frozen=True)
 class LoadedModel:
+    """A ready model plus what identifies its adapters (for reports and reference-bank keys)."""
+
     model: AdaptCLIP
     adapters_label: str
     provenance: dict[str, Any]
+    adapters_sha256: str | None = None
+
+    def identity(self) -> dict[str, Any]:
+        return {"backbone": self.model.backbone.identity.to_json() | {"fingerprint": self.model.backbone.fingerprint()},
+                "adapters": self.adapters_label, "adapters_sha256": self.adapters_sha256,
+                "adapters_provenance": self.provenance, "image_size": self.model.config.image_size,
+                "tap_layers": list(self.model.backbone.tap_layers)}
 
 
 def build_model(backbone_spec: BackboneSpec, adapters: str | Path | None, image_size: int | None = None,
@@ -160,7 +169,7 @@ def build_model(backbone_spec: BackboneSpec, adapters: str | Path | None, image_
     if static_text is not None and meta.backbone_fingerprint == backbone.fingerprint():
         backbone.set_static_text_features(static_text)
     provenance = dict(meta.provenance)
-    return LoadedModel(model.to(device).eval(), path.name, provenance)
+    return LoadedModel(model.to(device).eval(), path.name, provenance, sha256_of_file(path))
 
 
 def _build_from_release(backbone_spec: BackboneSpec, path: Path, image_size: int | None,
@@ -183,7 +192,7 @@ def _build_from_release(backbone_spec: BackboneSpec, path: Path, image_size: int
                     "the adapters were trained with other CLIP text weights")
     info = {"source": f"release:{provenance.release}" if provenance.release else "release-layout file",
             "sha256": provenance.sha256, "license": release_import.RELEASE_LICENSE if provenance.release else None}
-    return LoadedModel(model.to(device).eval(), path.name, info)
+    return LoadedModel(model.to(device).eval(), path.name, info, provenance.sha256)
 
 
 def import_release(backbone_spec: BackboneSpec, source: Path, destination: Path) -> Path:

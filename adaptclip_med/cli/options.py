@@ -1,0 +1,40 @@
+"""Typer options shared by the volume commands (score, references, demo) and their conversion to
+:class:`~adaptclip_med.volume.pipeline.ScoringOptions`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from adaptclip_med.cli import common
+from adaptclip_med.volume.pipeline import ScoringOptions
+
+WindowOpt = typer.Option(None, "--window", help="CT window preset (brain, subdural, stroke, bone, lung, mediastinum, abdomen, soft_tissue, liver), 'LEVEL,WIDTH' in HU, or 'percentile' (default: the bank's; percentile scaling when none).")
+AxisOpt = typer.Option("axial", "--axis", help="Slice axis: axial, coronal or sagittal.")
+BatchSizeOpt = typer.Option(4, "--batch-size", help="Slices per forward pass.")
+BanksRootOpt = typer.Option(None, "--banks-root", help="Folder holding reference banks (default: $ADAPTCLIP_MED_HOME/banks).")
+
+
+def banks_root(value: Path | None) -> Path:
+    from adaptclip_med.model.weights_store import home
+
+    return Path(value) if value else home() / "banks"
+
+
+def resolve_bank(value: str | None, root: Path | None) -> str | None:
+    """A bank given as a folder path, or as a name under the banks root."""
+    if value is None:
+        return None
+    path = Path(value)
+    if path.is_dir():
+        return str(path)
+    candidate = banks_root(root) / value
+    return str(candidate if candidate.is_dir() else path)
+
+
+def scoring_options(backbone: str, backbone_weights: str, backbone_activation: str, adapters: str, image_size: int | None,
+                    device: str, offline: bool, cache_dir: str | None, **volume) -> ScoringOptions:
+    return ScoringOptions(backbone=backbone, backbone_weights=backbone_weights, activation=backbone_activation,
+                          adapters=common.adapters_argument(adapters), image_size=image_size,
+                          device=common.resolve_device(device), offline=offline, cache_dir=cache_dir, **volume)

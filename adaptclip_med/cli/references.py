@@ -1,0 +1,78 @@
+"""``adaptclip-med references``: build, list, rename and delete reference banks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from adaptclip_med.cli import common, options
+
+references_app = typer.Typer(help="Reference banks of normal scans (encoded once, reused for every study).", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(references_app, name="references")
+
+
+@references_app.command("build")
+@common.user_errors
+def build(
+    name: str = typer.Argument(..., help="Bank name, e.g. ct-head-noncontrast."),
+    scans: list[Path] = typer.Argument(..., help="Normal scans (DICOM folders/files or NIfTI)."),
+    window: str = options.WindowOpt,
+    axis: str = options.AxisOpt,
+    calibrate: bool = typer.Option(True, "--calibrate/--no-calibrate", help="Leave-one-scan-out calibration of the mask threshold (needs >= 2 scans)."),
+    batch_size: int = options.BatchSizeOpt,
+    banks_root: Path = options.BanksRootOpt,
+    backbone: str = common.BackboneOpt,
+    backbone_weights: str = common.BackboneWeightsOpt,
+    backbone_activation: str = common.ActivationOpt,
+    adapters: str = common.AdaptersOpt,
+    image_size: int = common.ImageSizeOpt,
+    device: str = common.DeviceOpt,
+    offline: bool = common.OfflineOpt,
+    cache_dir: str = common.CacheDirOpt,
+) -> None:
+    """Encode k normal scans once and store their per-slice features on disk."""
+    from adaptclip_med.volume.pipeline import model_for
+    from adaptclip_med.volume.reference_bank import build_reference_bank
+
+    opts = options.scoring_options(backbone, backbone_weights, backbone_activation, adapters, image_size, device, offline, cache_dir,
+                                   window=window, axis=axis, batch_size=batch_size)
+    path = build_reference_bank(name, list(scans), model_for(opts), opts.preprocessing(), options.banks_root(banks_root),
+                                batch_size=batch_size, device=opts.device, calibrate=calibrate)
+    typer.echo(f"reference bank '{name}' ({len(scans)} scans) -> {path}")
+
+
+@references_app.command("list")
+@common.user_errors
+def list_(banks_root: Path = options.BanksRootOpt) -> None:
+    """List the banks under the banks root."""
+    from adaptclip_med.volume.reference_bank import list_banks
+
+    banks = list_banks(options.banks_root(banks_root))
+    if not banks:
+        typer.echo(f"no reference banks under {options.banks_root(banks_root)}")
+    for bank in banks:
+        typer.echo(f"{bank['name']:30s} {bank['scans']} scans  window={bank['preprocessing'].get('window')}  "
+                   f"calibrated={bank['calibrated']}  created {bank['created']}")
+
+
+@references_app.command("rename")
+@common.user_errors
+def rename(old: str, new: str, banks_root: Path = options.BanksRootOpt) -> None:
+    """Rename a bank (its identity key is unchanged)."""
+    from adaptclip_med.volume.reference_bank import rename_bank
+
+    typer.echo(f"renamed -> {rename_bank(options.banks_root(banks_root), old, new)}")
+
+
+@references_app.command("delete")
+@common.user_errors
+def delete(name: str, banks_root: Path = options.BanksRootOpt) -> None:
+    """Delete a bank."""
+    from adaptclip_med.volume.reference_bank import delete_bank
+
+    delete_bank(options.banks_root(banks_root), name)
+    typer.echo(f"deleted reference bank '{name}'")

@@ -1,0 +1,50 @@
+"""``adaptclip-med score``: score one study (DICOM folder/files, NIfTI or 2-D image) slice by slice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from adaptclip_med.cli import common, options
+
+
+def register(app: typer.Typer) -> None:
+    app.command("score")(score)
+
+
+@common.user_errors
+def score(
+    study: Path = typer.Argument(..., help="DICOM folder or file, NIfTI (.nii/.nii.gz) or 2-D image."),
+    references: str = typer.Option(None, "--references", help="Reference bank (folder or name); omit or --zero-shot for zero-shot."),
+    out: Path = typer.Option(..., "--out", help="Output folder for this study."),
+    window: str = options.WindowOpt,
+    axis: str = options.AxisOpt,
+    shots: int = typer.Option(None, "--shots", help="Use the first k scans of the bank (default: all)."),
+    zero_shot: bool = typer.Option(False, "--zero-shot", help="Ignore references; text-only scoring."),
+    threshold: float = typer.Option(None, "--threshold", help="Mask threshold on the anomaly map (default: the bank's calibrated value, else 0.5)."),
+    aggregate: str = typer.Option("max", "--aggregate", help="Study score from slice scores: max or topk:K."),
+    match: str = typer.Option(None, "--match", help="Reference slice matching: position (default) or retrieval."),
+    parametric_map: bool = typer.Option(False, "--parametric-map", help="Also write a DICOM Parametric Map (DICOM input)."),
+    batch_size: int = options.BatchSizeOpt,
+    banks_root: Path = options.BanksRootOpt,
+    backbone: str = common.BackboneOpt,
+    backbone_weights: str = common.BackboneWeightsOpt,
+    backbone_activation: str = common.ActivationOpt,
+    adapters: str = common.AdaptersOpt,
+    image_size: int = common.ImageSizeOpt,
+    device: str = common.DeviceOpt,
+    offline: bool = common.OfflineOpt,
+    cache_dir: str = common.CacheDirOpt,
+) -> None:
+    """Score a study and write NIfTI map/mask, DICOM SEG (DICOM input), slices.csv, overlays and study.json."""
+    from adaptclip_med.volume.pipeline import make_scorer, score_study
+
+    opts = options.scoring_options(backbone, backbone_weights, backbone_activation, adapters, image_size, device, offline, cache_dir,
+                                   bank=options.resolve_bank(references, banks_root), shots=shots, zero_shot=zero_shot,
+                                   window=window, axis=axis, batch_size=batch_size, threshold=threshold, aggregate=aggregate,
+                                   match=match, parametric_map=parametric_map)
+    scorer = make_scorer(opts)
+    result = score_study(study, out, scorer, parametric_map=parametric_map)
+    mode = f"{scorer.shots}-shot" if scorer.shots else "zero-shot"
+    typer.echo(f"study score {result.score:.4f} ({mode}, {opts.aggregate}); top slices {result.top_slices}; outputs in {out}")

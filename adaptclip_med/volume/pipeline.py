@@ -1,0 +1,168 @@
+"""One study in, clinical outputs out: the shared path behind ``score``, the bundle, batch and the
+dashboard.
+
+Outputs per study (in ``out_dir``): ``anomaly_probability.nii.gz`` and ``anomaly_mask.nii.gz`` in
+the SOURCE geometry, for DICOM input ``anomaly_seg.dcm`` (DICOM SEG referencing the source
+instances) and optionally ``anomaly_pmap.dcm`` (Parametric Map), ``slices.csv``, PNG overlays of
+the top slices, ``score_plot.png`` and ``study.json``.  ``study.json`` is written LAST, so its
+presence means the study is complete (batch runs resume on it).  No output name or field carries
+a patient identifier.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from adaptclip_med import __version__
+from adaptclip_med.model.backbone_source import BackboneSpec
+from adaptclip_med.model.checkpoints import LoadedModel, build_model
+from adaptclip_med.volume.preprocessing import SlicePreprocessing, parse_window
+from adaptclip_med.volume.reference_bank import ReferenceBank, bank_key
+from adaptclip_med.volume.scoring import DEFAULT_AGGREGATE, StudyResult, VolumeScorer
+
+log = logging.getLogger(__name__)
+
+STUDY_JSON = "study.json"
+NOT_FOR_CLINICAL_USE = "Research software: not a medical device, not for clinical use."
+
+
+@dataclass(frozen=True)
+class ScoringOptions:
+    """Everything that defines how studies are scored (CLI, bundle, batch and dashboard share it)."""
+
+    backbone: str = "ViT-L-14-336"
+    backbone_weights: str = "openai"
+    activation: str = "auto"
+    adapters: str | None = None
+    image_size: int | None = None
+    device: str = "cpu"
+    offline: bool = False
+    cache_dir: str | None = None
+    bank: str | None = None
+    shots: int | None = None
+    zero_shot: bool = False
+    window: str | None = None
+    axis: str = "axial"
+    batch_size: int = 4
+    threshold: float | None = None
+    aggregate: str = DEFAULT_AGGREGATE
+    match: str | None = None
+    slices_per_scan: int | None = None
+    parametric_map: bool = False
+    demo: bool = False
+
+    def backbone_spec(self) -> BackboneSpec:
+        return BackboneSpec(self.backbone, self.backbone_weights, self.activation, self.cache_dir, self.offline)
+
+    def preprocessing(self) -> SlicePreprocessing:
+        return SlicePreprocessing(window=parse_window(self.window), axis=self.axis)
+
+
+@lru_cache(maxsize=2)
+def load_model(options_key: tuple) -> LoadedModel:
+    """Models are expensive to build: cache the last two by their defining options."""
+    spec, adapters, image_size, device = options_key
+    return build_model(spec, adapters, image_size, device)
+
+
+def model_for(options: ScoringOptions) -> LoadedModel:
+    return load_model((options.backbone_spec(), options.adapters, options.image_size, options.device))
+
+
+def make_scorer(options: ScoringOptions, loaded: LoadedModel | None = None) -> VolumeScorer:
+    loaded = loaded or model_for(options)
+    bank = None
+    preprocessing = options.preprocessing()
+    if options.bank and not options.zero_shot:
+        opened = ReferenceBank.open(Path(options.bank))
+        expected = bank_key(loaded, opened.preprocessing())
+        bank = ReferenceBank.open(Path(options.bank), expected_key=expected)
+        if options.window is None:
+            preprocessing = None  # take the bank's
+    return VolumeScorer(loaded, bank, preprocessing, shots=options.shots, batch_size=options.batch_size,
+                        device=options.device, threshold=options.threshold, aggregate=options.aggregate,
+                        match=options.match, slices_per_scan=options.slices_per_scan)
+
+
+@dataclass
+class StudyOutputs:
+    out_dir: Path
+    score: float
+    top_slices: list[int]
+    files: dict[str, Path] = field(default_factory=dict)
+    other_series: int = 0
+
+
+def score_study(study: Path, out_dir: Path, scorer: VolumeScorer, series_rule: Any = None,
+                parametric_map: bool = False) -> StudyOutputs:
+    """Read a study (DICOM folder/files, NIfTI, 2-D image), score it and write every output."""
+    from adaptclip_med.io.loader import load_study
+
+    volume, candidates = load_study(Path(study), series_rule=series_rule, axis=scorer.preprocessing.axis)
+    return score_volume_to_dir(volume, out_dir, scorer, other_series=max(0, len(candidates) - 1), parametric_map=parametric_map)
+
+
+def score_volume_to_dir(volume, out_dir: Path, scorer: VolumeScorer, other_series: int = 0,
+                        extra_report: dict[str, Any] | None = None, parametric_map: bool = False) -> StudyOutputs:
+    started = time.time()
+    result = scorer.score(volume)
+    files = write_study_outputs(volume, result, Path(out_dir), scorer, time.time() - started, other_series, extra_report,
+                                parametric_map)
+    return StudyOutputs(Path(out_dir), result.score, result.top_slices, files, other_series)
+
+
+def write_study_outputs(volume, result: StudyResult, out_dir: Path, scorer: VolumeScorer, seconds: float,
+                        other_series: int = 0, extra_report: dict[str, Any] | None = None,
+                        parametric_map: bool = False) -> dict[str, Path]:
+    from adaptclip_med.outputs.dicom_seg import write_dicom_seg, write_parametric_map
+    from adaptclip_med.outputs.nifti import write_nifti
+    from adaptclip_med.outputs.overlays import save_overlay_png, save_score_plot
+    from adaptclip_med.outputs.tables import write_slices_csv, write_study_json
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stale = out_dir / STUDY_JSON
+    stale.unlink(missing_ok=True)  # the study is complete only when study.json is rewritten last
+    files: dict[str, Path] = {}
+    files["probability_nifti"] = write_nifti(result.probability, volume, out_dir / "anomaly_probability.nii.gz", np.float32)
+    files["mask_nifti"] = write_nifti(result.mask.astype(np.uint8), volume, out_dir / "anomaly_mask.nii.gz", np.uint8)
+    if volume.source_kind == "dicom":
+        files["dicom_seg"] = write_dicom_seg(result.mask, volume, out_dir / "anomaly_seg.dcm", algorithm_name="AdaptCLIP",
+                                             software_version=__version__, series_description="AdaptCLIP anomaly mask (research)")
+        if parametric_map:
+            files["parametric_map"] = write_parametric_map(result.probability, volume, out_dir / "anomaly_pmap.dcm")
+    rows = [{"index": s.index, "position_mm": round(s.position_mm, 3), "score": None if s.skipped else round(s.score, 6),
+             "skipped": s.skipped, "skip_reason": s.skip_reason or ""} for s in result.slices]
+    files["slices_csv"] = write_slices_csv(out_dir / "slices.csv", rows)
+    overlays = []
+    for rank, z in enumerate(result.top_slices, start=1):
+        overlays.append(save_overlay_png(out_dir / f"overlay_top{rank}_slice{z:04d}.png", result.prepared.slices01[z],
+                                         result.probability[z], result.threshold))
+    files.update({f"overlay_top{i}": p for i, p in enumerate(overlays, start=1)})
+    scores = np.array([np.nan if s.skipped else s.score for s in result.slices])
+    files["score_plot"] = save_score_plot(out_dir / "score_plot.png", np.array([s.position_mm for s in result.slices]),
+                                          scores, np.array([s.skipped for s in result.slices]), result.top_slices)
+    report = {
+        "score": result.score, "aggregate": result.aggregate,
+        "top_slices": [{"index": z, "position_mm": result.slices[z].position_mm, "score": result.slices[z].score,
+                        "matched_reference_slices": result.slices[z].matched} for z in result.top_slices],
+        "threshold": result.threshold, "threshold_source": result.threshold_source,
+        "slices": {"total": len(result.slices), "scored": len(result.scored()),
+                   "skipped": len(result.slices) - len(result.scored())},
+        "mask_voxels": int(result.mask.sum()), "source": {"kind": volume.source_kind, "modality": volume.modality,
+                                                          "shape_zyx": list(result.probability.shape),
+                                                          "spacing_mm": [float(s) for s in volume.spacing],
+                                                          "other_image_series_in_input": other_series},
+        "scoring": scorer.describe(), "software": {"name": "adaptclip-med", "version": __version__},
+        "seconds": round(seconds, 2), "files": {k: p.name for k, p in files.items()}, "disclaimer": NOT_FOR_CLINICAL_USE,
+    }
+    if extra_report:
+        report.update(extra_report)
+    files["study_json"] = write_study_json(out_dir / STUDY_JSON, report)
+    return files

@@ -1,0 +1,321 @@
+"""Reference banks: normal scans encoded once, stored on disk, matched slice by slice.
+
+A bank folder holds ``bank.json`` (identity key, preprocessing, per-scan slice positions,
+calibration) and one ``scan_NN.safetensors`` per normal scan with, for every body slice, the
+tapped-layer patch features (L2-normalised, CLS dropped, float16), the normalised global token
+(for retrieval matching) and a small thumbnail (for side-by-side review).
+
+Scoring never loads a whole bank: safetensors files are memory-mapped and only the rows of the
+matched slices are read (with a small LRU cache), so memory stays bounded by
+k scans x slices-per-scan x N x D per query slice, not by the bank size.
+
+The key covers backbone identity + fingerprint, adapters, image size, tapped layers and
+preprocessing; a bank whose key differs from the current model's is refused with a message
+telling the user to rebuild it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from adaptclip_med import __version__
+from adaptclip_med.errors import AdaptClipError, InputError
+from adaptclip_med.model.adaptclip import ReferenceMemory
+from adaptclip_med.model.checkpoints import LoadedModel
+from adaptclip_med.preprocess import slices_to_model_input
+from adaptclip_med.utils.progress import progress_bar
+from adaptclip_med.volume.preprocessing import PreparedVolume, SlicePreprocessing, prepare_volume
+
+log = logging.getLogger(__name__)
+
+BANK_FORMAT = "adaptclip-med/reference-bank"
+BANK_VERSION = 1
+THUMBNAIL_SIZE = 128
+MATCH_STRATEGIES = ("position", "retrieval")
+DEFAULT_MATCH = "position"
+DEFAULT_SLICES_PER_SCAN = 3
+CALIBRATION_QUANTILE = 0.999
+_ROW_CACHE = 256
+
+
+def bank_key(loaded: LoadedModel, preprocessing: SlicePreprocessing) -> str:
+    """Everything that changes the stored features or the calibration, hashed."""
+    payload = {"model": loaded.identity(), "preprocessing": preprocessing.describe(), "format": BANK_VERSION}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+@dataclass
+class BankScan:
+    label: str
+    file: str
+    num_slices: int
+    rows: np.ndarray  # source slice index of each stored (body) row
+    relative_position: np.ndarray  # per stored row, 0..1 along the body extent
+
+
+# ------------------------------------------------------------------------------------- building
+def _encode_scan(loaded: LoadedModel, prepared: PreparedVolume, batch_size: int, device: str,
+                 label: str) -> dict[str, torch.Tensor]:
+    model = loaded.model
+    size = model.config.image_size
+    rows = np.flatnonzero(~prepared.background)
+    if rows.size == 0:
+        raise InputError(f"{label}: every slice is background (air only); choose a scan that contains the body")
+    per_layer: list[list[torch.Tensor]] = [[] for _ in model.backbone.tap_layers]
+    globals_: list[torch.Tensor] = []
+    for start in progress_bar(range(0, rows.size, batch_size), desc=f"encoding {label}", total=-(-rows.size // batch_size)):
+        batch = rows[start:start + batch_size]
+        x = slices_to_model_input(prepared.slices01[batch], size).to(device)
+        feats = model.encode(x)
+        for layer, tap in enumerate(feats.taps):
+            per_layer[layer].append(F.normalize(tap, dim=-1)[:, 1:].to(torch.float16).cpu())
+        globals_.append(F.normalize(feats.global_token, dim=-1).float().cpu())
+    thumbs = F.interpolate(torch.from_numpy(prepared.slices01[rows]).unsqueeze(1), size=(THUMBNAIL_SIZE, THUMBNAIL_SIZE),
+                           mode="area").squeeze(1)
+    tensors = {f"layer{i}": torch.cat(chunks).contiguous() for i, chunks in enumerate(per_layer)}
+    tensors["global"] = torch.cat(globals_).contiguous()
+    tensors["thumbs"] = (thumbs.clamp(0, 1) * 255).round().to(torch.uint8).contiguous()
+    tensors["rows"] = torch.from_numpy(rows.astype(np.int64))
+    tensors["relative_position"] = torch.from_numpy(prepared.relative_position[rows].astype(np.float64))
+    return tensors
+
+
+def build_reference_bank(name: str, scans: list[Path], loaded: LoadedModel, preprocessing: SlicePreprocessing,
+                         out_root: Path, batch_size: int = 4, device: str = "cpu", calibrate: bool = True,
+                         calibration_slices: int = 12) -> Path:
+    """Encode k normal scans into ``out_root/name`` (atomically: built in a temp folder, then renamed)."""
+    from adaptclip_med.io.loader import load_study
+    from adaptclip_med.utils.redact import describe_path
+
+    if not scans:
+        raise InputError("a reference bank needs at least one normal scan")
+    out_root = Path(out_root)
+    final = _bank_dir(out_root, name)
+    staging = out_root / f".{name}.building"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    key = bank_key(loaded, preprocessing)
+    entries = []
+    calibration_inputs: list[tuple[np.ndarray, np.ndarray]] = []
+    try:
+        for index, scan in enumerate(scans):
+            label = describe_path(Path(scan))
+            volume, _ = load_study(Path(scan), axis=preprocessing.axis)
+            prepared = prepare_volume(volume, preprocessing)
+            tensors = _encode_scan(loaded, prepared, batch_size, device, label)
+            file = f"scan_{index:02d}.safetensors"
+            save_file(tensors, str(staging / file))
+            entries.append({"label": label, "file": file, "num_slices": int(volume.array.shape[0]),
+                            "body_slices": int(tensors["rows"].numel()), "modality": volume.modality,
+                            "spacing_mm": [float(s) for s in volume.spacing]})
+            rows = tensors["rows"].numpy()
+            pick = rows[np.linspace(0, rows.size - 1, min(calibration_slices, rows.size)).round().astype(int)]
+            calibration_inputs.append((prepared.slices01[pick], prepared.relative_position[pick]))
+        meta: dict[str, Any] = {
+            "format": BANK_FORMAT, "format_version": BANK_VERSION, "name": name, "key": key,
+            "model": loaded.identity(), "preprocessing": preprocessing.describe(), "scans": entries,
+            "software_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "calibration": None,
+        }
+        (staging / "bank.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
+        if calibrate and len(scans) >= 2:
+            bank = ReferenceBank.open(staging)
+            meta["calibration"] = calibrate_bank(bank, loaded, calibration_inputs, batch_size, device)
+            bank.close()
+            (staging / "bank.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
+        if final.exists():
+            shutil.rmtree(final)
+        staging.rename(final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return final
+
+
+def calibrate_bank(bank: "ReferenceBank", loaded: LoadedModel, inputs: list[tuple[np.ndarray, np.ndarray]],
+                   batch_size: int, device: str) -> dict[str, Any]:
+    """Leave-one-scan-out: score sampled slices of each normal scan against the OTHER scans.
+
+    The maps of normal anatomy give the pixel threshold (a high quantile) used for masks, and the
+    normal slice scores give a reference distribution for reading study scores.  With k scans in
+    the bank the calibration uses k-1 references per query, slightly pessimistic (documented)."""
+    model = loaded.model
+    pixel_values: list[np.ndarray] = []
+    slice_scores: list[float] = []
+    for held_out, (slices01, rel) in enumerate(progress_bar(inputs, desc="calibrating on normal scans")):
+        others = [i for i in range(len(bank.scans)) if i != held_out]
+        for start in range(0, len(slices01), batch_size):
+            batch = slices01[start:start + batch_size]
+            x = slices_to_model_input(batch, model.config.image_size).to(device)
+            feats = model.encode(x)
+            memories = [bank.memory(bank.match(float(r), g, scans=others)) for r, g in zip(rel[start:start + batch_size], feats.global_token)]
+            pred = model.predict(x, ReferenceMemory.stack(memories), features=feats)
+            pixel_values.append(pred.anomaly_map.flatten().cpu().numpy()[::7])
+            slice_scores.extend(pred.score.cpu().tolist())
+    values = np.concatenate(pixel_values)
+    scores = np.asarray(slice_scores)
+    return {"method": "leave-one-scan-out", "pixel_quantile": CALIBRATION_QUANTILE,
+            "pixel_threshold": float(np.quantile(values, CALIBRATION_QUANTILE)),
+            "normal_slice_score_mean": float(scores.mean()), "normal_slice_score_max": float(scores.max()),
+            "normal_slice_score_p95": float(np.quantile(scores, 0.95)), "slices": int(scores.size)}
+
+
+# ------------------------------------------------------------------------------------- using
+class ReferenceBank:
+    """An opened bank: metadata in memory, features memory-mapped and read row by row."""
+
+    def __init__(self, root: Path, meta: dict[str, Any]) -> None:
+        self.root = root
+        self.meta = meta
+        self._handles: dict[int, Any] = {}
+        self._rows: OrderedDict[tuple[int, int], list[torch.Tensor]] = OrderedDict()
+        self.scans: list[BankScan] = []
+        self._globals: list[torch.Tensor] = []
+        for index, entry in enumerate(meta["scans"]):
+            handle = self._handle(index, entry["file"])
+            self.scans.append(BankScan(entry["label"], entry["file"], entry["num_slices"],
+                                       handle.get_tensor("rows").numpy(), handle.get_tensor("relative_position").numpy()))
+            self._globals.append(handle.get_tensor("global"))
+        self.match_strategy = DEFAULT_MATCH
+        self.slices_per_scan = DEFAULT_SLICES_PER_SCAN
+
+    @classmethod
+    def open(cls, path: Path, expected_key: str | None = None) -> "ReferenceBank":
+        path = Path(path)
+        meta_file = path / "bank.json"
+        if not meta_file.is_file():
+            raise InputError(f"{path.name}: not a reference bank (no bank.json); build one with 'adaptclip-med references build'")
+        meta = json.loads(meta_file.read_text())
+        if meta.get("format") != BANK_FORMAT or meta.get("format_version", 0) > BANK_VERSION:
+            raise InputError(f"{path.name}: unsupported reference bank format; rebuild it with this version")
+        if expected_key is not None and meta.get("key") != expected_key:
+            raise AdaptClipError(
+                f"reference bank '{meta.get('name')}' was built with another backbone, adapters, image size or preprocessing "
+                f"(key {meta.get('key')} != {expected_key}): rebuild it with 'adaptclip-med references build' using the current settings")
+        return cls(path, meta)
+
+    @property
+    def name(self) -> str:
+        return str(self.meta["name"])
+
+    @property
+    def calibration(self) -> dict[str, Any] | None:
+        return self.meta.get("calibration")
+
+    def preprocessing(self) -> SlicePreprocessing:
+        pre = self.meta["preprocessing"]
+        window = pre.get("window")
+        return SlicePreprocessing(window=tuple(window) if isinstance(window, list) else window, axis=pre.get("axis", "axial"))
+
+    def _handle(self, index: int, file: str):
+        if index not in self._handles:
+            self._handles[index] = safe_open(str(self.root / file), framework="pt")
+        return self._handles[index]
+
+    def close(self) -> None:
+        self._handles.clear()
+        self._rows.clear()
+
+    def match(self, query_relative: float, query_global: torch.Tensor | None, scans: Iterable[int] | None = None,
+              strategy: str | None = None, per_scan: int | None = None) -> list[tuple[int, int]]:
+        """Matched (scan index, stored row) pairs for one query slice: ``per_scan`` rows from every scan.
+
+        position: the rows whose relative body position is nearest to the query's;
+        retrieval: the rows whose global embedding is most similar to the query's."""
+        strategy = strategy or self.match_strategy
+        per_scan = per_scan or self.slices_per_scan
+        if strategy not in MATCH_STRATEGIES:
+            raise AdaptClipError(f"matching '{strategy}' is not one of {', '.join(MATCH_STRATEGIES)}")
+        chosen: list[tuple[int, int]] = []
+        for index in (range(len(self.scans)) if scans is None else scans):
+            scan = self.scans[index]
+            count = min(per_scan, scan.rows.size)
+            if strategy == "retrieval" and query_global is not None:
+                sims = self._globals[index] @ F.normalize(query_global.float().cpu(), dim=-1)
+                rows = torch.topk(sims, count).indices.sort().values.tolist()
+            else:
+                target = 0.5 if np.isnan(query_relative) else query_relative
+                rows = np.sort(np.argsort(np.abs(scan.relative_position - target), kind="stable")[:count]).tolist()
+            chosen.extend((index, int(r)) for r in rows)
+        return chosen
+
+    def _row(self, scan: int, row: int) -> list[torch.Tensor]:
+        key = (scan, row)
+        cached = self._rows.get(key)
+        if cached is not None:
+            self._rows.move_to_end(key)
+            return cached
+        handle = self._handle(scan, self.scans[scan].file)
+        layers = [handle.get_slice(f"layer{i}")[row:row + 1].float() for i in range(self.num_layers)]
+        self._rows[key] = layers
+        if len(self._rows) > _ROW_CACHE:
+            self._rows.popitem(last=False)
+        return layers
+
+    @property
+    def num_layers(self) -> int:
+        return sum(1 for k in self._handle(0, self.scans[0].file).keys() if k.startswith("layer"))
+
+    def memory(self, matches: list[tuple[int, int]]) -> ReferenceMemory:
+        """Pool the matched slices' patches into one (1, M, D) memory per tapped layer."""
+        rows = [self._row(scan, row) for scan, row in matches]
+        layers = [torch.cat([r[i] for r in rows], dim=1).reshape(1, -1, rows[0][i].shape[-1]) for i in range(len(rows[0]))]
+        return ReferenceMemory(layers=layers, shots=len({scan for scan, _ in matches}))
+
+    def thumbnail(self, scan: int, row: int) -> np.ndarray:
+        return self._handle(scan, self.scans[scan].file).get_slice("thumbs")[row:row + 1][0].numpy()
+
+    def source_slice(self, scan: int, row: int) -> int:
+        return int(self.scans[scan].rows[row])
+
+
+def list_banks(root: Path) -> list[dict[str, Any]]:
+    """Summaries of the banks under ``root`` (for the CLI and the dashboard)."""
+    banks = []
+    for meta_file in sorted(Path(root).glob("*/bank.json")):
+        meta = json.loads(meta_file.read_text())
+        banks.append({"name": meta.get("name"), "path": str(meta_file.parent), "scans": len(meta.get("scans", [])),
+                      "key": meta.get("key"), "created": meta.get("created"), "preprocessing": meta.get("preprocessing"),
+                      "calibrated": meta.get("calibration") is not None})
+    return banks
+
+
+def _bank_dir(root: Path, name: str) -> Path:
+    if not name or any(c in name for c in "/\\") or name.startswith("."):
+        raise InputError(f"bank name '{name}' must be a plain folder name")
+    return Path(root) / name
+
+
+def rename_bank(root: Path, old: str, new: str) -> Path:
+    """Rename the folder and the recorded name (atomically rewriting bank.json)."""
+    from adaptclip_med.utils.atomic import atomic_write_text
+
+    source, target = _bank_dir(root, old), _bank_dir(root, new)
+    if not (source / "bank.json").is_file():
+        raise InputError(f"no reference bank named '{old}' under {root}")
+    if target.exists():
+        raise InputError(f"a reference bank named '{new}' already exists")
+    source.rename(target)
+    meta = json.loads((target / "bank.json").read_text())
+    meta["name"] = new
+    atomic_write_text(target / "bank.json", json.dumps(meta, indent=1, sort_keys=True, default=str))
+    return target
+
+
+def delete_bank(root: Path, name: str) -> None:
+    folder = _bank_dir(root, name)
+    if not (folder / "bank.json").is_file():
+        raise InputError(f"no reference bank named '{name}' under {root}")
+    shutil.rmtree(folder)

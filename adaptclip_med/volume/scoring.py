@@ -1,0 +1,181 @@
+"""Slice-wise scoring of a volume against a reference bank (or zero-shot).
+
+Every body slice goes through the network in batches; for few-shot each slice gets its own
+reference memory (the matched slices of every normal scan).  Maps are resized back to the
+slice's own size and stacked into a volume in the study's slice geometry; air-only slices are
+skipped and reported, not scored.
+
+Study score = an aggregate of slice scores, by default the MAXIMUM (a lesion may be visible on
+very few slices, and averaging would dilute it); ``topk:K`` averages the K highest instead, which
+is more robust to a single noisy slice.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from adaptclip_med.errors import AdaptClipError, InputError
+from adaptclip_med.model.adaptclip import ReferenceMemory
+from adaptclip_med.model.checkpoints import LoadedModel
+from adaptclip_med.preprocess import slices_to_model_input
+from adaptclip_med.utils.progress import progress_bar
+from adaptclip_med.volume.preprocessing import PreparedVolume, SlicePreprocessing, prepare_volume
+from adaptclip_med.volume.reference_bank import ReferenceBank
+
+log = logging.getLogger(__name__)
+
+DEFAULT_THRESHOLD = 0.5
+DEFAULT_AGGREGATE = "max"
+TOP_SLICES = 5
+
+
+@dataclass
+class SliceResult:
+    index: int
+    position_mm: float
+    score: float  # nan when skipped
+    skipped: bool
+    skip_reason: str | None = None
+    matched: list[tuple[int, int]] = field(default_factory=list)  # (bank scan, source slice index)
+
+
+@dataclass
+class StudyResult:
+    """Per-study result in the volume's slice geometry (Z, Y, X)."""
+
+    probability: np.ndarray  # float32 (Z, Y, X); 0 on skipped slices
+    mask: np.ndarray  # bool (Z, Y, X)
+    slices: list[SliceResult]
+    score: float
+    aggregate: str
+    top_slices: list[int]
+    threshold: float
+    threshold_source: str
+    shots: int
+    prepared: PreparedVolume
+
+    def scored(self) -> list[SliceResult]:
+        return [s for s in self.slices if not s.skipped]
+
+
+def aggregate_scores(scores: np.ndarray, method: str = DEFAULT_AGGREGATE) -> float:
+    """Study score from slice scores: 'max' or 'topk:K' (mean of the K highest)."""
+    if scores.size == 0:
+        return float("nan")
+    if method == "max":
+        return float(scores.max())
+    if method.startswith("topk:"):
+        try:
+            k = int(method.split(":", 1)[1])
+        except ValueError as exc:
+            raise AdaptClipError(f"aggregate '{method}': K must be an integer") from exc
+        return float(np.sort(scores)[::-1][:max(1, k)].mean())
+    raise AdaptClipError(f"aggregate '{method}' is not 'max' or 'topk:K'")
+
+
+class VolumeScorer:
+    """Scores volumes with one model and (optionally) one reference bank."""
+
+    def __init__(self, loaded: LoadedModel, bank: ReferenceBank | None = None,
+                 preprocessing: SlicePreprocessing | None = None, shots: int | None = None, batch_size: int = 4,
+                 device: str = "cpu", threshold: float | None = None, aggregate: str = DEFAULT_AGGREGATE,
+                 match: str | None = None, slices_per_scan: int | None = None) -> None:
+        self.loaded = loaded
+        self.bank = bank
+        if bank is not None:
+            bank_pre = bank.preprocessing()
+            if preprocessing is not None and preprocessing != bank_pre:
+                raise AdaptClipError(
+                    f"the study would be windowed as {preprocessing.describe()} but bank '{bank.name}' was built with "
+                    f"{bank_pre.describe()}: use the bank's window or build a bank with this one")
+            preprocessing = bank_pre
+            if match:
+                bank.match_strategy = match
+            if slices_per_scan:
+                bank.slices_per_scan = slices_per_scan
+        self.preprocessing = preprocessing or SlicePreprocessing()
+        available = len(bank.scans) if bank is not None else 0
+        self.shots = available if shots is None else shots
+        if self.shots > available:
+            raise AdaptClipError(f"--shots {self.shots} but the reference bank has {available} scans")
+        self.batch_size = batch_size
+        self.device = device
+        self.aggregate = aggregate
+        aggregate_scores(np.zeros(1), aggregate)  # validate early
+        self.threshold, self.threshold_source = self._resolve_threshold(threshold)
+
+    def _resolve_threshold(self, threshold: float | None) -> tuple[float, str]:
+        if threshold is not None:
+            return float(threshold), "user"
+        calibration = self.bank.calibration if (self.bank is not None and self.shots > 0) else None
+        if calibration:
+            return float(calibration["pixel_threshold"]), f"calibrated on bank '{self.bank.name}' ({calibration['method']})"
+        return DEFAULT_THRESHOLD, "default"
+
+    def _memories(self, rel: np.ndarray, globals_: torch.Tensor) -> tuple[ReferenceMemory | None, list[list[tuple[int, int]]]]:
+        if self.bank is None or self.shots == 0:
+            return None, [[] for _ in rel]
+        scans = list(range(self.shots))
+        matches = [self.bank.match(float(r), g, scans=scans) for r, g in zip(rel, globals_)]
+        memory = ReferenceMemory.stack([self.bank.memory(m) for m in matches])
+        readable = [[(scan, self.bank.source_slice(scan, row)) for scan, row in m] for m in matches]
+        return _memory_to(memory, self.device), readable
+
+    def score(self, volume) -> StudyResult:
+        prepared = prepare_volume(volume, self.preprocessing)
+        return self.score_prepared(volume, prepared)
+
+    def score_prepared(self, volume, prepared: PreparedVolume) -> StudyResult:
+        model = self.loaded.model
+        size = model.config.image_size
+        depth, height, width = prepared.slices01.shape
+        if not np.isfinite(prepared.slices01).all():
+            raise InputError(f"{volume.source_label}: the image contains NaN or infinite values after windowing")
+        probability = np.zeros((depth, height, width), dtype=np.float32)
+        positions = np.asarray(volume.positions, dtype=np.float64)
+        slices = [SliceResult(z, float(positions[z]) if positions.size == depth else float(z), float("nan"),
+                              bool(prepared.background[z]), "background (no body)" if prepared.background[z] else None)
+                  for z in range(depth)]
+        body = np.flatnonzero(~prepared.background)
+        batches = range(0, body.size, self.batch_size)
+        for start in progress_bar(batches, desc=f"scoring {volume.source_label}", total=len(batches), unit="batch"):
+            index = body[start:start + self.batch_size]
+            x = slices_to_model_input(prepared.slices01[index], size).to(self.device)
+            feats = model.encode(x)
+            memory, matches = self._memories(prepared.relative_position[index], feats.global_token)
+            pred = model.predict(x, memory, features=feats)
+            maps = F.interpolate(pred.anomaly_map.unsqueeze(1).float(), size=(height, width), mode="bilinear",
+                                 align_corners=False).squeeze(1).cpu().numpy()
+            for j, z in enumerate(index):
+                probability[z] = maps[j]
+                slices[z].score = float(pred.score[j])
+                slices[z].matched = matches[j]
+        scores = np.array([s.score for s in slices if not s.skipped], dtype=np.float64)
+        if scores.size == 0:
+            raise InputError(f"{volume.source_label}: every slice is background (air only); nothing to score")
+        ranked = sorted((s for s in slices if not s.skipped), key=lambda s: s.score, reverse=True)
+        return StudyResult(
+            probability=probability, mask=probability >= self.threshold, slices=slices,
+            score=aggregate_scores(scores, self.aggregate), aggregate=self.aggregate,
+            top_slices=[s.index for s in ranked[:TOP_SLICES]], threshold=self.threshold,
+            threshold_source=self.threshold_source, shots=self.shots if self.bank is not None else 0, prepared=prepared)
+
+    def describe(self) -> dict[str, Any]:
+        bank = None
+        if self.bank is not None:
+            bank = {"name": self.bank.name, "key": self.bank.meta.get("key"), "scans": len(self.bank.scans),
+                    "match": self.bank.match_strategy, "slices_per_scan": self.bank.slices_per_scan,
+                    "calibration": self.bank.calibration}
+        return {"model": self.loaded.identity(), "reference_bank": bank, "shots": self.shots,
+                "preprocessing": self.preprocessing.describe(), "aggregate": self.aggregate,
+                "threshold": self.threshold, "threshold_source": self.threshold_source}
+
+
+def _memory_to(memory: ReferenceMemory, device: str) -> ReferenceMemory:
+    return ReferenceMemory(layers=[layer.to(device) for layer in memory.layers], shots=memory.shots)
