@@ -113,8 +113,9 @@ class ClipBackbone(nn.Module):
         activation = resolve_activation(name, config, spec.weights, spec.activation, openai_hint)
         if is_random_weights(spec.weights):
             torch.manual_seed(random_seed(spec.weights))
-        clip = open_clip.create_model(name, pretrained=None, force_quick_gelu=activation == "quickgelu",
-                                      load_weights=False)
+        with _quiet_open_clip():  # it warns "initialized randomly" although weights are loaded just below
+            clip = open_clip.create_model(name, pretrained=None, force_quick_gelu=activation == "quickgelu",
+                                          load_weights=False)
         if state is not None:
             _load_clip_state(clip, state, weights_label)
         clip = clip.float()
@@ -194,11 +195,13 @@ class ClipBackbone(nn.Module):
 
         taps: list[torch.Tensor] = []
         value_stream: torch.Tensor | None = None
+        depth = len(visual.transformer.resblocks)
         for index, block in enumerate(visual.transformer.resblocks, start=1):
             two_stream = index >= self.vv_start_layer
             if two_stream and value_stream is None:
                 value_stream = x
-            x, vv_update = _block_forward(block, x, two_stream)
+            # After the last block only the original stream's CLS token is read (global feature).
+            x, vv_update = _block_forward(block, x, two_stream, cls_only=index == depth)
             if two_stream:
                 value_stream = value_stream + vv_update
             if index in self.tap_layers:
@@ -262,30 +265,53 @@ class ClipBackbone(nn.Module):
         return digest.hexdigest()[:16]
 
 
-def _block_forward(block: nn.Module, x: torch.Tensor, two_stream: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _block_forward(block: nn.Module, x: torch.Tensor, two_stream: bool,
+                   cls_only: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One pre-LN ViT block; with ``two_stream`` also the value-value attention update.
 
     The in-projection is computed once: its value part feeds both the ordinary attention and the
     value-value attention (q = k = v = V), so the second stream costs one extra attention and one
-    out-projection, not a second in-projection.
+    out-projection, not a second in-projection.  Both attentions use the fused
+    ``scaled_dot_product_attention`` kernel (about 4x faster than an explicit softmax(QK^T)V on a
+    CPU, see docs/performance.md).
+
+    ``cls_only`` returns only the CLS token of the original stream, (B, 1, W): the last block's
+    patch tokens are never read, so their out-projection and MLP (a third of that block) are skipped.
+
+    Matmuls run in the dtype of the block's weights (bf16 after ``model/precision.py`` converted
+    them); the residual streams and LayerNorms stay in the dtype of ``x`` (fp32), so bf16 rounding
+    does not accumulate over the blocks.  In fp32 every ``.to`` below is a no-op.
     """
     attn: nn.MultiheadAttention = block.attn
+    compute = attn.in_proj_weight.dtype
     batch, tokens, width = x.shape
     heads = attn.num_heads
     head_dim = width // heads
-    y = block.ln_1(x)
+    y = block.ln_1(x).to(compute)
     qkv = F.linear(y, attn.in_proj_weight, attn.in_proj_bias)
     qkv = qkv.view(batch, tokens, 3, heads, head_dim).permute(2, 0, 3, 1, 4)
     q, k, v = qkv[0], qkv[1], qkv[2]
-    attended = F.scaled_dot_product_attention(q, k, v)
-    attended = attended.transpose(1, 2).reshape(batch, tokens, width)
-    x_out = x + block.ls_1(attn.out_proj(attended))
-    x_out = x_out + block.ls_2(block.mlp(block.ln_2(x_out)))
+    residual = x[:, :1] if cls_only else x
+    attended = F.scaled_dot_product_attention(q[:, :, :1] if cls_only else q, k, v)
+    attended = attended.transpose(1, 2).reshape(batch, residual.shape[1], width)
+    x_out = residual + block.ls_1(attn.out_proj(attended).to(x.dtype))
+    x_out = x_out + block.ls_2(block.mlp(block.ln_2(x_out).to(compute)).to(x.dtype))
     if not two_stream:
         return x_out, None
     vv = F.scaled_dot_product_attention(v, v, v)
     vv = vv.transpose(1, 2).reshape(batch, tokens, width)
-    return x_out, block.ls_1(attn.out_proj(vv))
+    return x_out, block.ls_1(attn.out_proj(vv).to(x.dtype))
+
+
+class _quiet_open_clip:
+    """Raise the root logger's level while open_clip builds a model (it logs on the root logger)."""
+
+    def __enter__(self) -> None:
+        self._level = logging.getLogger().level
+        logging.getLogger().setLevel(logging.ERROR)
+
+    def __exit__(self, *exc) -> None:
+        logging.getLogger().setLevel(self._level)
 
 
 def _as_path(weights: str):

@@ -121,9 +121,11 @@ def score_volume_to_dir(volume, out_dir: Path, scorer: VolumeScorer, other_serie
 def write_study_outputs(volume, result: StudyResult, out_dir: Path, scorer: VolumeScorer, seconds: float,
                         other_series: int = 0, extra_report: dict[str, Any] | None = None,
                         parametric_map: bool = False) -> dict[str, Path]:
-    from adaptclip_med.outputs.dicom_seg import write_dicom_seg, write_parametric_map
+    from adaptclip_med.outputs.dicom_seg import write_dicom_seg
     from adaptclip_med.outputs.nifti import write_nifti
-    from adaptclip_med.outputs.overlays import save_overlay_png, save_score_plot
+    from adaptclip_med.outputs.overlay import save_overlay_png
+    from adaptclip_med.outputs.parametric_map import write_parametric_map
+    from adaptclip_med.outputs.plots import save_score_plot
     from adaptclip_med.outputs.tables import write_slices_csv, write_study_json
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -147,7 +149,8 @@ def write_study_outputs(volume, result: StudyResult, out_dir: Path, scorer: Volu
     files.update({f"overlay_top{i}": p for i, p in enumerate(overlays, start=1)})
     scores = np.array([np.nan if s.skipped else s.score for s in result.slices])
     files["score_plot"] = save_score_plot(out_dir / "score_plot.png", np.array([s.position_mm for s in result.slices]),
-                                          scores, np.array([s.skipped for s in result.slices]), result.top_slices)
+                                          scores, np.array([s.skipped for s in result.slices]), result.top_slices,
+                                          title="slice anomaly scores (research use only)")
     report = {
         "score": result.score, "aggregate": result.aggregate,
         "top_slices": [{"index": z, "position_mm": result.slices[z].position_mm, "score": result.slices[z].score,

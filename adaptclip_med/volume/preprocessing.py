@@ -54,10 +54,10 @@ class PreparedVolume:
 
 
 def prepare_volume(volume, preprocessing: SlicePreprocessing) -> PreparedVolume:
-    from adaptclip_med.intensity import is_background_slice, normalise_volume
+    from adaptclip_med.intensity import background_slices, normalise_volume
 
     slices01 = np.asarray(normalise_volume(volume, preprocessing.window), dtype=np.float32)
-    background = np.array([is_background_slice(volume.array[z], volume.modality) for z in range(volume.array.shape[0])], dtype=bool)
+    background = background_slices(volume)
     return PreparedVolume(slices01, background, relative_positions(background))
 
 

@@ -1,0 +1,88 @@
+"""Which reference-slice matching should be the default? Measured on the demo phantoms.
+
+For each phantom seed: build a bank from normal phantoms, score a study with lesions and a held-out
+normal study with 'position' and 'retrieval' matching, and report slice-level AUROC (slices that
+contain lesion voxels vs all other body slices of both studies), voxel AUROC on the lesion study,
+and the study-score margin (lesion study minus normal study).  Tiny random backbone: the figures
+compare strategies on identical features; they say nothing about diagnostic performance.
+
+    python benchmarks/matching.py --seeds 0 1 2 --out benchmarks/results/matching.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+os.environ.setdefault("ADAPTCLIP_MED_PROGRESS", "0")
+
+
+def measure(seed: int, references: int) -> dict:
+    from adaptclip_med.demo.phantom import make_demo_dataset
+    from adaptclip_med.demo.run import demo_options
+    from adaptclip_med.io.loader import load_study
+    from adaptclip_med.volume.pipeline import make_scorer, model_for
+    from adaptclip_med.volume.reference_bank import build_reference_bank
+
+    work = Path(tempfile.mkdtemp(prefix="matching-"))
+    data = make_demo_dataset(work / "data", seed=seed, n_references=references + 1)
+    options = demo_options()
+    loaded = model_for(options)
+    bank = build_reference_bank("bench", data.reference_dirs[:references], loaded, options.preprocessing(), work / "banks",
+                                calibrate=False)
+    truth = np.asarray(nib.load(str(data.ground_truth_nifti)).dataobj) > 0
+    lesion_volume, _ = load_study(data.study_dir)
+    normal_volume, _ = load_study(data.reference_dirs[references])
+    rows = {}
+    for match in ("position", "retrieval"):
+        scorer = make_scorer(replace(demo_options(bank), match=match), loaded)
+        started = time.perf_counter()
+        lesion = scorer.score(lesion_volume)
+        normal = scorer.score(normal_volume)
+        seconds = time.perf_counter() - started
+        truth_zyx = truth if truth.shape == lesion.probability.shape else None
+        lesion_slices = truth.reshape(truth.shape[0], -1).any(axis=1)
+        labels, scores = [], []
+        for result, positives in ((lesion, lesion_slices), (normal, np.zeros(len(normal.slices), bool))):
+            for s in result.scored():
+                labels.append(int(positives[s.index]))
+                scores.append(s.score)
+        rows[match] = {
+            "slice_auroc": float(roc_auc_score(labels, scores)),
+            "voxel_auroc": float(roc_auc_score(truth_zyx.ravel(), lesion.probability.ravel())) if truth_zyx is not None else None,
+            "study_score_lesions": lesion.score, "study_score_normal": normal.score,
+            "study_margin": lesion.score - normal.score, "seconds_two_studies": seconds,
+        }
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--references", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/matching.json"))
+    args = parser.parse_args()
+    per_seed = {seed: measure(seed, args.references) for seed in args.seeds}
+    summary = {}
+    for match in ("position", "retrieval"):
+        for key in ("slice_auroc", "voxel_auroc", "study_margin"):
+            values = [per_seed[s][match][key] for s in args.seeds]
+            summary[f"{match}.{key}.median"] = float(np.median(values))
+    result = {"what": "reference-slice matching on demo phantoms (tiny random backbone)", "seeds": args.seeds,
+              "references": args.references, "per_seed": per_seed, "summary": summary}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1))
+    print(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+    main()
