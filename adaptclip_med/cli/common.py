@@ -34,6 +34,7 @@ ImageSizeOpt = typer.Option(None, "--image-size", help="Square model input size 
 DeviceOpt = typer.Option("auto", "--device", help="cpu, cuda, cuda:N or auto.")
 OfflineOpt = typer.Option(False, "--offline", help="Never try to download weights; fail with instructions if they are not cached.")
 CacheDirOpt = typer.Option(None, "--cache-dir", help="Hub cache folder for open_clip pretrained weights.")
+PrecisionOpt = typer.Option("fp32", "--precision", help="Vision-tower precision: fp32 (exact), bf16, or auto (bf16 only where the hardware has native bf16 matmuls; the choice is logged). See docs/performance.md.")
 
 
 def backbone_spec(backbone: str, weights: str, activation: str, offline: bool, cache_dir: str | None) -> BackboneSpec:
@@ -57,7 +58,9 @@ def adapters_argument(value: str) -> str | None:
 
 def configure_logging(debug: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("PIL", "matplotlib", "urllib3", "httpx", "huggingface_hub", "root"):
+    # Third-party loggers: chatty at INFO, and highdicom/pydicom messages can quote UIDs or patient
+    # attributes, which must never reach our logs.
+    for noisy in ("PIL", "matplotlib", "urllib3", "httpx", "huggingface_hub", "highdicom", "pydicom"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

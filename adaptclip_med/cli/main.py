@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from adaptclip_med import __version__
-from adaptclip_med.cli import common, demo, predict, references, score, weights
+from adaptclip_med.cli import batch, common, dashboard, demo, evaluate, predict, references, score, train, weights
 
 app = typer.Typer(
     name="adaptclip-med",
@@ -31,6 +31,10 @@ weights.register(app)
 references.register(app)
 score.register(app)
 demo.register(app)
+train.register(app)
+evaluate.register(app)
+batch.register(app)
+dashboard.register(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

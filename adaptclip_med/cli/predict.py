@@ -27,14 +27,17 @@ def predict(
     device: str = common.DeviceOpt,
     offline: bool = common.OfflineOpt,
     cache_dir: str = common.CacheDirOpt,
+    precision: str = common.PrecisionOpt,
 ) -> None:
     """Score one 2-D image; writes RESULT.npz and optionally an overlay PNG."""
     from adaptclip_med.model.checkpoints import build_model
+    from adaptclip_med.model.precision import apply_precision
     from adaptclip_med.predict2d import predict_image, save_overlay, save_result_npz
 
     spec = common.backbone_spec(backbone, backbone_weights, backbone_activation, offline, cache_dir)
     dev = common.resolve_device(device)
     loaded = build_model(spec, common.adapters_argument(adapters), image_size, dev)
+    apply_precision(loaded.model, precision)
     size = loaded.model.config.image_size
     result = predict_image(loaded.model, query, list(reference), size, dev)
     save_result_npz(out, result)

@@ -33,12 +33,14 @@ def build(
     device: str = common.DeviceOpt,
     offline: bool = common.OfflineOpt,
     cache_dir: str = common.CacheDirOpt,
+    precision: str = common.PrecisionOpt,
 ) -> None:
     """Encode k normal scans once and store their per-slice features on disk."""
     from adaptclip_med.volume.pipeline import model_for
     from adaptclip_med.volume.reference_bank import build_reference_bank
 
     opts = options.scoring_options(backbone, backbone_weights, backbone_activation, adapters, image_size, device, offline, cache_dir,
+                                   precision=precision,
                                    window=window, axis=axis, batch_size=batch_size)
     path = build_reference_bank(name, list(scans), model_for(opts), opts.preprocessing(), options.banks_root(banks_root),
                                 batch_size=batch_size, device=opts.device, calibrate=calibrate)

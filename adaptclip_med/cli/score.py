@@ -36,11 +36,13 @@ def score(
     device: str = common.DeviceOpt,
     offline: bool = common.OfflineOpt,
     cache_dir: str = common.CacheDirOpt,
+    precision: str = common.PrecisionOpt,
 ) -> None:
     """Score a study and write NIfTI map/mask, DICOM SEG (DICOM input), slices.csv, overlays and study.json."""
     from adaptclip_med.volume.pipeline import make_scorer, score_study
 
     opts = options.scoring_options(backbone, backbone_weights, backbone_activation, adapters, image_size, device, offline, cache_dir,
+                                   precision=precision,
                                    bank=options.resolve_bank(references, banks_root), shots=shots, zero_shot=zero_shot,
                                    window=window, axis=axis, batch_size=batch_size, threshold=threshold, aggregate=aggregate,
                                    match=match, parametric_map=parametric_map)

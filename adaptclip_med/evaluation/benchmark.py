@@ -30,11 +30,18 @@ from adaptclip_med.errors import InputError
 from adaptclip_med.evaluation.metrics import DEFAULT_BINS, ClassMetrics, ImageCurves
 from adaptclip_med.evaluation.summary import ResultKey
 from adaptclip_med.model.adaptclip import AdaptCLIP, ReferenceMemory
-from adaptclip_med.preprocess import CLIP_MEAN, CLIP_STD, load_rgb_image, pil_to_model_input
+from adaptclip_med.preprocess import (
+    CLIP_MEAN,
+    CLIP_STD,
+    load_rgb_image,
+    pil_to_model_input,
+)
 from adaptclip_med.utils.progress import progress_bar
+from adaptclip_med.utils.redact import redact_component
 
 ZERO_SHOT_SEED = 10
-BMAD_MAP_SIZE = 256
+#: Named map-size presets: BMAD's medical benchmarks compare maps resized to 256 (masks nearest).
+MAP_SIZE_PRESETS = {"bmad": 256}
 #: Declared value ranges of the pixel histograms.  Zero-shot maps average softmax probabilities
 #: (within [0, 1]); few-shot maps are a harmonic mean of such a mean with a 1-NN cosine distance
 #: (within [0, 2]), which stays below 2.
@@ -137,12 +144,12 @@ class Benchmark:
     def classes(self) -> list[str]:
         present = sorted({s.class_name for s in self.index.select(split=self.config.split)})
         if not present:
-            raise InputError(f"{self.index.root.name}: no images in the {self.config.split} split")
+            raise InputError(f"{redact_component(self.index.root.name)}: no images in the {self.config.split} split")
         if self.config.classes is None:
             return present
         unknown = sorted(set(self.config.classes) - set(present))
         if unknown:
-            raise InputError(f"{self.index.root.name}: no {self.config.split} images for class(es) {', '.join(unknown)}")
+            raise InputError(f"{redact_component(self.index.root.name)}: no {self.config.split} images for class(es) {', '.join(unknown)}")
         return sorted(self.config.classes)
 
     def _memories(self, class_name: str, references: dict[Run, dict[str, ReferenceChoice]]) -> dict[Run, ReferenceMemory | None]:

@@ -1,0 +1,1 @@
+"""Writing results in the input's geometry (NIfTI, DICOM SEG / parametric map) and reports."""

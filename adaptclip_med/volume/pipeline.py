@@ -23,6 +23,7 @@ import numpy as np
 from adaptclip_med import __version__
 from adaptclip_med.model.backbone_source import BackboneSpec
 from adaptclip_med.model.checkpoints import LoadedModel, build_model
+from adaptclip_med.model.precision import apply_precision
 from adaptclip_med.volume.preprocessing import SlicePreprocessing, parse_window
 from adaptclip_med.volume.reference_bank import ReferenceBank, bank_key
 from adaptclip_med.volume.scoring import DEFAULT_AGGREGATE, StudyResult, VolumeScorer
@@ -57,6 +58,7 @@ class ScoringOptions:
     slices_per_scan: int | None = None
     parametric_map: bool = False
     demo: bool = False
+    precision: str = "fp32"
 
     def backbone_spec(self) -> BackboneSpec:
         return BackboneSpec(self.backbone, self.backbone_weights, self.activation, self.cache_dir, self.offline)
@@ -68,12 +70,14 @@ class ScoringOptions:
 @lru_cache(maxsize=2)
 def load_model(options_key: tuple) -> LoadedModel:
     """Models are expensive to build: cache the last two by their defining options."""
-    spec, adapters, image_size, device = options_key
-    return build_model(spec, adapters, image_size, device)
+    spec, adapters, image_size, device, precision = options_key
+    loaded = build_model(spec, adapters, image_size, device)
+    apply_precision(loaded.model, precision)
+    return loaded
 
 
 def model_for(options: ScoringOptions) -> LoadedModel:
-    return load_model((options.backbone_spec(), options.adapters, options.image_size, options.device))
+    return load_model((options.backbone_spec(), options.adapters, options.image_size, options.device, options.precision))
 
 
 def make_scorer(options: ScoringOptions, loaded: LoadedModel | None = None) -> VolumeScorer:

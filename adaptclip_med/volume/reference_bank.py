@@ -49,7 +49,11 @@ MATCH_STRATEGIES = ("position", "retrieval")
 DEFAULT_MATCH = "position"
 DEFAULT_SLICES_PER_SCAN = 3
 CALIBRATION_QUANTILE = 0.999
-_ROW_CACHE = 256
+#: Matched bank rows kept decoded (LRU).  Position matching sweeps the study in order, so the
+#: working set is about 2 x (batch + slices per scan) x k rows (~56 for batch 4, k = 4); a ViT-L
+#: row is 16.8 MB in fp32, so 64 rows cap the cache near 1.1 GB.  256 rows put a 300-slice, k = 4
+#: ViT-L study at ~10.8 GiB peak, 64 rows at ~7.0 GiB, and was faster (docs/performance.md, Memory).
+_ROW_CACHE = 64
 
 
 def bank_key(loaded: LoadedModel, preprocessing: SlicePreprocessing) -> str:

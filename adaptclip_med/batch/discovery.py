@@ -1,0 +1,146 @@
+"""Finding the studies in a folder tree of any structure.
+
+Files are grouped by the StudyInstanceUID in their headers (through :func:`scan_dicom`), never by
+folder, because exports mix studies in one folder and split one study across several.  A study
+task carries its file list (not its headers) so discovery stays cheap to send to other ranks and
+each worker re-reads only the headers of the study it scores.  Files that belong to no study
+(corrupt, not DICOM, no identifiers) become file-level errors; DICOMDIR indexes are checked for
+files they list but the media no longer holds.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pydicom
+
+from adaptclip_med.batch.rules import SeriesDecision, SeriesRules
+from adaptclip_med.errors import InputError
+from adaptclip_med.io.dicom_scan import scan_dicom
+from adaptclip_med.utils.redact import describe_path, pseudonymous_key
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StudyTask:
+    """One study to score.  ``key`` is pseudonymous; the locators (file paths, Study UID) are
+    needed to read the study and are kept out of ``repr`` so they never reach a log line."""
+
+    key: str
+    files: tuple[str, ...] = field(default=(), repr=False)
+    study_uid: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class FileError:
+    """A file that could not be attributed to any study (key = hash of its relative path)."""
+
+    key: str
+    reason: str
+
+
+@dataclass
+class Discovery:
+    studies: list[StudyTask]
+    file_errors: list[FileError] = field(default_factory=list)
+
+
+@dataclass
+class StudyFiles:
+    """Where a study's files are for scanning; ``root`` only shortens labels of skipped files, and
+    ``left`` holds decisions about series the source already excluded (never fetched)."""
+
+    paths: list[Path]
+    root: Path
+    left: list[SeriesDecision] = field(default_factory=list)
+
+
+class FolderSource:
+    """Studies found in a folder tree (or one file); files are read in place."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def discover(self) -> Discovery:
+        return discover_folder(self.root)
+
+    def open_study(self, task: StudyTask, scratch: Path, rules: SeriesRules) -> StudyFiles:
+        return StudyFiles([Path(p) for p in task.files], self.root if self.root.is_dir() else self.root.parent)
+
+
+def study_key_for_uid(study_uid: str) -> str:
+    """The study key used everywhere (same derivation as :func:`scan_dicom`'s ``study_key``)."""
+    return pseudonymous_key("study", study_uid)
+
+
+def file_error(path: Path, root: Path, reason: str) -> FileError:
+    relative = os.path.relpath(path, root) if root.is_dir() else path.name
+    return FileError(f"file-{pseudonymous_key('file', relative)}", f"{describe_path(path, root)}: {reason}")
+
+
+def discover_folder(root: Path) -> Discovery:
+    """All studies under ``root`` (a folder tree or a single file), sorted by key."""
+    root = Path(root)
+    if not root.exists():
+        raise InputError(f"{describe_path(root)}: no such file or folder")
+    files_by_study: dict[str, set[str]] = {}
+    errors: list[FileError] = []
+    for info in scan_dicom(root, root=root if root.is_dir() else root.parent):
+        if info.kind == "unreadable":
+            errors.extend(file_error(skip.path, root, skip.reason) for skip in info.skipped)
+            continue
+        paths = [*info.files, *(skip.path for skip in info.skipped)]
+        files_by_study.setdefault(info.study_key, set()).update(str(p) for p in paths)
+    if root.is_dir():
+        errors.extend(dicomdir_problems(root))
+    studies = [StudyTask(key, tuple(sorted(files))) for key, files in sorted(files_by_study.items())]
+    return Discovery(studies, sorted(errors, key=lambda e: e.key))
+
+
+def _find_case_insensitive(base: Path, parts: list[str]) -> Path | None:
+    """Media written on one system and mounted on another often change the case of names."""
+    current = base
+    for part in parts:
+        exact = current / part
+        if exact.exists():
+            current = exact
+            continue
+        try:
+            match = next((entry for entry in os.listdir(current) if entry.upper() == part.upper()), None)
+        except OSError:
+            return None
+        if match is None:
+            return None
+        current = current / match
+    return current
+
+
+def dicomdir_problems(root: Path) -> list[FileError]:
+    """Files a DICOMDIR under ``root`` lists that are missing (a truncated copy of the media)."""
+    errors: list[FileError] = []
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in names:
+            if name.upper() != "DICOMDIR":
+                continue
+            index = Path(folder) / name
+            try:
+                records = pydicom.dcmread(index, stop_before_pixels=True).get("DirectoryRecordSequence", [])
+            except Exception as exc:  # a broken index must not stop the walk-based discovery
+                reason = f"DICOMDIR unreadable ({type(exc).__name__}); files found by walking the folder"
+                errors.append(file_error(index, root, reason))
+                continue
+            for record in records:
+                file_id = record.get("ReferencedFileID")
+                if not file_id:
+                    continue
+                parts = [file_id] if isinstance(file_id, str) else [str(p) for p in file_id]
+                if _find_case_insensitive(Path(folder), parts) is None:
+                    errors.append(file_error(Path(folder).joinpath(*parts), root, "listed in DICOMDIR but missing"))
+    if errors:
+        log.warning("%d DICOMDIR problem(s) under %s (see errors.csv)", len(errors), describe_path(root))
+    return errors

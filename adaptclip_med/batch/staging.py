@@ -1,0 +1,66 @@
+"""Study output folders appear whole or not at all.
+
+A study is scored into ``.batch/staging-rank-NNN/<key>`` and only renamed to ``<out>/<key>`` once
+every file (``study.json`` last) is written.  A run killed mid-study therefore leaves nothing in
+``<out>/<key>`` but possibly a staging folder, which the same rank deletes when it starts again.
+Replacing an earlier (unfinished or redone) folder goes through a rename to a trash name first, so
+at every instant ``<out>/<key>`` is either absent or complete.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+
+from adaptclip_med.batch.journal import STATE_DIR
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def staging_root(out_dir: Path, rank: int) -> Path:
+    return Path(out_dir) / STATE_DIR / f"staging-rank-{rank:03d}"
+
+
+def reset_staging(out_dir: Path, rank: int) -> Path:
+    """Remove what a killed run of this rank left behind; return the empty staging root."""
+    root = staging_root(out_dir, rank)
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    return root
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish(staged: Path, final: Path) -> Path:
+    """Move a complete study folder into place, replacing any previous one, durably."""
+    trash = staged.with_name(staged.name + ".replaced")
+    shutil.rmtree(trash, ignore_errors=True)
+    if final.exists():
+        os.rename(final, trash)
+    os.rename(staged, final)
+    _fsync_dir(final.parent)
+    shutil.rmtree(trash, ignore_errors=True)
+    return final
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True when ``exc`` or anything in its cause/context chain is a full disk or quota."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in _DISK_FULL:
+            return True
+        if isinstance(current, sqlite3.OperationalError) and "disk is full" in str(current):
+            return True
+        current = current.__cause__ or current.__context__
+    return False

@@ -1,0 +1,49 @@
+"""worklist.csv and errors.csv, regenerated whole from journal records.
+
+Both files are rewritten atomically from the records of the studies in the current run (never
+appended to), so a crash leaves either the previous complete file or the new complete file, and
+a study can never appear twice.  The worklist is what a radiologist opens first: highest score on
+top, failed studies at the bottom.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+from typing import Iterable
+
+from adaptclip_med.batch.discovery import FileError
+from adaptclip_med.batch.journal import DONE, FAILED, StudyRecord
+from adaptclip_med.utils.atomic import atomic_write_bytes
+
+WORKLIST = "worklist.csv"
+ERRORS = "errors.csv"
+WORKLIST_COLUMNS = ("study_key", "score", "top_slice", "series", "status", "output", "notes")
+ERROR_COLUMNS = ("study_key", "reason")
+
+
+def _csv_bytes(header: Iterable[str], rows: Iterable[Iterable[object]]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue().encode("utf-8")
+
+
+def _order(record: StudyRecord) -> tuple:
+    scored = record.status == DONE and record.score is not None and not math.isnan(record.score)
+    return (not scored, -(record.score or 0.0) if scored else 0.0, record.key)
+
+
+def write_worklist(out_dir: Path, records: Iterable[StudyRecord]) -> Path:
+    rows = [(r.key, "" if r.score is None else f"{r.score:.6f}", "" if r.top_slice is None else r.top_slice,
+             r.series, r.status, r.output, r.notes) for r in sorted(records, key=_order)]
+    return atomic_write_bytes(Path(out_dir) / WORKLIST, _csv_bytes(WORKLIST_COLUMNS, rows))
+
+
+def write_errors(out_dir: Path, records: Iterable[StudyRecord], file_errors: Iterable[FileError] = ()) -> Path:
+    rows = [(r.key, r.reason) for r in sorted(records, key=lambda r: r.key) if r.status == FAILED]
+    rows += [(e.key, e.reason) for e in file_errors]
+    return atomic_write_bytes(Path(out_dir) / ERRORS, _csv_bytes(ERROR_COLUMNS, rows))

@@ -1,0 +1,72 @@
+"""Synthetic studies and a reference bank for ``configs/demo.json``, so the bundle runs offline.
+
+The phantom head CTs come from :mod:`adaptclip_med.demo.phantom` (one study with lesions and its
+ground-truth mask, normal studies); the bank is built from some normal studies with the network
+the run uses, and one normal study is held out and scored alongside the abnormal one.  The
+backbone is the tiny random-initialised demonstration model: results have NO diagnostic value.
+
+Preparation is idempotent and safe under ``torchrun``: rank 0 writes, the other ranks wait and
+reuse.  The bank folder is named after the model/preprocessing key, so switching adapters (for
+example after ``configs/train.json``) builds a matching bank instead of failing on a stale one.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from adaptclip_med.bundle_support.distributed import rank_zero_first
+from adaptclip_med.bundle_support.network import AdaptCLIPMapNetwork
+from adaptclip_med.utils.atomic import atomic_write_text
+from adaptclip_med.volume.preprocessing import SlicePreprocessing, parse_window
+from adaptclip_med.volume.reference_bank import bank_key, build_reference_bank
+
+_INDEX = "demo_paths.json"
+STUDY_WITH_LESIONS = "demo-study-with-lesions"
+NORMAL_STUDY = "demo-normal-study"
+
+
+class DemoStudies:
+    """Phantom data under ``root/data`` and a reference bank under ``root/banks``."""
+
+    def __init__(self, root: str | Path, network: AdaptCLIPMapNetwork, seed: int = 0, references: int = 3,
+                 window: str | None = None, axis: str = "axial") -> None:
+        self.root = Path(root)
+        self.seed = int(seed)
+        self.references = int(references)
+        paths = rank_zero_first(self._prepare_data)
+        self.study_dir = Path(paths["study"])
+        self.ground_truth = Path(paths["ground_truth"])
+        self.normal_dirs = [Path(p) for p in paths["normals"]]
+        preprocessing = SlicePreprocessing(window=parse_window(window), axis=axis)
+        self.bank_dir = rank_zero_first(lambda: self._prepare_bank(network, preprocessing))
+
+    def _prepare_data(self) -> dict[str, Any]:
+        from adaptclip_med.demo.phantom import make_demo_dataset
+
+        data_dir = self.root / "data"
+        index = data_dir / _INDEX
+        if index.is_file():
+            paths = json.loads(index.read_text())
+            if paths.get("seed") == self.seed and len(paths.get("normals", [])) == self.references + 1:
+                return paths
+        made = make_demo_dataset(data_dir, seed=self.seed, n_references=self.references + 1)
+        paths = {"seed": self.seed, "study": str(made.study_dir), "ground_truth": str(made.ground_truth_nifti),
+                 "normals": [str(p) for p in made.reference_dirs]}
+        atomic_write_text(index, json.dumps(paths, indent=1))
+        return paths
+
+    def _prepare_bank(self, network: AdaptCLIPMapNetwork, preprocessing: SlicePreprocessing) -> str:
+        name = f"demo-seed{self.seed}-{bank_key(network.loaded, preprocessing)[:12]}"
+        folder = self.root / "banks" / name
+        if not (folder / "bank.json").is_file():
+            build_reference_bank(name, self.normal_dirs[:self.references], network.loaded, preprocessing,
+                                 self.root / "banks", device=network.options.device)
+        return str(folder)
+
+    def datalist(self) -> list[dict[str, Any]]:
+        """The abnormal study (with its ground truth, used by the evaluation config) and the
+        held-out normal study."""
+        return [{"image": str(self.study_dir), "label": str(self.ground_truth), "study": STUDY_WITH_LESIONS},
+                {"image": str(self.normal_dirs[self.references]), "study": NORMAL_STUDY}]

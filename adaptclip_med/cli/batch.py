@@ -1,0 +1,92 @@
+"""``adaptclip-med batch``: score every study of a folder tree or a DICOMweb PACS into a ranked worklist.
+
+Resumable (run the same command again after a crash), and scales out unchanged under
+``torchrun --nproc_per_node N`` (see docs/performance.md for multi-node use).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from adaptclip_med.cli import common, options
+
+
+def register(app: typer.Typer) -> None:
+    app.command("batch")(batch)
+
+
+def _qido_filters(modality: str | None, study_date: str | None, qido: list[str]) -> dict[str, str]:
+    filters: dict[str, str] = {}
+    if modality:
+        filters["ModalitiesInStudy"] = modality
+    if study_date:
+        filters["StudyDate"] = study_date
+    for item in qido:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"'{item}' is not KEY=VALUE (e.g. StudyDescription=*HEAD*)", param_hint="--qido")
+        filters[key.strip()] = value.strip()
+    return filters
+
+
+@common.user_errors
+def batch(
+    source: Path = typer.Argument(None, help="Folder tree (any structure, DICOMDIR-aware) or one DICOM file; omit with --dicomweb."),
+    references: str = typer.Option(None, "--references", help="Reference bank (folder or name); omit or --zero-shot for zero-shot."),
+    out: Path = typer.Option(..., "--out", help="Output folder: <study_key>/ per study, worklist.csv, errors.csv."),
+    rules: Path = typer.Option(None, "--rules", help="Series selection rules (YAML); default: any image modality, no localizers/derived/secondary captures, thinnest axial."),
+    dicomweb: str = typer.Option(None, "--dicomweb", help="DICOMweb base URL (QIDO/WADO/STOW), e.g. http://pacs:8042/dicom-web."),
+    modality: str = typer.Option(None, "--modality", help="QIDO filter ModalitiesInStudy (e.g. CT)."),
+    study_date: str = typer.Option(None, "--study-date", help="QIDO filter StudyDate: YYYYMMDD or a range YYYYMMDD-YYYYMMDD."),
+    qido: list[str] = typer.Option([], "--qido", help="Extra QIDO filter KEY=VALUE; repeatable."),
+    stow: bool = typer.Option(False, "--stow", help="Store the DICOM SEG (and Parametric Map) back to the PACS."),
+    retries: int = typer.Option(3, "--retries", help="Attempts per PACS request before the study is recorded as failed."),
+    backoff: float = typer.Option(1.0, "--backoff", help="First retry delay in seconds (doubles at each attempt)."),
+    timeout: float = typer.Option(60.0, "--timeout", help="PACS request timeout in seconds."),
+    retry_failed: bool = typer.Option(True, "--retry-failed/--keep-failed", help="On resume, try failed studies again (default) or keep their failure."),
+    scratch_dir: Path = typer.Option(None, "--scratch-dir", help="Where studies fetched from the PACS are held while scored (default: system temp)."),
+    window: str = options.WindowOpt,
+    axis: str = options.AxisOpt,
+    shots: int = typer.Option(None, "--shots", help="Use the first k scans of the bank (default: all)."),
+    zero_shot: bool = typer.Option(False, "--zero-shot", help="Ignore references; text-only scoring."),
+    threshold: float = typer.Option(None, "--threshold", help="Mask threshold on the anomaly map (default: the bank's calibrated value, else 0.5)."),
+    aggregate: str = typer.Option("max", "--aggregate", help="Study score from slice scores: max or topk:K."),
+    match: str = typer.Option(None, "--match", help="Reference slice matching: position (default) or retrieval."),
+    parametric_map: bool = typer.Option(False, "--parametric-map", help="Also write a DICOM Parametric Map per study."),
+    batch_size: int = options.BatchSizeOpt,
+    banks_root: Path = options.BanksRootOpt,
+    backbone: str = common.BackboneOpt,
+    backbone_weights: str = common.BackboneWeightsOpt,
+    backbone_activation: str = common.ActivationOpt,
+    adapters: str = common.AdaptersOpt,
+    image_size: int = common.ImageSizeOpt,
+    device: str = common.DeviceOpt,
+    offline: bool = common.OfflineOpt,
+    cache_dir: str = common.CacheDirOpt,
+    precision: str = common.PrecisionOpt,
+) -> None:
+    """Score every study; write per-study outputs, worklist.csv (ranked by score) and errors.csv."""
+    from adaptclip_med.batch import BatchOptions, DicomwebSource, FolderSource, RetryPolicy, load_rules, run_batch
+
+    if (source is None) == (dicomweb is None):
+        raise typer.BadParameter("give either a SOURCE folder or --dicomweb URL (not both)")
+    if stow and dicomweb is None:
+        raise typer.BadParameter("--stow needs --dicomweb", param_hint="--stow")
+    filters = _qido_filters(modality, study_date, qido)
+    if filters and dicomweb is None:
+        raise typer.BadParameter("QIDO filters (--modality, --study-date, --qido) need --dicomweb")
+    opts = options.scoring_options(backbone, backbone_weights, backbone_activation, adapters, image_size, device, offline, cache_dir,
+                                   precision=precision,
+                                   bank=options.resolve_bank(references, banks_root), shots=shots, zero_shot=zero_shot,
+                                   window=window, axis=axis, batch_size=batch_size, threshold=threshold, aggregate=aggregate,
+                                   match=match, parametric_map=parametric_map)
+    studies = (DicomwebSource(dicomweb, filters, RetryPolicy(retries, backoff), timeout) if dicomweb is not None
+               else FolderSource(source))
+    batch_options = BatchOptions(out_dir=out, rules=load_rules(rules), stow=stow, retry_failed=retry_failed,
+                                 scratch_dir=scratch_dir)
+    summary = run_batch(studies, opts, batch_options)
+    if summary.is_main:
+        typer.echo(f"batch: {summary.line()}")
+        typer.echo(f"worklist: {summary.worklist}  errors: {summary.errors}")

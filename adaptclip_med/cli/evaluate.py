@@ -1,0 +1,80 @@
+"""``adaptclip-med evaluate``: metrics over a dataset's test split for several shot counts and
+seeds, written as a Markdown/CSV report with plots, reference choices and example overlays."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from adaptclip_med.cli import common
+from adaptclip_med.errors import InputError
+
+
+def register(app: typer.Typer) -> None:
+    app.command("evaluate")(evaluate)
+
+
+def parse_ints(values: list[str], what: str) -> tuple[int, ...]:
+    """Click options take one value per flag: accept repeats (--shots 0 --shots 1), commas
+    (--shots 0,1,2,4) and quoted spaces (--shots "0 1 2 4")."""
+    numbers = []
+    for value in values:
+        for part in value.replace(",", " ").split():
+            try:
+                numbers.append(int(part))
+            except ValueError:
+                raise InputError(f"{what}: {part!r} is not an integer") from None
+    return tuple(numbers)
+
+
+@common.user_errors
+def evaluate(
+    dataset_root: Path = typer.Argument(..., help="Dataset root (MVTec, VisA, meta.json, BMAD, MVFA or generic layout)."),
+    layout: str = typer.Option("auto", "--layout", help="Dataset layout, or auto to detect it."),
+    adapters: str = common.AdaptersOpt,
+    shots: list[str] = typer.Option(["0,1,2,4"], "--shots", help="Shot counts, e.g. 0,1,2,4 (or repeat the flag)."),
+    seeds: list[str] = typer.Option(["10,20,30"], "--seeds", help="Few-shot seeds, e.g. 10,20,30 (zero-shot always uses 10)."),
+    out: Path = typer.Option(..., "--out", help="Report folder."),
+    map_size: int = typer.Option(None, "--map-size", help="Compare maps and masks at this size (default: the model input size)."),
+    preset: str = typer.Option(None, "--preset", help="bmad: maps resized to 256, masks nearest (the release's BMAD evaluation)."),
+    split: str = typer.Option("test", "--split", help="Split to evaluate."),
+    classes: list[str] = typer.Option([], "--class", help="Evaluate only this class (repeatable)."),
+    batch_size: int = typer.Option(8, "--batch-size", help="Query images per forward pass."),
+    examples: int = typer.Option(2, "--examples", help="Example overlays per class."),
+    backbone: str = common.BackboneOpt,
+    backbone_weights: str = common.BackboneWeightsOpt,
+    backbone_activation: str = common.ActivationOpt,
+    image_size: int = common.ImageSizeOpt,
+    device: str = common.DeviceOpt,
+    offline: bool = common.OfflineOpt,
+    cache_dir: str = common.CacheDirOpt,
+) -> None:
+    """Evaluate adapters on DATASET_ROOT; writes report.md, CSV tables, plots/, references.json, examples/."""
+    from adaptclip_med.data import read_dataset
+    from adaptclip_med.evaluation.benchmark import MAP_SIZE_PRESETS as PRESETS
+    from adaptclip_med.evaluation.benchmark import BenchmarkConfig, run_benchmark
+    from adaptclip_med.evaluation.benchmark_outputs import (
+        build_protocol,
+        write_benchmark_outputs,
+    )
+    from adaptclip_med.model.checkpoints import build_model
+
+    if preset is not None and preset not in PRESETS:
+        raise InputError(f"unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
+    if preset is not None and map_size is not None and map_size != PRESETS[preset]:
+        raise InputError(f"--preset {preset} sets the map size to {PRESETS[preset]}; drop --map-size {map_size}")
+    if batch_size < 1:
+        raise InputError(f"batch size must be >= 1, got {batch_size}")
+    config = BenchmarkConfig(shots=parse_ints(shots, "--shots"), seeds=parse_ints(seeds, "--seeds"),
+                             map_size=PRESETS[preset] if preset else map_size, batch_size=batch_size, split=split,
+                             classes=tuple(classes) or None, examples_per_class=examples)
+    config.runs()
+    index = read_dataset(dataset_root, layout)
+    dev = common.resolve_device(device)
+    spec = common.backbone_spec(backbone, backbone_weights, backbone_activation, offline, cache_dir)
+    loaded = build_model(spec, common.adapters_argument(adapters), image_size, dev)
+    result = run_benchmark(loaded.model, index, config, dev)
+    protocol = build_protocol(loaded, index, config, result, preset)
+    written = write_benchmark_outputs(out, result, protocol, index.root)
+    typer.echo(f"{len(result.results)} (shots, seed, class) results, {len(written)} files -> {out / 'report.md'}")

@@ -1,0 +1,63 @@
+"""NIfTI reader: the file's voxels plus its affine, reoriented to canonical slices without resampling.
+
+NIfTI carries no modality; unless told, a volume whose values reach air in Hounsfield units
+(<= -900) and bone-like highs (>= 300) is taken to be CT, anything else "OT".  4-D files are
+reduced to their first volume (``meta['volumes_in_file']`` records how many there were), since a
+scan to screen is one 3-D image; the source layout is then that 3-D volume.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from adaptclip_med.errors import InputError
+from adaptclip_med.io.geometry import check_axis
+from adaptclip_med.io.volume import Volume, volume_from_source
+from adaptclip_med.utils.redact import describe_path
+
+log = logging.getLogger(__name__)
+
+
+def guess_modality(data: np.ndarray) -> str:
+    """'CT' when the values look like Hounsfield units (air and bone present), else 'OT'."""
+    low, high = np.percentile(data, [0.1, 99.9])
+    return "CT" if low <= -900 and high >= 300 else "OT"
+
+
+def load_nifti(path: str | Path, axis: str = "axial", modality: str | None = None) -> Volume:
+    """Read a .nii/.nii.gz file into a :class:`Volume` (see the module docstring for choices)."""
+    check_axis(axis)
+    path = Path(path)
+    label = describe_path(path)
+    try:
+        image = nib.load(str(path))
+        data = np.asarray(image.get_fdata(dtype=np.float32))
+    except FileNotFoundError as exc:
+        raise InputError(f"{label}: no such file") from exc
+    except Exception as exc:  # nibabel raises several types for corrupt or truncated files
+        raise InputError(f"{label}: not a readable NIfTI file ({type(exc).__name__})") from exc
+    volumes = 1
+    source_shape = tuple(int(n) for n in data.shape)
+    while data.ndim > 3 and data.shape[-1] == 1:
+        data = data[..., 0]
+    if data.ndim == 4:
+        volumes = int(data.shape[3])
+        log.warning("%s: 4-D NIfTI with %d volumes; using the first", label, volumes)
+        data = np.ascontiguousarray(data[..., 0])
+        source_shape = tuple(int(n) for n in data.shape)
+    if data.ndim not in (2, 3) or data.size == 0:
+        raise InputError(f"{label}: NIfTI image of shape {tuple(image.shape)} is not a 2-D or 3-D image")
+    if not np.all(np.isfinite(data)):
+        raise InputError(f"{label}: the image contains NaN or infinite values")
+    affine = np.asarray(image.affine, dtype=np.float64)
+    if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
+        raise InputError(f"{label}: the NIfTI affine is invalid (singular or not finite)")
+    guessed = modality is None
+    meta = {"volumes_in_file": volumes, "modality_guessed": guessed, "nifti_dtype": str(image.get_data_dtype()),
+            "source_shape": list(source_shape)}
+    return volume_from_source(data, affine, axis, modality=modality or guess_modality(data), source_kind="nifti",
+                              source_label=label, meta=meta, source_shape=source_shape)

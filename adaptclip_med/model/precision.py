@@ -1,0 +1,98 @@
+"""Numeric precision of the frozen vision tower: ``fp32``, ``bf16`` or ``auto``.
+
+Why not ``torch.autocast``: autocast only caches its low-precision copy of a weight when the
+weight requires grad, so with our frozen backbone it re-casts all ~300 M ViT-L weights on every
+call (three ``aten::_to_copy`` per ``linear``, measured in docs/performance.md); it also makes
+every LayerNorm and residual add run on bf16 activations.  Instead the matmul weights of the
+vision blocks are converted to bf16 ONCE, and :func:`~adaptclip_med.model.backbone._block_forward`
+keeps the residual streams, LayerNorms, ``ln_post`` and the projections in fp32, casting only the
+inputs of the matmuls and attentions (whose kernels accumulate in fp32).  The text tower and all
+adapters stay fp32: they are cheap (text is computed once) and their outputs are what is scored.
+
+``auto`` picks bf16 only where the hardware has native bf16 matmuls (Intel AMX or AVX512-BF16 on
+CPUs, compute capability >= 8.0 on NVIDIA GPUs).  Elsewhere bf16 is emulated and much SLOWER than
+fp32 (about 3x per ViT block on the AVX2-only benchmark machine), so ``auto`` keeps fp32.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from adaptclip_med.errors import AdaptClipError
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("fp32", "bf16", "auto")
+#: /proc/cpuinfo flags of CPUs with native bf16 dot products (oneDNN uses them for bf16 matmuls).
+BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
+    """The CPU feature flags Linux reports (empty where /proc/cpuinfo does not exist)."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith("flags") and ":" in line:
+            return frozenset(line.split(":", 1)[1].split())
+    return frozenset()
+
+
+def native_bf16(device: torch.device, flags: frozenset[str] | None = None) -> tuple[bool, str]:
+    """Whether ``device`` runs bf16 matmuls natively, and why (for the log line)."""
+    if device.type == "cuda":
+        major, minor = torch.cuda.get_device_capability(device)
+        return major >= 8, f"CUDA compute capability {major}.{minor}"
+    if device.type == "cpu":
+        found = sorted(set(BF16_CPU_FLAGS) & (cpu_flags() if flags is None else flags))
+        if found:
+            return True, f"CPU has {', '.join(found)}"
+        return False, f"CPU has no {' or '.join(BF16_CPU_FLAGS)} (torch capability {torch.backends.cpu.get_cpu_capability()})"
+    return False, f"device type {device.type}"
+
+
+def resolve_precision(mode: str, device: torch.device, flags: frozenset[str] | None = None) -> tuple[str, str]:
+    """(chosen precision, reason): ``auto`` becomes bf16 only on hardware with native bf16."""
+    if mode not in PRECISIONS:
+        raise AdaptClipError(f"precision '{mode}' is not one of {', '.join(PRECISIONS)}")
+    native, reason = native_bf16(device, flags)
+    if mode == "auto":
+        return ("bf16" if native else "fp32"), f"auto: {reason}"
+    if mode == "bf16" and not native:
+        log.warning("bf16 requested but %s: bf16 matmuls are emulated there and slower than fp32", reason)
+    return mode, "requested"
+
+
+def _block_matmul_modules(backbone) -> list[nn.Module]:
+    """The vision blocks' attention and MLP: the matmuls that dominate the cost."""
+    return [module for block in backbone.clip.visual.transformer.resblocks for module in (block.attn, block.mlp)]
+
+
+def current_precision(model) -> str:
+    """The precision the vision blocks currently compute in."""
+    dtype = model.backbone.clip.visual.transformer.resblocks[0].attn.in_proj_weight.dtype
+    return next(name for name, value in _DTYPES.items() if value == dtype)
+
+
+def apply_precision(model, mode: str = "auto") -> str:
+    """Set the vision tower of a built :class:`~adaptclip_med.model.adaptclip.AdaptCLIP` to
+    ``mode`` (fp32, bf16 or auto), log the choice and return the precision chosen.
+
+    Converting is one-way: bf16 weights cannot give back the fp32 ones, so asking for fp32 on a
+    model already in bf16 is refused (build the model again instead)."""
+    device = next(model.parameters()).device
+    chosen, reason = resolve_precision(mode, device)
+    current = current_precision(model)
+    if chosen == "fp32" and current == "bf16":
+        raise AdaptClipError("the backbone was already converted to bf16 and cannot return to fp32: build the model again")
+    if chosen != current:
+        for module in _block_matmul_modules(model.backbone):
+            module.to(_DTYPES[chosen])
+    log.info("inference precision %s (%s)", chosen, reason)
+    return chosen

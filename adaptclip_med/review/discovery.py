@@ -1,0 +1,144 @@
+"""What is under the data roots: image series (DICOM, grouped by header UIDs) and NIfTI volumes.
+
+The reference library and the "open a study" list are built from this.  Only pseudonymous keys,
+modality, description and slice counts are shown; the patient's name is read from the headers
+only when the dashboard was started with ``--show-patient-names``.  The walk is capped so a huge
+archive cannot hang the page.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from adaptclip_med.review.paths import AllowedRoots
+from adaptclip_med.review.store import StudyLocation
+from adaptclip_med.utils.redact import describe_path, pseudonymous_key
+
+MAX_FILES = 20000
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One loadable volume under the roots."""
+
+    key: str  # series key (DICOM) or file key (NIfTI); pseudonymous
+    study_key: str
+    kind: str  # "dicom" | "nifti"
+    modality: str
+    description: str
+    num_slices: int
+    location: str  # redacted path relative to its root, for orientation only
+    patient_name: str | None = None
+    paths: tuple[Path, ...] = ()
+    series: Any = field(default=None, repr=False, compare=False, hash=False)  # io SeriesInfo (holds headers)
+
+    def source(self) -> StudyLocation:
+        """Where ``load_study`` finds exactly this volume: its folder + series key, or the file."""
+        if self.kind == "dicom":
+            return StudyLocation(_common_folder(list(self.paths)), self.key)
+        return StudyLocation(self.paths[0])
+
+    @property
+    def label(self) -> str:
+        desc = f" '{self.description}'" if self.description else ""
+        return f"{self.modality or self.kind.upper()}{desc}, {self.num_slices} slices [{self.key[:8]}]"
+
+
+@dataclass(frozen=True)
+class Discovery:
+    candidates: list[Candidate]
+    unusable_files: int
+    truncated: bool
+
+
+def discover(roots: AllowedRoots, show_patient_names: bool = False, axis: str = "axial", limit: int = MAX_FILES) -> Discovery:
+    """Image series and NIfTI files under ``roots`` (DICOM files grouped by their headers)."""
+    from adaptclip_med.io.dicom import scan_dicom
+
+    files = list(roots.walk_files(limit))
+    nifti = [p for p in files if p.name.lower().endswith(NIFTI_SUFFIXES)]
+    others = [p for p in files if not p.name.lower().endswith(NIFTI_SUFFIXES) and not _is_result_file(p)]
+    candidates = [_nifti_candidate(p, roots, axis) for p in nifti if not _is_result_file(p)]
+    unusable = 0
+    for info in scan_dicom(others) if others else []:
+        unusable += len(info.skipped)
+        if info.kind != "image" or info.is_localizer:
+            unusable += len(info.files)
+            continue
+        name = str(info.headers[0].get("PatientName", "")) if show_patient_names and info.headers else None
+        candidates.append(Candidate(info.series_key, info.study_key, "dicom", info.modality, info.description,
+                                    info.num_slices, _location(_common_folder(info.files), roots), name,
+                                    tuple(info.files), info))
+    candidates.sort(key=lambda c: c.kind != "dicom")  # DICOM series first: NIfTI files are often masks or derived
+    return Discovery(candidates, unusable, len(files) >= limit)
+
+
+def load_candidate(candidate: Candidate, axis: str = "axial"):
+    """The candidate as a :class:`~adaptclip_med.io.volume.Volume`."""
+    if candidate.kind == "dicom":
+        from adaptclip_med.io.dicom import load_dicom_series
+
+        return load_dicom_series(candidate.series, axis=axis, label=candidate.label)
+    from adaptclip_med.io.loader import load_study
+
+    volume, _ = load_study(candidate.paths[0], axis=axis)
+    return volume
+
+
+def scan_path(candidate: Candidate, all_candidates: list[Candidate], staging: Path) -> Path:
+    """A path that ``load_study`` reads as exactly this series (what bank building takes).
+
+    Usually the series' own folder; when other image series share it, a private folder of
+    symlinks to just this series' files (inside ``staging``) instead."""
+    if candidate.kind == "nifti":
+        return candidate.paths[0]
+    folder = _common_folder(list(candidate.paths))
+    shared = any(other.key != candidate.key and other.kind == "dicom" and
+                 any(Path(p).is_relative_to(folder) for p in other.paths) for other in all_candidates)
+    if not shared:
+        return folder
+    target = Path(tempfile.mkdtemp(prefix=f"series-{candidate.key[:8]}-", dir=staging))
+    for index, path in enumerate(candidate.paths):
+        os.symlink(path, target / f"{index:05d}.dcm")
+    return target
+
+
+def study_key_for_file(path: Path) -> str:
+    return pseudonymous_key("file", str(Path(path).resolve()))
+
+
+def _nifti_candidate(path: Path, roots: AllowedRoots, axis: str) -> Candidate:
+    """Slice count from the header alone (the image is read only when opened)."""
+    import nibabel as nib
+
+    from adaptclip_med.io.geometry import plan_reorientation
+
+    try:
+        image = nib.load(str(path))
+        slices = plan_reorientation(image.affine, image.shape[:3], axis).canonical_shape[0] if len(image.shape) >= 3 else 1
+    except Exception:  # an unreadable file still shows up; opening it explains why
+        slices = 0
+    key = study_key_for_file(path)
+    return Candidate(key, key, "nifti", "", "", slices, _location(path, roots), None, (path,))
+
+
+def _is_result_file(path: Path) -> bool:
+    """Outputs of this project (masks, maps, SEG) are not studies to review or references."""
+    return path.name.startswith(("anomaly_", "reviewed_")) or path.suffix.lower() in (".csv", ".json", ".png", ".html",
+                                                                                     ".pdf", ".sqlite", ".sqlite-wal", ".sqlite-shm", ".safetensors")
+
+
+def _location(path: Path, roots: AllowedRoots) -> str:
+    for root in roots.roots:
+        if path.resolve().is_relative_to(root):
+            return describe_path(path, root)
+    return describe_path(path.name)
+
+
+def _common_folder(paths: list[Path]) -> Path:
+    return Path(os.path.commonpath([str(Path(p).parent) for p in paths])) if paths else Path(".")

@@ -1,0 +1,109 @@
+"""Exports of a signed-off study: the reviewed mask (NIfTI, DICOM SEG) and the HTML/PDF report.
+
+The reviewed mask is the anomaly map thresholded at the reviewer's threshold (the override saved
+with the decision, else the model's), so what was signed off is exactly what is exported.  Files
+go to ``<output>/reviewed/<study key>/``; the key is pseudonymous, so no file name carries a
+patient identifier.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from adaptclip_med import __version__
+from adaptclip_med.review.findings import find_findings
+from adaptclip_med.review.references import matched_slice
+from adaptclip_med.review.rendering import Window, grey_rgb, overlay_slice
+from adaptclip_med.review.report import KeySlice, ReportContent, write_html_report, write_pdf_report
+from adaptclip_med.review.store import Review
+from adaptclip_med.review.study_data import PROBABILITY_NIFTI, ReviewStudy
+from adaptclip_med.utils.atomic import atomic_path
+from adaptclip_med.volume.reference_bank import ReferenceBank
+
+REVIEWED_DIR = "reviewed"
+KEY_SLICES = 4
+REPORT_IMAGE_SIZE = 256
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    folder: Path
+    files: dict[str, Path]
+    notes: list[str]  # what could not be exported and why
+
+
+def reviewed_threshold(study: ReviewStudy, review: Review) -> float:
+    return study.threshold if review.threshold_override is None else float(review.threshold_override)
+
+
+def export_folder(output: Path, study_key: str) -> Path:
+    return Path(output) / REVIEWED_DIR / study_key
+
+
+def export_masks(study: ReviewStudy, threshold: float, folder: Path) -> tuple[dict[str, Path], list[str]]:
+    """Reviewed mask as NIfTI (always) and DICOM SEG (DICOM source images only)."""
+    files: dict[str, Path] = {}
+    notes: list[str] = []
+    mask = study.probability >= threshold
+    if study.volume is not None:
+        from adaptclip_med.outputs.nifti import write_nifti
+
+        files["mask_nifti"] = write_nifti(mask.astype(np.uint8), study.volume, folder / "reviewed_mask.nii.gz", np.uint8)
+    else:
+        files["mask_nifti"] = _mask_from_probability_file(study.output_dir / PROBABILITY_NIFTI, threshold,
+                                                          folder / "reviewed_mask.nii.gz")
+    if study.volume is not None and study.volume.source_kind == "dicom":
+        from adaptclip_med.outputs.dicom_seg import write_dicom_seg
+
+        files["dicom_seg"] = write_dicom_seg(mask, study.volume, folder / "reviewed_seg.dcm", algorithm_name="AdaptCLIP",
+                                             software_version=__version__,
+                                             series_description="AdaptCLIP anomaly mask (reviewed, research)")
+    else:
+        notes.append("DICOM SEG needs the source DICOM series (not available for this study)")
+    return files, notes
+
+
+def _mask_from_probability_file(probability_file: Path, threshold: float, target: Path) -> Path:
+    """Without the source images the stored map's own geometry (= the source geometry) is used."""
+    import nibabel as nib
+
+    image = nib.load(str(probability_file))
+    mask = (np.asarray(image.dataobj) >= threshold).astype(np.uint8)
+    out = nib.Nifti1Image(mask, image.affine, image.header)
+    out.set_data_dtype(np.uint8)
+    with atomic_path(target) as tmp:
+        nib.save(out, str(tmp))
+    return target
+
+
+def report_content(study: ReviewStudy, review: Review, window: Window, bank: ReferenceBank | None,
+                   alpha: float = 0.45) -> ReportContent:
+    """What the report shows: facts, findings at the reviewed threshold, key slices with overlays."""
+    threshold = reviewed_threshold(study, review)
+    findings = find_findings(study.probability, threshold, study.spacing)
+    keys = list(dict.fromkeys([f.peak_slice for f in findings] + study.top_slices))[:KEY_SLICES]
+    key_slices = []
+    for z in keys:
+        base = window.apply(study.volume.array[z]) if study.volume is not None else np.zeros(study.probability.shape[1:], np.float32)
+        image = np.asarray(Image.fromarray(overlay_slice(base, study.probability[z], threshold, alpha))
+                           .resize((REPORT_IMAGE_SIZE, REPORT_IMAGE_SIZE)))
+        match = matched_slice(bank, study, z) if bank is not None else None
+        key_slices.append(KeySlice(z, float(study.slice_scores[z]), image,
+                                   grey_rgb(match.thumbnail, REPORT_IMAGE_SIZE) if match is not None else None))
+    return ReportContent(study.study_key, review, study.score, study.threshold, threshold, study.model_summary(),
+                         [f.describe() for f in findings], study.slice_scores, key_slices)
+
+
+def export_review(study: ReviewStudy, review: Review, output: Path, window: Window,
+                  bank: ReferenceBank | None = None) -> ExportResult:
+    """Write masks and both reports for a signed-off study."""
+    folder = export_folder(output, study.study_key)
+    files, notes = export_masks(study, reviewed_threshold(study, review), folder)
+    content = report_content(study, review, window, bank)
+    files["report_html"] = write_html_report(folder / "report.html", content)
+    files["report_pdf"] = write_pdf_report(folder / "report.pdf", content)
+    return ExportResult(folder, files, notes)

@@ -1,0 +1,50 @@
+"""Findings: the connected regions of the thresholded anomaly map, the unit a reviewer annotates.
+
+A reviewer thinks in lesions, not voxels; 3-D connected components of the mask are the closest
+thing the model offers.  They are ranked by peak probability and capped so that a noisy map at a
+low threshold does not produce hundreds of note fields.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+MAX_FINDINGS = 8
+
+
+@dataclass(frozen=True)
+class Finding:
+    finding_id: int  # 1 = highest peak
+    first_slice: int
+    last_slice: int
+    peak_slice: int
+    voxels: int
+    volume_ml: float
+    peak_probability: float
+
+    def describe(self) -> str:
+        extent = f"slice {self.first_slice}" if self.first_slice == self.last_slice else f"slices {self.first_slice}-{self.last_slice}"
+        return f"#{self.finding_id}: {extent}, peak {self.peak_probability:.2f} on slice {self.peak_slice}, {self.volume_ml:.2f} ml"
+
+
+def find_findings(probability: np.ndarray, threshold: float, spacing_mm: tuple[float, ...],
+                  limit: int = MAX_FINDINGS) -> list[Finding]:
+    """Connected components (26-connectivity) of ``probability >= threshold`` in a (Z, Y, X) map
+    (the voxel volume is the product of the spacings, so their order does not matter)."""
+    mask = probability >= threshold
+    labels, count = ndimage.label(mask, structure=np.ones((3, 3, 3), dtype=bool))
+    if count == 0:
+        return []
+    index = np.arange(1, count + 1)
+    peaks = np.asarray(ndimage.maximum(probability, labels, index), dtype=np.float64)
+    sizes = np.asarray(ndimage.sum(mask, labels, index), dtype=np.int64)
+    peak_at = ndimage.maximum_position(probability, labels, index)
+    extents = ndimage.find_objects(labels)
+    voxel_ml = float(np.prod(spacing_mm)) / 1000.0
+    order = np.argsort(-peaks, kind="stable")[:limit]
+    return [Finding(rank, int(extents[i][0].start), int(extents[i][0].stop - 1), int(peak_at[i][0]), int(sizes[i]),
+                    round(float(sizes[i]) * voxel_ml, 3), float(peaks[i]))
+            for rank, i in enumerate(order, start=1)]

@@ -1,0 +1,162 @@
+"""The signed-off study as a document: HTML (self-contained, images inline) and PDF (matplotlib).
+
+A report must travel on its own (mail, archive), so the HTML embeds its images as data URIs and
+the PDF needs nothing but matplotlib, already a dependency.  It is identified by the pseudonymous
+study key only: no patient identifiers are written.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from adaptclip_med.review.store import Review
+from adaptclip_med.utils.atomic import atomic_write_bytes
+from adaptclip_med.volume.pipeline import NOT_FOR_CLINICAL_USE
+
+
+@dataclass(frozen=True)
+class KeySlice:
+    index: int
+    score: float
+    image: np.ndarray  # RGB uint8, overlay rendered at the reviewed threshold
+    reference: np.ndarray | None = None  # RGB uint8 matched normal slice, when a bank was used
+
+
+@dataclass(frozen=True)
+class ReportContent:
+    study_key: str
+    review: Review
+    study_score: float
+    model_threshold: float
+    reviewed_threshold: float
+    model_summary: str
+    findings: list[str]
+    slice_scores: np.ndarray  # (Z,) nan where skipped
+    key_slices: list[KeySlice] = field(default_factory=list)
+
+
+def score_curve_png(scores: np.ndarray, marks: list[int]) -> bytes:
+    """PNG of slice score against slice index, key slices marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.0, 2.2), dpi=110)
+    index = np.arange(scores.size)
+    ax.plot(index, scores, color="#1f77b4", linewidth=1.4)
+    valid = [m for m in marks if 0 <= m < scores.size and np.isfinite(scores[m])]
+    ax.scatter(valid, scores[valid], color="#d62728", zorder=3, s=18, label="key slices")
+    ax.set_xlabel("slice")
+    ax.set_ylabel("anomaly score")
+    ax.set_xlim(0, max(scores.size - 1, 1))
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _png(rgb: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _facts(content: ReportContent) -> list[tuple[str, str]]:
+    review = content.review
+    override = "none" if review.threshold_override is None else f"{review.threshold_override:.3f}"
+    return [("Study", content.study_key), ("Decision", review.decision_label), ("Reviewer", review.reviewer),
+            ("Signed off (UTC)", review.reviewed_at), ("Revision", str(review.revision)),
+            ("Study score", f"{content.study_score:.4f}"), ("Model threshold", f"{content.model_threshold:.3f}"),
+            ("Threshold override", override), ("Model", content.model_summary)]
+
+
+def render_html(content: ReportContent) -> str:
+    esc = html.escape
+    rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in _facts(content))
+    notes = {f.finding_id: f.note for f in content.review.findings}
+    findings = "".join(f"<li>{esc(text)}" + (f"<br><em>{esc(notes[i])}</em>" if notes.get(i) else "") + "</li>"
+                       for i, text in enumerate(content.findings, start=1)) or "<li>No region above the threshold.</li>"
+    figures = []
+    for key in content.key_slices:
+        images = f'<img alt="slice {key.index}" src="{_data_uri(_png(key.image))}">'
+        if key.reference is not None:
+            images += f'<img alt="matched normal slice" src="{_data_uri(_png(key.reference))}">'
+        figures.append(f"<figure>{images}<figcaption>slice {key.index}, score {key.score:.4f}"
+                       f"{' | right: matched normal reference' if key.reference is not None else ''}</figcaption></figure>")
+    curve = _data_uri(score_curve_png(content.slice_scores, [k.index for k in content.key_slices]))
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Anomaly review {esc(content.study_key)}</title>
+<style>body{{font-family:sans-serif;max-width:60em;margin:2em auto;color:#222}}th{{text-align:left;padding-right:1em}}
+figure{{display:inline-block;margin:0.5em}}img{{max-width:22em;margin-right:0.3em}}.warn{{color:#a00;font-weight:bold}}</style>
+</head><body>
+<h1>Anomaly review</h1>
+<p class="warn">{esc(NOT_FOR_CLINICAL_USE)}</p>
+<table>{rows}</table>
+<h2>Notes</h2><p>{esc(content.review.notes) or "&mdash;"}</p>
+<h2>Findings (threshold {content.reviewed_threshold:.3f})</h2><ol>{findings}</ol>
+<h2>Slice scores</h2><img alt="score curve" src="{curve}" style="max-width:100%">
+<h2>Key slices</h2>{''.join(figures)}
+</body></html>
+"""
+
+
+def write_html_report(path: Path, content: ReportContent) -> Path:
+    return atomic_write_bytes(Path(path), render_html(content).encode("utf-8"))
+
+
+def write_pdf_report(path: Path, content: ReportContent) -> Path:
+    """A two-part PDF: facts, notes, findings and score curve; then the key slices."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_pdf import PdfPages
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    with PdfPages(buffer) as pdf:
+        fig = plt.figure(figsize=(8.27, 11.69))
+        lines = ["Anomaly review", NOT_FOR_CLINICAL_USE, ""] + [f"{k}: {v}" for k, v in _facts(content)]
+        lines += ["", f"Notes: {content.review.notes or '-'}", "", f"Findings (threshold {content.reviewed_threshold:.3f}):"]
+        notes = {f.finding_id: f.note for f in content.review.findings}
+        for i, text in enumerate(content.findings, start=1):
+            lines.append(f"  {text}" + (f"  - {notes[i]}" if notes.get(i) else ""))
+        if not content.findings:
+            lines.append("  none")
+        fig.text(0.06, 0.96, "\n".join(lines), va="top", family="monospace", fontsize=8.5, wrap=True)
+        curve = np.asarray(Image.open(io.BytesIO(score_curve_png(content.slice_scores, [k.index for k in content.key_slices]))))
+        ax = fig.add_axes((0.06, 0.05, 0.88, 0.3))
+        ax.imshow(curve)
+        ax.axis("off")
+        pdf.savefig(fig)
+        plt.close(fig)
+        if content.key_slices:
+            columns = 2 if any(k.reference is not None for k in content.key_slices) else 1
+            fig, axes = plt.subplots(len(content.key_slices), columns, figsize=(8.27, 11.69), squeeze=False)
+            for row, key in enumerate(content.key_slices):
+                axes[row][0].imshow(key.image)
+                axes[row][0].set_title(f"slice {key.index}, score {key.score:.4f}", fontsize=8)
+                if columns == 2 and key.reference is not None:
+                    axes[row][1].imshow(key.reference)
+                    axes[row][1].set_title("matched normal reference", fontsize=8)
+                for ax in axes[row]:
+                    ax.axis("off")
+            fig.tight_layout()
+            pdf.savefig(fig)
+            plt.close(fig)
+    return atomic_write_bytes(Path(path), buffer.getvalue())

@@ -1,0 +1,94 @@
+"""What a training run learns from: the annotated images of one split, the normal images each
+query is paired with, and the per-epoch order and pairing.
+
+Both the query order and the pairing of epoch e are pure functions of (seed, e) (string-seeded
+``random.Random``, which does not depend on PYTHONHASHSEED), so an interrupted run resumed at
+epoch e sees exactly what an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from adaptclip_med.data.samples import AnomalySample, DatasetIndex
+from adaptclip_med.data.torch_dataset import load_mask
+from adaptclip_med.errors import InputError
+from adaptclip_med.preprocess import load_rgb_image, pil_to_model_input
+from adaptclip_med.training.config import TrainingConfig
+from adaptclip_med.utils.redact import redact_component
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainingRun:
+    """Everything a training run needs besides the model: images, pairing pools and settings."""
+
+    samples: list[AnomalySample]
+    pools: dict[str, list[Path]]
+    config: TrainingConfig
+    dataset_label: str
+    layout: str
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+
+def prepare_run(index: DatasetIndex, config: TrainingConfig) -> TrainingRun:
+    """Pick the training images and, per class, the normal images queries are paired with: the
+    class's normal pool (never test images in the layouts that have one), else the normal
+    images among the training images themselves."""
+    config.validate()
+    samples = list(index.samples) if config.split == "all" else index.select(split=config.split)
+    if len(samples) < 2:
+        raise InputError(f"{redact_component(index.root.name)}: {len(samples)} image(s) in the {config.split} split; training needs at least 2")
+    if not any(s.label == 1 for s in samples):
+        log.warning("the %s split has no anomalous image: the adapters will only see normal examples", config.split)
+    pools: dict[str, list[Path]] = {}
+    for name in sorted({s.class_name for s in samples}):
+        pool = list(index.normal_pool.get(name, ()))
+        if not pool:
+            pool = [s.image_path for s in samples if s.class_name == name and s.label == 0]
+        if not pool:
+            raise InputError(f"{redact_component(index.root.name)}: class {name} has no normal image to pair its training queries with")
+        pools[name] = sorted(Path(p) for p in pool)
+    return TrainingRun(samples, pools, config, dataset_label=redact_component(index.root.name), layout=index.layout)
+
+
+def epoch_order(count: int, seed: int, epoch: int, batch_size: int) -> list[list[int]]:
+    """Shuffled batches of sample indices for one epoch; a final batch of ONE image is dropped
+    (BatchNorm cannot train on it)."""
+    order = list(range(count))
+    random.Random(f"{seed}:{epoch}:order").shuffle(order)
+    batches = [order[i:i + batch_size] for i in range(0, count, batch_size)]
+    return [b for b in batches if len(b) > 1]
+
+
+def pair_references(run: TrainingRun, sample_index: int, epoch: int) -> list[Path]:
+    """``shots`` normal images of the query's class (with replacement, never the query itself)."""
+    sample = run.samples[sample_index]
+    candidates = [p for p in run.pools[sample.class_name] if p != Path(sample.image_path)]
+    if not candidates:
+        raise InputError(f"class {sample.class_name}: no normal image other than the query to pair it with")
+    rng = random.Random(f"{run.config.seed}:{epoch}:{sample_index}")
+    return rng.choices(candidates, k=run.config.shots)
+
+
+def load_images(paths: Sequence[Path], size: int) -> torch.Tensor:
+    return torch.stack([pil_to_model_input(load_rgb_image(p), size) for p in paths])
+
+
+def load_training_mask(sample: AnomalySample, size: int) -> torch.Tensor:
+    """(size, size) 0/1 mask: bilinear resize then threshold 0.5 (the recipe); zeros without a mask."""
+    if sample.mask_path is None:
+        return torch.zeros(size, size)
+    with Image.open(sample.image_path) as image:
+        source_size = image.size
+    return load_mask(Path(sample.mask_path), size, "bilinear", source_size)[0]

@@ -1,0 +1,62 @@
+"""Printable, non-identifying names for files.
+
+DICOM exports often name folders and files after Study/Series/SOP Instance UIDs, which identify a
+patient's examination.  Every log line, exception and report therefore names a file through
+:func:`describe_path`, which swaps UID-like path components for a short stable hash: two messages
+about the same file still match, but the UID never leaves the process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+
+#: A DICOM UID is digits separated by dots; real ones are long (org root + suffix).  Requiring at
+#: least one dot and 10 characters avoids hashing ordinary names such as ``2024`` or ``v1.2``.
+_UID_LIKE = re.compile(r"^(?=.{10,}$)\d+(?:\.\d+)+$")
+#: File names are often ``<UID>.dcm``: the UID part is still identifying.
+_KNOWN_SUFFIXES = (".dcm", ".dicom", ".ima", ".nii.gz", ".nii", ".json", ".png")
+
+
+def _hash8(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
+
+
+def redact_component(name: str) -> str:
+    """One path component with a UID-like stem replaced by ``uid-<8 hex>`` (suffix kept)."""
+    lower = name.lower()
+    for suffix in _KNOWN_SUFFIXES:
+        if lower.endswith(suffix) and _UID_LIKE.match(name[: -len(suffix)]):
+            return f"uid-{_hash8(name[: -len(suffix)])}{name[-len(suffix):]}"
+    if _UID_LIKE.match(name):
+        return f"uid-{_hash8(name)}"
+    return name
+
+
+def describe_path(path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> str:
+    """A label for ``path`` that is safe to print: relative to ``root`` when it lies inside it,
+    with UID-like components hashed."""
+    p = Path(path)
+    if root is not None:
+        try:
+            p = p.resolve().relative_to(Path(root).resolve())
+        except ValueError:
+            pass
+    parts = [redact_component(part) for part in p.parts]
+    if not parts:
+        return "."
+    anchor = p.anchor
+    body = [part for part in parts if part != anchor]
+    text = "/".join(body)
+    return (anchor.replace("\\", "/") + text) if anchor else text
+
+
+def pseudonymous_key(*parts: str) -> str:
+    """A stable 16-hex key for identifying values (e.g. Study UID) that must not be shown.
+
+    Parts are joined with a separator that cannot occur in UIDs so ('1.2', '3') and ('1', '2.3')
+    give different keys."""
+    joined = "\x1f".join(str(part) for part in parts)
+    return hashlib.sha256(joined.encode("utf-8")).hexdigest()[:16]

@@ -1,0 +1,1 @@
+"""Inference speed and memory benchmarks (issue 8): ``python -m benchmarks.run --help``."""

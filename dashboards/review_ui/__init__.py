@@ -1,0 +1,1 @@
+"""Pages of the review dashboard; logic lives in :mod:`adaptclip_med.review`."""

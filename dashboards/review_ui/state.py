@@ -1,0 +1,129 @@
+"""Per-session state and the one thing shared across sessions: the model.
+
+Patient data (volumes, maps, discovered series, uploads) lives in ``st.session_state`` only, so it
+disappears with the browser session and is never visible to another user.  ``st.cache_resource``
+is global to the server process, hence used for the model alone.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from adaptclip_med.errors import AdaptClipError
+from adaptclip_med.review.config import DashboardConfig, load_config
+from adaptclip_med.review.discovery import Discovery, discover
+from adaptclip_med.review.paths import AllowedRoots
+from adaptclip_med.review.store import ReviewStore
+from adaptclip_med.volume.pipeline import ScoringOptions
+
+# Session-state keys (widgets use the same names as their ``key``).
+NAV = "nav"
+NAV_REQUEST = "nav_request"  # page to show on the next run
+REVIEWER = "reviewer"
+STUDY = "study"  # ReviewStudy on screen
+PENDING_OPEN = "pending_open"  # {"kind": "worklist" | "candidate", "key": ...}
+UNSCORED = "unscored"  # (study key, volume, output folder, candidate) of an opened study without results
+DISCOVERY = "discovery"
+UPLOADS = "upload_dir"  # TemporaryDirectory; removed when the session's state is dropped
+BANKS = "open_banks"  # bank folder -> ReferenceBank
+SLICE, WINDOW_PRESET, LEVEL, WIDTH, ALPHA, THRESHOLD, ZOOM, ZOOM_CENTRE, REF_SCAN, STRETCH = (
+    "slice", "window_preset", "level", "width", "alpha", "threshold", "zoom", "zoom_centre", "ref_scan", "heat_stretch")
+
+PAGES = ("Worklist", "Viewer", "Reference library")
+#: Widget values that must survive a visit to another page (Streamlit drops the state of widgets
+#: that are not drawn in a run unless it is re-assigned).
+PERSISTENT = (SLICE, WINDOW_PRESET, LEVEL, WIDTH, ALPHA, THRESHOLD, ZOOM, ZOOM_CENTRE, REF_SCAN, STRETCH)
+
+
+def keep_widget_state() -> None:
+    for key in PERSISTENT:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
+
+
+@dataclass(frozen=True)
+class Context:
+    config: DashboardConfig
+    store: ReviewStore
+    data_roots: AllowedRoots  # where studies and references are discovered (+ this session's uploads)
+    readable: AllowedRoots  # everything the app may read: data roots, result folders, own output
+
+
+def context() -> Context:
+    config = load_config()
+    store = st.session_state.get("_store")
+    if store is None or store.path.parent != config.output:
+        store = st.session_state["_store"] = ReviewStore.in_folder(config.output)
+    data_roots = AllowedRoots(config.data_roots)
+    uploads = st.session_state.get(UPLOADS)
+    if uploads is not None:
+        data_roots = data_roots.with_root(uploads.name)
+    readable = AllowedRoots((*data_roots.roots, *config.results, config.output))
+    return Context(config, store, data_roots, readable)
+
+
+def upload_folder() -> Path:
+    """This session's private upload folder (mode 0700, deleted when the session ends)."""
+    if UPLOADS not in st.session_state:
+        st.session_state[UPLOADS] = tempfile.TemporaryDirectory(prefix="adaptclip-review-upload-")
+    return Path(st.session_state[UPLOADS].name)
+
+
+@st.cache_resource(show_spinner="Loading the model (once per server)...", max_entries=2)
+def _cached_model(options_json: str):
+    from adaptclip_med.volume.pipeline import model_for
+
+    return model_for(ScoringOptions(**json.loads(options_json)))
+
+
+def model(config: DashboardConfig) -> tuple[Any | None, str | None]:
+    """(loaded model, None) or (None, why there is none) — pages say so instead of failing."""
+    if not config.model_configured:
+        return None, ("no adapter weights configured (start with --adapters FILE, or --demo): existing results can be "
+                      "reviewed and signed off, but scoring and bank building are disabled")
+    try:
+        return _cached_model(json.dumps(asdict(replace(config.scoring, bank=None)), sort_keys=True)), None
+    except AdaptClipError as exc:
+        return None, f"model weights not available: {exc}"
+
+
+def discovery(ctx: Context, refresh: bool = False) -> Discovery:
+    """Series under the data roots, scanned once per session (or on request)."""
+    if refresh or DISCOVERY not in st.session_state:
+        with st.spinner("Scanning the data roots for image series..."):
+            st.session_state[DISCOVERY] = discover(ctx.data_roots, ctx.config.show_patient_names, ctx.config.scoring.axis)
+    return st.session_state[DISCOVERY]
+
+
+def open_bank(path: Path):
+    """A reference bank opened once per session (features stay memory-mapped)."""
+    from adaptclip_med.volume.reference_bank import ReferenceBank
+
+    banks = st.session_state.setdefault(BANKS, {})
+    if str(path) not in banks:
+        banks[str(path)] = ReferenceBank.open(path)
+    return banks[str(path)]
+
+
+def forget_banks() -> None:
+    """After a rename/delete the open handles point at stale folders."""
+    st.session_state.pop(BANKS, None)
+
+
+def request_open(kind: str, key: str) -> None:
+    """Open a study in the viewer on the next run (usable as a callback and in the script body)."""
+    st.session_state[PENDING_OPEN] = {"kind": kind, "key": key}
+    st.session_state[NAV_REQUEST] = "Viewer"
+
+
+def apply_navigation() -> None:
+    """Switch page as requested; must run before the page radio exists, since Streamlit refuses
+    changes to a widget's value once it is drawn."""
+    if NAV_REQUEST in st.session_state:
+        st.session_state[NAV] = st.session_state.pop(NAV_REQUEST)

@@ -1,0 +1,46 @@
+"""``network_def``: one image tensor in, one anomaly map out, as MONAI's tools expect."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from bundle_helpers import CONFIGS, IMAGE_SIZE, TINY, config
+
+from adaptclip_med.bundle_support import AdaptCLIPMapNetwork
+from adaptclip_med.preprocess import slices_to_model_input
+
+
+def test_verify_net_in_out_with_the_demo_override():
+    from monai.bundle import verify_net_in_out
+
+    verify_net_in_out(net_id="network_def", meta_file=str(CONFIGS / "metadata.json"),
+                      config_file=config("inference", "demo"), device="cpu", image_size=IMAGE_SIZE)
+
+
+def test_grey_slices_give_the_scorers_map_at_the_input_size():
+    network = AdaptCLIPMapNetwork(**TINY).eval()
+    generator = torch.Generator().manual_seed(0)
+    slices = torch.rand(2, 1, 40, 72, generator=generator)
+    with torch.no_grad():
+        out = network(slices)
+    assert out.shape == (2, 1, 40, 72) and out.dtype == torch.float32
+    assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+    # The same conversion the volume scorer applies, then the model's own fused map.
+    expected = network.model.predict(slices_to_model_input(slices[:, 0].numpy(), IMAGE_SIZE)).anomaly_map
+    resized = torch.nn.functional.interpolate(expected.unsqueeze(1), size=(40, 72), mode="bilinear", align_corners=False)
+    np.testing.assert_allclose(out.numpy(), resized.numpy(), atol=1e-6)
+
+
+def test_rgb_input_and_few_shot_memory_change_the_map():
+    network = AdaptCLIPMapNetwork(**TINY).eval()
+    generator = torch.Generator().manual_seed(1)
+    query = torch.rand(1, 3, IMAGE_SIZE, IMAGE_SIZE, generator=generator)
+    references = torch.rand(2, 3, IMAGE_SIZE, IMAGE_SIZE, generator=generator)
+    from adaptclip_med.preprocess import normalise
+
+    with torch.no_grad():
+        zero_shot = network(query)
+        memory = network.model.encode_references(normalise(references))
+        few_shot = network(query, memory)
+    assert zero_shot.shape == few_shot.shape == (1, 1, IMAGE_SIZE, IMAGE_SIZE)
+    assert not torch.allclose(zero_shot, few_shot)

@@ -1,0 +1,86 @@
+"""``configs/train.json``: the project trainer on a tiny synthetic auxiliary set publishes adapters
+that ``configs/inference.json`` then loads."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from bundle_helpers import IMAGE_SIZE, TINY, config, write_nifti_study
+from PIL import Image
+
+from adaptclip_med.model.backbone_source import sha256_of_file
+
+
+def write_mvtec_like(root, seed=0, size=IMAGE_SIZE):
+    """Grey textures; anomalies are bright squares with masks (MVTec AD folder layout)."""
+    rng = np.random.default_rng(seed)
+
+    def texture():
+        return rng.normal(120, 10, (size, size)).clip(0, 255)
+
+    for split in ("train/good", "test/good"):
+        (root / "widget" / split).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(texture().astype(np.uint8)).convert("RGB").save(root / "widget" / split / f"{i:03d}.png")
+    (root / "widget" / "test" / "bright").mkdir(parents=True)
+    (root / "widget" / "ground_truth" / "bright").mkdir(parents=True)
+    for i in range(3):
+        image, mask = texture(), np.zeros((size, size), np.uint8)
+        y, x = rng.integers(4, size - 14, 2)
+        image[y:y + 10, x:x + 10], mask[y:y + 10, x:x + 10] = 250, 255
+        Image.fromarray(image.astype(np.uint8)).convert("RGB").save(root / "widget" / "test" / "bright" / f"{i:03d}.png")
+        Image.fromarray(mask).save(root / "widget" / "ground_truth" / "bright" / f"{i:03d}_mask.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from monai.bundle import ConfigWorkflow
+
+    root = tmp_path_factory.mktemp("train")
+    data = write_mvtec_like(root / "data")
+    flow = ConfigWorkflow(config_file=config("train"), logging_file=False, dataset_dir=str(data),
+                          model_dir=str(root / "models"), output_dir=str(root / "out"), backbone=TINY["backbone"],
+                          backbone_weights=TINY["backbone_weights"], offline=True, image_size=IMAGE_SIZE,
+                          **{"train#trainer#max_epochs": 2, "train#trainer#batch_size": 3})
+    flow.initialize()
+    flow.run()
+    return root
+
+
+def test_training_publishes_the_project_checkpoint_and_a_plain_state_dict(trained):
+    from safetensors.torch import load_file
+
+    models = trained / "models"
+    checkpoints = trained / "out" / "checkpoints"
+    assert sorted(p.name for p in checkpoints.glob("epoch_*.safetensors")) == ["epoch_1.safetensors", "epoch_2.safetensors"]
+    assert (models / "adapters.safetensors").read_bytes() == (checkpoints / "epoch_2.safetensors").read_bytes()
+    state = torch.load(models / "model.pt", weights_only=True)
+    project = load_file(str(models / "adapters.safetensors"))
+    project.pop("static_text_features")
+    assert state.keys() == project.keys()
+    for key, tensor in state.items():
+        assert torch.equal(tensor, project[key]), key
+
+
+def test_inference_loads_the_trained_adapters(trained, tmp_path):
+    from monai.bundle import ConfigWorkflow
+
+    studies = tmp_path / "studies"
+    studies.mkdir()
+    write_nifti_study(studies / "head.nii.gz", seed=5, lesions=1)
+    (studies / "head_mask.nii.gz").unlink()
+    flow = ConfigWorkflow(config_file=config("inference"), workflow_type="infer", logging_file=False,
+                          **{k: v for k, v in TINY.items() if k != "adapters"},  # default: <model_dir>/adapters.safetensors
+                          model_dir=str(trained / "models"), window="brain", zero_shot=True,
+                          dataset_dir=str(studies), output_dir=str(tmp_path / "out"))
+    flow.initialize()
+    flow.run()
+    report = json.loads(next((tmp_path / "out").glob("study-*/study.json")).read_text())
+    model = report["scoring"]["model"]
+    assert model["adapters"] == "adapters.safetensors"
+    assert model["adapters_sha256"] == sha256_of_file(trained / "models" / "adapters.safetensors")
+    assert model["adapters_provenance"]["epoch"] == 2

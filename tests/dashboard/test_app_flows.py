@@ -1,0 +1,234 @@
+"""Headless flows through every page with Streamlit's AppTest and the tiny random model.
+
+Reference library (select normal scans, build/rename/delete a bank), worklist (open a study from the
+data roots, batch results), viewer (score on demand, slider, buttons, threshold), sign-off (saved
+with audit trail, still there after a reload = a new session), exports, and the no-weights and
+unreadable-study messages.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from adaptclip_med.review.discovery import discover
+from adaptclip_med.review.paths import AllowedRoots
+from adaptclip_med.review.store import ReviewStore
+from adaptclip_med.volume.pipeline import make_scorer, model_for, score_study
+from adaptclip_med.volume.reference_bank import build_reference_bank
+
+TIMEOUT = 180
+APP = Path(__file__).resolve().parents[2] / "dashboards" / "review_app.py"
+
+
+def _app() -> AppTest:
+    return AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+
+
+def _problems(at: AppTest) -> list[str]:
+    return [str(e.value) for e in at.exception] + [str(e.value) for e in at.error]
+
+
+def _texts(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [s.value for s in at.success]
+    parts += [w.value for w in at.warning] + [i.value for i in at.info] + [str(d.value) for d in at.dataframe]
+    return "\n".join(str(p) for p in parts)
+
+
+def _image_captions(at: AppTest) -> list[str]:
+    return [caption for image in at.get("image") for caption in image.captions]
+
+
+def _candidates(root: Path):
+    return discover(AllowedRoots([root])).candidates
+
+
+def _goto(at: AppTest, page: str) -> AppTest:
+    return at.sidebar.radio(key="nav").set_value(page).run()
+
+
+def test_reference_library_builds_renames_and_deletes_banks(dashboard_config, demo_data):
+    config = dashboard_config()
+    at = _goto(_app().run(), "Reference library")
+    assert not _problems(at)
+    at.button(key="lib_scan").click().run()
+    normal = [c.key for c in _candidates(demo_data.root) if "NORMAL" in c.description]
+    assert len(normal) == 2 and sum("NORMAL" in label for label in at.multiselect(key="ref_pick").options) == 2
+    assert "PHANTOM^" not in _texts(at)  # no patient names without --show-patient-names
+    at.multiselect(key="ref_pick").set_value(normal).run()
+    at.toggle(key="lib_thumbs").set_value(True).run()
+    assert sum("NORMAL" in caption for caption in _image_captions(at)) == 2  # thumbnails of the picked scans
+    at.text_input(key="protocol").set_value("CT head non-contrast").run()
+    at.button(key="build_bank").click().run()
+    assert not _problems(at)
+    bank = config.banks_root / "ct-head-non-contrast"
+    meta = json.loads((bank / "bank.json").read_text())
+    assert len(meta["scans"]) == 2 and meta["calibration"] is not None and meta["preprocessing"]["window"] == "brain"
+    assert any("built from 2 scan(s)" in s.value for s in at.success)
+
+    at.selectbox(key="bank_pick").set_value("ct-head-non-contrast")
+    at.text_input(key="bank_new_name").set_value("ct-head").run()
+    at.button(key="bank_rename").click().run()
+    assert (config.banks_root / "ct-head" / "bank.json").is_file() and not bank.exists()
+    at.checkbox(key="bank_delete_confirm").check().run()
+    at.button(key="bank_delete").click().run()
+    assert not (config.banks_root / "ct-head").exists() and not _problems(at)
+
+
+def test_patient_names_only_with_the_flag(dashboard_config):
+    dashboard_config(show_patient_names=True)
+    at = _goto(_app().run(), "Reference library")
+    at.button(key="lib_scan").click().run()
+    assert "PHANTOM^REFERENCE1" in _texts(at)
+
+
+@pytest.fixture()
+def bank_for(demo_data, tiny_options):
+    """A calibrated 2-scan bank under the configured banks root (built through the library API)."""
+
+    def make(config):
+        build_reference_bank("ct-head", list(demo_data.reference_dirs), model_for(tiny_options),
+                             tiny_options.preprocessing(), config.banks_root, batch_size=8)
+        return config.banks_root / "ct-head"
+
+    return make
+
+
+def test_open_score_view_sign_off_and_reload(dashboard_config, demo_data, bank_for):
+    config = dashboard_config()
+    bank_for(config)
+    study = next(c for c in _candidates(demo_data.root) if "LESIONS" in c.description)
+    at = _app().run()
+    at.button(key="scan_roots").click().run()
+    at.selectbox(key="open_pick").set_value(study.key).run()
+    at.button(key="open_candidate").click().run()
+    assert at.sidebar.radio(key="nav").value == "Viewer" and not _problems(at)
+    assert at.selectbox(key="score_bank").value == "ct-head"
+    at.button(key="score_now").click().run()
+    assert not _problems(at)
+    results = list((config.output / "studies").glob("*/study.json"))
+    assert len(results) == 1
+    study_key = results[0].parent.name
+    report = json.loads(results[0].read_text())
+    assert report["scoring"]["reference_bank"]["name"] == "ct-head"
+
+    # viewer: the slider starts on the highest slice; buttons and slider move it; threshold re-lists findings
+    assert at.slider(key="slice").value == report["top_slices"][0]["index"]
+    at.slider(key="slice").set_value(3).run()
+    assert any(c.startswith("slice 3 / 9") for c in _image_captions(at))
+    at.button(key="next_slice").click().run()
+    assert at.slider(key="slice").value == 4
+    at.button(key="prev_slice").click().run()
+    at.button(key="prev_slice").click().run()
+    assert at.slider(key="slice").value == 2
+    at.button(key="top_1").click().run()
+    assert at.slider(key="slice").value == report["top_slices"][0]["index"]
+    assert any("normal reference: bank 'ct-head'" in c for c in _image_captions(at))
+    at.selectbox(key="window_preset").set_value("bone").run()
+    assert (at.number_input(key="level").value, at.number_input(key="width").value) == (600.0, 2800.0)
+    at.number_input(key="level").set_value(50.0).run()
+    assert at.selectbox(key="window_preset").value == "custom"
+    at.slider(key="zoom").set_value(2.0)
+    at.checkbox(key="zoom_centre").check().run()
+    assert not _problems(at)
+    at.slider(key="threshold").set_value(0.05).run()
+    assert "Findings at threshold 0.050" in _texts(at)
+    finding_inputs = [t for t in at.text_input if t.key.startswith(f"so_finding_{study_key}_")]
+    assert finding_inputs, "a low threshold must produce at least one finding to annotate"
+
+    # sign-off with a finding note and the threshold override
+    at.sidebar.text_input(key="reviewer").set_value("Dr Test")
+    at.radio(key=f"so_decision_{study_key}").set_value("confirmed")
+    at.text_area(key=f"so_notes_{study_key}").set_value("hyperdense focus")
+    finding_inputs[0].set_value("looks like a bleed")
+    at.checkbox(key=f"so_override_{study_key}").check()
+    next(b for b in at.button if b.label == "Sign off").click().run()
+    assert not _problems(at)
+    assert any("Signed off: **Confirmed anomaly** by Dr Test" in s.value for s in at.success)
+    review = ReviewStore.in_folder(config.output).review(study_key)
+    assert review.threshold_override == pytest.approx(0.05) and review.findings[0].note == "looks like a bleed"
+
+    at.button(key="export").click().run()
+    exported = config.output / "reviewed" / study_key
+    assert {p.name for p in exported.iterdir()} == {"reviewed_mask.nii.gz", "reviewed_seg.dcm", "report.html", "report.pdf"}
+    assert "Dr Test" in (exported / "report.html").read_text()
+
+    # reload = a fresh session: the worklist shows the decision, the viewer restores the override
+    again = _app().run()
+    assert "Confirmed anomaly" in _texts(again)
+    again.selectbox(key="wl_pick").set_value(study_key).run()
+    again.button(key="wl_open").click().run()
+    assert not _problems(again)
+    assert again.slider(key="threshold").value == pytest.approx(0.05)
+    assert any("Signed off: **Confirmed anomaly** by Dr Test" in s.value for s in again.success)
+    assert [e.action for e in ReviewStore.in_folder(config.output).audit_trail(study_key)] == ["score", "sign_off", "export"]
+
+
+def test_batch_results_open_with_their_source_found_by_study_key(dashboard_config, demo_data, bank_for, tmp_path,
+                                                                 tiny_options):
+    config = dashboard_config()
+    bank = bank_for(config)
+    results = tmp_path / "batch"
+    outputs = score_study(demo_data.study_dir, results / "s1", make_scorer(replace(tiny_options, bank=str(bank), window=None)))
+    key = next(c.study_key for c in _candidates(demo_data.root) if "LESIONS" in c.description)
+    (results / "worklist.csv").write_text("study_key,score,top_slice,series,status,output,notes\n"
+                                          f"{key},{outputs.score},{outputs.top_slices[0]},CT,done,s1,\n"
+                                          "broken,,,,failed,,no eligible series\n")
+    dashboard_config(results=(results,))
+    at = _app().run()
+    assert at.selectbox(key="wl_pick").options[0].endswith("[Unread]")
+    at.button(key="wl_open").click().run()
+    assert not _problems(at)
+    assert not any("source images" in w.value for w in at.warning)  # found under the data roots by study key
+    assert at.slider(key="slice").value == outputs.top_slices[0]
+
+
+def test_without_weights_the_pages_say_so(dashboard_config, tiny_options):
+    dashboard_config(model_configured=False)
+    at = _app().run()
+    assert any("no adapter weights configured" in w.value for w in at.sidebar.warning)
+    _goto(at, "Reference library")
+    at.button(key="lib_scan").click().run()
+    assert at.button(key="build_bank").disabled and any("Cannot build banks" in w.value for w in at.warning)
+
+    dashboard_config(scoring=replace(tiny_options, adapters="/nowhere/adapters.safetensors"))
+    at = _app().run()
+    assert any("model weights not available" in w.value and "does not exist" in w.value for w in at.sidebar.warning)
+    assert not at.exception
+
+
+def test_unreadable_results_give_a_clear_message(dashboard_config, tmp_path):
+    results = tmp_path / "batch"
+    study = results / "s1"
+    study.mkdir(parents=True)
+    (study / "study.json").write_text(json.dumps({"score": 0.7, "top_slices": [{"index": 1}]}))
+    (study / "anomaly_probability.nii.gz").write_bytes(b"garbage")
+    dashboard_config(results=(results,))
+    at = _app().run()
+    at.button(key="wl_open").click().run()
+    assert not at.exception
+    assert any("cannot read the anomaly map" in e.value for e in at.error)
+
+
+def test_missing_configuration_is_explained(monkeypatch):
+    from adaptclip_med.review.config import CONFIG_ENV
+
+    monkeypatch.delenv(CONFIG_ENV, raising=False)
+    at = _app().run()
+    assert any("adaptclip-med dashboard --data-root" in e.value for e in at.error) and not at.exception
+
+
+def test_a_folder_of_non_images_is_reported(dashboard_config, tmp_path):
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "a.dcm").write_bytes(b"\0" * 200)
+    shutil.copy(__file__, junk / "notes.txt")
+    dashboard_config(data_roots=(junk,))
+    at = _app().run()
+    at.button(key="scan_roots").click().run()
+    assert any("No readable image series" in w.value for w in at.warning) and not at.exception

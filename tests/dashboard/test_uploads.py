@@ -1,0 +1,57 @@
+"""Uploads: size limits, file names reduced to their last part, zip members kept inside."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+
+from adaptclip_med.errors import InputError
+from adaptclip_med.review.uploads import MB, save_uploads
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def test_files_land_in_a_new_private_folder_with_safe_names(tmp_path):
+    folder = save_uploads([("../../etc/evil.dcm", b"a"), ("C:\\x\\scan.nii.gz", b"b"), (".bashrc", b"c")], tmp_path, 1)
+    assert folder.parent == tmp_path
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == ["0000_evil.dcm", "0001_scan.nii.gz", "0002_file0002"]
+    assert not (tmp_path.parent / "etc").exists()
+
+
+def test_total_size_is_limited(tmp_path):
+    with pytest.raises(InputError, match="more than the limit of 1 MB"):
+        save_uploads([("a.dcm", b"0" * MB), ("b.dcm", b"1")], tmp_path, 1)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_zip_is_extracted_and_mac_metadata_skipped(tmp_path):
+    folder = save_uploads([("study.zip", _zip({"CT/1.dcm": b"1", "CT/2.dcm": b"2", "__MACOSX/CT/._1.dcm": b"m"}))], tmp_path, 1)
+    found = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.dcm"))
+    assert found == ["0000/CT/1.dcm", "0000/CT/2.dcm"]
+
+
+@pytest.mark.parametrize("member", ["../escape.dcm", "/abs.dcm", "a/../../escape.dcm"])
+def test_zip_members_escaping_the_folder_are_refused(tmp_path, member):
+    with pytest.raises(InputError, match="outside its folder"):
+        save_uploads([("bad.zip", _zip({member: b"x"}))], tmp_path, 1)
+    assert not (tmp_path.parent / "escape.dcm").exists()
+
+
+def test_zip_bombs_are_refused_before_extraction(tmp_path):
+    bomb = _zip({"big.dcm": b"\0" * (9 * MB)})  # compresses to a few KB, expands past 8 x 1 MB
+    with pytest.raises(InputError, match="expands to more than"):
+        save_uploads([("bomb.zip", bomb)], tmp_path, 1)
+
+
+def test_damaged_zip_is_a_clear_error(tmp_path):
+    with pytest.raises(InputError, match="damaged or not a zip"):
+        save_uploads([("x.zip", b"not a zip")], tmp_path, 1)

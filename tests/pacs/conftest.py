@@ -1,0 +1,47 @@
+"""A real Orthanc (Debian ``orthanc`` + ``orthanc-dicomweb``) on loopback for PACS tests, started
+through scripts/orthanc_testbed.py; batch test helpers are shared with tests/batch."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "batch"))
+
+
+def _load_testbed():
+    spec = importlib.util.spec_from_file_location("orthanc_testbed", ROOT / "scripts" / "orthanc_testbed.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+testbed = _load_testbed()
+
+
+@pytest.fixture(autouse=True)
+def _quiet(monkeypatch):
+    monkeypatch.setenv("ADAPTCLIP_MED_PROGRESS", "0")
+    torch.set_num_threads(1)
+
+
+@pytest.fixture()
+def orthanc(tmp_path):
+    if not testbed.orthanc_available():
+        pytest.skip("Orthanc and its DICOMweb plugin are not installed (apt-get install orthanc orthanc-dicomweb)")
+    with testbed.OrthancTestbed(tmp_path / "orthanc") as pacs:
+        yield pacs
+
+
+@pytest.fixture(scope="session")
+def scoring():
+    from adaptclip_med.volume.pipeline import ScoringOptions
+
+    from batch_factory import TINY_OPTIONS
+
+    return ScoringOptions(**TINY_OPTIONS, zero_shot=True)

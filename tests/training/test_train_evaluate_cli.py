@@ -1,0 +1,98 @@
+"""`adaptclip-med train` and `evaluate` end to end on tiny synthetic trees."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+import typer
+from PIL import Image
+from training_trees import quiet_single_thread, write_mvtec_tree  # noqa: F401 - autouse fixture
+from typer.testing import CliRunner
+
+from adaptclip_med.cli import evaluate, train
+from adaptclip_med.evaluation.metrics import METRIC_NAMES
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def app() -> typer.Typer:
+    app = typer.Typer(pretty_exceptions_enable=False)
+    train.register(app)
+    evaluate.register(app)
+    return app
+
+
+@pytest.fixture(scope="module")
+def trees(tmp_path_factory):
+    base = tmp_path_factory.mktemp("cli_trees")
+    return (write_mvtec_tree(base / "aux", seed=3, classes=("tex", "cloth"), train_normals=3, test_normals=4, test_anomalies=4),
+            write_mvtec_tree(base / "target", seed=4, classes=("tex", "cloth"), train_normals=3, test_normals=3, test_anomalies=3))
+
+
+def _backbone(tiny_weights):
+    return ["--backbone", "adaptclip-tiny-vit", "--backbone-weights", str(tiny_weights), "--offline", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(app, trees, tiny_weights, tmp_path_factory):
+    out = tmp_path_factory.mktemp("trained")
+    result = runner.invoke(app, ["train", str(trees[0]), "--out", str(out), "--epochs", "1", "--batch-size", "4",
+                                 "--image-size", "56", *_backbone(tiny_weights)])
+    assert result.exit_code == 0, result.output
+    assert "epoch 1/1" in result.output
+    assert (out / "epoch_1.optim.pt").is_file()
+    return out / "epoch_1.safetensors"
+
+
+def _one_line_error(result) -> str:
+    text = result.output.strip()
+    assert result.exit_code != 0 and "Traceback" not in text and len(text.splitlines()) == 1, text
+    return text
+
+
+def test_evaluate_writes_the_report(app, trees, tiny_weights, checkpoint, tmp_path):
+    out = tmp_path / "report"
+    result = runner.invoke(app, ["evaluate", str(trees[1]), "--adapters", str(checkpoint), "--shots", "0,1",
+                                 "--shots", "2", "--seeds", "10", "--seeds", "20", "--out", str(out), *_backbone(tiny_weights)])
+    assert result.exit_code == 0, result.output
+    for name in ("report.md", "results.csv", "summary.csv", "references.json"):
+        assert (out / name).is_file(), name
+    with open(out / "results.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {(r["shots"], r["seed"]) for r in rows} == {("0", "10"), ("1", "10"), ("1", "20"), ("2", "10"), ("2", "20")}
+    assert {r["class"] for r in rows} == {"tex", "cloth"}
+    values = [float(r[m]) for r in rows for m in METRIC_NAMES if r.get(m)]
+    assert len(values) == len(rows) * len(METRIC_NAMES) and all(0.0 <= v <= 100.0 for v in values)
+    report = (out / "report.md").read_text()
+    assert "aux (mvtec layout), test split, epoch 1" in report and "56x56" in report
+    examples = sorted((out / "examples").iterdir())
+    assert [p.name for p in examples] == ["cloth_2shot_seed10_1.png", "cloth_2shot_seed10_2.png",
+                                          "tex_2shot_seed10_1.png", "tex_2shot_seed10_2.png"]
+    assert Image.open(examples[0]).size == (2 * 56 + 4, 56)
+    assert any(p.suffix == ".png" for p in (out / "plots").iterdir())
+
+
+def test_bmad_preset_compares_at_256(app, trees, tiny_weights, checkpoint, tmp_path):
+    out = tmp_path / "bmad"
+    result = runner.invoke(app, ["evaluate", str(trees[1]), "--adapters", str(checkpoint), "--shots", "1", "--seeds", "10",
+                                 "--preset", "bmad", "--class", "tex", "--examples", "1", "--out", str(out), *_backbone(tiny_weights)])
+    assert result.exit_code == 0, result.output
+    assert "256x256" in (out / "report.md").read_text()
+    assert Image.open(out / "examples" / "tex_1shot_seed10_1.png").size == (2 * 256 + 4, 256)
+
+
+@pytest.mark.parametrize("extra, needle", [(["--shots", "one"], "not an integer"), (["--preset", "isic"], "unknown preset"),
+                                           (["--shots", "-1"], "shot counts"), (["--class", "wood"], "wood")])
+def test_evaluate_user_errors(app, trees, tiny_weights, checkpoint, tmp_path, extra, needle):
+    result = runner.invoke(app, ["evaluate", str(trees[1]), "--adapters", str(checkpoint), "--out", str(tmp_path), *extra,
+                                 *_backbone(tiny_weights)])
+    assert needle in _one_line_error(result)
+
+
+def test_train_user_errors(app, trees, tiny_weights, tmp_path):
+    result = runner.invoke(app, ["train", str(trees[0]), "--out", str(tmp_path), "--batch-size", "1", *_backbone(tiny_weights)])
+    assert "at least 2" in _one_line_error(result)
+    result = runner.invoke(app, ["train", str(tmp_path / "missing"), "--out", str(tmp_path), *_backbone(tiny_weights)])
+    assert "not a folder" in _one_line_error(result)
