@@ -21,6 +21,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import torch
 from sklearn.metrics import roc_auc_score
 
 os.environ.setdefault("ADAPTCLIP_MED_PROGRESS", "0")
@@ -62,7 +63,40 @@ def measure(seed: int, references: int) -> dict:
             "study_score_lesions": lesion.score, "study_score_normal": normal.score,
             "study_margin": lesion.score - normal.score, "seconds_two_studies": seconds,
         }
+    rows["fp16_storage"] = fp16_storage_effect(data, references, loaded, bank, lesion_volume, work)
     return rows
+
+
+def fp16_storage_effect(data, references: int, loaded, bank: Path, volume, work: Path) -> dict:
+    """Scores of the lesion study with the bank's float16 features vs the same bank stored in
+    float32 (position matching): is halving the bank's size harmless?"""
+    from adaptclip_med.demo.run import demo_options
+    from adaptclip_med.volume import reference_bank
+    from adaptclip_med.volume.pipeline import make_scorer
+
+    options = demo_options()
+    reference_bank.STORAGE_DTYPE = torch.float32
+    try:
+        bank32 = reference_bank.build_reference_bank("bench32", data.reference_dirs[:references], loaded,
+                                                     options.preprocessing(), work / "banks32", calibrate=False)
+    finally:
+        reference_bank.STORAGE_DTYPE = torch.float16
+    half = make_scorer(replace(demo_options(bank), match="position"), loaded).score(volume)
+    full = make_scorer(replace(demo_options(bank32), match="position"), loaded).score(volume)
+    slice_diff = max(abs(a.score - b.score) for a, b in zip(half.scored(), full.scored()))
+    diff = np.abs(half.probability - full.probability)
+    truth = np.asarray(nib.load(str(data.ground_truth_nifti)).dataobj) > 0
+    return {"max_abs_map_diff": float(diff.max()), "fraction_over_1e-3": float((diff > 1e-3).mean()),
+            "fraction_over_1e-2": float((diff > 1e-2).mean()),
+            "voxel_auroc_fp16": float(roc_auc_score(truth.ravel(), half.probability.ravel())),
+            "voxel_auroc_fp32": float(roc_auc_score(truth.ravel(), full.probability.ravel())),
+            "mask_voxels_flipped_at_0.5": int(((half.probability > 0.5) != (full.probability > 0.5)).sum()),
+            "max_abs_slice_score_diff": float(slice_diff), "study_score_diff": float(abs(half.score - full.score)),
+            "bank_bytes_fp16": _folder_bytes(bank), "bank_bytes_fp32": _folder_bytes(bank32)}
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
 
 
 def main() -> None:
@@ -77,6 +111,13 @@ def main() -> None:
         for key in ("slice_auroc", "voxel_auroc", "study_margin"):
             values = [per_seed[s][match][key] for s in args.seeds]
             summary[f"{match}.{key}.median"] = float(np.median(values))
+            summary[f"{match}.{key}.range"] = [float(min(values)), float(max(values))]
+    for key in ("max_abs_map_diff", "fraction_over_1e-3", "mask_voxels_flipped_at_0.5"):
+        summary[f"fp16_storage.{key}.max"] = max(per_seed[s]["fp16_storage"][key] for s in args.seeds)
+    summary["fp16_storage.voxel_auroc_change.max"] = max(
+        abs(per_seed[s]["fp16_storage"]["voxel_auroc_fp16"] - per_seed[s]["fp16_storage"]["voxel_auroc_fp32"]) for s in args.seeds)
+    summary["retrieval_better_slice_auroc_seeds"] = sum(
+        per_seed[s]["retrieval"]["slice_auroc"] > per_seed[s]["position"]["slice_auroc"] for s in args.seeds)
     result = {"what": "reference-slice matching on demo phantoms (tiny random backbone)", "seeds": args.seeds,
               "references": args.references, "per_seed": per_seed, "summary": summary}
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -142,6 +142,8 @@ def at_precision(model: AdaptCLIP, mode: str) -> tuple[AdaptCLIP, str]:
     chosen, _ = resolve_precision(mode, next(model.parameters()).device)
     if chosen == "fp32":
         return model, chosen
+    model.backbone.static_text_features()  # fill the text caches first, so the copy shares the
+    model.textual.text_features(model.backbone)  # "computed once" state of the model it copies
     fast = copy.deepcopy(model)
     apply_precision(fast, chosen)
     return fast, chosen

@@ -37,6 +37,19 @@ CacheDirOpt = typer.Option(None, "--cache-dir", help="Hub cache folder for open_
 PrecisionOpt = typer.Option("fp32", "--precision", help="Vision-tower precision: fp32 (exact), bf16, or auto (bf16 only where the hardware has native bf16 matmuls; the choice is logged). See docs/performance.md.")
 
 
+VolumeWindowOpt = typer.Option(None, "--window", help="Volume datasets: CT window preset or LEVEL,WIDTH (default: dataset.json's, else per-volume percentiles).")
+VolumeAxisOpt = typer.Option(None, "--axis", help="Volume datasets: slice axis axial, coronal or sagittal (default: dataset.json's, else axial).")
+
+
+def volume_slicing(window: str | None, axis: str | None):
+    """Slicing settings for volume dataset layouts given on the command line (None: the dataset's own)."""
+    from adaptclip_med.volume.preprocessing import SlicePreprocessing, parse_window
+
+    if window is None and axis is None:
+        return None
+    return SlicePreprocessing(window=parse_window(window), axis=axis or "axial")
+
+
 def backbone_spec(backbone: str, weights: str, activation: str, offline: bool, cache_dir: str | None) -> BackboneSpec:
     return BackboneSpec(architecture=backbone, weights=weights, activation=activation, cache_dir=cache_dir,
                         offline=offline or os.environ.get("HF_HUB_OFFLINE") == "1")
@@ -62,6 +75,14 @@ def configure_logging(debug: bool) -> None:
     # attributes, which must never reach our logs.
     for noisy in ("PIL", "matplotlib", "urllib3", "httpx", "huggingface_hub", "highdicom", "pydicom"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_drop_root_info)
+
+
+def _drop_root_info(record: logging.LogRecord) -> bool:
+    """open_clip logs its progress through the ROOT logger at INFO (tokenizer and config lookups);
+    our own modules always log under their names, so root-level INFO is noise for users."""
+    return not (record.name == "root" and record.levelno < logging.WARNING)
 
 
 def user_errors(func: F) -> F:

@@ -24,6 +24,7 @@ from adaptclip_med.utils.redact import describe_path
 
 APP = Path(__file__).resolve().parents[2] / "dashboards" / "review_app.py"
 DEMO_DATA = "demo_data"
+DEMO_BANK = "demo-ct-head"
 
 
 def register(app: typer.Typer) -> None:
@@ -45,6 +46,22 @@ def demo_data_root(output: Path) -> Path:
     if not (root / "study").is_dir():
         make_demo_dataset(root, seed=0, n_references=3)
     return root
+
+
+def demo_bank(data_root: Path, banks: Path) -> Path:
+    """A reference bank of the demo's normal phantoms, built once, so a first-time user can open the
+    demo study and score it few-shot straight away (the library page can build others)."""
+    from adaptclip_med.demo.run import demo_options
+    from adaptclip_med.volume.pipeline import model_for
+    from adaptclip_med.volume.reference_bank import build_reference_bank
+
+    folder = banks / DEMO_BANK
+    if not (folder / "bank.json").is_file():
+        scans = sorted(p for p in (data_root / "references").iterdir() if p.is_dir())
+        typer.echo(f"building the demo reference bank '{DEMO_BANK}' from {len(scans)} normal phantoms (tiny model)")
+        options = demo_options()
+        build_reference_bank(DEMO_BANK, scans, model_for(options), options.preprocessing(), banks, device=options.device)
+    return folder
 
 
 @common.user_errors
@@ -85,8 +102,10 @@ def dashboard(
         from adaptclip_med.demo.run import demo_options
 
         scoring = demo_options()
-        roots = roots or [demo_data_root(output)]
         banks = banks_root or output / "banks"
+        if not roots:
+            roots = [demo_data_root(output)]
+            references = references or str(demo_bank(roots[0], banks))
     else:
         banks = options.banks_root(banks_root)
         scoring = options.scoring_options(backbone, backbone_weights, backbone_activation, adapters or common.UNTRAINED,

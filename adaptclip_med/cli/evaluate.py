@@ -30,8 +30,10 @@ def parse_ints(values: list[str], what: str) -> tuple[int, ...]:
 
 @common.user_errors
 def evaluate(
-    dataset_root: Path = typer.Argument(..., help="Dataset root (MVTec, VisA, meta.json, BMAD, MVFA or generic layout)."),
+    dataset_root: Path = typer.Argument(..., help="Dataset root (MVTec, VisA, meta.json, BMAD, MVFA, volumes (imagesTr/labelsTr NIfTI or DICOM) or generic layout)."),
     layout: str = typer.Option("auto", "--layout", help="Dataset layout, or auto to detect it."),
+    window: str = common.VolumeWindowOpt,
+    axis: str = common.VolumeAxisOpt,
     adapters: str = common.AdaptersOpt,
     shots: list[str] = typer.Option(["0,1,2,4"], "--shots", help="Shot counts, e.g. 0,1,2,4 (or repeat the flag)."),
     seeds: list[str] = typer.Option(["10,20,30"], "--seeds", help="Few-shot seeds, e.g. 10,20,30 (zero-shot always uses 10)."),
@@ -70,7 +72,7 @@ def evaluate(
                              map_size=PRESETS[preset] if preset else map_size, batch_size=batch_size, split=split,
                              classes=tuple(classes) or None, examples_per_class=examples)
     config.runs()
-    index = read_dataset(dataset_root, layout)
+    index = read_dataset(dataset_root, layout, common.volume_slicing(window, axis))
     dev = common.resolve_device(device)
     spec = common.backbone_spec(backbone, backbone_weights, backbone_activation, offline, cache_dir)
     loaded = build_model(spec, common.adapters_argument(adapters), image_size, dev)

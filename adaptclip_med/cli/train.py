@@ -25,8 +25,10 @@ def parse_adapters(value: str) -> tuple[str, ...]:
 
 @common.user_errors
 def train(
-    dataset_root: Path = typer.Argument(..., help="Annotated dataset root (MVTec, VisA, meta.json, BMAD, MVFA or generic layout)."),
+    dataset_root: Path = typer.Argument(..., help="Annotated dataset root (MVTec, VisA, meta.json, BMAD, MVFA, volumes (imagesTr/labelsTr NIfTI or DICOM) or generic layout)."),
     layout: str = typer.Option("auto", "--layout", help="Dataset layout, or auto to detect it."),
+    window: str = common.VolumeWindowOpt,
+    axis: str = common.VolumeAxisOpt,
     out: Path = typer.Option(..., "--out", help="Folder for epoch_N.safetensors checkpoints (+ epoch_N.optim.pt for resuming)."),
     epochs: int = typer.Option(15, "--epochs", help="Total number of epochs (a resumed run continues up to it)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Queries per step (>= 2: BatchNorm)."),
@@ -54,7 +56,7 @@ def train(
                             adapters=parse_adapters(adapters_to_train), split=split, image_size=image_size,
                             cache_ram_bytes=int(feature_cache_ram_gb * GIB), cache_dir=feature_cache_dir)
     config.validate()
-    index = read_dataset(dataset_root, layout)
+    index = read_dataset(dataset_root, layout, common.volume_slicing(window, axis))
     spec = common.backbone_spec(backbone, backbone_weights, backbone_activation, offline, cache_dir)
 
     def report(result) -> None:

@@ -19,13 +19,18 @@ from adaptclip_med.data.metajson import looks_like_meta_json, read_meta_json
 from adaptclip_med.data.mvtec import looks_like_mvtec, read_mvtec
 from adaptclip_med.data.samples import DatasetIndex
 from adaptclip_med.data.visa import looks_like_visa, read_visa
+from adaptclip_med.data.volumes import looks_like_volumes, read_volumes
 from adaptclip_med.errors import InputError
+from adaptclip_med.volume.preprocessing import SlicePreprocessing
 
 
 @dataclass(frozen=True)
 class Layout:
     looks_like: Callable[[Path], bool]
-    read: Callable[[Path], DatasetIndex]
+    read: Callable[..., DatasetIndex]
+    #: Whether ``read`` takes ``slicing`` (window/axis): layouts of 3-D volumes are sliced the way
+    #: inference slices them, and the user may override the dataset's own setting.
+    volumetric: bool = False
 
 
 LAYOUTS: dict[str, Layout] = {
@@ -34,6 +39,7 @@ LAYOUTS: dict[str, Layout] = {
     "mvfa": Layout(looks_like_mvfa, read_mvfa),
     "bmad": Layout(looks_like_bmad, read_bmad),
     "mvtec": Layout(looks_like_mvtec, read_mvtec),
+    "volumes": Layout(looks_like_volumes, read_volumes, volumetric=True),
     "generic": Layout(looks_like_generic, read_generic),
 }
 
@@ -62,13 +68,16 @@ def detect_layout(root: Path) -> str:
     raise InputError(f"{root.name}: cannot tell the dataset layout; expected one of {', '.join(LAYOUTS)}")
 
 
-def read_dataset(root: Path, layout: str = "auto") -> DatasetIndex:
-    """Read a dataset root in the given (or detected) layout; at least one image must be found."""
+def read_dataset(root: Path, layout: str = "auto", slicing: SlicePreprocessing | None = None) -> DatasetIndex:
+    """Read a dataset root in the given (or detected) layout; at least one image must be found.
+
+    ``slicing`` (window and axis) applies to volume layouts and overrides their ``dataset.json``."""
     root = _require_folder(root)
     name = detect_layout(root) if layout == "auto" else layout
     if name not in LAYOUTS:
         raise InputError(f"unknown dataset layout {name!r}; expected auto or one of {', '.join(LAYOUTS)}")
-    index = LAYOUTS[name].read(root)
+    chosen = LAYOUTS[name]
+    index = chosen.read(root, slicing) if chosen.volumetric else chosen.read(root)
     if not index.samples:
         raise InputError(f"{root.name}: no images found for the {name} layout")
     return index

@@ -1,17 +1,19 @@
 """Numeric precision of the frozen vision tower: ``fp32``, ``bf16`` or ``auto``.
 
 Why not ``torch.autocast``: autocast only caches its low-precision copy of a weight when the
-weight requires grad, so with our frozen backbone it re-casts all ~300 M ViT-L weights on every
-call (three ``aten::_to_copy`` per ``linear``, measured in docs/performance.md); it also makes
-every LayerNorm and residual add run on bf16 activations.  Instead the matmul weights of the
+weight requires grad, so with our frozen backbone it re-casts every ViT weight on every call, and
+it runs LayerNorms and residual adds on bf16 activations.  Instead the matmul weights of the
 vision blocks are converted to bf16 ONCE, and :func:`~adaptclip_med.model.backbone._block_forward`
 keeps the residual streams, LayerNorms, ``ln_post`` and the projections in fp32, casting only the
-inputs of the matmuls and attentions (whose kernels accumulate in fp32).  The text tower and all
-adapters stay fp32: they are cheap (text is computed once) and their outputs are what is scored.
+inputs of the matmuls and attentions (whose kernels accumulate in fp32), so rounding does not
+accumulate over the blocks.  The text tower, adapters and 1-NN search stay fp32: they are cheap
+(text is computed once) and their outputs are what is scored.  Measured speed (docs/performance.md):
+1.45x on the ViT-L tower on an AVX512-BF16 CPU without AMX, where torch's fused attention gains
+nothing from bf16.
 
 ``auto`` picks bf16 only where the hardware has native bf16 matmuls (Intel AMX or AVX512-BF16 on
 CPUs, compute capability >= 8.0 on NVIDIA GPUs).  Elsewhere bf16 is emulated and much SLOWER than
-fp32 (about 3x per ViT block on the AVX2-only benchmark machine), so ``auto`` keeps fp32.
+fp32 (4-6x on the ViT tower of an AVX2-only machine), so ``auto`` keeps fp32 there.
 """
 
 from __future__ import annotations

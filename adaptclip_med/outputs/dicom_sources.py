@@ -8,6 +8,8 @@ whose frames were stored in another order is reordered back here.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 from pydicom.dataset import Dataset
 
@@ -25,7 +27,7 @@ def source_aligned_frames(array_zyx: np.ndarray, volume: Volume, what: str) -> t
         raise InputError(f"{volume.source_label}: result of shape {array.shape} does not match the study "
                          f"{volume.array.shape}")
     frames = volume.to_source_array(array)
-    headers = list(volume.source_datasets_header)
+    headers = [with_type2_attributes(h) for h in volume.source_datasets_header]
     frame_numbers = [s.frame_number for s in volume.sources]
     if all(n is None for n in frame_numbers):
         return headers, frames
@@ -35,3 +37,23 @@ def source_aligned_frames(array_zyx: np.ndarray, volume: Volume, what: str) -> t
     ordered = np.zeros_like(frames)
     ordered[[int(n) - 1 for n in frame_numbers]] = frames
     return headers, ordered
+
+
+#: Type 2 attributes of the Patient and General Study modules that highdicom copies into derived
+#: objects.  They must be present but may be empty; anonymised or hand-made sources often drop them
+#: entirely, which made writing the SEG fail.
+TYPE2_COPIED = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyID", "AccessionNumber",
+                "ReferringPhysicianName", "StudyDate", "StudyTime")
+
+
+def with_type2_attributes(header: Dataset) -> Dataset:
+    """``header`` itself when complete, else a copy with the missing Type 2 attributes added empty
+    (a deep copy: pydicom's shallow copy shares the element dictionary with the source; the
+    headers carry no pixel data, so copying is cheap)."""
+    missing = [keyword for keyword in TYPE2_COPIED if keyword not in header]
+    if not missing:
+        return header
+    patched = copy.deepcopy(header)
+    for keyword in missing:
+        setattr(patched, keyword, None)
+    return patched

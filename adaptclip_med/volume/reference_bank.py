@@ -54,6 +54,9 @@ CALIBRATION_QUANTILE = 0.999
 #: row is 16.8 MB in fp32, so 64 rows cap the cache near 1.1 GB.  256 rows put a 300-slice, k = 4
 #: ViT-L study at ~10.8 GiB peak, 64 rows at ~7.0 GiB, and was faster (docs/performance.md, Memory).
 _ROW_CACHE = 64
+#: Patch features are stored as float16: half the disk and page cache of float32; the effect on
+#: the maps was measured (benchmarks/matching.py, ``fp16_storage`` in results/matching.json).
+STORAGE_DTYPE = torch.float16
 
 
 def bank_key(loaded: LoadedModel, preprocessing: SlicePreprocessing) -> str:
@@ -86,7 +89,7 @@ def _encode_scan(loaded: LoadedModel, prepared: PreparedVolume, batch_size: int,
         x = slices_to_model_input(prepared.slices01[batch], size).to(device)
         feats = model.encode(x)
         for layer, tap in enumerate(feats.taps):
-            per_layer[layer].append(F.normalize(tap, dim=-1)[:, 1:].to(torch.float16).cpu())
+            per_layer[layer].append(F.normalize(tap, dim=-1)[:, 1:].to(STORAGE_DTYPE).cpu())
         globals_.append(F.normalize(feats.global_token, dim=-1).float().cpu())
     thumbs = F.interpolate(torch.from_numpy(prepared.slices01[rows]).unsqueeze(1), size=(THUMBNAIL_SIZE, THUMBNAIL_SIZE),
                            mode="area").squeeze(1)

@@ -143,3 +143,22 @@ def test_weights_import_converts_a_release_layout_file(tmp_path, tiny_model, tin
     assert result.exit_code == 0, result.output
     meta = read_metadata(dst)
     assert meta.provenance["source"] == "release-layout file" and len(meta.provenance["sha256"]) == 64
+
+
+def test_precision_option_logs_its_choice_and_stays_close_to_fp32(tmp_path, tiny_weights, adapters, caplog):
+    """``--precision bf16`` converts the vision tower and says so; maps stay near the fp32 ones
+    (the tiny model's documented bf16 tolerance, tests/perf/test_precision.py)."""
+    query = _png(tmp_path / "q.png", seed=1)
+    ref = _png(tmp_path / "r.png", seed=2)
+    maps = {}
+    for mode in ("fp32", "bf16"):
+        out = tmp_path / f"{mode}.npz"
+        with caplog.at_level("INFO", logger="adaptclip_med.model.precision"):
+            result = runner.invoke(app, _args(tiny_weights, adapters, str(query), "-r", str(ref), "--out", str(out),
+                                              "--precision", mode))
+        assert result.exit_code == 0, result.output
+        assert f"inference precision {mode}" in caplog.text
+        maps[mode] = np.load(out)["anomaly_map"]
+    assert np.abs(maps["fp32"] - maps["bf16"]).max() < 2e-2
+    bad = runner.invoke(app, _args(tiny_weights, adapters, str(query), "--out", str(tmp_path / "x.npz"), "--precision", "fp8"))
+    assert "precision 'fp8' is not one of" in _one_line_error(bad)

@@ -71,6 +71,10 @@ def test_demo_makes_phantom_data_and_uses_the_tiny_model(monkeypatch, tmp_path):
     assert config.demo and config.model_configured and config.data_roots == (root,)
     assert (root / "study").is_dir() and len(list((root / "references").iterdir())) == 3
     assert config.scoring.backbone_weights.startswith("random") and config.banks_root == (tmp_path / "out" / "banks").resolve()
+    # a first-time user can score the demo study few-shot at once: the demo bank is built and selected
+    bank = (tmp_path / "out" / "banks" / dashboard_cli.DEMO_BANK).resolve()
+    assert config.scoring.bank == str(bank) and (bank / "bank.json").is_file()
+    assert json.loads((bank / "bank.json").read_text())["name"] == dashboard_cli.DEMO_BANK
 
 
 def test_a_missing_data_root_is_one_line_error(monkeypatch, tmp_path):

@@ -70,6 +70,24 @@ def test_empty_mask_still_gives_a_valid_seg_and_non_dicom_input_is_refused(write
                         algorithm_name="a", software_version="1", series_description="d")
 
 
+def test_seg_of_sources_without_patient_attributes(write_series, phantom, tmp_path):
+    """Anonymised sources often drop Type 2 patient/study attributes entirely; the SEG is still
+    written (with them empty) and the loaded source headers are not modified."""
+    folder = write_series()
+    for file in folder.iterdir():
+        dataset = pydicom.dcmread(file)
+        for keyword in ("PatientID", "PatientName", "PatientBirthDate", "AccessionNumber", "StudyDate"):
+            if keyword in dataset:
+                delattr(dataset, keyword)
+        dataset.save_as(file)
+    volume, _ = load_study(folder)
+    out = write_dicom_seg(phantom[1].astype(bool), volume, tmp_path / "anon.dcm", algorithm_name="AdaptCLIP",
+                          software_version="0.1.0", series_description="anonymised")
+    seg = pydicom.dcmread(out)
+    assert seg.PatientID == "" and seg.AccessionNumber == "" and seg.Modality == "SEG"
+    assert "PatientID" not in volume.source_datasets_header[0]
+
+
 def test_parametric_map_holds_float_probabilities_per_source_frame(write_series, phantom, tmp_path):
     volume, _ = load_study(write_series(shuffle_seed=1))
     prob = np.linspace(0.0, 1.0, volume.array.size, dtype=np.float32).reshape(volume.array.shape)

@@ -96,3 +96,24 @@ def test_train_user_errors(app, trees, tiny_weights, tmp_path):
     assert "at least 2" in _one_line_error(result)
     result = runner.invoke(app, ["train", str(tmp_path / "missing"), "--out", str(tmp_path), *_backbone(tiny_weights)])
     assert "not a folder" in _one_line_error(result)
+
+
+def test_train_and_evaluate_on_volumes_with_label_maps(app, tiny_weights, tmp_path, monkeypatch):
+    """Medical auxiliary data as volumes + label maps: no conversion step before train/evaluate."""
+    from tests.data.volume_trees import write_volume_dataset
+
+    monkeypatch.setenv("ADAPTCLIP_MED_HOME", str(tmp_path / "home"))  # slice cache
+    root = write_volume_dataset(tmp_path / "ct_head")
+    out = tmp_path / "trained"
+    result = runner.invoke(app, ["train", str(root), "--out", str(out), "--epochs", "1", "--batch-size", "4",
+                                 "--image-size", "56", "--window", "brain", *_backbone(tiny_weights)])
+    assert result.exit_code == 0, result.output
+    assert (out / "epoch_1.safetensors").is_file()
+    report = tmp_path / "report"
+    result = runner.invoke(app, ["evaluate", str(root), "--layout", "volumes", "--adapters", str(out / "epoch_1.safetensors"),
+                                 "--shots", "0,1", "--seeds", "10", "--window", "brain", "--out", str(report),
+                                 *_backbone(tiny_weights)])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader((report / "summary.csv").open()))
+    assert {row.get("shots") or row.get("k") for row in rows} >= {"0", "1"}, rows[:1]
+    assert "volumes sliced along the axial axis" in (report / "report.md").read_text()
