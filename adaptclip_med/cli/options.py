@@ -14,6 +14,14 @@ WindowOpt = typer.Option(None, "--window", help="CT window preset (brain, subdur
 AxisOpt = typer.Option("axial", "--axis", help="Slice axis: axial, coronal or sagittal.")
 BatchSizeOpt = typer.Option(4, "--batch-size", help="Slices per forward pass.")
 BanksRootOpt = typer.Option(None, "--banks-root", help="Folder holding reference banks (default: $ADAPTCLIP_MED_HOME/banks).")
+# Study-scoring options shared by ``score`` and ``batch`` (one help text each).
+ReferencesOpt = typer.Option(None, "--references", help="Reference bank (folder or name); omit or --zero-shot for zero-shot.")
+ShotsOpt = typer.Option(None, "--shots", help="Use the first k scans of the bank (default: all).")
+ZeroShotOpt = typer.Option(False, "--zero-shot", help="Ignore references; text-only scoring.")
+ThresholdOpt = typer.Option(None, "--threshold", help="Mask threshold on the anomaly map (default: the bank's calibrated value, else 0.5).")
+AggregateOpt = typer.Option("max", "--aggregate", help="Study score from slice scores: max or topk:K.")
+MatchOpt = typer.Option(None, "--match", help="Reference slice matching: position (default) or retrieval (docs/volumes.md).")
+ParametricMapOpt = typer.Option(False, "--parametric-map", help="Also write a DICOM Parametric Map (DICOM input).")
 
 
 def banks_root(value: Path | None) -> Path:
