@@ -29,11 +29,11 @@ from adaptclip_med.batch import distributed
 from adaptclip_med.batch.discovery import Discovery, FileError
 from adaptclip_med.batch.journal import DONE, FAILED, Journal, StudyRecord, read_journals
 from adaptclip_med.batch.staging import is_disk_full, reset_staging
-from adaptclip_med.batch.worker import BatchOptions, DiskFullError, StudySource, StudyWorker, header_warnings_silenced
+from adaptclip_med.batch.worker import BatchOptions, DiskFullError, StudySource, StudyWorker
 from adaptclip_med.batch.worklist import ERRORS, WORKLIST, write_errors, write_worklist
 from adaptclip_med.errors import AdaptClipError
 from adaptclip_med.utils.progress import progress_enabled
-from adaptclip_med.utils.redact import describe_path
+from adaptclip_med.utils.redact import describe_path, header_warnings_silenced
 from adaptclip_med.volume.pipeline import STUDY_JSON, ScoringOptions, make_scorer
 from adaptclip_med.volume.scoring import VolumeScorer
 

@@ -11,9 +11,6 @@ import logging
 import shutil
 import tempfile
 import time
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
@@ -25,7 +22,7 @@ from adaptclip_med.batch.staging import is_disk_full, publish
 from adaptclip_med.errors import AdaptClipError
 from adaptclip_med.io.dicom import load_dicom_series
 from adaptclip_med.io.dicom_scan import scan_dicom
-from adaptclip_med.utils.redact import describe_path
+from adaptclip_med.utils.redact import describe_path, header_warnings_silenced
 from adaptclip_med.volume.pipeline import ScoringOptions, score_volume_to_dir
 from adaptclip_med.volume.scoring import VolumeScorer
 
@@ -52,28 +49,6 @@ class BatchOptions:
 
 class DiskFullError(AdaptClipError):
     """Writing outputs failed for lack of space; the run stops (every next study would fail too)."""
-
-
-#: Libraries that warn about malformed header values quote them (patient names included).
-_HEADER_LIBRARIES = ("pydicom", "highdicom")
-
-
-@contextmanager
-def header_warnings_silenced() -> Iterator[None]:
-    """Keep header-quoting warnings of the DICOM libraries out of batch logs, which must stay free
-    of patient identifiers; the study's own failure reason is recorded instead."""
-    loggers = [logging.getLogger(name) for name in _HEADER_LIBRARIES]
-    levels = [logger.level for logger in loggers]
-    with warnings.catch_warnings():
-        for name in _HEADER_LIBRARIES:
-            warnings.filterwarnings("ignore", module=rf"{name}(\.|$)")
-        for logger in loggers:
-            logger.setLevel(logging.ERROR)
-        try:
-            yield
-        finally:
-            for logger, level in zip(loggers, levels, strict=True):
-                logger.setLevel(level)
 
 
 @dataclass

@@ -12,6 +12,7 @@ import copy
 
 import numpy as np
 from pydicom.dataset import Dataset
+from pydicom.valuerep import DA, TM
 
 from adaptclip_med.errors import InputError
 from adaptclip_med.io.volume import Volume
@@ -44,16 +45,40 @@ def source_aligned_frames(array_zyx: np.ndarray, volume: Volume, what: str) -> t
 #: entirely, which made writing the SEG fail.
 TYPE2_COPIED = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyID", "AccessionNumber",
                 "ReferringPhysicianName", "StudyDate", "StudyTime")
+#: Dates and times highdicom parses from the source.  Old files carry non-conformant values (e.g.
+#: ACR-NEMA style '14:04:38'), on which highdicom raises; they are repaired or emptied.
+DATE_TIME_COPIED = {"PatientBirthDate": DA, "StudyDate": DA, "StudyTime": TM, "SeriesDate": DA, "SeriesTime": TM,
+                    "ContentDate": DA, "ContentTime": TM}
+
+
+def _conformant(value: str, kind: type) -> str | None:
+    """``value`` if ``kind`` (DA or TM) accepts it, else the same without separators, else None."""
+    for candidate in (value, value.replace(":", "").replace("-", "").replace(".", "", 1 if kind is DA else 0)):
+        try:
+            kind(candidate)
+            return candidate
+        except ValueError:
+            continue
+    return None
 
 
 def with_type2_attributes(header: Dataset) -> Dataset:
-    """``header`` itself when complete, else a copy with the missing Type 2 attributes added empty
-    (a deep copy: pydicom's shallow copy shares the element dictionary with the source; the
-    headers carry no pixel data, so copying is cheap)."""
+    """``header`` itself when highdicom can derive from it as is, else a copy with the missing
+    Type 2 attributes added empty and non-conformant dates/times repaired or emptied (a deep copy:
+    pydicom's shallow copy shares the element dictionary with the source; the headers carry no
+    pixel data, so copying is cheap)."""
     missing = [keyword for keyword in TYPE2_COPIED if keyword not in header]
-    if not missing:
+    repairs = {}
+    for keyword, kind in DATE_TIME_COPIED.items():
+        raw = header.get(keyword)
+        text = "" if raw is None else str(raw).strip()
+        if text and _conformant(text, kind) != text:
+            repairs[keyword] = _conformant(text, kind)
+    if not missing and not repairs:
         return header
     patched = copy.deepcopy(header)
     for keyword in missing:
         setattr(patched, keyword, None)
+    for keyword, value in repairs.items():
+        setattr(patched, keyword, value)
     return patched

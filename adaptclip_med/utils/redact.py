@@ -9,8 +9,12 @@ about the same file still match, but the UID never leaves the process.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 #: A DICOM UID is digits separated by dots; real ones are long (org root + suffix).  Requiring at
@@ -60,3 +64,26 @@ def pseudonymous_key(*parts: str) -> str:
     give different keys."""
     joined = "\x1f".join(str(part) for part in parts)
     return hashlib.sha256(joined.encode("utf-8")).hexdigest()[:16]
+
+
+#: Libraries that warn about malformed header values quote them (patient names included).
+_HEADER_LIBRARIES = ("pydicom", "highdicom")
+
+
+@contextmanager
+def header_warnings_silenced() -> Iterator[None]:
+    """Keep header-quoting warnings of the DICOM libraries (e.g. highdicom's check of a patient name
+    it copies into a SEG) out of logs and terminals, which must stay free of patient identifiers;
+    callers report their own reasons instead."""
+    loggers = [logging.getLogger(name) for name in _HEADER_LIBRARIES]
+    levels = [logger.level for logger in loggers]
+    with warnings.catch_warnings():
+        for name in _HEADER_LIBRARIES:
+            warnings.filterwarnings("ignore", module=rf"{name}(\.|$)")
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.setLevel(level)

@@ -88,6 +88,23 @@ def test_seg_of_sources_without_patient_attributes(write_series, phantom, tmp_pa
     assert "PatientID" not in volume.source_datasets_header[0]
 
 
+def test_seg_of_old_style_headers_repairs_times_and_quotes_no_name(write_series, phantom, tmp_path, recwarn):
+    """ACR-NEMA style times ('14:04:38') made highdicom raise, and its patient-name check warned
+    with the name in the message: the time is repaired and no warning quoting the name escapes."""
+    folder = write_series()
+    for file in folder.iterdir():
+        dataset = pydicom.dcmread(file)
+        dataset.StudyTime = "14:04:38"
+        dataset.PatientName = "Anonymized"  # not in Family^Given form: highdicom warns about it
+        dataset.save_as(file)
+    volume, _ = load_study(folder)
+    out = write_dicom_seg(phantom[1].astype(bool), volume, tmp_path / "old.dcm", algorithm_name="AdaptCLIP",
+                          software_version="0.1.0", series_description="old headers")
+    assert pydicom.dcmread(out).StudyTime == "140438"
+    assert not [w for w in recwarn.list if "Anonymized" in str(w.message)]
+    assert volume.source_datasets_header[0].StudyTime == "14:04:38"  # the loaded headers are untouched
+
+
 def test_parametric_map_holds_float_probabilities_per_source_frame(write_series, phantom, tmp_path):
     volume, _ = load_study(write_series(shuffle_seed=1))
     prob = np.linspace(0.0, 1.0, volume.array.size, dtype=np.float32).reshape(volume.array.shape)
