@@ -7,9 +7,13 @@ window every modality, CT included, is scaled by per-volume percentiles: no anat
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from adaptclip_med.errors import InputError
+
+log = logging.getLogger(__name__)
 
 #: (level, width) in HU.
 CT_WINDOWS: dict[str, tuple[float, float]] = {
@@ -76,7 +80,12 @@ def normalise_volume(volume, window: str | tuple[float, float] | None) -> np.nda
     """[0, 1] float32 slices of a :class:`~adaptclip_med.io.volume.Volume`.
 
     A window (preset or (level, width) in the volume's units) is applied as given, whatever the
-    modality, since the user asked for it; ``None`` scales by the volume's 0.5/99.5 percentiles."""
+    modality, since the user asked for it; ``None`` scales by the volume's 0.5/99.5 percentiles.
+    A window on a non-CT volume is logged as a warning: its values are not HU, so a CT preset
+    usually saturates the whole image (a batch mixing modalities is the typical cause)."""
+    if window is not None and str(getattr(volume, "modality", "")).upper() != "CT":
+        log.warning("CT window %s applied to a volume of modality %s, whose values are not HU; omit --window "
+                    "for percentile scaling", window, getattr(volume, "modality", None) or "unknown")
     return normalise_array(volume.array, window)
 
 

@@ -11,6 +11,7 @@ import functools
 import logging
 import os
 import sys
+import warnings
 from typing import Any, Callable, TypeVar
 
 import typer
@@ -73,8 +74,15 @@ def configure_logging(debug: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     # Third-party loggers: chatty at INFO, and highdicom/pydicom messages can quote UIDs or patient
     # attributes, which must never reach our logs.
-    for noisy in ("PIL", "matplotlib", "urllib3", "httpx", "huggingface_hub", "highdicom", "pydicom"):
+    for noisy in ("PIL", "matplotlib", "urllib3", "httpx", "huggingface_hub", "highdicom"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # pydicom logs every failed decoder attempt at ERROR with a traceback, and its warnings (also
+    # issued as Python warnings) can quote header values; our readers turn those failures into one
+    # line naming the file and the reason.  Importing pydicom first: its import sets its logger's level.
+    import pydicom  # noqa: F401
+
+    logging.getLogger("pydicom").setLevel(logging.CRITICAL)
+    warnings.filterwarnings("ignore", module=r"(pydicom|highdicom)(\.|$)")
     for handler in logging.getLogger().handlers:
         handler.addFilter(_drop_root_info)
 

@@ -53,6 +53,9 @@ def write_dicom_seg(mask_zyx: np.ndarray, volume: Volume, path: str | Path, *, a
     except ValueError as exc:
         raise InputError(f"{volume.source_label}: DICOM SEG not written: a source header value does not conform to "
                          f"its DICOM type ({exc.__class__.__name__})") from None
+    except AttributeError as exc:  # the message names the attribute, never a value
+        raise InputError(f"{volume.source_label}: DICOM SEG not written: the source headers lack an attribute it "
+                         f"needs ({exc})") from None
     buffer = io.BytesIO()
     seg.save_as(buffer)
     return atomic_write_bytes(Path(path), buffer.getvalue())

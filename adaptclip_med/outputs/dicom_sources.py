@@ -68,7 +68,7 @@ def with_type2_attributes(header: Dataset) -> Dataset:
     pydicom's shallow copy shares the element dictionary with the source; the headers carry no
     pixel data, so copying is cheap)."""
     missing = [keyword for keyword in TYPE2_COPIED if keyword not in header]
-    repairs = {}
+    repairs = {} if "Modality" in header else {"Modality": "OT"}  # Type 1, absent from some old secondary captures
     for keyword, kind in DATE_TIME_COPIED.items():
         raw = header.get(keyword)
         text = "" if raw is None else str(raw).strip()

@@ -81,7 +81,7 @@ def header_warnings_silenced() -> Iterator[None]:
         for name in _HEADER_LIBRARIES:
             warnings.filterwarnings("ignore", module=rf"{name}(\.|$)")
         for logger in loggers:
-            logger.setLevel(logging.ERROR)
+            logger.setLevel(logging.CRITICAL)  # pydicom logs decoder failures at ERROR, with tracebacks
         try:
             yield
         finally:

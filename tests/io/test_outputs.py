@@ -71,12 +71,13 @@ def test_empty_mask_still_gives_a_valid_seg_and_non_dicom_input_is_refused(write
 
 
 def test_seg_of_sources_without_patient_attributes(write_series, phantom, tmp_path):
-    """Anonymised sources often drop Type 2 patient/study attributes entirely; the SEG is still
-    written (with them empty) and the loaded source headers are not modified."""
+    """Anonymised sources often drop Type 2 patient/study attributes entirely (and old secondary
+    captures the Modality); the SEG is still written (with them empty) and the loaded source
+    headers are not modified."""
     folder = write_series()
     for file in folder.iterdir():
         dataset = pydicom.dcmread(file)
-        for keyword in ("PatientID", "PatientName", "PatientBirthDate", "AccessionNumber", "StudyDate"):
+        for keyword in ("PatientID", "PatientName", "PatientBirthDate", "AccessionNumber", "StudyDate", "Modality"):
             if keyword in dataset:
                 delattr(dataset, keyword)
         dataset.save_as(file)
