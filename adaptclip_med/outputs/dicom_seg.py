@@ -14,11 +14,9 @@ import numpy as np
 from highdicom.seg import SegmentAlgorithmTypeValues, Segmentation, SegmentationTypeValues, SegmentDescription
 from pydicom.sr.codedict import codes
 
-from adaptclip_med.errors import InputError
 from adaptclip_med.io.volume import Volume
-from adaptclip_med.outputs.dicom_sources import source_aligned_frames
+from adaptclip_med.outputs.dicom_sources import deriving_from, source_aligned_frames
 from adaptclip_med.utils.atomic import atomic_write_bytes
-from adaptclip_med.utils.redact import header_warnings_silenced
 
 MANUFACTURER = "adaptclip-med"
 
@@ -39,23 +37,14 @@ def write_dicom_seg(mask_zyx: np.ndarray, volume: Volume, path: str | Path, *, a
         algorithm_identification=hd.AlgorithmIdentificationSequence(
             name=algorithm_name, family=codes.cid7162.ArtificialIntelligence, version=software_version),
     )
-    # highdicom warns quoting header values (patient names) and raises on values it cannot
-    # parse: neither may reach the user with identifiers in it.
-    try:
-        with header_warnings_silenced():
-            seg = Segmentation(
-                source_images=sources, pixel_array=frames.astype(np.uint8), segmentation_type=SegmentationTypeValues.BINARY,
-                segment_descriptions=[description], series_instance_uid=hd.UID(), series_number=series_number,
-                sop_instance_uid=hd.UID(), instance_number=1, manufacturer=MANUFACTURER,
-                manufacturer_model_name=algorithm_name, software_versions=software_version, device_serial_number="0",
-                series_description=series_description, omit_empty_frames=bool(frames.any()),
-            )
-    except ValueError as exc:
-        raise InputError(f"{volume.source_label}: DICOM SEG not written: a source header value does not conform to "
-                         f"its DICOM type ({exc.__class__.__name__})") from None
-    except AttributeError as exc:  # the message names the attribute, never a value
-        raise InputError(f"{volume.source_label}: DICOM SEG not written: the source headers lack an attribute it "
-                         f"needs ({exc})") from None
+    with deriving_from(volume, "DICOM SEG"):
+        seg = Segmentation(
+            source_images=sources, pixel_array=frames.astype(np.uint8), segmentation_type=SegmentationTypeValues.BINARY,
+            segment_descriptions=[description], series_instance_uid=hd.UID(), series_number=series_number,
+            sop_instance_uid=hd.UID(), instance_number=1, manufacturer=MANUFACTURER,
+            manufacturer_model_name=algorithm_name, software_versions=software_version, device_serial_number="0",
+            series_description=series_description, omit_empty_frames=bool(frames.any()),
+        )
     buffer = io.BytesIO()
     seg.save_as(buffer)
     return atomic_write_bytes(Path(path), buffer.getvalue())

@@ -9,6 +9,8 @@ whose frames were stored in another order is reordered back here.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -16,6 +18,7 @@ from pydicom.valuerep import DA, TM
 
 from adaptclip_med.errors import InputError
 from adaptclip_med.io.volume import Volume
+from adaptclip_med.utils.redact import header_warnings_silenced
 
 
 def source_aligned_frames(array_zyx: np.ndarray, volume: Volume, what: str) -> tuple[list[Dataset], np.ndarray]:
@@ -82,3 +85,19 @@ def with_type2_attributes(header: Dataset) -> Dataset:
     for keyword, value in repairs.items():
         setattr(patched, keyword, value)
     return patched
+
+
+@contextmanager
+def deriving_from(volume: Volume, what: str) -> Iterator[None]:
+    """Around building a highdicom object from ``volume``'s headers: highdicom warns quoting
+    header values (patient names) and raises on values it cannot use; neither may reach the user
+    with identifiers in it, so warnings are silenced and errors become one line naming the study."""
+    try:
+        with header_warnings_silenced():
+            yield
+    except ValueError as exc:
+        raise InputError(f"{volume.source_label}: {what} not written: a source header value does not conform to "
+                         f"its DICOM type ({exc.__class__.__name__})") from None
+    except AttributeError as exc:  # the message names the attribute, never a value
+        raise InputError(f"{volume.source_label}: {what} not written: the source headers lack an attribute it "
+                         f"needs ({exc})") from None

@@ -9,12 +9,10 @@ import highdicom as hd
 import numpy as np
 from highdicom.pm import ParametricMap, RealWorldValueMapping
 
-from adaptclip_med.errors import InputError
 from adaptclip_med.io.volume import Volume
 from adaptclip_med.outputs.dicom_seg import MANUFACTURER
-from adaptclip_med.outputs.dicom_sources import source_aligned_frames
+from adaptclip_med.outputs.dicom_sources import deriving_from, source_aligned_frames
 from adaptclip_med.utils.atomic import atomic_write_bytes
-from adaptclip_med.utils.redact import header_warnings_silenced
 
 _NO_UNITS = hd.sr.CodedConcept(value="1", scheme_designator="UCUM", meaning="no units")
 
@@ -28,24 +26,15 @@ def write_parametric_map(prob_zyx: np.ndarray, volume: Volume, path: str | Path,
                                             "parametric map")
     mapping = RealWorldValueMapping(lut_label="anomaly", lut_explanation="anomaly probability",
                                     unit=_NO_UNITS, value_range=(0.0, 1.0), slope=1.0, intercept=0.0)
-    # highdicom warns quoting header values (patient names) and raises on values it cannot
-    # parse: neither may reach the user with identifiers in it.
-    try:
-        with header_warnings_silenced():
-            pmap = ParametricMap(
-                source_images=sources, pixel_array=frames.astype(np.float32), series_instance_uid=hd.UID(),
-                series_number=series_number, sop_instance_uid=hd.UID(), instance_number=1, manufacturer=MANUFACTURER,
-                manufacturer_model_name=algorithm_name, software_versions=software_version, device_serial_number="0",
-                contains_recognizable_visual_features=False, real_world_value_mappings=[mapping],
-                voi_lut_transformations=[hd.VOILUTTransformation(window_center=0.5, window_width=1.0)],
-                series_description=series_description,
-            )
-    except ValueError as exc:
-        raise InputError(f"{volume.source_label}: DICOM Parametric Map not written: a source header value does not conform to "
-                         f"its DICOM type ({exc.__class__.__name__})") from None
-    except AttributeError as exc:  # the message names the attribute, never a value
-        raise InputError(f"{volume.source_label}: DICOM Parametric Map not written: the source headers lack an attribute it "
-                         f"needs ({exc})") from None
+    with deriving_from(volume, "DICOM Parametric Map"):
+        pmap = ParametricMap(
+            source_images=sources, pixel_array=frames.astype(np.float32), series_instance_uid=hd.UID(),
+            series_number=series_number, sop_instance_uid=hd.UID(), instance_number=1, manufacturer=MANUFACTURER,
+            manufacturer_model_name=algorithm_name, software_versions=software_version, device_serial_number="0",
+            contains_recognizable_visual_features=False, real_world_value_mappings=[mapping],
+            voi_lut_transformations=[hd.VOILUTTransformation(window_center=0.5, window_width=1.0)],
+            series_description=series_description,
+        )
     buffer = io.BytesIO()
     pmap.save_as(buffer)
     return atomic_write_bytes(Path(path), buffer.getvalue())
