@@ -9,16 +9,13 @@ at every instant ``<out>/<key>`` is either absent or complete.
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
 import sqlite3
 from pathlib import Path
 
 from adaptclip_med.batch.journal import STATE_DIR
-
-_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
-
+from adaptclip_med.utils.atomic import SPACE_ERRORS, fsync_dir
 
 def staging_root(out_dir: Path, rank: int) -> Path:
     return Path(out_dir) / STATE_DIR / f"staging-rank-{rank:03d}"
@@ -32,14 +29,6 @@ def reset_staging(out_dir: Path, rank: int) -> Path:
     return root
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def publish(staged: Path, final: Path) -> Path:
     """Move a complete study folder into place, replacing any previous one, durably."""
     trash = staged.with_name(staged.name + ".replaced")
@@ -47,7 +36,7 @@ def publish(staged: Path, final: Path) -> Path:
     if final.exists():
         os.rename(final, trash)
     os.rename(staged, final)
-    _fsync_dir(final.parent)
+    fsync_dir(final.parent)
     shutil.rmtree(trash, ignore_errors=True)
     return final
 
@@ -58,7 +47,7 @@ def is_disk_full(exc: BaseException) -> bool:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, OSError) and current.errno in _DISK_FULL:
+        if isinstance(current, OSError) and current.errno in SPACE_ERRORS:
             return True
         if isinstance(current, sqlite3.OperationalError) and "disk is full" in str(current):
             return True

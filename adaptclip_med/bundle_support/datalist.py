@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from adaptclip_med.errors import InputError
+from adaptclip_med.io.loader import NIFTI_SUFFIXES
+from adaptclip_med.preprocess import IMAGE_SUFFIXES
 from adaptclip_med.utils.redact import describe_path, pseudonymous_key
 
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 #: Files that never hold image data and may sit next to studies (exports, notes, checksums).
 IGNORED_SUFFIXES = (".json", ".csv", ".txt", ".md", ".xml", ".sha256", ".md5")
 

@@ -35,13 +35,13 @@ from PIL import Image
 
 from adaptclip_med.data.samples import AnomalySample, DatasetIndex
 from adaptclip_med.errors import InputError
+from adaptclip_med.io.loader import NIFTI_SUFFIXES
 from adaptclip_med.utils.progress import progress_bar
 from adaptclip_med.utils.redact import describe_path
 from adaptclip_med.volume.preprocessing import SlicePreprocessing, parse_window
 
 IMAGE_DIRS = ("imagesTr", "images")
 LABEL_DIRS = ("labelsTr", "labels")
-NIFTI_SUFFIXES = (".nii.gz", ".nii")
 CHANNEL_SUFFIX = "_0000"
 CACHE_FORMAT = 1
 

@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from scipy import ndimage
 
 from adaptclip_med import __version__
 from adaptclip_med.data.samples import DatasetIndex
@@ -32,6 +31,7 @@ from adaptclip_med.evaluation.benchmark import (
 from adaptclip_med.evaluation.report import write_report
 from adaptclip_med.model.checkpoints import LoadedModel
 from adaptclip_med.model.fusion import SMOOTHING_SIGMA
+from adaptclip_med.outputs.overlay import mask_outline
 from adaptclip_med.utils.atomic import atomic_write_bytes, atomic_write_text
 from adaptclip_med.utils.redact import redact_component
 
@@ -103,13 +103,9 @@ def references_record(result: BenchmarkResult, root: Path) -> dict[str, Any]:
         if shots == 0:
             continue
         runs.append({"shots": shots, "seed": seed,
-                     "classes": {name: [_redacted(p) for p in choice.to_record(root)["references"]]
+                     "classes": {name: choice.to_record(root)["references"]  # redacted by display_name
                                  for name, choice in sorted(choices.items())}})
     return {"runs": runs}
-
-
-def _redacted(relative: str) -> str:
-    return "/".join(redact_component(part) for part in relative.split("/"))
 
 
 def _slug(text: str) -> str:
@@ -125,8 +121,7 @@ def overlay_png(example: Example, alpha: float = 0.5) -> bytes:
     outlined = rgb.copy()
     if example.mask is not None:
         mask = example.mask > 0.5
-        edge = mask & ~ndimage.binary_erosion(mask)
-        outlined[edge] = (1.0, 0.0, 0.0)
+        outlined[mask_outline(mask)] = (1.0, 0.0, 0.0)
     heat = matplotlib.colormaps["jet"](np.clip(example.anomaly_map, 0.0, 1.0))[..., :3]
     blended = (1 - alpha) * rgb + alpha * heat
     gap = np.ones((rgb.shape[0], 4, 3), dtype=np.float32)

@@ -168,10 +168,7 @@ def load_dicom_series(series: SeriesInfo, axis: str = "axial", label: str | None
         "transfer_syntax": syntax.name if syntax is not None else "", "geometry": geometry,
         "inverted_monochrome1": inverted, "skipped_files": len(series.skipped),
     }
-    header_order: list[int] = []
-    for frame in frames:
-        if frame.header_index not in header_order:
-            header_order.append(frame.header_index)
+    header_order = list(dict.fromkeys(f.header_index for f in frames))
     sop_uids = [str(ds.get("SOPInstanceUID", "")) or None for ds in series.headers]
     sources = [SliceSource(path=f.path, sop_instance_uid=sop_uids[f.header_index], frame_number=f.frame_number)
                for f in frames]

@@ -14,9 +14,9 @@ from PIL import Image, UnidentifiedImageError
 from adaptclip_med.errors import InputError
 from adaptclip_med.io.geometry import check_axis
 from adaptclip_med.io.volume import Volume, volume_from_source
+from adaptclip_med.preprocess import IMAGE_SUFFIXES
 from adaptclip_med.utils.redact import describe_path
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 #: Source layout (row, column, slice): rows point posterior (down the screen), columns to the
 #: patient's left, the slice axis up, which is exactly the axial display convention, so the
 #: canonical slice is the image unchanged.

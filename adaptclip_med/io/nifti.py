@@ -35,20 +35,21 @@ def load_nifti(path: str | Path, axis: str = "axial", modality: str | None = Non
     label = describe_path(path)
     try:
         image = nib.load(str(path))
-        data = np.asarray(image.get_fdata(dtype=np.float32))
+        # A 4-D series is read for its first volume only: decoding all of it (200 fMRI/DWI
+        # volumes) would cost 200x the I/O and memory for data that is then dropped.
+        first_only = len(image.shape) == 4 and image.shape[3] > 1
+        data = np.asarray((image.slicer[..., :1] if first_only else image).get_fdata(dtype=np.float32))
     except FileNotFoundError as exc:
         raise InputError(f"{label}: no such file") from exc
     except Exception as exc:  # nibabel raises several types for corrupt or truncated files
         raise InputError(f"{label}: not a readable NIfTI file ({type(exc).__name__})") from exc
-    volumes = 1
+    volumes = int(image.shape[3]) if first_only else 1
+    if first_only:
+        log.warning("%s: 4-D NIfTI with %d volumes; using the first", label, volumes)
+        data = np.ascontiguousarray(data[..., 0])
     source_shape = tuple(int(n) for n in data.shape)
     while data.ndim > 3 and data.shape[-1] == 1:
         data = data[..., 0]
-    if data.ndim == 4:
-        volumes = int(data.shape[3])
-        log.warning("%s: 4-D NIfTI with %d volumes; using the first", label, volumes)
-        data = np.ascontiguousarray(data[..., 0])
-        source_shape = tuple(int(n) for n in data.shape)
     if data.ndim not in (2, 3) or data.size == 0:
         raise InputError(f"{label}: NIfTI image of shape {tuple(image.shape)} is not a 2-D or 3-D image")
     if not np.all(np.isfinite(data)):

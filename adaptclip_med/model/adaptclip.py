@@ -61,9 +61,18 @@ class ReferenceMemory:
         return cls(layers=layers, shots=features.global_token.shape[0])
 
     @classmethod
-    def stack(cls, memories: list["ReferenceMemory"]) -> "ReferenceMemory":
-        """One memory per query: stack single memories of equal size along the batch."""
-        layers = [torch.cat([m.layers[i] for m in memories], dim=0) for i in range(len(memories[0].layers))]
+    def stack(cls, memories: list["ReferenceMemory"], release: bool = False) -> "ReferenceMemory":
+        """One memory per query: stack single memories of equal size along the batch.
+
+        ``release`` empties each given memory's layer as soon as it is stacked, for throw-away
+        per-slice memories: with ViT-L and k = 4 a batch's memories are ~0.8 GB, and holding
+        them twice would double the peak."""
+        layers = []
+        for i in range(len(memories[0].layers)):
+            layers.append(torch.cat([m.layers[i] for m in memories], dim=0))
+            if release:
+                for m in memories:
+                    m.layers[i] = layers[-1][:0]
         return cls(layers=layers, shots=memories[0].shots)
 
 

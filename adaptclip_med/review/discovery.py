@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adaptclip_med.io.loader import NIFTI_SUFFIXES
 from adaptclip_med.review.paths import AllowedRoots
 from adaptclip_med.review.store import StudyLocation
 from adaptclip_med.utils.redact import describe_path, pseudonymous_key
 
 MAX_FILES = 20000
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
 
 @dataclass(frozen=True)

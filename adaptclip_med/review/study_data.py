@@ -12,12 +12,14 @@ from __future__ import annotations
 import csv
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from adaptclip_med.errors import InputError
+from adaptclip_med.review.rendering import Window, percentile_window
 from adaptclip_med.utils.redact import describe_path
 from adaptclip_med.volume.pipeline import STUDY_JSON
 from adaptclip_med.volume.preprocessing import relative_positions
@@ -46,6 +48,17 @@ class ReviewStudy:
     @property
     def depth(self) -> int:
         return int(self.probability.shape[0])
+
+    # The viewer reruns on every slice step: whole-volume figures are computed once per study.
+    @cached_property
+    def peak(self) -> float:
+        """Largest value of the anomaly map."""
+        return float(self.probability.max())
+
+    @cached_property
+    def auto_window(self) -> Window:
+        """Percentile display window of the source images (a neutral one without them)."""
+        return percentile_window(self.volume.array) if self.volume is not None else Window(0.5, 1.0)
 
     @property
     def skipped(self) -> np.ndarray:

@@ -16,12 +16,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable
 
+from adaptclip_med.batch.worklist import WORKLIST
 from adaptclip_med.errors import PathNotAllowedError
 from adaptclip_med.review.paths import AllowedRoots
 from adaptclip_med.review.store import UNREAD
 from adaptclip_med.volume.pipeline import STUDY_JSON
 
-WORKLIST_CSV = "worklist.csv"
 _SEARCH_DEPTH = 3
 
 
@@ -70,7 +70,7 @@ def discover_results(folder: Path, roots: AllowedRoots) -> list[WorklistEntry]:
     """A results folder: its worklist.csv if present, plus any finished study folder below it."""
     folder = roots.check(folder)
     entries: dict[str, WorklistEntry] = {}
-    csv_file = folder / WORKLIST_CSV
+    csv_file = folder / WORKLIST
     if csv_file.is_file():
         entries.update((e.study_key, e) for e in read_worklist_csv(csv_file, roots))
     known_dirs = {e.output_dir for e in entries.values() if e.output_dir is not None}

@@ -114,6 +114,18 @@ class AdapterTrainer:
         params = [p for module in self.trained.values() for p in module.parameters()]
         self.optimizer = torch.optim.Adam(params, lr=self.config.lr, betas=self.config.betas, weight_decay=0.0)
         self.start_epoch = 1
+        # Ground-truth masks do not change between epochs: decode each once (bool, anomalous
+        # images only; normal ones are all zeros) instead of reopening image and mask every step.
+        self._masks: dict[int, torch.Tensor] = {}
+
+    def _mask(self, index: int) -> torch.Tensor:
+        sample = self.run.samples[index]
+        size = self.config.image_size
+        if sample.mask_path is None:
+            return torch.zeros(size, size)
+        if index not in self._masks:
+            self._masks[index] = load_training_mask(sample, size).bool()
+        return self._masks[index].float()
 
     # ------------------------------------------------------------------ resume
     def resume_from(self, checkpoint: Path) -> None:
@@ -151,7 +163,7 @@ class AdapterTrainer:
         query, references = split_features(features, len(batch))
         memory = references_memory(references, len(batch), self.config.shots) if uses_memory else None
         labels = torch.tensor([s.label for s in samples], device=self.device)
-        masks = torch.stack([load_training_mask(s, size) for s in samples]).to(self.device)
+        masks = torch.stack([self._mask(i) for i in batch]).to(self.device)
         known = torch.tensor([s.has_pixel_truth for s in samples], device=self.device)
         outputs = self.model.branches(query, memory, (size, size))
         terms = adaptclip_losses(outputs, labels, masks, known, self.branches)

@@ -18,7 +18,7 @@ from pathlib import Path
 from adaptclip_med.errors import AdaptClipError
 from adaptclip_med.utils.redact import describe_path
 
-_SPACE_ERRORS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+SPACE_ERRORS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
 def _fsync_file(path: Path) -> None:
@@ -26,7 +26,7 @@ def _fsync_file(path: Path) -> None:
         os.fsync(handle.fileno())
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
     """Make the rename itself durable; not supported everywhere (e.g. some network shares)."""
     try:
         fd = os.open(folder, os.O_RDONLY)
@@ -42,7 +42,7 @@ def _fsync_dir(folder: Path) -> None:
 
 def _write_error(final: Path, exc: OSError) -> AdaptClipError:
     label = describe_path(final)
-    if exc.errno in _SPACE_ERRORS:
+    if exc.errno in SPACE_ERRORS:
         return AdaptClipError(f"{label}: no space left on the device; nothing was written (free space and retry)")
     reason = exc.strerror or type(exc).__name__
     return AdaptClipError(f"{label}: cannot write the file ({reason}); nothing was written")
@@ -72,7 +72,7 @@ def atomic_path(final_path: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(final.parent)
+    fsync_dir(final.parent)
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:

@@ -168,7 +168,7 @@ def calibrate_bank(bank: "ReferenceBank", loaded: LoadedModel, inputs: list[tupl
             x = slices_to_model_input(batch, model.config.image_size).to(device)
             feats = model.encode(x)
             memories = [bank.memory(bank.match(float(r), g, scans=others)) for r, g in zip(rel[start:start + batch_size], feats.global_token)]
-            pred = model.predict(x, ReferenceMemory.stack(memories), features=feats)
+            pred = model.predict(x, ReferenceMemory.stack(memories, release=True), features=feats)
             pixel_values.append(pred.anomaly_map.flatten().cpu().numpy()[::7])
             slice_scores.extend(pred.score.cpu().tolist())
     values = np.concatenate(pixel_values)

@@ -123,7 +123,7 @@ class VolumeScorer:
             return None, [[] for _ in rel]
         scans = list(range(self.shots))
         matches = [self.bank.match(float(r), g, scans=scans) for r, g in zip(rel, globals_)]
-        memory = _stack_releasing([self.bank.memory(m) for m in matches])
+        memory = ReferenceMemory.stack([self.bank.memory(m) for m in matches], release=True)
         readable = [[(scan, self.bank.source_slice(scan, row)) for scan, row in m] for m in matches]
         return _memory_to(memory, self.device), readable
 
@@ -175,17 +175,6 @@ class VolumeScorer:
         return {"model": self.loaded.identity(), "reference_bank": bank, "shots": self.shots,
                 "preprocessing": self.preprocessing.describe(), "aggregate": self.aggregate,
                 "threshold": self.threshold, "threshold_source": self.threshold_source}
-
-
-def _stack_releasing(memories: list[ReferenceMemory]) -> ReferenceMemory:
-    """:meth:`ReferenceMemory.stack`, dropping each slice's layer as soon as it is stacked: with
-    ViT-L and k = 4 a batch's memories are ~0.8 GB, so holding them twice would double the peak."""
-    layers = []
-    for index in range(len(memories[0].layers)):
-        layers.append(torch.cat([m.layers[index] for m in memories], dim=0))
-        for m in memories:
-            m.layers[index] = layers[-1][:0]  # release the per-slice copy
-    return ReferenceMemory(layers=layers, shots=memories[0].shots)
 
 
 def _memory_to(memory: ReferenceMemory, device: str) -> ReferenceMemory:

@@ -78,7 +78,7 @@ def _viewer(ctx: state.Context, study: ReviewStudy) -> None:
         st.number_input("Width", key=WIDTH, min_value=1.0, step=10.0, on_change=viewer_state.mark_custom)
         st.slider("Overlay opacity", 0.0, 1.0, step=0.05, key=ALPHA)
         st.checkbox("Stretch heat map", key=STRETCH,
-                    help=f"Display only: colours scaled to the study maximum ({float(study.probability.max()):.2f}); the "
+                    help=f"Display only: colours scaled to the study maximum ({study.peak:.2f}); the "
                          "outline still marks the pixels at or above the threshold.")
         st.slider("Zoom", 1.0, 4.0, step=0.25, key=ZOOM)
         st.checkbox("Centre zoom on the hottest point", key=ZOOM_CENTRE)

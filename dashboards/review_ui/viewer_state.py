@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from adaptclip_med.review.rendering import Window, percentile_window, preset_windows
+from adaptclip_med.review.rendering import Window, preset_windows
 from adaptclip_med.review.store import Review
 from adaptclip_med.review.study_data import ReviewStudy
 
@@ -23,14 +23,10 @@ DEFAULT_ALPHA = 0.45
 
 def window_options(study: ReviewStudy) -> dict[str, Window]:
     """Presets for the study's modality plus the percentile window (always available)."""
-    options = {AUTO_WINDOW: _auto_window(study)}
+    options = {AUTO_WINDOW: study.auto_window}
     if study.volume is not None:
         options.update(preset_windows(study.volume.modality))
     return options
-
-
-def _auto_window(study: ReviewStudy) -> Window:
-    return percentile_window(study.volume.array) if study.volume is not None else Window(0.5, 1.0)
 
 
 def reset_for(study: ReviewStudy, review: Review | None, stretch: bool = False) -> None:
@@ -53,7 +49,7 @@ def reset_for(study: ReviewStudy, review: Review | None, stretch: bool = False) 
 
 def heat_gain(study: ReviewStudy) -> float:
     """Display gain of the heat map: 1, or 1 / study maximum when stretching is on."""
-    peak = float(study.probability.max())
+    peak = study.peak
     return 1.0 / peak if st.session_state.get(STRETCH) and 0.0 < peak < 1.0 else 1.0
 
 
