@@ -8,6 +8,7 @@ does.  Windowed medical slices are float arrays in [0, 1]; they are resized with
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +55,11 @@ def pil_to_model_input(image: Image.Image, size: int) -> torch.Tensor:
         image = image.resize((size, size), Image.BICUBIC)
     array = np.asarray(image, dtype=np.float32) / 255.0
     return normalise(torch.from_numpy(array).permute(2, 0, 1).contiguous())
+
+
+def load_model_inputs(paths: Sequence[Path], size: int) -> torch.Tensor:
+    """(N, 3, size, size) model inputs of image files (training and evaluation load the same way)."""
+    return torch.stack([pil_to_model_input(load_rgb_image(p), size) for p in paths])
 
 
 def slices_to_model_input(slices01: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:

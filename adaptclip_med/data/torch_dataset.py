@@ -51,6 +51,16 @@ def load_mask(path: Path, size: int, interpolation: MaskInterpolation, expected_
     return torch.from_numpy(np.asarray(resized, dtype=np.float32) / 255.0 > 0.5).float().unsqueeze(0)
 
 
+def draw_references(pool: Sequence[Path], query: Path, class_name: str, k: int, seed: int, epoch: int,
+                    index: int) -> list[Path]:
+    """k normal images of the query's class, with replacement and never the query itself, drawn
+    from (seed, epoch, index) alone so any worker or process draws the same pairs."""
+    candidates = [p for p in pool if p != Path(query)]
+    if not candidates:
+        raise InputError(f"{class_name}: no normal image other than the query to pair it with")
+    return random.Random(f"{seed}:{epoch}:{index}").choices(candidates, k=k)
+
+
 class AnomalyImageDataset(Dataset):
     """Items are dicts: ``image`` (3,S,S), ``mask`` (1,S,S) 0/1, ``has_mask`` (bool: pixel ground
     truth exists), ``label`` (int64), ``class_name``, ``image_path`` (str), ``references`` (k,3,S,S).
@@ -100,11 +110,8 @@ class AnomalyImageDataset(Dataset):
 
     def _references(self, index: int, sample: AnomalySample) -> torch.Tensor:
         if self._random:
-            candidates = [p for p in self._pool.get(sample.class_name, []) if p != Path(sample.image_path)]
-            if not candidates:
-                raise InputError(f"{sample.class_name}: no normal image other than the query to pair it with")
-            rng = random.Random(f"{self.seed}:{self.epoch}:{index}")
-            return self._stack(rng.choices(candidates, k=self.k))
+            return self._stack(draw_references(self._pool.get(sample.class_name, []), sample.image_path,
+                                               sample.class_name, self.k, self.seed, self.epoch, index))
         if sample.class_name not in self._fixed_cache:
             self._fixed_cache[sample.class_name] = self._stack(self._fixed.get(sample.class_name, []))
         return self._fixed_cache[sample.class_name]

@@ -14,7 +14,6 @@ run's histograms and dropped, except a few examples kept for overlays.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,12 +29,7 @@ from adaptclip_med.errors import InputError
 from adaptclip_med.evaluation.metrics import DEFAULT_BINS, ClassMetrics, ImageCurves
 from adaptclip_med.evaluation.summary import ResultKey
 from adaptclip_med.model.adaptclip import AdaptCLIP, ReferenceMemory
-from adaptclip_med.preprocess import (
-    CLIP_MEAN,
-    CLIP_STD,
-    load_rgb_image,
-    pil_to_model_input,
-)
+from adaptclip_med.preprocess import CLIP_MEAN, CLIP_STD, load_model_inputs
 from adaptclip_med.utils.progress import progress_bar
 from adaptclip_med.utils.redact import redact_component
 
@@ -95,10 +89,6 @@ class BenchmarkResult:
     map_size: int = 0
 
 
-def _load_images(paths: Sequence[Path], size: int) -> torch.Tensor:
-    return torch.stack([pil_to_model_input(load_rgb_image(p), size) for p in paths])
-
-
 def _evaluation_mask(sample: AnomalySample, size: int) -> np.ndarray | None:
     """Mask at the map size, resized nearest; None when the file has none (normal images are then
     all-normal, anomalous ones image-level only: the accumulator knows the difference)."""
@@ -156,7 +146,7 @@ class Benchmark:
         memories: dict[Run, ReferenceMemory | None] = {}
         for run in self.runs:
             paths = references[run][class_name].paths
-            memories[run] = self.model.encode_references(_load_images(paths, self.size).to(self.device)) if paths else None
+            memories[run] = self.model.encode_references(load_model_inputs(paths, self.size).to(self.device)) if paths else None
         return memories
 
     def _maps_at_map_size(self, maps: torch.Tensor) -> torch.Tensor:
@@ -177,7 +167,7 @@ class Benchmark:
             kept = 0
             batches = [samples[i:i + self.config.batch_size] for i in range(0, len(samples), self.config.batch_size)]
             for batch in progress_bar(batches, desc=f"evaluating {class_name}", unit="batch"):
-                images = _load_images([s.image_path for s in batch], self.size).to(self.device)
+                images = load_model_inputs([s.image_path for s in batch], self.size).to(self.device)
                 features = self.model.encode(images)
                 masks = [_evaluation_mask(s, self.map_size) for s in batch]
                 for run in self.runs:

@@ -14,7 +14,6 @@ from PIL import Image, UnidentifiedImageError
 from adaptclip_med.errors import InputError
 from adaptclip_med.io.geometry import check_axis
 from adaptclip_med.io.volume import Volume, volume_from_source
-from adaptclip_med.preprocess import IMAGE_SUFFIXES
 from adaptclip_med.utils.redact import describe_path
 
 #: Source layout (row, column, slice): rows point posterior (down the screen), columns to the

@@ -14,9 +14,10 @@ from adaptclip_med.errors import InputError
 from adaptclip_med.io.dicom import load_dicom_series
 from adaptclip_med.io.dicom_scan import SeriesInfo, all_skipped, scan_dicom
 from adaptclip_med.io.geometry import check_axis
-from adaptclip_med.io.image2d import IMAGE_SUFFIXES, load_image2d
+from adaptclip_med.io.image2d import load_image2d
 from adaptclip_med.io.nifti import load_nifti
 from adaptclip_med.io.volume import Volume
+from adaptclip_med.preprocess import IMAGE_SUFFIXES
 from adaptclip_med.utils.redact import describe_path
 
 SeriesRule = str | int | Callable[[list[SeriesInfo]], SeriesInfo] | None

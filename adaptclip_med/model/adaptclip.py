@@ -55,10 +55,14 @@ class ReferenceMemory:
     shots: int
 
     @classmethod
-    def from_features(cls, features: VisionFeatures) -> "ReferenceMemory":
-        """Pool all k reference images of one set into a single memory (spec §4.1)."""
-        layers = [F.normalize(tap, dim=-1)[:, 1:].reshape(1, -1, tap.shape[-1]) for tap in features.taps]
-        return cls(layers=layers, shots=features.global_token.shape[0])
+    def from_features(cls, features: VisionFeatures, queries: int = 1) -> "ReferenceMemory":
+        """Pool the k reference images of each set into one memory (spec §4.1).
+
+        ``queries`` > 1: the features hold ``queries`` consecutive sets of k images (query-major,
+        as in training, where every query has its own references) and each set becomes that
+        query's memory."""
+        layers = [F.normalize(tap, dim=-1)[:, 1:].reshape(queries, -1, tap.shape[-1]) for tap in features.taps]
+        return cls(layers=layers, shots=features.global_token.shape[0] // queries)
 
     @classmethod
     def stack(cls, memories: list["ReferenceMemory"], release: bool = False) -> "ReferenceMemory":

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,9 +18,8 @@ import torch
 from PIL import Image
 
 from adaptclip_med.data.samples import AnomalySample, DatasetIndex
-from adaptclip_med.data.torch_dataset import load_mask
+from adaptclip_med.data.torch_dataset import draw_references, load_mask
 from adaptclip_med.errors import InputError
-from adaptclip_med.preprocess import load_rgb_image, pil_to_model_input
 from adaptclip_med.training.config import TrainingConfig
 from adaptclip_med.utils.redact import redact_component
 
@@ -74,15 +72,8 @@ def epoch_order(count: int, seed: int, epoch: int, batch_size: int) -> list[list
 def pair_references(run: TrainingRun, sample_index: int, epoch: int) -> list[Path]:
     """``shots`` normal images of the query's class (with replacement, never the query itself)."""
     sample = run.samples[sample_index]
-    candidates = [p for p in run.pools[sample.class_name] if p != Path(sample.image_path)]
-    if not candidates:
-        raise InputError(f"class {sample.class_name}: no normal image other than the query to pair it with")
-    rng = random.Random(f"{run.config.seed}:{epoch}:{sample_index}")
-    return rng.choices(candidates, k=run.config.shots)
-
-
-def load_images(paths: Sequence[Path], size: int) -> torch.Tensor:
-    return torch.stack([pil_to_model_input(load_rgb_image(p), size) for p in paths])
+    return draw_references(run.pools[sample.class_name], sample.image_path, f"class {sample.class_name}",
+                           run.config.shots, run.config.seed, epoch, sample_index)
 
 
 def load_training_mask(sample: AnomalySample, size: int) -> torch.Tensor:

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from adaptclip_med.data.samples import DatasetIndex
 from adaptclip_med.errors import InputError
@@ -43,12 +42,12 @@ from adaptclip_med.training.config import (
     RESUME_KEYS,
     TrainingConfig,
 )
+from adaptclip_med.preprocess import load_model_inputs
 from adaptclip_med.training.feature_cache import FeatureCache
 from adaptclip_med.training.losses import adaptclip_losses
 from adaptclip_med.training.run_data import (
     TrainingRun,
     epoch_order,
-    load_images,
     load_training_mask,
     pair_references,
     prepare_run,
@@ -82,15 +81,6 @@ def initial_model(spec: BackboneSpec, image_size: int, seed: int, device: str | 
 
 
 # ---------------------------------------------------------------------------------- one step
-def references_memory(features: VisionFeatures, batch: int, shots: int) -> ReferenceMemory:
-    """Per-query memories from the references' features ((batch*shots) images, query-major)."""
-    layers = []
-    for tap in features.taps:
-        patches = F.normalize(tap, dim=-1)[:, 1:]
-        layers.append(patches.reshape(batch, shots * patches.shape[1], patches.shape[2]))
-    return ReferenceMemory(layers=layers, shots=shots)
-
-
 def split_features(features: VisionFeatures, count: int) -> tuple[VisionFeatures, VisionFeatures]:
     """First ``count`` images vs the rest."""
     head = VisionFeatures([t[:count] for t in features.taps], features.global_token[:count], features.grid)
@@ -161,7 +151,7 @@ class AdapterTrainer:
         reference_paths = [p for i in batch for p in pair_references(self.run, i, epoch)] if uses_memory else []
         features = cache.features([s.image_path for s in samples] + reference_paths)
         query, references = split_features(features, len(batch))
-        memory = references_memory(references, len(batch), self.config.shots) if uses_memory else None
+        memory = ReferenceMemory.from_features(references, queries=len(batch)) if uses_memory else None
         labels = torch.tensor([s.label for s in samples], device=self.device)
         masks = torch.stack([self._mask(i) for i in batch]).to(self.device)
         known = torch.tensor([s.has_pixel_truth for s in samples], device=self.device)
@@ -211,7 +201,7 @@ class AdapterTrainer:
         if self.start_epoch > self.config.epochs:
             return results
         size = self.config.image_size
-        with FeatureCache(self.model.encode, lambda paths: load_images(paths, size), self.device,
+        with FeatureCache(self.model.encode, lambda paths: load_model_inputs(paths, size), self.device,
                           self.config.cache_ram_bytes, self.config.cache_dir) as cache:
             needed = [s.image_path for s in self.run.samples]
             if "prompt_query" in self.trained:

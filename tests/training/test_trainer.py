@@ -14,7 +14,7 @@ from adaptclip_med.errors import InputError
 from adaptclip_med.evaluation.benchmark import BenchmarkConfig, run_benchmark
 from adaptclip_med.model.checkpoints import build_model, read_metadata
 from adaptclip_med.training.feature_cache import FeatureCache
-from adaptclip_med.training.run_data import load_images
+from adaptclip_med.preprocess import load_model_inputs
 from adaptclip_med.training.trainer import (
     TrainingConfig,
     initial_model,
@@ -96,9 +96,9 @@ def test_cached_spilled_and_uncached_training_agree(tiny_spec, train_index, tmp_
 def test_feature_cache_budget_and_values(tiny_spec, train_index):
     model = build_model(tiny_spec, None, SIZE).model
     paths = sorted({s.image_path for s in train_index.samples})[:6]
-    direct = model.encode(load_images(paths, SIZE))
+    direct = model.encode(load_model_inputs(paths, SIZE))
     entry_bytes = sum(t[0].numel() * 4 for t in direct.taps) + direct.global_token[0].numel() * 4
-    with FeatureCache(model.encode, lambda p: load_images(p, SIZE), "cpu", ram_bytes=3 * entry_bytes) as cache:
+    with FeatureCache(model.encode, lambda p: load_model_inputs(p, SIZE), "cpu", ram_bytes=3 * entry_bytes) as cache:
         cache.fill(paths, chunk_size=2)
         assert cache.cached_images == 3 and cache.ram_bytes_used == 3 * entry_bytes
         got = cache.features([paths[4], paths[0], paths[0]])
