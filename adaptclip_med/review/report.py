@@ -43,12 +43,8 @@ class ReportContent:
 
 def score_curve_png(scores: np.ndarray, marks: list[int]) -> bytes:
     """PNG of slice score against slice index, key slices marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7.0, 2.2), dpi=110)
+    fig = _figure(figsize=(7.0, 2.2), dpi=110)
+    ax = fig.add_subplot(1, 1, 1)
     index = np.arange(scores.size)
     ax.plot(index, scores, color="#1f77b4", linewidth=1.4)
     valid = [m for m in marks if 0 <= m < scores.size and np.isfinite(scores[m])]
@@ -60,8 +56,18 @@ def score_curve_png(scores: np.ndarray, marks: list[int]) -> bytes:
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
-    plt.close(fig)
     return buffer.getvalue()
+
+
+def _figure(**kwargs):
+    """A private matplotlib Figure: Streamlit serves sessions from threads, and pyplot's global
+    figure state is not thread-safe (outputs/plots.py draws the same way)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(**kwargs)
+    FigureCanvasAgg(figure)
+    return figure
 
 
 def _png(rgb: np.ndarray) -> bytes:
@@ -121,16 +127,12 @@ def write_html_report(path: Path, content: ReportContent) -> Path:
 
 def write_pdf_report(path: Path, content: ReportContent) -> Path:
     """A two-part PDF: facts, notes, findings and score curve; then the key slices."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.backends.backend_pdf import PdfPages
     from PIL import Image
 
     buffer = io.BytesIO()
     with PdfPages(buffer) as pdf:
-        fig = plt.figure(figsize=(8.27, 11.69))
+        fig = _figure(figsize=(8.27, 11.69))
         lines = ["Anomaly review", NOT_FOR_CLINICAL_USE, ""] + [f"{k}: {v}" for k, v in _facts(content)]
         lines += ["", f"Notes: {content.review.notes or '-'}", "", f"Findings (threshold {content.reviewed_threshold:.3f}):"]
         notes = {f.finding_id: f.note for f in content.review.findings}
@@ -144,10 +146,10 @@ def write_pdf_report(path: Path, content: ReportContent) -> Path:
         ax.imshow(curve)
         ax.axis("off")
         pdf.savefig(fig)
-        plt.close(fig)
         if content.key_slices:
             columns = 2 if any(k.reference is not None for k in content.key_slices) else 1
-            fig, axes = plt.subplots(len(content.key_slices), columns, figsize=(8.27, 11.69), squeeze=False)
+            fig = _figure(figsize=(8.27, 11.69))
+            axes = fig.subplots(len(content.key_slices), columns, squeeze=False)
             for row, key in enumerate(content.key_slices):
                 axes[row][0].imshow(key.image)
                 axes[row][0].set_title(f"slice {key.index}, score {key.score:.4f}", fontsize=8)
@@ -158,5 +160,4 @@ def write_pdf_report(path: Path, content: ReportContent) -> Path:
                     ax.axis("off")
             fig.tight_layout()
             pdf.savefig(fig)
-            plt.close(fig)
     return atomic_write_bytes(Path(path), buffer.getvalue())
