@@ -28,11 +28,10 @@ from monai.inferers import Inferer
 from monai.transforms import MapTransform
 
 from adaptclip_med.errors import AdaptClipError
-from adaptclip_med.intensity import background_slices
 from adaptclip_med.io.volume import Volume
 from adaptclip_med.transforms import VOLUME_POSTFIX
 from adaptclip_med.volume.pipeline import StudyOutputs, make_scorer, write_study_outputs
-from adaptclip_med.volume.preprocessing import PreparedVolume, relative_positions
+from adaptclip_med.volume.preprocessing import PreparedVolume, prepare_volume
 from adaptclip_med.volume.reference_bank import ReferenceBank
 from adaptclip_med.volume.scoring import DEFAULT_AGGREGATE, StudyResult, VolumeScorer
 
@@ -86,8 +85,7 @@ def prepared_slices(volume: Volume, windowed: Any) -> PreparedVolume:
     if slices01.shape != volume.array.shape:
         raise AdaptClipError(f"{volume.source_label}: windowed image {slices01.shape} does not match the study "
                              f"{volume.array.shape}; keep LoadStudyd and WindowIntensityd without spatial transforms between")
-    background = background_slices(volume)
-    return PreparedVolume(slices01, background, relative_positions(background))
+    return prepare_volume(volume, None, slices01=slices01)
 
 
 class StudyInferer(Inferer):

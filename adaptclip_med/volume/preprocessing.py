@@ -53,10 +53,15 @@ class PreparedVolume:
     relative_position: np.ndarray  # (Z,) position within the body extent, 0..1 (nan for background)
 
 
-def prepare_volume(volume, preprocessing: SlicePreprocessing) -> PreparedVolume:
+def prepare_volume(volume, preprocessing: SlicePreprocessing | None, slices01: np.ndarray | None = None) -> PreparedVolume:
+    """Windowed slices plus air-only slice flags and body-relative positions.  ``slices01`` given
+    (e.g. by the bundle's MONAI transforms) is used instead of windowing here, so every entry
+    point detects background the same way, on the physical values."""
     from adaptclip_med.intensity import background_slices, normalise_volume
 
-    slices01 = np.asarray(normalise_volume(volume, preprocessing.window), dtype=np.float32)
+    if slices01 is None:
+        slices01 = normalise_volume(volume, preprocessing.window)
+    slices01 = np.asarray(slices01, dtype=np.float32)
     background = background_slices(volume)
     return PreparedVolume(slices01, background, relative_positions(background))
 
