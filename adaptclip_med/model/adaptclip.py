@@ -151,13 +151,20 @@ class AdaptCLIP(nn.Module):
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
-    def predict(self, images: torch.Tensor, memory: ReferenceMemory | None = None,
+    def predict(self, images: torch.Tensor | None, memory: ReferenceMemory | None = None,
                 features: VisionFeatures | None = None) -> Prediction:
-        """Fused anomaly map and score (zero-shot without ``memory``, few-shot with it)."""
+        """Fused anomaly map and score (zero-shot without ``memory``, few-shot with it).
+
+        ``images`` may be None when ``features`` are given (the map size is then the patch grid
+        times the patch size, i.e. the input size those features were encoded from)."""
         if self.training:
             raise RuntimeError("call .eval() before predict(): BatchNorm must use running statistics")
         features = features if features is not None else self.encode(images)
-        out = self.branches(features, memory, tuple(images.shape[-2:]))
+        if images is not None:
+            size = tuple(images.shape[-2:])
+        else:
+            size = (features.grid[0] * self.backbone.patch_size, features.grid[1] * self.backbone.patch_size)
+        out = self.branches(features, memory, size)
         ta_score, va_score = anomaly_probability(out.ta_logits), anomaly_probability(out.va_logits)
         branch_maps = {"ta": out.ta_map[:, 1], "va": out.va_map[:, 1]}
         branch_scores = {"ta": ta_score, "va": va_score}

@@ -1,0 +1,109 @@
+"""AdaptCLIP behind the method contract.
+
+The network (``model/``: backbone, TA/VA/PQA adapters, fusion, checkpoints, release import) is
+unchanged; this class only maps the contract onto it, so AdaptCLIP outputs are bit-identical to
+the pre-contract code paths.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from adaptclip_med.methods.base import AnomalyMethod, MethodSpec, SlicePrediction
+from adaptclip_med.methods.registry import register_method
+
+
+@register_method
+class AdaptCLIPMethod(AnomalyMethod):
+    name = "adaptclip"
+    summary = "AdaptCLIP (Gao et al., AAAI 2026): textual, visual and prompt-query adapters on a frozen CLIP; zero- or few-shot."
+    references = "optional"
+    uses_class_name = False
+    trainable = True
+    default_backbone = ("ViT-L-14-336", "openai")
+    precisions = ("fp32", "bf16", "auto")
+
+    def __init__(self, loaded, device: str | torch.device = "cpu", precision: str = "fp32") -> None:
+        from adaptclip_med.model.checkpoints import LoadedModel
+
+        self.loaded: LoadedModel = loaded
+        self.model = loaded.model
+        self.device = torch.device(device)
+        self.image_size = int(self.model.config.image_size)
+        self.precision = precision
+
+    @classmethod
+    def load(cls, spec: MethodSpec) -> "AdaptCLIPMethod":
+        from adaptclip_med.methods.backbones import backbone_spec_or_default
+        from adaptclip_med.model.checkpoints import build_model
+        from adaptclip_med.model.precision import apply_precision
+
+        loaded = build_model(backbone_spec_or_default(cls, spec), spec.weights, spec.image_size, spec.device)
+        chosen = apply_precision(loaded.model, spec.precision)
+        return cls(loaded, spec.device, chosen)
+
+    @classmethod
+    def from_loaded(cls, loaded, device: str | torch.device = "cpu") -> "AdaptCLIPMethod":
+        """Wrap an already built :class:`~adaptclip_med.model.checkpoints.LoadedModel` (training)."""
+        return cls(loaded, device)
+
+    # ------------------------------------------------------------------ identity
+    def identity(self) -> dict[str, Any]:
+        ident = self.loaded.identity()
+        return {"method": self.name, "backbone": ident["backbone"], "weights": ident["adapters"],
+                "weights_sha256": ident["adapters_sha256"], "weights_provenance": ident["adapters_provenance"],
+                "image_size": ident["image_size"], "tap_layers": ident["tap_layers"],
+                "preprocessing": "bicubic resize to SxS, CLIP mean/std", "class_name": None}
+
+    def describe(self) -> str:
+        return f"adaptclip, {self.model.backbone.identity.short()}, adapters {self.loaded.adapters_label}"
+
+    # ------------------------------------------------------------------ preprocessing
+    def image_input(self, images: Sequence[Any]) -> torch.Tensor:
+        from adaptclip_med.preprocess import pil_to_model_input
+
+        return torch.stack([pil_to_model_input(img, self.image_size) for img in images]).to(self.device)
+
+    # ------------------------------------------------------------------ inference
+    def encode(self, images: torch.Tensor):
+        return self.model.encode(images)
+
+    def global_embedding(self, encoded) -> torch.Tensor:
+        return encoded.global_token
+
+    def memory_rows(self, encoded) -> dict[str, torch.Tensor]:
+        return {f"layer{i}": F.normalize(tap, dim=-1)[:, 1:] for i, tap in enumerate(encoded.taps)}
+
+    def memory_from_rows(self, rows: Sequence[dict[str, torch.Tensor]]):
+        """All patches of all given images pooled into one (1, M, D) memory per tapped layer."""
+        from adaptclip_med.model.adaptclip import ReferenceMemory
+
+        layers = []
+        for i in range(len(rows[0])):
+            parts = [r[f"layer{i}"] for r in rows]
+            layers.append(torch.cat(parts, dim=0).reshape(1, -1, parts[0].shape[-1]))
+        return ReferenceMemory(layers=layers, shots=sum(int(r["layer0"].shape[0]) for r in rows))
+
+    def predict_encoded(self, encoded, memory: Any = None) -> SlicePrediction:
+        from adaptclip_med.model.adaptclip import ReferenceMemory
+
+        if isinstance(memory, list):
+            memory = ReferenceMemory.stack(memory, release=True) if memory and memory[0] is not None else None
+        if memory is not None:
+            memory = ReferenceMemory(layers=[layer.to(self.device) for layer in memory.layers], shots=memory.shots)
+        pred = self.model.predict(None, memory, features=encoded)
+        return SlicePrediction(anomaly_map=pred.anomaly_map, score=pred.score, extra_maps=pred.branch_maps,
+                               extra_scores=pred.branch_scores)
+
+    # ------------------------------------------------------------------ trainable parts
+    def trainable_module(self) -> torch.nn.Module:
+        return self.model
+
+    def save_weights(self, path: Path, provenance: dict[str, Any] | None = None) -> Path:
+        from adaptclip_med.model.checkpoints import save_adapters
+
+        return save_adapters(self.model, Path(path), provenance)

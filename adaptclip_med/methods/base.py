@@ -1,0 +1,217 @@
+"""The one contract every anomaly-detection method implements.
+
+Everything downstream (2-D predict, volume scoring and calibration, reference banks, batch, the
+bundle, the dashboard, training and evaluation) speaks only this contract, so a new method is one
+new folder under ``methods/`` plus one :func:`~adaptclip_med.methods.registry.register_method` call.
+
+The shape follows segment-anything's predictor and anomalib's torch model: the expensive part
+(the vision tower) runs once per image in :meth:`AnomalyMethod.encode`; the cheap parts (text
+heads, nearest-neighbour search against references, fusion) run in
+:meth:`AnomalyMethod.predict_encoded`, so a volume scorer can encode a batch once, read its global
+embedding to choose reference slices, and then predict.
+
+References travel in two forms:
+
+* **memory rows** (:meth:`memory_rows`): a ``dict[str, Tensor]`` of per-image features, every tensor
+  with the images on dim 0.  This is what a reference bank stores on disk, one row per slice.
+* **memory** (:meth:`memory_from_rows`): the method's own object built from the rows of the k
+  images a query is compared with (k reference images, or the matched slices of every bank scan).
+
+A method without a reference branch (``references = "unused"``) returns ``{}`` rows and ``None``
+memories; it still works with banks, which then serve calibration only.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Sequence
+
+import numpy as np
+import torch
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from adaptclip_med.model.backbone_source import BackboneSpec
+
+ReferenceUse = Literal["required", "optional", "unused"]
+#: Names a bank file keeps for itself; memory rows must not use them.
+RESERVED_ROW_NAMES = frozenset({"global", "thumbs", "rows", "relative_position"})
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """What the user asked for; each method resolves the ``None`` fields to its own defaults.
+
+    ``backbone``: None = the method's default backbone (architecture + open_clip tag).
+    ``weights``: the method's trainable weights (a file); None = untrained/fresh (training, tests,
+    the demo) or nothing to load (training-free methods).
+    """
+
+    method: str = "adaptclip"
+    backbone: "BackboneSpec | None" = None
+    weights: str | None = None
+    image_size: int | None = None
+    device: str = "cpu"
+    precision: str = "fp32"
+    class_name: str | None = None
+
+    def with_(self, **changes: Any) -> "MethodSpec":
+        return replace(self, **changes)
+
+
+@dataclass
+class SlicePrediction:
+    """What every method returns for a batch of B images at the model input size S.
+
+    anomaly_map: (B, S, S) float32 in [0, 1], the method's final map (smoothed where the method
+    smooths); score: (B,) image scores; extra_maps / extra_scores: named per-branch outputs for
+    display and debugging (e.g. AdaptCLIP's ``ta``/``va``/``pq`` maps)."""
+
+    anomaly_map: torch.Tensor
+    score: torch.Tensor
+    extra_maps: dict[str, torch.Tensor] = field(default_factory=dict)
+    extra_scores: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class AnomalyMethod(ABC):
+    """A loaded, ready-to-run anomaly detector (eval mode, on its device).
+
+    Class attributes say what the method needs; instances say who they are (:meth:`identity`)."""
+
+    #: registry name (``--method NAME``)
+    name: ClassVar[str]
+    #: one line for ``--help`` and docs
+    summary: ClassVar[str] = ""
+    #: whether normal references are required, optional (few-shot branch) or unused (zero-shot only)
+    references: ClassVar[ReferenceUse] = "optional"
+    #: whether the text side depends on a class name / prompt
+    uses_class_name: ClassVar[bool] = False
+    #: the class name used when none is given (radiology default)
+    default_class_name: ClassVar[str | None] = None
+    #: whether the method has trainable parts (``--adapters`` / ``train``)
+    trainable: ClassVar[bool] = False
+    #: (architecture, open_clip tag) used when no backbone is given
+    default_backbone: ClassVar[tuple[str, str]] = ("ViT-L-14-336", "openai")
+    #: precisions this method implements (``--precision``)
+    precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+    #: dtype of float memory rows stored in reference banks (halves disk and page cache)
+    bank_storage_dtype: ClassVar[torch.dtype] = torch.float16
+
+    image_size: int
+    device: torch.device
+    class_name: str | None = None
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    @abstractmethod
+    def load(cls, spec: MethodSpec) -> "AnomalyMethod":
+        """Build backbone + trainable parts from ``spec`` (the real loading paths: open_clip tags and
+        hub cache, local files, checksums); raise :class:`~adaptclip_med.errors.AdaptClipError`
+        with one line for anything the user can fix."""
+
+    # ------------------------------------------------------------------ identity
+    @abstractmethod
+    def identity(self) -> dict[str, Any]:
+        """Everything that changes this method's outputs, JSON-serialisable: at least ``method``,
+        ``backbone``, ``weights``, ``weights_sha256``, ``image_size``, ``preprocessing`` and
+        ``class_name``.  Reference-bank keys and every output record it."""
+
+    def describe(self) -> str:
+        """One line for command output."""
+        ident = self.identity()
+        backbone = ident.get("backbone") or {}
+        parts = [self.name, f"{backbone.get('architecture', '?')} [{backbone.get('weights', '?')}, {backbone.get('activation', '?')}]"]
+        if self.trainable:
+            parts.append(f"weights {ident.get('weights') or 'untrained'}")
+        if self.uses_class_name:
+            parts.append(f"class '{self.class_name}'")
+        return ", ".join(parts)
+
+    # ------------------------------------------------------------------ preprocessing
+    @abstractmethod
+    def image_input(self, images: "Sequence[Image.Image]") -> torch.Tensor:
+        """RGB PIL images -> (B, 3, S, S) model input on the method's device, exactly as the
+        method's reference implementation preprocesses image files."""
+
+    def slice_input(self, slices01: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """(B, H, W) windowed slices in [0, 1] -> (B, 3, S, S) model input (grey replicated)."""
+        from adaptclip_med.preprocess import slices_to_model_input
+
+        return slices_to_model_input(slices01, self.image_size).to(self.device)
+
+    def display_image(self, image: "Image.Image") -> np.ndarray:
+        """The picture as the method saw it, (S, S, 3) uint8, for overlays."""
+        from PIL import Image as PILImage
+
+        size = (self.image_size, self.image_size)
+        shown = image.resize(size, PILImage.BICUBIC) if image.size != size else image
+        return np.asarray(shown.convert("RGB"), dtype=np.uint8)
+
+    # ------------------------------------------------------------------ inference
+    @abstractmethod
+    def encode(self, images: torch.Tensor) -> Any:
+        """The expensive part, once per image batch: an opaque object for :meth:`predict_encoded`."""
+
+    def global_embedding(self, encoded: Any) -> torch.Tensor | None:
+        """(B, D) image-level embedding used to retrieve similar reference slices; None if the
+        method has none (retrieval matching then falls back to position)."""
+        return None
+
+    def memory_rows(self, encoded: Any) -> dict[str, torch.Tensor]:
+        """Per-image reference features to store (images on dim 0); ``{}`` without a reference branch."""
+        return {}
+
+    def memory_from_rows(self, rows: Sequence[dict[str, torch.Tensor]]) -> Any:
+        """Pool the rows of the k reference images one query is compared with into a memory."""
+        return None
+
+    @abstractmethod
+    def predict_encoded(self, encoded: Any, memory: Any = None) -> SlicePrediction:
+        """Final outputs for an encoded batch.  ``memory``: None (zero-shot), one memory shared by
+        the batch, or a list with one memory per query (e.g. matched slices)."""
+
+    # ------------------------------------------------------------------ conveniences
+    @torch.no_grad()
+    def encode_normals(self, images: torch.Tensor) -> Any:
+        """Encode k normal reference images (k, 3, S, S) once into one memory (None if unused)."""
+        if self.references == "unused":
+            return None
+        rows = self.memory_rows(self.encode(images))
+        return self.memory_from_rows([rows])
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor, memory: Any = None) -> SlicePrediction:
+        return self.predict_encoded(self.encode(images), memory)
+
+    # ------------------------------------------------------------------ trainable parts
+    def trainable_module(self) -> torch.nn.Module | None:
+        """The module whose parameters training optimises (None for training-free methods)."""
+        return None
+
+    def training_loss(self, images: torch.Tensor, masks: torch.Tensor, labels: torch.Tensor,
+                      class_names: Sequence[str], references: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The method's own training objective for one batch, as a dict of named loss terms whose
+        ``"total"`` is back-propagated by the shared trainer.
+
+        images (B, 3, S, S) model input; masks (B, S, S) float in {0, 1}; labels (B,) 0 normal /
+        1 anomalous; class_names one per image; references (B*k, 3, S, S) normal images
+        query-major, or None.  The trainer owns the loop, optimiser, checkpoints and resume."""
+        from adaptclip_med.errors import AdaptClipError
+
+        raise AdaptClipError(f"method '{self.name}' is training-free: there is nothing to train")
+
+    def optimizer_settings(self) -> dict[str, Any]:
+        """The authors' optimiser recipe (name, lr, betas, weight decay, epochs, batch size) used as
+        the trainer's defaults for this method."""
+        return {}
+
+    def save_weights(self, path: Any, provenance: dict[str, Any] | None = None) -> Any:
+        """Write the trainable parts in the project format (atomically)."""
+        from adaptclip_med.errors import AdaptClipError
+
+        raise AdaptClipError(f"method '{self.name}' has no trainable weights to save")
+
+    def release_memory(self) -> None:
+        """Drop caches (text features per class name etc.); called when a model is evicted."""
