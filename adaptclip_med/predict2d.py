@@ -11,16 +11,16 @@ import torch
 from PIL import Image
 
 from adaptclip_med.errors import InputError
-from adaptclip_med.model.adaptclip import AdaptCLIP, Prediction
-from adaptclip_med.preprocess import load_rgb_image, pil_to_model_input
+from adaptclip_med.methods.base import AnomalyMethod, SlicePrediction
+from adaptclip_med.preprocess import load_rgb_image
 
 
 @dataclass
 class ImagePrediction:
-    anomaly_map: np.ndarray  # (S, S) float32, final smoothed map at the model input size
+    anomaly_map: np.ndarray  # (S, S) float32, the method's final map at the model input size
     score: float
     query_rgb: np.ndarray  # (S, S, 3) uint8, the query as the network saw it (before normalisation)
-    prediction: Prediction
+    prediction: SlicePrediction
 
 
 _GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"})
@@ -45,22 +45,23 @@ def check_references_match(query: Path, references: list[Path], query_image: Ima
                 "use normal references of the same size and kind as the query")
 
 
-def predict_image(model: AdaptCLIP, query: Path, references: list[Path], image_size: int,
-                  device: str | torch.device = "cpu") -> ImagePrediction:
+def predict_image(method: AnomalyMethod, query: Path, references: list[Path]) -> ImagePrediction:
+    """Score one image with 0..k normal references, preprocessed exactly as the method's
+    reference implementation preprocesses image files."""
+    if references and method.references == "unused":
+        raise InputError(f"method '{method.name}' is zero-shot and does not use reference images: drop -r/--reference")
+    if not references and method.references == "required":
+        raise InputError(f"method '{method.name}' needs at least one normal reference image (-r FILE)")
     query_image = load_rgb_image(query)
     reference_images = [load_rgb_image(p) for p in references]
     check_references_match(query, references, query_image, reference_images)
-    query_tensor = pil_to_model_input(query_image, image_size).unsqueeze(0).to(device)
-    memory = None
-    if reference_images:
-        refs = torch.stack([pil_to_model_input(img, image_size) for img in reference_images]).to(device)
-        memory = model.encode_references(refs)
-    prediction = model.predict(query_tensor, memory)
-    shown = query_image.resize((image_size, image_size), Image.BICUBIC) if query_image.size != (image_size, image_size) else query_image
+    with torch.no_grad():
+        memory = method.encode_normals(method.image_input(reference_images)) if reference_images else None
+        prediction = method.predict(method.image_input([query_image]), memory)
     return ImagePrediction(
         anomaly_map=prediction.anomaly_map[0].float().cpu().numpy().astype(np.float32),
         score=float(prediction.score[0]),
-        query_rgb=np.asarray(shown, dtype=np.uint8),
+        query_rgb=method.display_image(query_image),
         prediction=prediction,
     )
 

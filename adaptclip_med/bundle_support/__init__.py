@@ -22,12 +22,12 @@ from adaptclip_med.bundle_support.inference import (
     study_window,
 )
 from adaptclip_med.bundle_support.metrics import AnomalyMetrics, MetricsReport
-from adaptclip_med.bundle_support.network import AdaptCLIPMapNetwork
+from adaptclip_med.bundle_support.network import AdaptCLIPMapNetwork, AnomalyMapNetwork
 from adaptclip_med.bundle_support.summary import summarise_outputs, write_summary
 from adaptclip_med.bundle_support.training import AdapterTrainingRun
 
 __all__ = [
-    "AdaptCLIPMapNetwork", "AdapterTrainingRun", "AnomalyMetrics", "DemoStudies", "MetricsReport",
+    "AdaptCLIPMapNetwork", "AnomalyMapNetwork", "AdapterTrainingRun", "AnomalyMetrics", "DemoStudies", "MetricsReport",
     "StudyInferer", "StudyPrediction", "StudyShardSampler", "WriteStudyOutputsd", "collate_studies",
     "discover_studies", "init_distributed", "prepare_study_batch", "process_device", "rank_zero_first",
     "read_datalist", "select_datalist", "shutdown_distributed", "study_window", "summarise_outputs",

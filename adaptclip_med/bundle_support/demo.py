@@ -58,11 +58,11 @@ class DemoStudies:
         return paths
 
     def _prepare_bank(self, network: AdaptCLIPMapNetwork, preprocessing: SlicePreprocessing) -> str:
-        name = f"demo-seed{self.seed}-{bank_key(network.loaded, preprocessing)[:12]}"
+        name = f"demo-seed{self.seed}-{bank_key(network.method, preprocessing)[:12]}"
         folder = self.root / "banks" / name
         if not (folder / "bank.json").is_file():
-            build_reference_bank(name, self.normal_dirs[:self.references], network.loaded, preprocessing,
-                                 self.root / "banks", device=network.options.device)
+            build_reference_bank(name, self.normal_dirs[:self.references], network.method, preprocessing,
+                                 self.root / "banks")
         return str(folder)
 
     def datalist(self) -> list[dict[str, Any]]:

@@ -106,7 +106,7 @@ class StudyInferer(Inferer):
     def scorer_for(self, network: Any) -> VolumeScorer:
         if self._scorer is None or self._network_id != id(network):
             options = replace(network.options, **self.settings)
-            self._scorer = make_scorer(options, network.loaded)
+            self._scorer = make_scorer(options, network.method)
             self._network_id = id(network)
         return self._scorer
 

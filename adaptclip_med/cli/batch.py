@@ -32,6 +32,7 @@ def _qido_filters(modality: str | None, study_date: str | None, qido: list[str])
 
 
 @common.user_errors
+@common.model_options()
 def batch(
     source: Path = typer.Argument(None, help="Folder tree (any structure, DICOMDIR-aware) or one DICOM file; omit with --dicomweb."),
     references: str = options.ReferencesOpt,
@@ -57,15 +58,7 @@ def batch(
     parametric_map: bool = options.ParametricMapOpt,
     batch_size: int = options.BatchSizeOpt,
     banks_root: Path = options.BanksRootOpt,
-    backbone: str = common.BackboneOpt,
-    backbone_weights: str = common.BackboneWeightsOpt,
-    backbone_activation: str = common.ActivationOpt,
-    adapters: str = common.AdaptersOpt,
-    image_size: int = common.ImageSizeOpt,
-    device: str = common.DeviceOpt,
-    offline: bool = common.OfflineOpt,
-    cache_dir: str = common.CacheDirOpt,
-    precision: str = common.PrecisionOpt,
+    model: common.ModelChoice = None,
 ) -> None:
     """Score every study; write per-study outputs, worklist.csv (ranked by score) and errors.csv."""
     from adaptclip_med.batch import BatchOptions, DicomwebSource, FolderSource, RetryPolicy, load_rules, run_batch
@@ -77,8 +70,7 @@ def batch(
     filters = _qido_filters(modality, study_date, qido)
     if filters and dicomweb is None:
         raise typer.BadParameter("QIDO filters (--modality, --study-date, --qido) need --dicomweb")
-    opts = options.scoring_options(backbone, backbone_weights, backbone_activation, adapters, image_size, device, offline, cache_dir,
-                                   precision=precision,
+    opts = options.scoring_options(model,
                                    bank=options.resolve_bank(references, banks_root), shots=shots, zero_shot=zero_shot,
                                    window=window, axis=axis, batch_size=batch_size, threshold=threshold, aggregate=aggregate,
                                    match=match, parametric_map=parametric_map)

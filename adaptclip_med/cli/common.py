@@ -8,11 +8,13 @@ The CLI stays thin: it parses options, calls library functions and prints result
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import os
 import sys
 import warnings
-from typing import Any, Callable, TypeVar
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, TypeVar
 
 import typer
 
@@ -21,21 +23,113 @@ from adaptclip_med.model.backbone_source import BackboneSpec
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-DEFAULT_BACKBONE = "ViT-L-14-336"
-DEFAULT_BACKBONE_WEIGHTS = "openai"
 UNTRAINED = "untrained"
 
 STATE: dict[str, Any] = {"debug": False}
 
-BackboneOpt = typer.Option(DEFAULT_BACKBONE, "--backbone", help="open_clip ViT name (e.g. ViT-L-14-336, ViT-B-16-plus-240) or a model-config JSON path.")
-BackboneWeightsOpt = typer.Option(DEFAULT_BACKBONE_WEIGHTS, "--backbone-weights", help="open_clip pretrained tag (e.g. openai), a local weights file (open_clip or OpenAI layout), or random[:SEED] (no diagnostic value).")
-ActivationOpt = typer.Option("auto", "--backbone-activation", help="auto | quickgelu | gelu. OpenAI CLIP weights need QuickGELU; auto picks it for them.")
-AdaptersOpt = typer.Option(..., "--adapters", help="Adapter checkpoint: project .safetensors or a released AdaptCLIP .pth; 'untrained' for fresh adapters (demo/training only).")
-ImageSizeOpt = typer.Option(None, "--image-size", help="Square model input size (multiple of the patch size); default from the checkpoint (518 for the release).")
+MethodOpt = typer.Option("adaptclip", "--method", help="Anomaly-detection method: adaptclip, adaclip or winclip (see docs/adding-a-method.md for others).")
+MethodsOpt = typer.Option("adaptclip", "--method", help="Method, or several separated by commas to compare them (adaptclip,adaclip,winclip).")
+ClassNameOpt = typer.Option(None, "--class-name", help="What the image shows, for methods with text prompts (adaclip, winclip); default: the method's documented default (e.g. the bank's).")
+BackboneOpt = typer.Option(None, "--backbone", help="open_clip ViT name or model-config JSON path (default: the method's: ViT-L-14-336 for adaptclip/adaclip, ViT-B-16-plus-240 for winclip).")
+BackboneWeightsOpt = typer.Option(None, "--backbone-weights", help="open_clip pretrained tag, a local weights file (open_clip or OpenAI layout), or random[:SEED] (no diagnostic value); default: the method's (openai, laion400m_e31).")
+ActivationOpt = typer.Option("auto", "--backbone-activation", help="auto | quickgelu | gelu. auto: AdaptCLIP uses QuickGELU for OpenAI weights, AdaCLIP exact GELU (as its authors).")
+AdaptersOpt = typer.Option(None, "--adapters", help="Trained weights of the method: project .safetensors or the authors' released .pth; 'untrained' for fresh ones (demo/training only). Not used by winclip.")
+ImageSizeOpt = typer.Option(None, "--image-size", help="Square model input size (multiple of the patch size); default from the checkpoint/method (518 for the releases, 240 for winclip).")
 DeviceOpt = typer.Option("auto", "--device", help="cpu, cuda, cuda:N or auto.")
 OfflineOpt = typer.Option(False, "--offline", help="Never try to download weights; fail with instructions if they are not cached.")
 CacheDirOpt = typer.Option(None, "--cache-dir", help="Hub cache folder for open_clip pretrained weights.")
-PrecisionOpt = typer.Option("fp32", "--precision", help="Vision-tower precision: fp32 (exact), bf16, or auto (bf16 only where the hardware has native bf16 matmuls; the choice is logged). See docs/performance.md.")
+PrecisionOpt = typer.Option("fp32", "--precision", help="Vision-tower precision: fp32 (exact), bf16, or auto (bf16 only where the hardware has native bf16 matmuls; the choice is logged). adaptclip only. See docs/performance.md.")
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """The model options of a command (declared once, see :func:`model_options`), turned into
+    :class:`~adaptclip_med.methods.MethodSpec` per method."""
+
+    methods: tuple[str, ...]
+    backbone: str | None
+    backbone_weights: str | None
+    activation: str
+    adapters: str | None
+    image_size: int | None
+    device: str
+    offline: bool
+    cache_dir: str | None
+    precision: str
+    class_name: str | None
+
+    @property
+    def method(self) -> str:
+        return self.methods[0]
+
+    def spec(self, method: str | None = None, require_weights: bool = True):
+        """The spec for ``method`` (default: the first), with the backbone left to the method's
+        default when not given, and one-line errors for options that do not fit the method."""
+        from adaptclip_med.methods import MethodSpec, get_method
+
+        name = method or self.method
+        cls = get_method(name)
+        weights = None if self.adapters in (None, UNTRAINED) else self.adapters
+        if cls.trainable and self.adapters is None and require_weights:
+            raise AdaptClipError(
+                f"method '{name}' needs trained weights: pass --adapters FILE (a project .safetensors, or the authors' released "
+                f".pth; see 'adaptclip-med weights status'), or --adapters untrained for fresh ones (no diagnostic value)")
+        if not cls.trainable and self.adapters is not None:
+            raise AdaptClipError(f"method '{name}' is training-free: --adapters does not apply (drop it)")
+        if self.precision not in cls.precisions:
+            raise AdaptClipError(f"precision '{self.precision}' is not one of {', '.join(cls.precisions)} (the precisions method '{name}' supports)")
+        backbone = backbone_spec(self.backbone or "", self.backbone_weights, self.activation, self.offline, self.cache_dir)
+        return MethodSpec(method=name, backbone=backbone, weights=weights, image_size=self.image_size,
+                          device=resolve_device(self.device), precision=self.precision, class_name=self.class_name)
+
+
+def _model_parameters(multi: bool, adapters_help: Any) -> list[inspect.Parameter]:
+    kw = inspect.Parameter.KEYWORD_ONLY
+    return [
+        inspect.Parameter("method", kw, default=MethodsOpt if multi else MethodOpt, annotation=str),
+        inspect.Parameter("class_name", kw, default=ClassNameOpt, annotation=Optional[str]),
+        inspect.Parameter("backbone", kw, default=BackboneOpt, annotation=Optional[str]),
+        inspect.Parameter("backbone_weights", kw, default=BackboneWeightsOpt, annotation=Optional[str]),
+        inspect.Parameter("backbone_activation", kw, default=ActivationOpt, annotation=str),
+        inspect.Parameter("adapters", kw, default=adapters_help or AdaptersOpt, annotation=Optional[str]),
+        inspect.Parameter("image_size", kw, default=ImageSizeOpt, annotation=Optional[int]),
+        inspect.Parameter("device", kw, default=DeviceOpt, annotation=str),
+        inspect.Parameter("offline", kw, default=OfflineOpt, annotation=bool),
+        inspect.Parameter("cache_dir", kw, default=CacheDirOpt, annotation=Optional[str]),
+        inspect.Parameter("precision", kw, default=PrecisionOpt, annotation=str),
+    ]
+
+
+def model_options(multi: bool = False, adapters_option: Any = None) -> Callable[[F], F]:
+    """Declare the model options ONCE for every command: the decorated command takes a
+    ``model: ModelChoice`` argument instead of eleven flags.  ``multi`` lets ``--method`` name
+    several methods (score, evaluate compare them)."""
+
+    def decorate(func: F) -> F:
+        signature = inspect.signature(func)
+        extra = _model_parameters(multi, adapters_option)
+        names = [p.name for p in extra]
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            values = {name: kwargs.pop(name) for name in names if name in kwargs}
+            from adaptclip_med.methods import parse_methods
+
+            methods = tuple(parse_methods(values.get("method")))
+            if len(methods) > 1 and not multi:
+                raise AdaptClipError(f"this command takes one --method, got {', '.join(methods)}")
+            kwargs["model"] = ModelChoice(
+                methods=methods, backbone=values.get("backbone"), backbone_weights=values.get("backbone_weights"),
+                activation=values.get("backbone_activation", "auto"), adapters=values.get("adapters"),
+                image_size=values.get("image_size"), device=values.get("device", "auto"), offline=bool(values.get("offline")),
+                cache_dir=values.get("cache_dir"), precision=values.get("precision", "fp32"), class_name=values.get("class_name"))
+            return func(*args, **kwargs)
+
+        own = [p for p in signature.parameters.values() if p.name != "model"]
+        wrapper.__signature__ = signature.replace(parameters=own + extra)  # type: ignore[attr-defined]
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
 
 
 VolumeWindowOpt = typer.Option(None, "--window", help="Volume datasets: CT window preset or LEVEL,WIDTH (default: dataset.json's, else per-volume percentiles).")
@@ -51,7 +145,7 @@ def volume_slicing(window: str | None, axis: str | None):
     return SlicePreprocessing(window=parse_window(window), axis=axis or "axial")
 
 
-def backbone_spec(backbone: str, weights: str, activation: str, offline: bool, cache_dir: str | None) -> BackboneSpec:
+def backbone_spec(backbone: str, weights: str | None, activation: str, offline: bool, cache_dir: str | None) -> BackboneSpec:
     return BackboneSpec(architecture=backbone, weights=weights, activation=activation, cache_dir=cache_dir,
                         offline=offline or os.environ.get("HF_HUB_OFFLINE") == "1")
 
@@ -64,10 +158,6 @@ def resolve_device(device: str) -> str:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise AdaptClipError(f"device '{device}' requested but no CUDA GPU is available: use --device cpu")
     return device
-
-
-def adapters_argument(value: str) -> str | None:
-    return None if value == UNTRAINED else value
 
 
 def configure_logging(debug: bool) -> None:

@@ -60,11 +60,15 @@ def demo_bank(data_root: Path, banks: Path) -> Path:
         scans = sorted(p for p in (data_root / "references").iterdir() if p.is_dir())
         typer.echo(f"building the demo reference bank '{DEMO_BANK}' from {len(scans)} normal phantoms (tiny model)")
         options = demo_options()
-        build_reference_bank(DEMO_BANK, scans, model_for(options), options.preprocessing(), banks, device=options.device)
+        build_reference_bank(DEMO_BANK, scans, model_for(options), options.preprocessing(), banks)
     return folder
 
 
+_ADAPTERS = typer.Option(None, "--adapters", help="Trained weights of the method (.safetensors or released .pth), or 'untrained'. Without them a trainable method (adaptclip, adaclip) only reviews existing results; winclip needs none.")
+
+
 @common.user_errors
+@common.model_options(adapters_option=_ADAPTERS)
 def dashboard(
     data_root: list[Path] = typer.Option([], "--data-root", help="Folder the dashboard may read studies and normal scans from; repeat for several."),
     output: Path = typer.Option(Path("review_output"), "--output", help="Where sign-offs (reviews.sqlite), scored studies and exports are written."),
@@ -79,15 +83,7 @@ def dashboard(
     show_patient_names: bool = typer.Option(False, "--show-patient-names", help="Show patient names from the DICOM headers in the series lists."),
     max_upload_mb: int = typer.Option(DEFAULT_MAX_UPLOAD_MB, "--max-upload-mb", help="Largest upload (MB) accepted by the page."),
     demo: bool = typer.Option(False, "--demo", help="Tiny random-initialised model and synthetic phantom studies (no diagnostic value); no weights needed."),
-    backbone: str = common.BackboneOpt,
-    backbone_weights: str = common.BackboneWeightsOpt,
-    backbone_activation: str = common.ActivationOpt,
-    adapters: str = typer.Option(None, "--adapters", help="Adapter checkpoint (.safetensors or released .pth), or 'untrained'. Without it the dashboard reviews existing results only."),
-    image_size: int = common.ImageSizeOpt,
-    device: str = common.DeviceOpt,
-    offline: bool = common.OfflineOpt,
-    cache_dir: str = common.CacheDirOpt,
-    precision: str = common.PrecisionOpt,
+    model: common.ModelChoice = None,
 ) -> None:
     """Start the review dashboard (reference library, worklist, viewer, sign-off) in the browser."""
     if not APP.is_file():
@@ -108,12 +104,10 @@ def dashboard(
             references = references or str(demo_bank(roots[0], banks))
     else:
         banks = options.banks_root(banks_root)
-        scoring = options.scoring_options(backbone, backbone_weights, backbone_activation, adapters or common.UNTRAINED,
-                                          image_size, device, offline, cache_dir, window=window, axis=axis,
-                                          batch_size=batch_size, precision=precision)
+        scoring = options.scoring_options(model, require_weights=False, window=window, axis=axis, batch_size=batch_size)
     bank = options.resolve_bank(references, banks)
     config = DashboardConfig(data_roots=tuple(roots), output=output, banks_root=banks.expanduser().resolve(),
-                             scoring=replace(scoring, bank=str(Path(bank).resolve())) if bank else scoring, model_configured=demo or adapters is not None,
+                             scoring=replace(scoring, bank=str(Path(bank).resolve())) if bank else scoring, model_configured=demo or model.adapters is not None or not _trainable(model.method),
                              results=tuple(p.expanduser().resolve() for p in results), show_patient_names=show_patient_names,
                              max_upload_mb=max_upload_mb, demo=demo)
     with tempfile.TemporaryDirectory(prefix="adaptclip-dashboard-") as folder:
@@ -122,6 +116,12 @@ def dashboard(
         typer.echo(f"review dashboard on http://{address}:{port}  (output: {output}; Ctrl-C stops it)")
         code = _serve(streamlit_command(APP, port, address, max_upload_mb), env)
     raise typer.Exit(code)
+
+
+def _trainable(method: str) -> bool:
+    from adaptclip_med.methods import get_method
+
+    return get_method(method).trainable
 
 
 def _serve(command: list[str], env: dict[str, str]) -> int:

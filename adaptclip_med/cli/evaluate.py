@@ -29,38 +29,30 @@ def parse_ints(values: list[str], what: str) -> tuple[int, ...]:
 
 
 @common.user_errors
+@common.model_options(multi=True)
 def evaluate(
     dataset_root: Path = typer.Argument(..., help="Dataset root (MVTec, VisA, meta.json, BMAD, MVFA, volumes (imagesTr/labelsTr NIfTI or DICOM) or generic layout)."),
     layout: str = typer.Option("auto", "--layout", help="Dataset layout, or auto to detect it."),
     window: str = common.VolumeWindowOpt,
     axis: str = common.VolumeAxisOpt,
-    adapters: str = common.AdaptersOpt,
     shots: list[str] = typer.Option(["0,1,2,4"], "--shots", help="Shot counts, e.g. 0,1,2,4 (or repeat the flag)."),
     seeds: list[str] = typer.Option(["10,20,30"], "--seeds", help="Few-shot seeds, e.g. 10,20,30 (zero-shot always uses 10)."),
-    out: Path = typer.Option(..., "--out", help="Report folder."),
+    out: Path = typer.Option(..., "--out", help="Report folder (one sub-folder per method plus comparison.md when several methods are given)."),
     map_size: int = typer.Option(None, "--map-size", help="Compare maps and masks at this size (default: the model input size)."),
     preset: str = typer.Option(None, "--preset", help="bmad: maps resized to 256, masks nearest (the release's BMAD evaluation)."),
     split: str = typer.Option("test", "--split", help="Split to evaluate."),
     classes: list[str] = typer.Option([], "--class", help="Evaluate only this class (repeatable)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Query images per forward pass."),
     examples: int = typer.Option(2, "--examples", help="Example overlays per class."),
-    backbone: str = common.BackboneOpt,
-    backbone_weights: str = common.BackboneWeightsOpt,
-    backbone_activation: str = common.ActivationOpt,
-    image_size: int = common.ImageSizeOpt,
-    device: str = common.DeviceOpt,
-    offline: bool = common.OfflineOpt,
-    cache_dir: str = common.CacheDirOpt,
+    model: common.ModelChoice = None,
 ) -> None:
-    """Evaluate adapters on DATASET_ROOT; writes report.md, CSV tables, plots/, references.json, examples/."""
+    """Evaluate one or several methods on DATASET_ROOT; writes report.md, CSV tables, plots/, references.json, examples/ (and comparison.md for several methods)."""
     from adaptclip_med.data import read_dataset
     from adaptclip_med.evaluation.benchmark import MAP_SIZE_PRESETS as PRESETS
     from adaptclip_med.evaluation.benchmark import BenchmarkConfig, run_benchmark
-    from adaptclip_med.evaluation.benchmark_outputs import (
-        build_protocol,
-        write_benchmark_outputs,
-    )
-    from adaptclip_med.model.checkpoints import build_model
+    from adaptclip_med.evaluation.benchmark_outputs import build_protocol, write_benchmark_outputs
+    from adaptclip_med.evaluation.comparison import write_comparison
+    from adaptclip_med.methods import load_method
 
     if preset is not None and preset not in PRESETS:
         raise InputError(f"unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
@@ -72,11 +64,17 @@ def evaluate(
                              map_size=PRESETS[preset] if preset else map_size, batch_size=batch_size, split=split,
                              classes=tuple(classes) or None, examples_per_class=examples)
     config.runs()
+    specs = [model.spec(name) for name in model.methods]  # validate every method's options before any work
     index = read_dataset(dataset_root, layout, common.volume_slicing(window, axis))
-    dev = common.resolve_device(device)
-    spec = common.backbone_spec(backbone, backbone_weights, backbone_activation, offline, cache_dir)
-    loaded = build_model(spec, common.adapters_argument(adapters), image_size, dev)
-    result = run_benchmark(loaded.model, index, config, dev)
-    protocol = build_protocol(loaded, index, config, result, preset)
-    written = write_benchmark_outputs(out, result, protocol, index.root)
-    typer.echo(f"{len(result.results)} (shots, seed, class) results, {len(written)} files -> {out / 'report.md'}")
+    results, protocols = {}, {}
+    for spec in specs:
+        method = load_method(spec)
+        result = run_benchmark(method, index, config)
+        protocol = build_protocol(method, index, config, result, preset)
+        folder = out if len(specs) == 1 else out / spec.method
+        written = write_benchmark_outputs(folder, result, protocol, index.root)
+        results[spec.method], protocols[spec.method] = result.results, protocol
+        typer.echo(f"{spec.method}: {len(result.results)} (shots, seed, class) results, {len(written)} files -> {folder / 'report.md'}")
+    if len(specs) > 1:
+        write_comparison(out, results, protocols)
+        typer.echo(f"comparison of {len(specs)} methods -> {out / 'comparison.md'}")

@@ -41,8 +41,11 @@ def resolve_bank(value: str | None, root: Path | None) -> str | None:
     return str(candidate if candidate.is_dir() else path)
 
 
-def scoring_options(backbone: str, backbone_weights: str, backbone_activation: str, adapters: str, image_size: int | None,
-                    device: str, offline: bool, cache_dir: str | None, **volume) -> ScoringOptions:
-    return ScoringOptions(backbone=backbone, backbone_weights=backbone_weights, activation=backbone_activation,
-                          adapters=common.adapters_argument(adapters), image_size=image_size,
-                          device=common.resolve_device(device), offline=offline, cache_dir=cache_dir, **volume)
+def scoring_options(model: common.ModelChoice, method: str | None = None, require_weights: bool = True,
+                    **volume) -> ScoringOptions:
+    """ScoringOptions for one method of the command's model options (validated by the method)."""
+    spec = model.spec(method, require_weights)
+    return ScoringOptions(method=spec.method, class_name=spec.class_name, backbone=model.backbone,
+                          backbone_weights=model.backbone_weights, activation=model.activation, adapters=spec.weights,
+                          image_size=model.image_size, device=spec.device, offline=model.offline, cache_dir=model.cache_dir,
+                          precision=model.precision, **volume)

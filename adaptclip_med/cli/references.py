@@ -17,6 +17,7 @@ def register(app: typer.Typer) -> None:
 
 @references_app.command("build")
 @common.user_errors
+@common.model_options()
 def build(
     name: str = typer.Argument(..., help="Bank name, e.g. ct-head-noncontrast."),
     scans: list[Path] = typer.Argument(..., help="Normal scans (DICOM folders/files or NIfTI)."),
@@ -25,26 +26,18 @@ def build(
     calibrate: bool = typer.Option(True, "--calibrate/--no-calibrate", help="Leave-one-scan-out calibration of the mask threshold (needs >= 2 scans)."),
     batch_size: int = options.BatchSizeOpt,
     banks_root: Path = options.BanksRootOpt,
-    backbone: str = common.BackboneOpt,
-    backbone_weights: str = common.BackboneWeightsOpt,
-    backbone_activation: str = common.ActivationOpt,
-    adapters: str = common.AdaptersOpt,
-    image_size: int = common.ImageSizeOpt,
-    device: str = common.DeviceOpt,
-    offline: bool = common.OfflineOpt,
-    cache_dir: str = common.CacheDirOpt,
-    precision: str = common.PrecisionOpt,
+    model: common.ModelChoice = None,
 ) -> None:
     """Encode k normal scans once and store their per-slice features on disk."""
     from adaptclip_med.volume.pipeline import model_for
     from adaptclip_med.volume.reference_bank import build_reference_bank
 
-    opts = options.scoring_options(backbone, backbone_weights, backbone_activation, adapters, image_size, device, offline, cache_dir,
-                                   precision=precision,
-                                   window=window, axis=axis, batch_size=batch_size)
-    path = build_reference_bank(name, list(scans), model_for(opts), opts.preprocessing(), options.banks_root(banks_root),
-                                batch_size=batch_size, device=opts.device, calibrate=calibrate)
-    typer.echo(f"reference bank '{name}' ({len(scans)} scans) -> {path}")
+    opts = options.scoring_options(model, window=window, axis=axis, batch_size=batch_size)
+    method = model_for(opts)
+    path = build_reference_bank(name, list(scans), method, opts.preprocessing(), options.banks_root(banks_root),
+                                batch_size=batch_size, calibrate=calibrate)
+    note = " (zero-shot method: the bank serves threshold calibration only)" if method.references == "unused" else ""
+    typer.echo(f"reference bank '{name}' ({len(scans)} scans, {method.describe()}) -> {path}{note}")
 
 
 @references_app.command("list")
@@ -57,7 +50,7 @@ def list_(banks_root: Path = options.BanksRootOpt) -> None:
     if not banks:
         typer.echo(f"no reference banks under {options.banks_root(banks_root)}")
     for bank in banks:
-        typer.echo(f"{bank['name']:30s} {bank['scans']} scans  window={bank['preprocessing'].get('window')}  "
+        typer.echo(f"{bank['name']:30s} {bank['method']:10s} {bank['scans']} scans  window={bank['preprocessing'].get('window')}  "
                    f"calibrated={bank['calibrated']}  created {bank['created']}")
 
 

@@ -14,6 +14,7 @@ def register(app: typer.Typer) -> None:
 
 
 @common.user_errors
+@common.model_options(multi=True)
 def score(
     study: Path = typer.Argument(..., help="DICOM folder or file, NIfTI (.nii/.nii.gz) or 2-D image."),
     references: str = options.ReferencesOpt,
@@ -28,25 +29,14 @@ def score(
     parametric_map: bool = options.ParametricMapOpt,
     batch_size: int = options.BatchSizeOpt,
     banks_root: Path = options.BanksRootOpt,
-    backbone: str = common.BackboneOpt,
-    backbone_weights: str = common.BackboneWeightsOpt,
-    backbone_activation: str = common.ActivationOpt,
-    adapters: str = common.AdaptersOpt,
-    image_size: int = common.ImageSizeOpt,
-    device: str = common.DeviceOpt,
-    offline: bool = common.OfflineOpt,
-    cache_dir: str = common.CacheDirOpt,
-    precision: str = common.PrecisionOpt,
+    model: common.ModelChoice = None,
 ) -> None:
     """Score a study and write NIfTI map/mask, DICOM SEG (DICOM input), slices.csv, overlays and study.json."""
-    from adaptclip_med.volume.pipeline import make_scorer, score_study
+    from adaptclip_med.volume.compare import score_with_methods
 
-    opts = options.scoring_options(backbone, backbone_weights, backbone_activation, adapters, image_size, device, offline, cache_dir,
-                                   precision=precision,
-                                   bank=options.resolve_bank(references, banks_root), shots=shots, zero_shot=zero_shot,
-                                   window=window, axis=axis, batch_size=batch_size, threshold=threshold, aggregate=aggregate,
-                                   match=match, parametric_map=parametric_map)
-    scorer = make_scorer(opts)
-    result = score_study(study, out, scorer, parametric_map=parametric_map)
-    mode = f"{scorer.shots}-shot" if scorer.shots else "zero-shot"
-    typer.echo(f"study score {result.score:.4f} ({mode}, {opts.aggregate}); top slices {result.top_slices}; outputs in {out}")
+    volume = dict(bank=options.resolve_bank(references, banks_root), shots=shots, zero_shot=zero_shot, window=window,
+                  axis=axis, batch_size=batch_size, threshold=threshold, aggregate=aggregate, match=match,
+                  parametric_map=parametric_map)
+    runs = [options.scoring_options(model, name, **volume) for name in model.methods]
+    for line in score_with_methods(study, out, runs):
+        typer.echo(line)

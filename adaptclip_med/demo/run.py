@@ -25,7 +25,7 @@ DEMO_WINDOW = "brain"
 def demo_options(bank: Path | None = None) -> ScoringOptions:
     return ScoringOptions(backbone="adaptclip-tiny-vit", backbone_weights="random:0", adapters=None,
                           image_size=DEMO_IMAGE_SIZE, window=DEMO_WINDOW, bank=str(bank) if bank else None,
-                          offline=True, demo=True)
+                          offline=True)
 
 
 @dataclass
@@ -72,10 +72,9 @@ def run_demo(out_dir: Path, seed: int = 0, references: int = 3) -> DemoResult:
     data = make_demo_dataset(out_dir / "data", seed=seed, n_references=references + 1)
     bank_scans, held_out_normal = data.reference_dirs[:references], data.reference_dirs[references]
     options = demo_options()
-    loaded = model_for(options)
-    bank = build_reference_bank("demo-ct-head", bank_scans, loaded, options.preprocessing(), out_dir / "banks",
-                                device=options.device)
-    scorer = make_scorer(demo_options(bank), loaded)
+    method = model_for(options)
+    bank = build_reference_bank("demo-ct-head", bank_scans, method, options.preprocessing(), out_dir / "banks")
+    scorer = make_scorer(demo_options(bank), method)
     abnormal = score_study(data.study_dir, out_dir / "results" / "study_with_lesions", scorer)
     normal = score_study(held_out_normal, out_dir / "results" / "normal_study", scorer)
     truth = np.asarray(nib.load(str(data.ground_truth_nifti)).dataobj)

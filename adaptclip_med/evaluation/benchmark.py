@@ -28,8 +28,8 @@ from adaptclip_med.data.torch_dataset import load_mask
 from adaptclip_med.errors import InputError
 from adaptclip_med.evaluation.metrics import DEFAULT_BINS, ClassMetrics, ImageCurves
 from adaptclip_med.evaluation.summary import ResultKey
-from adaptclip_med.model.adaptclip import AdaptCLIP, ReferenceMemory
-from adaptclip_med.preprocess import CLIP_MEAN, CLIP_STD, load_model_inputs
+from adaptclip_med.methods.base import AnomalyMethod
+from adaptclip_med.preprocess import CLIP_MEAN, CLIP_STD, load_rgb_image
 from adaptclip_med.utils.progress import progress_bar
 from adaptclip_med.utils.redact import redact_component
 
@@ -56,13 +56,16 @@ class BenchmarkConfig:
     bins: int = DEFAULT_BINS
     examples_per_class: int = 2
 
-    def runs(self) -> list[Run]:
-        """(0, 10) for zero-shot, then every (k, seed) for k >= 1."""
+    def runs(self, uses_references: bool = True) -> list[Run]:
+        """(0, 10) for zero-shot, then every (k, seed) for k >= 1 (zero-shot only for a method
+        without a reference branch: its few-shot rows would repeat the zero-shot ones)."""
         if not self.shots or any(k < 0 for k in self.shots):
             raise InputError(f"shot counts must be >= 0, got {list(self.shots)}")
         if any(k > 0 for k in self.shots) and not self.seeds:
             raise InputError("few-shot evaluation needs at least one seed")
-        runs = [(0, ZERO_SHOT_SEED)] if 0 in self.shots else []
+        runs = [(0, ZERO_SHOT_SEED)] if 0 in self.shots or not uses_references else []
+        if not uses_references:
+            return runs
         return runs + [(k, seed) for k in sorted(set(self.shots)) if k > 0 for seed in sorted(set(self.seeds))]
 
 
@@ -116,17 +119,15 @@ def _showcase_run(runs: list[Run]) -> Run:
 
 
 class Benchmark:
-    """Evaluates one model on one dataset index under one :class:`BenchmarkConfig`."""
+    """Evaluates one method on one dataset index under one :class:`BenchmarkConfig`."""
 
-    def __init__(self, model: AdaptCLIP, index: DatasetIndex, config: BenchmarkConfig,
-                 device: str | torch.device = "cpu") -> None:
-        self.model = model.eval()
+    def __init__(self, method: AnomalyMethod, index: DatasetIndex, config: BenchmarkConfig) -> None:
+        self.method = method
         self.index = index
         self.config = config
-        self.device = torch.device(device)
-        self.size = model.config.image_size
+        self.size = method.image_size
         self.map_size = config.map_size or self.size
-        self.runs = config.runs()
+        self.runs = config.runs(method.references != "unused")
         self.showcase = _showcase_run(self.runs)
         self.metrics = {run: ClassMetrics(config.bins, FEW_SHOT_RANGE if run[0] else ZERO_SHOT_RANGE)
                         for run in self.runs}
@@ -142,11 +143,14 @@ class Benchmark:
             raise InputError(f"{redact_component(self.index.root.name)}: no {self.config.split} images for class(es) {', '.join(unknown)}")
         return sorted(self.config.classes)
 
-    def _memories(self, class_name: str, references: dict[Run, dict[str, ReferenceChoice]]) -> dict[Run, ReferenceMemory | None]:
-        memories: dict[Run, ReferenceMemory | None] = {}
+    def _inputs(self, paths) -> torch.Tensor:
+        return self.method.image_input([load_rgb_image(p) for p in paths])
+
+    def _memories(self, class_name: str, references: dict[Run, dict[str, ReferenceChoice]]) -> dict[Run, object]:
+        memories: dict[Run, object] = {}
         for run in self.runs:
             paths = references[run][class_name].paths
-            memories[run] = self.model.encode_references(load_model_inputs(paths, self.size).to(self.device)) if paths else None
+            memories[run] = self.method.encode_normals(self._inputs(paths)) if paths else None
         return memories
 
     def _maps_at_map_size(self, maps: torch.Tensor) -> torch.Tensor:
@@ -167,11 +171,11 @@ class Benchmark:
             kept = 0
             batches = [samples[i:i + self.config.batch_size] for i in range(0, len(samples), self.config.batch_size)]
             for batch in progress_bar(batches, desc=f"evaluating {class_name}", unit="batch"):
-                images = load_model_inputs([s.image_path for s in batch], self.size).to(self.device)
-                features = self.model.encode(images)
+                images = self._inputs([s.image_path for s in batch])
+                features = self.method.encode(images)
                 masks = [_evaluation_mask(s, self.map_size) for s in batch]
                 for run in self.runs:
-                    prediction = self.model.predict(images, memories[run], features=features)
+                    prediction = self.method.predict_encoded(features, memories[run])
                     maps = self._maps_at_map_size(prediction.anomaly_map).float().cpu().numpy()
                     scores = prediction.score.float().cpu().numpy()
                     for i, sample in enumerate(batch):
@@ -190,7 +194,6 @@ class Benchmark:
         return BenchmarkResult(results, curves, references, examples, counts, self.map_size)
 
 
-def run_benchmark(model: AdaptCLIP, index: DatasetIndex, config: BenchmarkConfig,
-                  device: str | torch.device = "cpu") -> BenchmarkResult:
+def run_benchmark(method: AnomalyMethod, index: DatasetIndex, config: BenchmarkConfig) -> BenchmarkResult:
     """Convenience wrapper: build a :class:`Benchmark` and run it."""
-    return Benchmark(model, index, config, device).run()
+    return Benchmark(method, index, config).run()

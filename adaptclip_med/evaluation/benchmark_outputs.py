@@ -29,8 +29,7 @@ from adaptclip_med.evaluation.benchmark import (
     Example,
 )
 from adaptclip_med.evaluation.report import write_report
-from adaptclip_med.model.checkpoints import LoadedModel
-from adaptclip_med.model.fusion import SMOOTHING_SIGMA
+from adaptclip_med.methods.base import AnomalyMethod
 from adaptclip_med.outputs.overlay import mask_outline
 from adaptclip_med.utils.atomic import atomic_write_bytes, atomic_write_text
 from adaptclip_med.utils.redact import redact_component
@@ -54,7 +53,7 @@ def auxiliary_data(provenance: dict[str, Any], index: DatasetIndex) -> str:
     return f"not recorded in the checkpoint ({source})"
 
 
-def build_protocol(loaded: LoadedModel, index: DatasetIndex, config: BenchmarkConfig, result: BenchmarkResult,
+def build_protocol(method: AnomalyMethod, index: DatasetIndex, config: BenchmarkConfig, result: BenchmarkResult,
                    preset: str | None = None) -> dict[str, Any]:
     """The report's protocol header (helper :func:`write_report` requires its first five keys)."""
     few_shot = sorted({k for k in config.shots if k > 0})
@@ -64,21 +63,23 @@ def build_protocol(loaded: LoadedModel, index: DatasetIndex, config: BenchmarkCo
     if few_shot:
         seeds.append(f"few-shot: seeds {', '.join(map(str, sorted(set(config.seeds))))}, each drawing k normal references "
                      "per class with replacement from the class's normal pool (see references.json)")
-    sha = f", sha256 {loaded.adapters_sha256[:16]}…" if loaded.adapters_sha256 else ""
-    model = loaded.model
+    identity = method.identity()
+    sha = f", sha256 {identity['weights_sha256'][:16]}…" if identity.get("weights_sha256") else ""
+    weights = identity.get("weights") or ("none (training-free)" if not method.trainable else "untrained")
     protocol: dict[str, Any] = {
-        "auxiliary_data": auxiliary_data(loaded.provenance, index),
-        "checkpoint": f"{loaded.adapters_label}{sha}; used as given (this tool does not select checkpoints on test data)",
+        "method": method.describe(),
+        "auxiliary_data": auxiliary_data(identity.get("weights_provenance") or {}, index) if method.trainable else "none (training-free method)",
+        "checkpoint": f"{weights}{sha}; used as given (this tool does not select checkpoints on test data)",
         "seeds": "; ".join(seeds),
-        "map_size": (f"{result.map_size}x{result.map_size} (model input {model.config.image_size}; maps bilinear, "
+        "map_size": (f"{result.map_size}x{result.map_size} (model input {method.image_size}; maps bilinear, "
                      f"masks nearest{'; preset ' + preset if preset else ''})"),
         "bins": (f"{config.bins} equal-width bins over [{ZERO_SHOT_RANGE[0]:g}, {ZERO_SHOT_RANGE[1]:g}] for zero-shot maps and "
                  f"[{FEW_SHOT_RANGE[0]:g}, {FEW_SHOT_RANGE[1]:g}] for few-shot maps (harmonic mean with a 1-NN cosine distance)"),
         "dataset": (f"{redact_component(index.root.name)} ({index.layout} layout), {config.split} split, {len(result.images_per_class)} classes, "
                     f"{sum(result.images_per_class.values())} images"),
         "shots": ", ".join(map(str, sorted(set(config.shots)))),
-        "backbone": f"{model.backbone.identity.short()}, taps {list(model.backbone.tap_layers)}",
-        "smoothing": f"Gaussian sigma {SMOOTHING_SIGMA:g} px at the model input size",
+        "backbone": _backbone_line(identity),
+        "smoothing": "as the method defines it (AdaptCLIP and AdaCLIP: Gaussian sigma 4 px at the model input size; WinCLIP: none)",
         "software": f"adaptclip-med {__version__}",
         "other_outputs": ("references.json (every run's reference images); examples/ (per class, the first anomalous "
                           f"test images of the {_showcase_label(result)} run: ground-truth outline | anomaly map, jet on [0, 1])"),
@@ -86,6 +87,12 @@ def build_protocol(loaded: LoadedModel, index: DatasetIndex, config: BenchmarkCo
     if index.notes:
         protocol["dataset_notes"] = "; ".join(index.notes)
     return protocol
+
+
+def _backbone_line(identity: dict[str, Any]) -> str:
+    backbone = identity.get("backbone") or {}
+    line = f"{backbone.get('architecture', '?')} [{backbone.get('weights', '?')}, {backbone.get('activation', '?')}]"
+    return line + (f", taps {identity['tap_layers']}" if identity.get("tap_layers") else "")
 
 
 def _showcase_label(result: BenchmarkResult) -> str:

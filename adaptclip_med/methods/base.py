@@ -82,6 +82,8 @@ class AnomalyMethod(ABC):
 
     #: registry name (``--method NAME``)
     name: ClassVar[str]
+    #: how outputs name the method (DICOM SEG algorithm name, plots)
+    display_name: ClassVar[str] = ""
     #: one line for ``--help`` and docs
     summary: ClassVar[str] = ""
     #: whether normal references are required, optional (few-shot branch) or unused (zero-shot only)
@@ -102,6 +104,11 @@ class AnomalyMethod(ABC):
     image_size: int
     device: torch.device
     class_name: str | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.__dict__.get("display_name") and getattr(cls, "name", None):
+            cls.display_name = cls.name
 
     # ------------------------------------------------------------------ construction
     @classmethod

@@ -44,6 +44,31 @@ def save_score_plot(path: str | Path, positions: Sequence[float], scores: Sequen
         axes.set_title(title, fontsize=10)
     axes.legend(loc="upper right", fontsize=7, frameon=False)
     figure.tight_layout()
+    return _save_png(figure, path)
+
+
+def _save_png(figure: Figure, path: str | Path) -> Path:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return atomic_write_bytes(Path(path), buffer.getvalue())
+
+
+def save_methods_plot(path: str | Path, curves: Sequence[tuple[str, np.ndarray, np.ndarray]],
+                      title: str | None = None) -> Path:
+    """PNG comparing methods on one study: each method's slice score against position (mm).
+    Scores of different methods are on their own scales; the plot shows where each peaks."""
+    figure = Figure(figsize=(7.0, 3.0), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot(1, 1, 1)
+    for name, positions, scores in curves:
+        pos, val = np.asarray(positions, dtype=np.float64), np.asarray(scores, dtype=np.float64)
+        keep = np.isfinite(val)
+        axes.plot(pos[keep], val[keep], "-o", markersize=2.5, linewidth=1.2, label=name)
+    axes.set_xlabel("slice position (mm)")
+    axes.set_ylabel("anomaly score")
+    axes.set_ylim(bottom=0.0)
+    if title:
+        axes.set_title(title, fontsize=10)
+    axes.legend(loc="upper right", fontsize=7, frameon=False)
+    figure.tight_layout()
+    return _save_png(figure, path)

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
-from functools import lru_cache
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +21,9 @@ import numpy as np
 
 from adaptclip_med import __version__
 from adaptclip_med.model.backbone_source import BackboneSpec
-from adaptclip_med.model.checkpoints import LoadedModel, build_model
-from adaptclip_med.model.precision import apply_precision
+from adaptclip_med.methods import AnomalyMethod, MethodSpec, load_method
 from adaptclip_med.volume.preprocessing import SlicePreprocessing, parse_window
-from adaptclip_med.volume.reference_bank import ReferenceBank, bank_key
+from adaptclip_med.volume.reference_bank import ReferenceBank
 from adaptclip_med.volume.scoring import DEFAULT_AGGREGATE, StudyResult, VolumeScorer
 
 log = logging.getLogger(__name__)
@@ -36,61 +34,78 @@ NOT_FOR_CLINICAL_USE = "Research software: not a medical device, not for clinica
 
 @dataclass(frozen=True)
 class ScoringOptions:
-    """Everything that defines how studies are scored (CLI, bundle, batch and dashboard share it)."""
+    """Everything that defines how studies are scored (CLI, bundle, batch and dashboard share it),
+    as a flat, JSON-friendly record; grouped by concern through :meth:`method_spec` (which model),
+    :meth:`preprocessing` (how slices are made) and the bank/output fields below."""
 
-    backbone: str = "ViT-L-14-336"
-    backbone_weights: str = "openai"
+    # which model (-> MethodSpec)
+    method: str = "adaptclip"
+    class_name: str | None = None
+    backbone: str | None = None
+    backbone_weights: str | None = None
     activation: str = "auto"
     adapters: str | None = None
     image_size: int | None = None
     device: str = "cpu"
     offline: bool = False
     cache_dir: str | None = None
+    precision: str = "fp32"
+    # which references
     bank: str | None = None
     shots: int | None = None
     zero_shot: bool = False
+    match: str | None = None
+    slices_per_scan: int | None = None
+    # how slices are made
     window: str | None = None
     axis: str = "axial"
     batch_size: int = 4
+    # what is written
     threshold: float | None = None
     aggregate: str = DEFAULT_AGGREGATE
-    match: str | None = None
-    slices_per_scan: int | None = None
     parametric_map: bool = False
-    demo: bool = False
-    precision: str = "fp32"
 
     def backbone_spec(self) -> BackboneSpec:
-        return BackboneSpec(self.backbone, self.backbone_weights, self.activation, self.cache_dir, self.offline)
+        return BackboneSpec(self.backbone or "", self.backbone_weights, self.activation, self.cache_dir, self.offline)
+
+    def method_spec(self) -> MethodSpec:
+        return MethodSpec(method=self.method, backbone=self.backbone_spec(), weights=self.adapters,
+                          image_size=self.image_size, device=self.device, precision=self.precision,
+                          class_name=self.class_name)
 
     def preprocessing(self) -> SlicePreprocessing:
         return SlicePreprocessing(window=parse_window(self.window), axis=self.axis)
 
 
-@lru_cache(maxsize=2)
-def load_model(options_key: tuple) -> LoadedModel:
-    """Models are expensive to build: cache the last two by their defining options."""
-    spec, adapters, image_size, device, precision = options_key
-    loaded = build_model(spec, adapters, image_size, device)
-    apply_precision(loaded.model, precision)
-    return loaded
+def model_for(options: ScoringOptions) -> AnomalyMethod:
+    """The method these options describe, from the shared model cache (models are expensive)."""
+    return load_method(options.method_spec())
 
 
-def model_for(options: ScoringOptions) -> LoadedModel:
-    return load_model((options.backbone_spec(), options.adapters, options.image_size, options.device, options.precision))
+def open_bank_for(method: AnomalyMethod, bank_path: str | Path) -> ReferenceBank:
+    """Open a bank and check it was built by this method with these settings (one-line error
+    naming the differing fields otherwise)."""
+    return ReferenceBank.open(Path(bank_path), expected_identity=method.identity())
 
 
-def make_scorer(options: ScoringOptions, loaded: LoadedModel | None = None) -> VolumeScorer:
-    loaded = loaded or model_for(options)
+def with_bank_class_name(options: ScoringOptions) -> ScoringOptions:
+    """A study scored against a bank uses the bank's class name unless one is given."""
+    if options.class_name is not None or not options.bank or options.zero_shot:
+        return options
+    recorded = ReferenceBank.recorded_identity(Path(options.bank)).get("class_name")
+    return replace(options, class_name=recorded) if recorded else options
+
+
+def make_scorer(options: ScoringOptions, method: AnomalyMethod | None = None) -> VolumeScorer:
+    options = with_bank_class_name(options)
+    method = method or model_for(options)
     bank = None
     preprocessing = options.preprocessing()
     if options.bank and not options.zero_shot:
-        opened = ReferenceBank.open(Path(options.bank))
-        expected = bank_key(loaded, opened.preprocessing())
-        bank = ReferenceBank.open(Path(options.bank), expected_key=expected)
+        bank = open_bank_for(method, options.bank)
         if options.window is None:
             preprocessing = None  # take the bank's
-    return VolumeScorer(loaded, bank, preprocessing, shots=options.shots, batch_size=options.batch_size,
+    return VolumeScorer(method, bank, preprocessing, shots=options.shots, batch_size=options.batch_size,
                         device=options.device, threshold=options.threshold, aggregate=options.aggregate,
                         match=options.match, slices_per_scan=options.slices_per_scan)
 
@@ -139,10 +154,13 @@ def write_study_outputs(volume, result: StudyResult, out_dir: Path, scorer: Volu
     files["probability_nifti"] = write_nifti(result.probability, volume, out_dir / "anomaly_probability.nii.gz", np.float32)
     files["mask_nifti"] = write_nifti(result.mask.astype(np.uint8), volume, out_dir / "anomaly_mask.nii.gz", np.uint8)
     if volume.source_kind == "dicom":
-        files["dicom_seg"] = write_dicom_seg(result.mask, volume, out_dir / "anomaly_seg.dcm", algorithm_name="AdaptCLIP",
-                                             software_version=__version__, series_description="AdaptCLIP anomaly mask (research)")
+        files["dicom_seg"] = write_dicom_seg(result.mask, volume, out_dir / "anomaly_seg.dcm", algorithm_name=scorer.method.display_name,
+                                             software_version=__version__,
+                                             series_description=f"{scorer.method.display_name} anomaly mask (research)")
         if parametric_map:
-            files["parametric_map"] = write_parametric_map(result.probability, volume, out_dir / "anomaly_pmap.dcm")
+            files["parametric_map"] = write_parametric_map(result.probability, volume, out_dir / "anomaly_pmap.dcm",
+                                                            algorithm_name=scorer.method.display_name,
+                                                            software_version=__version__)
     rows = [{"index": s.index, "position_mm": round(s.position_mm, 3), "score": None if s.skipped else round(s.score, 6),
              "skipped": s.skipped, "skip_reason": s.skip_reason or ""} for s in result.slices]
     files["slices_csv"] = write_slices_csv(out_dir / "slices.csv", rows)

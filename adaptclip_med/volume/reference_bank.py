@@ -34,16 +34,15 @@ from safetensors.torch import save_file
 
 from adaptclip_med import __version__
 from adaptclip_med.errors import AdaptClipError, InputError
-from adaptclip_med.model.adaptclip import ReferenceMemory
-from adaptclip_med.model.checkpoints import LoadedModel
-from adaptclip_med.preprocess import slices_to_model_input
+from adaptclip_med.methods.base import RESERVED_ROW_NAMES, AnomalyMethod
 from adaptclip_med.utils.progress import progress_bar
 from adaptclip_med.volume.preprocessing import PreparedVolume, SlicePreprocessing, prepare_volume
 
 log = logging.getLogger(__name__)
 
 BANK_FORMAT = "adaptclip-med/reference-bank"
-BANK_VERSION = 1
+#: 2: keyed by the method identity (method contract); rows are the method's memory rows.
+BANK_VERSION = 2
 THUMBNAIL_SIZE = 128
 MATCH_STRATEGIES = ("position", "retrieval")
 DEFAULT_MATCH = "position"
@@ -54,15 +53,52 @@ CALIBRATION_QUANTILE = 0.999
 #: row is 16.8 MB in fp32, so 64 rows cap the cache near 1.1 GB.  256 rows put a 300-slice, k = 4
 #: ViT-L study at ~10.8 GiB peak, 64 rows at ~7.0 GiB, and was faster (docs/performance.md, Memory).
 _ROW_CACHE = 64
-#: Patch features are stored as float16: half the disk and page cache of float32; the effect on
-#: the maps was measured (benchmarks/matching.py, ``fp16_storage`` in results/matching.json).
-STORAGE_DTYPE = torch.float16
+#: Float memory rows are stored in the method's ``bank_storage_dtype`` (float16 for the built-in
+#: methods: half the disk and page cache of float32; the effect on AdaptCLIP's maps was measured,
+#: benchmarks/matching.py, ``fp16_storage`` in results/matching.json).
 
 
-def bank_key(loaded: LoadedModel, preprocessing: SlicePreprocessing) -> str:
+def bank_key(method: AnomalyMethod, preprocessing: SlicePreprocessing) -> str:
     """Everything that changes the stored features or the calibration, hashed."""
-    payload = {"model": loaded.identity(), "preprocessing": preprocessing.describe(), "format": BANK_VERSION}
+    payload = {"model": method.identity(), "preprocessing": preprocessing.describe(), "format": BANK_VERSION}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def _flatten(record: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(record, dict):
+        flat: dict[str, Any] = {}
+        for key, value in record.items():
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        return flat
+    return {prefix[:-1]: record}
+
+
+#: The flag that sets an identity field, for the refusal message.
+_FIELD_FLAGS = {"method": "--method", "image_size": "--image-size", "class_name": "--class-name",
+                "weights": "--adapters", "backbone.architecture": "--backbone", "backbone.weights": "--backbone-weights",
+                "backbone.activation": "--backbone-activation"}
+
+
+def identity_differences(bank_identity: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Human-readable differences between two method identities, most decisive first, e.g.
+    ``image_size 224 (bank) vs 518 (now): pass --image-size 224``."""
+    ours, theirs = _flatten(json.loads(json.dumps(current, default=str))), _flatten(json.loads(json.dumps(bank_identity, default=str)))
+    order = ["method", *[k for k in _FIELD_FLAGS if k != "method"]]
+    keys = sorted(set(ours) | set(theirs), key=lambda k: (order.index(k) if k in order else len(order), k))
+    lines = []
+    for key in keys:
+        if key.endswith("provenance") or ".provenance" in key or key.startswith("weights_provenance"):
+            continue
+        if ours.get(key) != theirs.get(key):
+            flag = _FIELD_FLAGS.get(key)
+            hint = f": pass {flag} {theirs.get(key)}" if flag and theirs.get(key) is not None else ""
+            lines.append(f"{key} {_short(theirs.get(key))} (bank) vs {_short(ours.get(key))} (now){hint}")
+    return lines
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 @dataclass
@@ -75,36 +111,43 @@ class BankScan:
 
 
 # ------------------------------------------------------------------------------------- building
-def _encode_scan(loaded: LoadedModel, prepared: PreparedVolume, batch_size: int, device: str,
-                 label: str) -> dict[str, torch.Tensor]:
-    model = loaded.model
-    size = model.config.image_size
+def _encode_scan(method: AnomalyMethod, prepared: PreparedVolume, batch_size: int, label: str) -> dict[str, torch.Tensor]:
     rows = np.flatnonzero(~prepared.background)
     if rows.size == 0:
         raise InputError(f"{label}: every slice is background (air only); choose a scan that contains the body")
-    per_layer: list[list[torch.Tensor]] = [[] for _ in model.backbone.tap_layers]
+    chunks: dict[str, list[torch.Tensor]] = {}
     globals_: list[torch.Tensor] = []
     for start in progress_bar(range(0, rows.size, batch_size), desc=f"encoding {label}", total=-(-rows.size // batch_size)):
         batch = rows[start:start + batch_size]
-        x = slices_to_model_input(prepared.slices01[batch], size).to(device)
-        feats = model.encode(x)
-        for layer, tap in enumerate(feats.taps):
-            per_layer[layer].append(F.normalize(tap, dim=-1)[:, 1:].to(STORAGE_DTYPE).cpu())
-        globals_.append(F.normalize(feats.global_token, dim=-1).float().cpu())
+        encoded = method.encode(method.slice_input(prepared.slices01[batch]))
+        if method.references != "unused":
+            for name, tensor in method.memory_rows(encoded).items():
+                if name in RESERVED_ROW_NAMES:
+                    raise AdaptClipError(f"method '{method.name}' names a memory row '{name}', which banks reserve")
+                stored = tensor.to(method.bank_storage_dtype) if tensor.is_floating_point() else tensor
+                chunks.setdefault(name, []).append(stored.cpu())
+        embedding = method.global_embedding(encoded)
+        if embedding is not None:
+            globals_.append(F.normalize(embedding, dim=-1).float().cpu())
     thumbs = F.interpolate(torch.from_numpy(prepared.slices01[rows]).unsqueeze(1), size=(THUMBNAIL_SIZE, THUMBNAIL_SIZE),
                            mode="area").squeeze(1)
-    tensors = {f"layer{i}": torch.cat(chunks).contiguous() for i, chunks in enumerate(per_layer)}
-    tensors["global"] = torch.cat(globals_).contiguous()
+    tensors = {name: torch.cat(parts).contiguous() for name, parts in chunks.items()}
+    if globals_:
+        tensors["global"] = torch.cat(globals_).contiguous()
     tensors["thumbs"] = (thumbs.clamp(0, 1) * 255).round().to(torch.uint8).contiguous()
     tensors["rows"] = torch.from_numpy(rows.astype(np.int64))
     tensors["relative_position"] = torch.from_numpy(prepared.relative_position[rows].astype(np.float64))
     return tensors
 
 
-def build_reference_bank(name: str, scans: list[Path], loaded: LoadedModel, preprocessing: SlicePreprocessing,
-                         out_root: Path, batch_size: int = 4, device: str = "cpu", calibrate: bool = True,
+def build_reference_bank(name: str, scans: list[Path], method: AnomalyMethod, preprocessing: SlicePreprocessing,
+                         out_root: Path, batch_size: int = 4, calibrate: bool = True,
                          calibration_slices: int = 12) -> Path:
-    """Encode k normal scans into ``out_root/name`` (atomically: built in a temp folder, then renamed)."""
+    """Encode k normal scans into ``out_root/name`` (atomically: built in a temp folder, then renamed).
+
+    The bank stores the method's memory rows for every body slice and is keyed by the method's
+    identity.  For a method without a reference branch it stores positions and thumbnails only
+    and still serves leave-one-scan-out threshold calibration."""
     from adaptclip_med.io.loader import load_study
     from adaptclip_med.utils.redact import describe_path
 
@@ -115,15 +158,17 @@ def build_reference_bank(name: str, scans: list[Path], loaded: LoadedModel, prep
     staging = out_root / f".{name}.building"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    key = bank_key(loaded, preprocessing)
+    key = bank_key(method, preprocessing)
     entries = []
     calibration_inputs: list[tuple[np.ndarray, np.ndarray]] = []
     try:
         for index, scan in enumerate(scans):
-            label = describe_path(Path(scan))
+            shown = describe_path(Path(scan))
             volume, _ = load_study(Path(scan), axis=preprocessing.axis)
             prepared = prepare_volume(volume, preprocessing)
-            tensors = _encode_scan(loaded, prepared, batch_size, device, label)
+            tensors = _encode_scan(method, prepared, batch_size, shown)
+            # Folder names are often patient names: the bank records a pseudonymous label only.
+            label = f"normal scan {index + 1}"
             file = f"scan_{index:02d}.safetensors"
             save_file(tensors, str(staging / file))
             entries.append({"label": label, "file": file, "num_slices": int(volume.array.shape[0]),
@@ -134,13 +179,13 @@ def build_reference_bank(name: str, scans: list[Path], loaded: LoadedModel, prep
             calibration_inputs.append((prepared.slices01[pick], prepared.relative_position[pick]))
         meta: dict[str, Any] = {
             "format": BANK_FORMAT, "format_version": BANK_VERSION, "name": name, "key": key,
-            "model": loaded.identity(), "preprocessing": preprocessing.describe(), "scans": entries,
+            "model": method.identity(), "preprocessing": preprocessing.describe(), "scans": entries,
             "software_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "calibration": None,
         }
         (staging / "bank.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
         if calibrate and len(scans) >= 2:
             bank = ReferenceBank.open(staging)
-            meta["calibration"] = calibrate_bank(bank, loaded, calibration_inputs, batch_size, device)
+            meta["calibration"] = calibrate_bank(bank, method, calibration_inputs, batch_size)
             bank.close()
             (staging / "bank.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
         if final.exists():
@@ -151,24 +196,22 @@ def build_reference_bank(name: str, scans: list[Path], loaded: LoadedModel, prep
     return final
 
 
-def calibrate_bank(bank: "ReferenceBank", loaded: LoadedModel, inputs: list[tuple[np.ndarray, np.ndarray]],
-                   batch_size: int, device: str) -> dict[str, Any]:
+def calibrate_bank(bank: "ReferenceBank", method: AnomalyMethod, inputs: list[tuple[np.ndarray, np.ndarray]],
+                   batch_size: int) -> dict[str, Any]:
     """Leave-one-scan-out: score sampled slices of each normal scan against the OTHER scans.
 
     The maps of normal anatomy give the pixel threshold (a high quantile) used for masks, and the
     normal slice scores give a reference distribution for reading study scores.  With k scans in
-    the bank the calibration uses k-1 references per query, slightly pessimistic (documented)."""
-    model = loaded.model
+    the bank the calibration uses k-1 references per query, slightly pessimistic (documented).
+    Uses the same encode -> match -> predict step as study scoring (``volume/slice_step.py``)."""
+    from adaptclip_med.volume.slice_step import predict_slices
+
     pixel_values: list[np.ndarray] = []
     slice_scores: list[float] = []
     for held_out, (slices01, rel) in enumerate(progress_bar(inputs, desc="calibrating on normal scans")):
         others = [i for i in range(len(bank.scans)) if i != held_out]
         for start in range(0, len(slices01), batch_size):
-            batch = slices01[start:start + batch_size]
-            x = slices_to_model_input(batch, model.config.image_size).to(device)
-            feats = model.encode(x)
-            memories = [bank.memory(bank.match(float(r), g, scans=others)) for r, g in zip(rel[start:start + batch_size], feats.global_token)]
-            pred = model.predict(x, ReferenceMemory.stack(memories, release=True), features=feats)
+            pred, _ = predict_slices(method, slices01[start:start + batch_size], rel[start:start + batch_size], bank, others)
             pixel_values.append(pred.anomaly_map.flatten().cpu().numpy()[::7])
             slice_scores.extend(pred.score.cpu().tolist())
     values = np.concatenate(pixel_values)
@@ -194,12 +237,12 @@ class ReferenceBank:
             handle = self._handle(index, entry["file"])
             self.scans.append(BankScan(entry["label"], entry["file"], entry["num_slices"],
                                        handle.get_tensor("rows").numpy(), handle.get_tensor("relative_position").numpy()))
-            self._globals.append(handle.get_tensor("global"))
+            self._globals.append(handle.get_tensor("global") if "global" in handle.keys() else None)
         self.match_strategy = DEFAULT_MATCH
         self.slices_per_scan = DEFAULT_SLICES_PER_SCAN
 
     @classmethod
-    def open(cls, path: Path, expected_key: str | None = None) -> "ReferenceBank":
+    def open(cls, path: Path, expected_identity: dict[str, Any] | None = None) -> "ReferenceBank":
         path = Path(path)
         meta_file = path / "bank.json"
         if not meta_file.is_file():
@@ -207,11 +250,21 @@ class ReferenceBank:
         meta = json.loads(meta_file.read_text())
         if meta.get("format") != BANK_FORMAT or meta.get("format_version", 0) > BANK_VERSION:
             raise InputError(f"{path.name}: unsupported reference bank format; rebuild it with this version")
-        if expected_key is not None and meta.get("key") != expected_key:
-            raise AdaptClipError(
-                f"reference bank '{meta.get('name')}' was built with another backbone, adapters, image size or preprocessing "
-                f"(key {meta.get('key')} != {expected_key}): rebuild it with 'adaptclip-med references build' using the current settings")
+        if expected_identity is not None:
+            differences = identity_differences(meta.get("model") or {}, expected_identity)
+            if differences:
+                raise AdaptClipError(
+                    f"reference bank '{meta.get('name')}' was built with other model settings: {'; '.join(differences[:3])} "
+                    "(or rebuild it with 'adaptclip-med references build' using the current settings)")
         return cls(path, meta)
+
+    @staticmethod
+    def recorded_identity(path: Path) -> dict[str, Any]:
+        """The method identity a bank folder records (empty if it is not a readable bank)."""
+        try:
+            return dict(json.loads((Path(path) / "bank.json").read_text()).get("model") or {})
+        except (OSError, ValueError):
+            return {}
 
     @property
     def name(self) -> str:
@@ -249,7 +302,7 @@ class ReferenceBank:
         for index in (range(len(self.scans)) if scans is None else scans):
             scan = self.scans[index]
             count = min(per_scan, scan.rows.size)
-            if strategy == "retrieval" and query_global is not None:
+            if strategy == "retrieval" and query_global is not None and self._globals[index] is not None:
                 sims = self._globals[index] @ F.normalize(query_global.float().cpu(), dim=-1)
                 rows = torch.topk(sims, count).indices.sort().values.tolist()
             else:
@@ -258,28 +311,24 @@ class ReferenceBank:
             chosen.extend((index, int(r)) for r in rows)
         return chosen
 
-    def _row(self, scan: int, row: int) -> list[torch.Tensor]:
+    def _row(self, scan: int, row: int) -> dict[str, torch.Tensor]:
         key = (scan, row)
         cached = self._rows.get(key)
         if cached is not None:
             self._rows.move_to_end(key)
             return cached
         handle = self._handle(scan, self.scans[scan].file)
-        layers = [handle.get_slice(f"layer{i}")[row:row + 1].float() for i in range(self.num_layers)]
-        self._rows[key] = layers
+        names = [k for k in handle.keys() if k not in RESERVED_ROW_NAMES]
+        features = {name: _as_float(handle.get_slice(name)[row:row + 1]) for name in names}
+        self._rows[key] = features
         if len(self._rows) > _ROW_CACHE:
             self._rows.popitem(last=False)
-        return layers
+        return features
 
-    @property
-    def num_layers(self) -> int:
-        return sum(1 for k in self._handle(0, self.scans[0].file).keys() if k.startswith("layer"))
-
-    def memory(self, matches: list[tuple[int, int]]) -> ReferenceMemory:
-        """Pool the matched slices' patches into one (1, M, D) memory per tapped layer."""
-        rows = [self._row(scan, row) for scan, row in matches]
-        layers = [torch.cat([r[i] for r in rows], dim=1).reshape(1, -1, rows[0][i].shape[-1]) for i in range(len(rows[0]))]
-        return ReferenceMemory(layers=layers, shots=len({scan for scan, _ in matches}))
+    def rows(self, matches: list[tuple[int, int]]) -> list[dict[str, torch.Tensor]]:
+        """The stored memory rows of the matched slices (one dict per slice, each tensor (1, ...)),
+        for the method's ``memory_from_rows``."""
+        return [self._row(scan, row) for scan, row in matches]
 
     def thumbnail(self, scan: int, row: int) -> np.ndarray:
         return self._handle(scan, self.scans[scan].file).get_slice("thumbs")[row:row + 1][0].numpy()
@@ -288,12 +337,18 @@ class ReferenceBank:
         return int(self.scans[scan].rows[row])
 
 
+def _as_float(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.float() if tensor.is_floating_point() else tensor
+
+
 def list_banks(root: Path) -> list[dict[str, Any]]:
     """Summaries of the banks under ``root`` (for the CLI and the dashboard)."""
     banks = []
     for meta_file in sorted(Path(root).glob("*/bank.json")):
         meta = json.loads(meta_file.read_text())
         banks.append({"name": meta.get("name"), "path": str(meta_file.parent), "scans": len(meta.get("scans", [])),
+                      "method": (meta.get("model") or {}).get("method", "adaptclip"),
+                      "class_name": (meta.get("model") or {}).get("class_name"),
                       "key": meta.get("key"), "created": meta.get("created"), "preprocessing": meta.get("preprocessing"),
                       "calibrated": meta.get("calibration") is not None})
     return banks

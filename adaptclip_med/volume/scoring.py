@@ -21,12 +21,11 @@ import torch
 import torch.nn.functional as F
 
 from adaptclip_med.errors import AdaptClipError, InputError
-from adaptclip_med.model.adaptclip import ReferenceMemory
-from adaptclip_med.model.checkpoints import LoadedModel
-from adaptclip_med.preprocess import slices_to_model_input
+from adaptclip_med.methods.base import AnomalyMethod
 from adaptclip_med.utils.progress import progress_bar
 from adaptclip_med.volume.preprocessing import PreparedVolume, SlicePreprocessing, prepare_volume
 from adaptclip_med.volume.reference_bank import ReferenceBank
+from adaptclip_med.volume.slice_step import predict_slices
 
 log = logging.getLogger(__name__)
 
@@ -80,13 +79,13 @@ def aggregate_scores(scores: np.ndarray, method: str = DEFAULT_AGGREGATE) -> flo
 
 
 class VolumeScorer:
-    """Scores volumes with one model and (optionally) one reference bank."""
+    """Scores volumes with one method and (optionally) one reference bank."""
 
-    def __init__(self, loaded: LoadedModel, bank: ReferenceBank | None = None,
+    def __init__(self, method: AnomalyMethod, bank: ReferenceBank | None = None,
                  preprocessing: SlicePreprocessing | None = None, shots: int | None = None, batch_size: int = 4,
                  device: str = "cpu", threshold: float | None = None, aggregate: str = DEFAULT_AGGREGATE,
                  match: str | None = None, slices_per_scan: int | None = None) -> None:
-        self.loaded = loaded
+        self.method = method
         self.bank = bank
         if bank is not None:
             bank_pre = bank.preprocessing()
@@ -101,6 +100,9 @@ class VolumeScorer:
                 bank.slices_per_scan = slices_per_scan
         self.preprocessing = preprocessing or SlicePreprocessing()
         available = len(bank.scans) if bank is not None else 0
+        if method.references == "unused":
+            available = 0  # the bank serves calibration only: the method compares the query with text alone
+            shots = None
         self.shots = available if shots is None else shots
         if self.shots > available:
             raise AdaptClipError(f"--shots {self.shots} but the reference bank has {available} scans")
@@ -113,27 +115,17 @@ class VolumeScorer:
     def _resolve_threshold(self, threshold: float | None) -> tuple[float, str]:
         if threshold is not None:
             return float(threshold), "user"
-        calibration = self.bank.calibration if (self.bank is not None and self.shots > 0) else None
+        uses_bank = self.bank is not None and (self.shots > 0 or self.method.references == "unused")
+        calibration = self.bank.calibration if uses_bank else None
         if calibration:
             return float(calibration["pixel_threshold"]), f"calibrated on bank '{self.bank.name}' ({calibration['method']})"
         return DEFAULT_THRESHOLD, "default"
-
-    def _memories(self, rel: np.ndarray, globals_: torch.Tensor) -> tuple[ReferenceMemory | None, list[list[tuple[int, int]]]]:
-        if self.bank is None or self.shots == 0:
-            return None, [[] for _ in rel]
-        scans = list(range(self.shots))
-        matches = [self.bank.match(float(r), g, scans=scans) for r, g in zip(rel, globals_)]
-        memory = ReferenceMemory.stack([self.bank.memory(m) for m in matches], release=True)
-        readable = [[(scan, self.bank.source_slice(scan, row)) for scan, row in m] for m in matches]
-        return _memory_to(memory, self.device), readable
 
     def score(self, volume) -> StudyResult:
         prepared = prepare_volume(volume, self.preprocessing)
         return self.score_prepared(volume, prepared)
 
     def score_prepared(self, volume, prepared: PreparedVolume) -> StudyResult:
-        model = self.loaded.model
-        size = model.config.image_size
         depth, height, width = prepared.slices01.shape
         if not np.isfinite(prepared.slices01).all():
             raise InputError(f"{volume.source_label}: the image contains NaN or infinite values after windowing")
@@ -146,10 +138,8 @@ class VolumeScorer:
         batches = range(0, body.size, self.batch_size)
         for start in progress_bar(batches, desc=f"scoring {volume.source_label}", total=len(batches), unit="batch"):
             index = body[start:start + self.batch_size]
-            x = slices_to_model_input(prepared.slices01[index], size).to(self.device)
-            feats = model.encode(x)
-            memory, matches = self._memories(prepared.relative_position[index], feats.global_token)
-            pred = model.predict(x, memory, features=feats)
+            pred, matches = predict_slices(self.method, prepared.slices01[index], prepared.relative_position[index],
+                                           self.bank, range(self.shots))
             maps = F.interpolate(pred.anomaly_map.unsqueeze(1).float(), size=(height, width), mode="bilinear",
                                  align_corners=False).squeeze(1).cpu().numpy()
             for j, z in enumerate(index):
@@ -166,16 +156,20 @@ class VolumeScorer:
             top_slices=[s.index for s in ranked[:TOP_SLICES]], threshold=self.threshold,
             threshold_source=self.threshold_source, shots=self.shots if self.bank is not None else 0, prepared=prepared)
 
+    def references_note(self) -> str | None:
+        """Said in study.json when a bank was given to a method that does not use references."""
+        if self.bank is not None and self.method.references == "unused":
+            return (f"method '{self.method.name}' is zero-shot: the bank '{self.bank.name}' was used for its calibrated "
+                    "threshold only; each slice was scored from the query alone")
+        return None
+
     def describe(self) -> dict[str, Any]:
         bank = None
         if self.bank is not None:
             bank = {"name": self.bank.name, "key": self.bank.meta.get("key"), "scans": len(self.bank.scans),
                     "match": self.bank.match_strategy, "slices_per_scan": self.bank.slices_per_scan,
                     "calibration": self.bank.calibration}
-        return {"model": self.loaded.identity(), "reference_bank": bank, "shots": self.shots,
+        return {"method": self.method.name, "model": self.method.identity(), "reference_bank": bank, "shots": self.shots,
+                "references_note": self.references_note(),
                 "preprocessing": self.preprocessing.describe(), "aggregate": self.aggregate,
                 "threshold": self.threshold, "threshold_source": self.threshold_source}
-
-
-def _memory_to(memory: ReferenceMemory, device: str) -> ReferenceMemory:
-    return ReferenceMemory(layers=[layer.to(device) for layer in memory.layers], shots=memory.shots)

@@ -25,7 +25,7 @@ def main() -> None:
         st.radio("Page", state.PAGES, key=state.NAV)
         st.text_input("Reviewer", key=state.REVIEWER, placeholder="your name (saved with sign-offs)")
         if loaded is not None:
-            st.success(f"Model ready: {loaded.model.backbone.identity.short()}, adapters {loaded.adapters_label}",
+            st.success(f"Model ready: {loaded.describe()}",
                        icon=":material/memory:")
         else:
             st.warning(model_problem, icon=":material/warning:")

@@ -132,8 +132,7 @@ def _build_bank(ctx: state.Context, loaded, name: str, picked: list[Candidate], 
         scans = [scan_path(c, everything, Path(staging)) for c in picked]
         labels = [describe_path(Path(p)) for p in scans]
         task = BackgroundTask(lambda: build_reference_bank(name, scans, loaded, preprocessing, ctx.config.banks_root,
-                                                           batch_size=options.batch_size, device=options.device,
-                                                           calibrate=calibrate), ("encoding ", "calibrating"))
+                                                           batch_size=options.batch_size, calibrate=calibrate), ("encoding ", "calibrating"))
         path = run_with_progress(task, lambda bars: _bank_progress(bars, labels, calibrate))
     state.forget_banks()
     st.session_state[FLASH] = f"Reference bank '{path.name}' built from {len(scans)} scan(s)."

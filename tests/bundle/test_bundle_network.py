@@ -26,7 +26,7 @@ def test_grey_slices_give_the_scorers_map_at_the_input_size():
     assert out.shape == (2, 1, 40, 72) and out.dtype == torch.float32
     assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
     # The same conversion the volume scorer applies, then the model's own fused map.
-    expected = network.model.predict(slices_to_model_input(slices[:, 0].numpy(), IMAGE_SIZE)).anomaly_map
+    expected = network.method.predict(slices_to_model_input(slices[:, 0].numpy(), IMAGE_SIZE)).anomaly_map
     resized = torch.nn.functional.interpolate(expected.unsqueeze(1), size=(40, 72), mode="bilinear", align_corners=False)
     np.testing.assert_allclose(out.numpy(), resized.numpy(), atol=1e-6)
 
@@ -40,7 +40,7 @@ def test_rgb_input_and_few_shot_memory_change_the_map():
 
     with torch.no_grad():
         zero_shot = network(query)
-        memory = network.model.encode_references(normalise(references))
+        memory = network.method.encode_normals(normalise(references))
         few_shot = network(query, memory)
     assert zero_shot.shape == few_shot.shape == (1, 1, IMAGE_SIZE, IMAGE_SIZE)
     assert not torch.allclose(zero_shot, few_shot)

@@ -81,6 +81,6 @@ def test_inference_loads_the_trained_adapters(trained, tmp_path):
     flow.run()
     report = json.loads(next((tmp_path / "out").glob("study-*/study.json")).read_text())
     model = report["scoring"]["model"]
-    assert model["adapters"] == "adapters.safetensors"
-    assert model["adapters_sha256"] == sha256_of_file(trained / "models" / "adapters.safetensors")
-    assert model["adapters_provenance"]["epoch"] == 2
+    assert model["method"] == "adaptclip" and model["weights"] == "adapters.safetensors"
+    assert model["weights_sha256"] == sha256_of_file(trained / "models" / "adapters.safetensors")
+    assert model["weights_provenance"]["epoch"] == 2

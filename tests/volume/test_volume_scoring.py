@@ -41,19 +41,22 @@ def test_bank_contents_and_calibration(bank, tiny_loaded, tiny_options):
     assert len(meta["scans"]) == 2 and meta["preprocessing"]["window"] == "brain"
     assert meta["calibration"]["method"] == "leave-one-scan-out" and 0 < meta["calibration"]["pixel_threshold"] < 1
     assert "PHANTOM" not in (bank / "bank.json").read_text()  # no patient names
-    opened = ReferenceBank.open(bank, expected_key=meta["key"])
-    assert opened.scans[0].rows.size <= 8 and opened.num_layers == 4
+    opened = ReferenceBank.open(bank, expected_identity=tiny_loaded.identity())
+    assert opened.scans[0].rows.size <= 8 and len(opened.rows([(0, 0)])[0]) == 4  # four tapped layers per row
 
 
 def test_bank_is_refused_when_settings_change(bank, tiny_loaded, tiny_options):
     from adaptclip_med.volume.pipeline import make_scorer
     from adaptclip_med.volume.preprocessing import SlicePreprocessing
 
-    other_key = bank_key(tiny_loaded, SlicePreprocessing(window="bone"))
+    other = {**tiny_loaded.identity(), "image_size": 84}
     with pytest.raises(AdaptClipError, match="rebuild"):
-        ReferenceBank.open(bank, expected_key=other_key)
-    with pytest.raises(AdaptClipError, match="rebuild"):  # other image size = other model identity
+        ReferenceBank.open(bank, expected_identity=other)
+    # other image size = other model identity; the message names the field and the matching flag
+    with pytest.raises(AdaptClipError, match=r"image_size 56 \(bank\) vs 84 \(now\): pass --image-size 56"):
         make_scorer(replace(tiny_options, bank=str(bank), image_size=84))
+    with pytest.raises(AdaptClipError, match="method adaptclip"):  # a bank of one method is refused for another
+        ReferenceBank.open(bank, expected_identity={**tiny_loaded.identity(), "method": "winclip"})
     with pytest.raises(AdaptClipError, match="windowed"):
         make_scorer(replace(tiny_options, bank=str(bank), window="bone"), tiny_loaded)
 
@@ -70,8 +73,8 @@ def test_matching_strategies(bank, tiny_loaded):
     query_global = torch.from_numpy(np.zeros(tiny_loaded.model.backbone.embed_dim, dtype=np.float32))
     query_global[0] = 1.0
     assert len(opened.match(0.5, query_global, strategy="retrieval", per_scan=2)) == 4
-    memory = opened.memory(by_position)
-    assert memory.layers[0].shape == (1, 6 * 16, tiny_loaded.model.backbone.embed_dim) and memory.shots == 2
+    memory = tiny_loaded.memory_from_rows(opened.rows(by_position))
+    assert memory.layers[0].shape == (1, 6 * 16, tiny_loaded.model.backbone.embed_dim) and memory.shots == 6  # slices pooled
 
 
 def test_score_study_writes_outputs_in_source_geometry(bank, demo_data, tiny_options, tmp_path):

@@ -20,6 +20,7 @@ from adaptclip_med.methods.registry import register_method
 @register_method
 class AdaptCLIPMethod(AnomalyMethod):
     name = "adaptclip"
+    display_name = "AdaptCLIP"
     summary = "AdaptCLIP (Gao et al., AAAI 2026): textual, visual and prompt-query adapters on a frozen CLIP; zero- or few-shot."
     references = "optional"
     uses_class_name = False

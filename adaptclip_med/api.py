@@ -1,0 +1,62 @@
+"""The public Python API: the four calls a script needs, on top of the method contract.
+
+Each returns plain objects (a method, a bank folder, a study result) and uses exactly the code
+paths of the CLI, so a notebook and ``adaptclip-med score`` give the same numbers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from adaptclip_med.methods import AnomalyMethod, MethodSpec
+from adaptclip_med.methods import load_method as _load_cached
+from adaptclip_med.model.backbone_source import BackboneSpec
+
+
+def load_method(name: str = "adaptclip", *, weights: str | Path | None = None, backbone: str | None = None,
+                backbone_weights: str | None = None, activation: str = "auto", image_size: int | None = None,
+                class_name: str | None = None, device: str = "cpu", precision: str = "fp32",
+                offline: bool = False, cache_dir: str | None = None) -> AnomalyMethod:
+    """A ready method (eval mode).  ``weights``: the method's trained parts (AdaptCLIP adapters,
+    AdaCLIP prompts; None = untrained, or nothing for WinCLIP); ``backbone``/``backbone_weights``
+    default to the method's (e.g. ViT-L-14-336 + openai)."""
+    spec = MethodSpec(method=name, backbone=BackboneSpec(backbone or "", backbone_weights, activation, cache_dir, offline),
+                      weights=str(weights) if weights else None, image_size=image_size, device=device,
+                      precision=precision, class_name=class_name)
+    return _load_cached(spec)
+
+
+def build_bank(name: str, scans: Sequence[str | Path], method: AnomalyMethod, *, window: str | None = None,
+               axis: str = "axial", root: str | Path | None = None, batch_size: int = 4, calibrate: bool = True) -> Path:
+    """Encode normal scans once into a reference bank folder (``root/name``; default root
+    ``$ADAPTCLIP_MED_HOME/banks``); returns the folder."""
+    from adaptclip_med.model.weights_store import home
+    from adaptclip_med.volume.preprocessing import SlicePreprocessing, parse_window
+    from adaptclip_med.volume.reference_bank import build_reference_bank
+
+    preprocessing = SlicePreprocessing(window=parse_window(window), axis=axis)
+    return build_reference_bank(name, [Path(s) for s in scans], method, preprocessing,
+                                Path(root) if root else home() / "banks", batch_size=batch_size, calibrate=calibrate)
+
+
+def score_study(study: str | Path, method: AnomalyMethod, *, bank: str | Path | None = None, out: str | Path,
+                window: str | None = None, axis: str = "axial", shots: int | None = None, threshold: float | None = None,
+                aggregate: str = "max", batch_size: int = 4):
+    """Score a study (DICOM folder/file, NIfTI, 2-D image) and write every output into ``out``;
+    returns :class:`~adaptclip_med.volume.pipeline.StudyOutputs` (score, top slices, files)."""
+    from adaptclip_med.volume.pipeline import ScoringOptions, make_scorer
+    from adaptclip_med.volume.pipeline import score_study as _score
+
+    options = ScoringOptions(method=method.name, class_name=method.class_name, bank=str(bank) if bank else None,
+                             zero_shot=bank is None, window=window, axis=axis, shots=shots, threshold=threshold,
+                             aggregate=aggregate, batch_size=batch_size, device=str(method.device))
+    return _score(Path(study), Path(out), make_scorer(options, method))
+
+
+def predict_image(method: AnomalyMethod, query: str | Path, references: Sequence[str | Path] = ()):
+    """Score one 2-D image with 0..k normal references (``predict``'s logic); returns an
+    :class:`~adaptclip_med.predict2d.ImagePrediction` (map at model size, score, display RGB)."""
+    from adaptclip_med.predict2d import predict_image as _predict
+
+    return _predict(method, Path(query), [Path(r) for r in references])

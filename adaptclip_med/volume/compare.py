@@ -1,0 +1,64 @@
+"""One study scored by one or several methods: ``score --method a,b``.
+
+One method writes its outputs straight into the output folder (as always).  Several methods write
+one sub-folder each (``<out>/<method>/``, complete study outputs) plus a comparison in the output
+folder itself: ``methods.json`` (each method's identity, study score, top slices, threshold) and
+``methods_score_plot.png`` (every method's slice-score curve on one plot).  The study is read and
+windowed once and shared by all methods.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from adaptclip_med import __version__
+from adaptclip_med.volume.pipeline import NOT_FOR_CLINICAL_USE, ScoringOptions, make_scorer, write_study_outputs
+
+METHODS_JSON = "methods.json"
+METHODS_PLOT = "methods_score_plot.png"
+
+
+def score_with_methods(study: Path, out: Path, runs: Sequence[ScoringOptions], series_rule=None) -> list[str]:
+    """Score ``study`` with each options record; returns the lines to print."""
+    from adaptclip_med.io.loader import load_study
+
+    scorers = [make_scorer(options) for options in runs]
+    axes = {s.preprocessing.axis for s in scorers}
+    volume, candidates = load_study(Path(study), series_rule=series_rule, axis=scorers[0].preprocessing.axis)
+    if len(axes) > 1:
+        raise ValueError("all methods of one comparison slice along the same axis")
+    lines, summary, curves = [], [], []
+    for options, scorer in zip(runs, scorers):
+        folder = Path(out) if len(runs) == 1 else Path(out) / options.method
+        started = time.time()
+        result = scorer.score(volume)
+        write_study_outputs(volume, result, folder, scorer, time.time() - started, max(0, len(candidates) - 1),
+                            parametric_map=options.parametric_map)
+        mode = f"{scorer.shots}-shot" if scorer.shots else "zero-shot"
+        lines.append(f"{options.method}: study score {result.score:.4f} ({mode}, {options.aggregate}); "
+                     f"top slices {result.top_slices}; outputs in {folder}")
+        summary.append({"method": options.method, "folder": folder.name if len(runs) > 1 else ".", "score": result.score,
+                        "mode": mode, "top_slices": result.top_slices, "threshold": result.threshold,
+                        "threshold_source": result.threshold_source, "identity": scorer.method.identity(),
+                        "references_note": scorer.references_note()})
+        curves.append((options.method, np.array([s.position_mm for s in result.slices]),
+                       np.array([np.nan if s.skipped else s.score for s in result.slices])))
+    if len(runs) > 1:
+        _write_comparison(Path(out), summary, curves)
+        lines.append(f"comparison of {len(runs)} methods: {Path(out) / METHODS_JSON}, {Path(out) / METHODS_PLOT}")
+    return lines
+
+
+def _write_comparison(out: Path, summary: list[dict], curves: list[tuple[str, np.ndarray, np.ndarray]]) -> None:
+    from adaptclip_med.outputs.plots import save_methods_plot
+    from adaptclip_med.outputs.tables import write_study_json
+
+    ranked = sorted(summary, key=lambda item: item["score"], reverse=True)
+    write_study_json(out / METHODS_JSON, {"methods": summary, "ranking": [m["method"] for m in ranked],
+                                          "software": {"name": "adaptclip-med", "version": __version__},
+                                          "disclaimer": NOT_FOR_CLINICAL_USE})
+    save_methods_plot(out / METHODS_PLOT, curves, title="slice anomaly scores by method (research use only)")
