@@ -441,7 +441,7 @@ def test_one_adamw_step_lowers_the_loss(backbone_file, images):
     assert all(g is not None and torch.isfinite(g).all() for g in grads.values())
     optimizer.step()
     after = m.training_loss(images[:1], mask, label, ["brain"])
-    assert float(after["total"]) < float(before["total"])
+    assert after["total"].item() < before["total"].detach().item()
 
 
 def test_focal_and_row_dice_definitions():
@@ -545,3 +545,31 @@ def test_registered_with_the_contract():
     assert cls.references == "unused" and cls.uses_class_name and cls.trainable
     assert cls.default_backbone == ("ViT-L-14-336", "openai") and cls.precisions == ("fp32",)
     assert cls.default_class_name
+
+
+# ------------------------------------------------------------------ weights CLI
+def test_weights_cli_lists_fetches_and_imports_adaclip(method, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from adaptclip_med.cli.main import app
+    from adaptclip_med.methods.adaclip.weights import read_project_metadata
+
+    monkeypatch.setenv("ADAPTCLIP_MED_HOME", str(tmp_path / "home"))
+    runner = CliRunner()
+    status = runner.invoke(app, ["weights", "status", "--cache-dir", str(tmp_path)])
+    assert status.exit_code == 0, status.output
+    for name in ("pretrained_mvtec_colondb.pth", "pretrained_visa_clinicdb.pth", "pretrained_all.pth"):
+        assert name in status.output
+    assert "caoyunkang/AdaCLIP" in status.output and "no checksum" in status.output
+    fetch = runner.invoke(app, ["weights", "fetch", "--method", "adaclip"])
+    assert fetch.exit_code == 0 and "caoyunkang/AdaCLIP" in fetch.output
+    folder = tmp_path / "home" / "adaclip"
+    folder.mkdir(parents=True)
+    src = _release_file(method, folder / "pretrained_all.pth")
+    imported = runner.invoke(app, ["weights", "import", str(src), "--method", "adaclip"])
+    assert imported.exit_code == 0, imported.output
+    meta = read_project_metadata(folder / "pretrained_all.safetensors")
+    assert meta["provenance"]["source"] == "release:pretrained_all.pth" and meta["prompt_length"] == 5
+    status = runner.invoke(app, ["weights", "status", "--cache-dir", str(tmp_path)])
+    line = next(l for l in status.output.splitlines() if "pretrained_all.pth" in l)
+    assert "present" in line and "converted pretrained_all" in status.output
