@@ -98,7 +98,7 @@ class AdaCLIPMethod(AnomalyMethod):
         from adaptclip_med.methods.backbones import backbone_spec_or_default
         from adaptclip_med.model.backbone import ClipBackbone
 
-        if spec.precision not in cls.precisions:
+        if spec.precision not in (*cls.precisions, "auto"):  # 'auto' resolves to the only precision, fp32
             raise AdaptClipError(f"adaclip runs in {', '.join(cls.precisions)} only (asked for {spec.precision})")
         given: BackboneSpec = backbone_spec_or_default(cls, spec)
         activation = choose_activation(given.activation)
