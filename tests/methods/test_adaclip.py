@@ -76,17 +76,17 @@ def _ln(x, module):
 
 
 def _naive_block(block, x, causal: bool = False):
-    """Pre-LN block with explicit attention math and exact (erf) GELU; x (L, W), one sequence."""
+    """Pre-LN block with explicit attention math and exact (erf) GELU; x (..., L, W)."""
     attn = block.attn
-    length, width = x.shape
+    length, width = x.shape[-2:]
     heads = attn.num_heads
     hd = width // heads
     qkv = _ln(x, block.ln_1) @ attn.in_proj_weight.T + attn.in_proj_bias
-    q, k, v = (t.reshape(length, heads, hd).transpose(0, 1) for t in qkv.split(width, dim=-1))
+    q, k, v = (t.reshape(*t.shape[:-1], heads, hd).transpose(-3, -2) for t in qkv.split(width, dim=-1))
     scores = q @ k.transpose(-1, -2) / math.sqrt(hd)
     if causal:
         scores = scores + torch.full((length, length), float("-inf")).triu(1)
-    out = (scores.softmax(dim=-1) @ v).transpose(0, 1).reshape(length, width)
+    out = (scores.softmax(dim=-1) @ v).transpose(-3, -2).reshape(*x.shape)
     x = x + out @ attn.out_proj.weight.T + attn.out_proj.bias
     h = _ln(x, block.ln_2) @ block.mlp.c_fc.weight.T + block.mlp.c_fc.bias
     h = 0.5 * h * (1.0 + torch.erf(h / math.sqrt(2.0)))
@@ -167,18 +167,17 @@ def _naive_forward(method, image: torch.Tensor, class_name: str, labels: np.ndar
 
     columns = []
     for group in sentences(class_name):
-        feats = []
-        for sentence in group:
-            ids = method.network.text.tokenizer([sentence])[0]
-            assert ids[0] == 49406
-            t = clip.token_embedding.weight[ids] + clip.positional_embedding
-            for i, block in enumerate(clip.transformer.resblocks):
-                if i in (1, 2, 3):
-                    t = t.clone()
-                    t[1:6] = (parts.text_prompter.static_prompts[i] + dt).half().float()
-                t = _naive_block(block, t, causal=True)
-            t = _ln(t, clip.ln_final)
-            feats.append(F.normalize(t[int(ids.argmax())] @ clip.text_projection, dim=0))
+        ids = method.network.text.tokenizer(group)
+        assert bool((ids[:, 0] == 49406).all())
+        t = clip.token_embedding.weight[ids] + clip.positional_embedding
+        for i, block in enumerate(clip.transformer.resblocks):
+            if i in (1, 2, 3):
+                t = t.clone()
+                for s_index in range(t.shape[0]):  # every sentence gets the same 5 vectors at positions 1..5
+                    t[s_index, 1:6] = (parts.text_prompter.static_prompts[i] + dt).half().float()
+            t = _naive_block(block, t, causal=True)
+        t = _ln(t, clip.ln_final)
+        feats = [F.normalize(t[n, int(ids[n].argmax())] @ clip.text_projection, dim=0) for n in range(t.shape[0])]
         columns.append(F.normalize(torch.stack(feats).mean(0), dim=0))
     T = torch.stack(columns, dim=1)
 
@@ -201,13 +200,20 @@ def _naive_forward(method, image: torch.Tensor, class_name: str, labels: np.ndar
 
 
 # ---------------------------------------------------------------------------------- tests
-def test_forward_matches_naive_restatement(method, images):
+@pytest.fixture(scope="module")
+def naive_case(method):
+    image = torch.randn(1, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(11))
+    with torch.no_grad():
+        encoded = method.encode(image)
+        pred = method.predict_encoded(encoded)
+        naive = _naive_forward(method, image[0], "brain", encoded.labels[0])
+    return encoded, pred, naive
+
+
+def test_forward_matches_naive_restatement(naive_case):
     from scipy.ndimage import gaussian_filter
 
-    with torch.no_grad():
-        encoded = method.encode(images[:1])
-        pred = method.predict_encoded(encoded)
-        raw, score, g, _, _ = _naive_forward(method, images[0], "brain", encoded.labels[0])
+    encoded, pred, (raw, score, g, _, _) = naive_case
     assert torch.allclose(encoded.g[0], g, atol=1e-5)
     assert (pred.extra_maps["unsmoothed"][0] - raw).abs().max() < 1e-5
     smoothed = gaussian_filter(raw.numpy(), sigma=4)
@@ -278,14 +284,13 @@ def test_prompt_positions_per_block(method, images):
     assert out.text.shape == (1, 64, 2)
 
 
-def test_dynamic_prompt_is_generator_of_unprompted_embedding(method, images):
+def test_dynamic_prompt_is_generator_of_unprompted_embedding(method, naive_case):
+    encoded, _, (_, _, g, dv, dt) = naive_case
+    parts = method.network.parts
     with torch.no_grad():
-        encoded = method.encode(images[:1])
-        _, _, g, dv, dt = _naive_forward(method, images[0], "brain", encoded.labels[0])
-        parts = method.network.parts
-    assert torch.allclose(encoded.g[0], g, atol=1e-5)
-    assert torch.allclose(parts.dynamic_visual_prompt_generator(encoded.g)[0], dv, atol=1e-5)
-    assert torch.allclose(parts.dynamic_text_prompt_generator(encoded.g)[0], dt, atol=1e-5)
+        assert torch.allclose(encoded.g[0], g, atol=1e-5)
+        assert torch.allclose(parts.dynamic_visual_prompt_generator(encoded.g)[0], dv, atol=1e-5)
+        assert torch.allclose(parts.dynamic_text_prompt_generator(encoded.g)[0], dt, atol=1e-5)
 
 
 def test_batch_equals_images_one_by_one(method, images):
