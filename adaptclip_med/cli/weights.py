@@ -8,6 +8,15 @@ import typer
 
 from adaptclip_med.cli import common
 
+_WEIGHT_METHODS = ("adaptclip", "adaclip")
+
+
+def _check_method(method: str) -> None:
+    from adaptclip_med.errors import AdaptClipError
+
+    if method not in _WEIGHT_METHODS:
+        raise AdaptClipError(f"--method {method}: weights are managed for {', '.join(_WEIGHT_METHODS)}")
+
 weights_app = typer.Typer(help="Backbone and adapter weights: status, fetch, import.", no_args_is_help=True)
 
 
@@ -19,9 +28,9 @@ def register(app: typer.Typer) -> None:
 @common.user_errors
 def status(cache_dir: str = common.CacheDirOpt) -> None:
     """Show which known backbone weights and adapter checkpoints are present locally."""
-    from adaptclip_med.model.weights_store import backbone_status, home, release_status
+    from adaptclip_med.model.weights_store import adaclip_instructions, adaclip_status, backbone_status, home, release_status
 
-    rows = backbone_status(cache_dir) + release_status(cache_dir)
+    rows = backbone_status(cache_dir) + release_status(cache_dir) + adaclip_status()
     for row in rows:
         state = f"present  {row.path}" if row.present else "MISSING"
         typer.echo(f"{row.kind:9s} {row.name:70s} {state}")
@@ -29,6 +38,8 @@ def status(cache_dir: str = common.CacheDirOpt) -> None:
     if missing:
         typer.echo("\nTo get missing weights (needs internet): adaptclip-med weights fetch --backbone ViT-L-14-336 "
                    "--backbone-weights openai --release mvtec; then adaptclip-med weights import.")
+    if any(r.kind == "adaclip" and not r.present for r in rows):
+        typer.echo(adaclip_instructions())
     typer.echo(f"project data folder: {home()}")
 
 
@@ -38,10 +49,16 @@ def fetch(
     backbone: str = common.BackboneOpt,
     backbone_weights: str = common.BackboneWeightsOpt,
     release: str = typer.Option(None, "--release", help="Also fetch a released adapter checkpoint: mvtec or visa."),
+    method: str = typer.Option("adaptclip", "--method", help="adaptclip, or adaclip (prints how to obtain its weights: no stable download URL)."),
     cache_dir: str = common.CacheDirOpt,
 ) -> None:
     """Download backbone weights (open_clip tag) and optionally a released adapter checkpoint."""
-    from adaptclip_med.model.weights_store import fetch_backbone, fetch_release
+    from adaptclip_med.model.weights_store import adaclip_instructions, fetch_backbone, fetch_release
+
+    _check_method(method)
+    if method == "adaclip":
+        typer.echo(adaclip_instructions())
+        return
 
     typer.echo(f"backbone {backbone}/{backbone_weights}: {fetch_backbone(backbone, backbone_weights, cache_dir)}")
     if release:
@@ -51,17 +68,26 @@ def fetch(
 @weights_app.command("import")
 @common.user_errors
 def import_(
-    source: Path = typer.Argument(..., help="Released AdaptCLIP .pth (epoch_15.pth)."),
+    source: Path = typer.Argument(..., help="Released AdaptCLIP .pth (epoch_15.pth) or AdaCLIP .pth (with --method adaclip)."),
     out: Path = typer.Option(None, "--out", help="Destination .safetensors (default: project data folder)."),
     backbone: str = common.BackboneOpt,
     backbone_weights: str = common.BackboneWeightsOpt,
     backbone_activation: str = common.ActivationOpt,
     offline: bool = common.OfflineOpt,
     cache_dir: str = common.CacheDirOpt,
+    method: str = typer.Option("adaptclip", "--method", help="adaptclip or adaclip: whose release layout SOURCE is in."),
 ) -> None:
     """Convert a released checkpoint into the project format (checksum verified for the releases)."""
     from adaptclip_med.model.checkpoints import import_release
-    from adaptclip_med.model.weights_store import home
+    from adaptclip_med.model.weights_store import adaclip_folder, home
+
+    _check_method(method)
+    if method == "adaclip":
+        from adaptclip_med.methods.adaclip import import_release as import_adaclip
+
+        target = out or adaclip_folder() / f"{source.stem}.safetensors"
+        typer.echo(f"imported -> {import_adaclip(source, target)} (all 38 AdaCLIP tensors checked; no published checksum)")
+        return
 
     destination = out or home() / "adapters" / f"{source.parent.name or source.stem}.safetensors"
     spec = common.backbone_spec(backbone, backbone_weights, backbone_activation, offline, cache_dir)

@@ -1,5 +1,7 @@
 """Where weights live on this machine, what is present, and fetching them (for users online).
 
+AdaCLIP's releases have no stable download URL; their status is listed and instructions given.
+
 Backbone weights are open_clip's business (hub cache); released adapter checkpoints are fetched
 from the authors' Hugging Face repo into the hub cache too, and verified against the published
 sha256 before use.
@@ -53,6 +55,37 @@ def release_status(cache_dir: str | None = None) -> list[WeightsStatus]:
     converted = sorted(home().glob("adapters/*.safetensors")) if (home() / "adapters").is_dir() else []
     rows.extend(WeightsStatus("adapters", f"converted {p.stem}", p) for p in converted)
     return rows
+
+
+def adaclip_folder() -> Path:
+    """Where AdaCLIP release files (``pretrained_*.pth``) and their conversions are looked for."""
+    return home() / "adaclip"
+
+
+def adaclip_status() -> list[WeightsStatus]:
+    """The three AdaCLIP releases (present when copied into :func:`adaclip_folder`) and any
+    converted ``.safetensors`` there.  They have no stable download URL (Google-Drive links in the
+    authors' README), so they are never fetched automatically."""
+    from adaptclip_med.methods.adaclip.weights import RELEASES
+
+    folder = adaclip_folder()
+    rows = []
+    for release in RELEASES:
+        path = folder / release.file_name
+        rows.append(WeightsStatus("adaclip", f"release {release.file_name} ({release.trained_on})", path if path.is_file() else None))
+    converted = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
+    rows.extend(WeightsStatus("adaclip", f"converted {p.stem}", p) for p in converted)
+    return rows
+
+
+def adaclip_instructions() -> str:
+    """How to obtain the AdaCLIP releases (no automatic download: no stable URL, no checksum)."""
+    from adaptclip_med.methods.adaclip.weights import RELEASES
+
+    names = ", ".join(r.file_name for r in RELEASES)
+    return (f"AdaCLIP weights ({names}) are linked (Google Drive) from the README of github.com/caoyunkang/AdaCLIP; the authors "
+            f"publish no checksum. Download one on a machine with internet, copy it to {adaclip_folder()}, then pass it as "
+            "--adapters FILE.pth or convert it with 'adaptclip-med weights import FILE.pth --method adaclip'.")
 
 
 def fetch_backbone(name: str, tag: str, cache_dir: str | None = None) -> Path:
