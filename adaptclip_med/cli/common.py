@@ -33,7 +33,7 @@ ClassNameOpt = typer.Option(None, "--class-name", help="What the image shows, fo
 BackboneOpt = typer.Option(None, "--backbone", help="open_clip ViT name or model-config JSON path (default: the method's: ViT-L-14-336 for adaptclip/adaclip, ViT-B-16-plus-240 for winclip).")
 BackboneWeightsOpt = typer.Option(None, "--backbone-weights", help="open_clip pretrained tag, a local weights file (open_clip or OpenAI layout), or random[:SEED] (no diagnostic value); default: the method's (openai, laion400m_e31).")
 ActivationOpt = typer.Option("auto", "--backbone-activation", help="auto | quickgelu | gelu. auto: AdaptCLIP uses QuickGELU for OpenAI weights, AdaCLIP exact GELU (as its authors).")
-AdaptersOpt = typer.Option(None, "--adapters", help="Trained weights of the method: project .safetensors or the authors' released .pth; 'untrained' for fresh ones (demo/training only). Not used by winclip.")
+AdaptersOpt = typer.Option(None, "--adapters", help="Trained weights of the method: project .safetensors or the authors' released .pth; 'untrained' for fresh ones (demo/training only). Several methods: METHOD=FILE,METHOD=FILE. Not used by winclip.")
 ImageSizeOpt = typer.Option(None, "--image-size", help="Square model input size (multiple of the patch size); default from the checkpoint/method (518 for the releases, 240 for winclip).")
 DeviceOpt = typer.Option("auto", "--device", help="cpu, cuda, cuda:N or auto.")
 OfflineOpt = typer.Option(False, "--offline", help="Never try to download weights; fail with instructions if they are not cached.")
@@ -62,6 +62,16 @@ class ModelChoice:
     def method(self) -> str:
         return self.methods[0]
 
+    def adapters_for(self, method: str) -> str | None:
+        """``--adapters FILE`` (one method) or ``--adapters a=FILE,b=FILE`` (several methods)."""
+        if self.adapters is None or "=" not in self.adapters:
+            return self.adapters
+        pairs = dict(part.split("=", 1) for part in self.adapters.split(",") if "=" in part)
+        unknown = sorted(set(pairs) - set(self.methods))
+        if unknown:
+            raise AdaptClipError(f"--adapters names {', '.join(unknown)}, which --method does not list ({', '.join(self.methods)})")
+        return pairs.get(method)
+
     def spec(self, method: str | None = None, require_weights: bool = True):
         """The spec for ``method`` (default: the first), with the backbone left to the method's
         default when not given, and one-line errors for options that do not fit the method."""
@@ -69,12 +79,13 @@ class ModelChoice:
 
         name = method or self.method
         cls = get_method(name)
-        weights = None if self.adapters in (None, UNTRAINED) else self.adapters
-        if cls.trainable and self.adapters is None and require_weights:
+        given = self.adapters_for(name)
+        weights = None if given in (None, UNTRAINED) else given
+        if cls.trainable and given is None and require_weights:
             raise AdaptClipError(
                 f"method '{name}' needs trained weights: pass --adapters FILE (a project .safetensors, or the authors' released "
                 f".pth; see 'adaptclip-med weights status'), or --adapters untrained for fresh ones (no diagnostic value)")
-        if not cls.trainable and self.adapters is not None:
+        if not cls.trainable and given is not None:
             raise AdaptClipError(f"method '{name}' is training-free: --adapters does not apply (drop it)")
         if self.precision not in cls.precisions:
             raise AdaptClipError(f"precision '{self.precision}' is not one of {', '.join(cls.precisions)} (the precisions method '{name}' supports)")

@@ -42,8 +42,8 @@ class TrainingRun:
 def prepare_run(index: DatasetIndex, config: TrainingConfig) -> TrainingRun:
     """Pick the training images and, per class, the normal images queries are paired with: the
     class's normal pool (never test images in the layouts that have one), else the normal
-    images among the training images themselves."""
-    config.validate()
+    images among the training images themselves.  (Method-specific settings are validated by
+    the caller: AdaptCLIP's BatchNorm needs batches of two, AdaCLIP trains on single images.)"""
     samples = list(index.samples) if config.split == "all" else index.select(split=config.split)
     if len(samples) < 2:
         raise InputError(f"{redact_component(index.root.name)}: {len(samples)} image(s) in the {config.split} split; training needs at least 2")
@@ -61,12 +61,12 @@ def prepare_run(index: DatasetIndex, config: TrainingConfig) -> TrainingRun:
 
 
 def epoch_order(count: int, seed: int, epoch: int, batch_size: int) -> list[list[int]]:
-    """Shuffled batches of sample indices for one epoch; a final batch of ONE image is dropped
-    (BatchNorm cannot train on it)."""
+    """Shuffled batches of sample indices for one epoch; with batches of several images a final
+    batch of ONE image is dropped (BatchNorm cannot train on it)."""
     order = list(range(count))
     random.Random(f"{seed}:{epoch}:order").shuffle(order)
     batches = [order[i:i + batch_size] for i in range(0, count, batch_size)]
-    return [b for b in batches if len(b) > 1]
+    return batches if batch_size == 1 else [b for b in batches if len(b) > 1]
 
 
 def pair_references(run: TrainingRun, sample_index: int, epoch: int) -> list[Path]:

@@ -233,6 +233,7 @@ def train_adapters(spec: BackboneSpec, index: DatasetIndex, out_dir: Path, confi
                    on_epoch: Callable[[EpochResult], None] | None = None) -> tuple[LoadedModel, list[EpochResult]]:
     """Library entry point of ``adaptclip-med train``: fresh (seeded) or resumed adapters, trained
     on ``index`` with ``config``; checkpoints go to ``out_dir``."""
+    config.validate()
     run = prepare_run(index, config)
     if resume is not None:
         recorded_size = read_metadata(Path(resume)).image_size

@@ -578,3 +578,35 @@ def test_weights_cli_lists_fetches_and_imports_adaclip(method, tmp_path, monkeyp
     status = runner.invoke(app, ["weights", "status", "--cache-dir", str(tmp_path)])
     line = next(l for l in status.output.splitlines() if "pretrained_all.pth" in l)
     assert "present" in line and "converted pretrained_all" in status.output
+
+
+def test_predict_cli_with_a_release_file_on_a_non_square_png(method, backbone_file, tmp_path):
+    """The acceptance path: ``predict QUERY --method adaclip --class-name NAME --image-size S``
+    with a backbone state-dict file and trainable parts in the released .pth layout."""
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from adaptclip_med.cli.main import app
+    from adaptclip_med.preprocess import load_rgb_image
+
+    release = _release_file(method, tmp_path / "pretrained_mvtec_colondb.pth")
+    query = tmp_path / "q.png"
+    Image.fromarray(np.random.default_rng(3).integers(0, 255, (50, 90, 3), dtype=np.uint8)).save(query)
+    out = tmp_path / "r.npz"
+    result = CliRunner().invoke(app, ["predict", str(query), "--method", "adaclip", "--class-name", "metal-nut",
+                                      "--image-size", str(SIZE), "--backbone", TINY, "--backbone-weights", str(backbone_file),
+                                      "--adapters", str(release), "--offline", "--device", "cpu", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    saved = np.load(out)
+    expected = _load(backbone_file, weights=str(release), class_name="metal-nut")
+    with torch.no_grad():
+        direct = expected.predict(expected.image_input([load_rgb_image(query)]))
+    assert saved["anomaly_map"].shape == (SIZE, SIZE)
+    np.testing.assert_allclose(saved["anomaly_map"], direct.anomaly_map[0].numpy(), atol=1e-6)
+    assert abs(float(saved["score"]) - float(direct.score[0])) < 1e-6
+    assert "class 'metal-nut'" in result.output
+    # zero-shot method: references are refused with one line
+    bad = CliRunner().invoke(app, ["predict", str(query), "-r", str(query), "--method", "adaclip", "--backbone", TINY,
+                                   "--backbone-weights", str(backbone_file), "--adapters", str(release), "--offline",
+                                   "--image-size", str(SIZE), "--out", str(tmp_path / "x.npz")])
+    assert bad.exit_code == 2 and "does not use reference images" in bad.output
