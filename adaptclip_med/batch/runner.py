@@ -25,7 +25,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from adaptclip_med.batch import distributed
+from adaptclip_med.utils import distributed
 from adaptclip_med.batch.discovery import Discovery, FileError
 from adaptclip_med.batch.journal import DONE, FAILED, Journal, StudyRecord, read_journals
 from adaptclip_med.batch.staging import is_disk_full, reset_staging

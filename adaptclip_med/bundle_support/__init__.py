@@ -6,7 +6,7 @@ readers, scorer, writers, trainer and metrics in the shapes MONAI engines expect
 
 from adaptclip_med.bundle_support.datalist import discover_studies, read_datalist, select_datalist
 from adaptclip_med.bundle_support.demo import DemoStudies
-from adaptclip_med.bundle_support.distributed import (
+from adaptclip_med.utils.distributed import (
     StudyShardSampler,
     init_distributed,
     process_device,

@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from adaptclip_med.bundle_support.distributed import rank_zero_first
+from adaptclip_med.utils.distributed import rank_zero_first
 from adaptclip_med.bundle_support.network import AdaptCLIPMapNetwork
 from adaptclip_med.utils.atomic import atomic_write_text
 from adaptclip_med.volume.preprocessing import SlicePreprocessing, parse_window

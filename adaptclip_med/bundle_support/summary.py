@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from adaptclip_med.bundle_support.distributed import is_distributed, rank
+from adaptclip_med.utils.distributed import is_distributed, rank
 from adaptclip_med.utils.atomic import atomic_write_text
 from adaptclip_med.utils.redact import describe_path
 from adaptclip_med.volume.pipeline import STUDY_JSON
