@@ -47,9 +47,13 @@ def harmonic_aggregate(window_scores: torch.Tensor, grid: int, scale: int) -> to
     if window_scores.shape[-1] != cover.shape[0]:
         raise ValueError(f"{window_scores.shape[-1]} window scores for {cover.shape[0]} windows of scale {scale}")
     counts = cover.sum(dim=0)
-    inverse_sum = (1.0 / window_scores) @ cover  # 1/0 = inf -> the patch gets 0 below
-    patch = torch.where(counts > 0, counts / inverse_sum, torch.zeros_like(inverse_sum))
-    return torch.nan_to_num(patch, nan=0.0).reshape(-1, grid, grid)
+    zero = window_scores == 0
+    # 1/0 = inf and inf * 0 = nan inside a matmul: sum the finite inverses, then zero the patches
+    # that a 0-scoring window covers (their harmonic mean is 0).
+    inverse_sum = torch.where(zero, torch.zeros_like(window_scores), 1.0 / window_scores) @ cover
+    touched_by_zero = (zero.to(cover.dtype) @ cover) > 0
+    patch = torch.where((counts > 0) & ~touched_by_zero, counts / inverse_sum, torch.zeros_like(inverse_sum))
+    return patch.reshape(-1, grid, grid)
 
 
 def harmonic_mean(maps: list[torch.Tensor]) -> torch.Tensor:
