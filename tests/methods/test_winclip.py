@@ -246,3 +246,13 @@ def test_non_native_image_size_resizes_positions(weights, batch):
     assert method.grid == 8 and method._positions.shape[0] == 65
     pred = method.predict(F.interpolate(batch[:1], size=(112, 112)))
     assert pred.anomaly_map.shape == (1, 112, 112)
+
+
+def test_load_from_config_json_and_refuses_other_precisions(weights):
+    from adaptclip_med.model.backbone_source import PACKAGED_CONFIG_DIR
+
+    config = str(PACKAGED_CONFIG_DIR / f"{ARCH}.json")
+    method = load_method(MethodSpec(method="winclip", backbone=BackboneSpec(config, str(weights), offline=True)))
+    assert method.image_size == SIZE and method.class_name == "medical scan"
+    with pytest.raises(AdaptClipError, match="fp32 only"):
+        load_method(MethodSpec(method="winclip", backbone=BackboneSpec(config, str(weights), offline=True), precision="bf16"))
