@@ -53,7 +53,7 @@ def bench_method(name: str, quick: bool, repeats: int, batch: int, device: torch
     started = time.perf_counter()
     method = get_method(name).load(spec)
     build_s = time.perf_counter() - started
-    slices, _ = phantom_slices(batch + 2, seed=3, lesions=1)
+    slices, _ = phantom_slices(max(batch + 2, 8), seed=3)
     queries = method.slice_input(slices[:batch])
     shots = [0] + ([1] if method.references != "unused" else [])
     memories = {0: None}

@@ -7,8 +7,9 @@ from pathlib import Path
 import typer
 
 from adaptclip_med.cli import common
+from adaptclip_med.errors import AdaptClipError
 
-_WEIGHT_METHODS = ("adaptclip", "adaclip")
+_WEIGHT_METHODS = ("adaptclip", "adaclip", "winclip")
 
 
 def _check_method(method: str) -> None:
@@ -16,6 +17,14 @@ def _check_method(method: str) -> None:
 
     if method not in _WEIGHT_METHODS:
         raise AdaptClipError(f"--method {method}: weights are managed for {', '.join(_WEIGHT_METHODS)}")
+
+
+def _backbone_for(method: str, backbone: str | None, weights: str | None) -> tuple[str, str]:
+    """The backbone a method uses unless told otherwise (its default architecture and tag)."""
+    from adaptclip_med.methods import get_method
+
+    default_arch, default_weights = get_method(method).default_backbone
+    return backbone or default_arch, weights or default_weights
 
 weights_app = typer.Typer(help="Backbone and adapter weights: status, fetch, import.", no_args_is_help=True)
 
@@ -36,8 +45,9 @@ def status(cache_dir: str = common.CacheDirOpt) -> None:
         typer.echo(f"{row.kind:9s} {row.name:70s} {state}")
     missing = [r for r in rows if not r.present]
     if missing:
-        typer.echo("\nTo get missing weights (needs internet): adaptclip-med weights fetch --backbone ViT-L-14-336 "
-                   "--backbone-weights openai --release mvtec; then adaptclip-med weights import.")
+        typer.echo("\nTo get missing weights (needs internet): 'adaptclip-med weights fetch --method winclip' (its CLIP backbone, "
+                   "no trained weights needed); 'adaptclip-med weights fetch --release mvtec' (AdaptCLIP backbone + adapters), "
+                   "then 'adaptclip-med weights import FILE'.")
     if any(r.kind == "adaclip" and not r.present for r in rows):
         typer.echo(adaclip_instructions())
     typer.echo(f"project data folder: {home()}")
@@ -49,17 +59,17 @@ def fetch(
     backbone: str = common.BackboneOpt,
     backbone_weights: str = common.BackboneWeightsOpt,
     release: str = typer.Option(None, "--release", help="Also fetch a released adapter checkpoint: mvtec or visa."),
-    method: str = typer.Option("adaptclip", "--method", help="adaptclip, or adaclip (prints how to obtain its weights: no stable download URL)."),
+    method: str = typer.Option("adaptclip", "--method", help="Whose backbone to fetch (adaptclip, winclip); adaclip prints how to obtain its weights (no stable download URL)."),
     cache_dir: str = common.CacheDirOpt,
 ) -> None:
-    """Download backbone weights (open_clip tag) and optionally a released adapter checkpoint."""
+    """Download backbone weights (open_clip tag; default: the method's backbone) and optionally a released adapter checkpoint."""
     from adaptclip_med.model.weights_store import adaclip_instructions, fetch_backbone, fetch_release
 
     _check_method(method)
     if method == "adaclip":
         typer.echo(adaclip_instructions())
         return
-
+    backbone, backbone_weights = _backbone_for(method, backbone, backbone_weights)
     typer.echo(f"backbone {backbone}/{backbone_weights}: {fetch_backbone(backbone, backbone_weights, cache_dir)}")
     if release:
         typer.echo(f"release {release}: {fetch_release(release, cache_dir)} (sha256 verified)")
@@ -89,6 +99,9 @@ def import_(
         typer.echo(f"imported -> {import_adaclip(source, target)} (all 38 AdaCLIP tensors checked; no published checksum)")
         return
 
+    if method == "winclip":
+        raise AdaptClipError("winclip is training-free: there is no release to import")
     destination = out or home() / "adapters" / f"{source.parent.name or source.stem}.safetensors"
+    backbone, backbone_weights = _backbone_for(method, backbone, backbone_weights)
     spec = common.backbone_spec(backbone, backbone_weights, backbone_activation, offline, cache_dir)
     typer.echo(f"imported -> {import_release(spec, source, destination)}")

@@ -93,7 +93,10 @@ class AdaptCLIPMethod(AnomalyMethod):
         from adaptclip_med.model.adaptclip import ReferenceMemory
 
         if isinstance(memory, list):
-            memory = ReferenceMemory.stack(memory, release=True) if memory and memory[0] is not None else None
+            # Per-query memories built for this call (the volume scorer's) are freed as they are
+            # stacked, to keep the peak low; a list repeating one shared memory must keep it.
+            distinct = len({id(m) for m in memory}) == len(memory)
+            memory = ReferenceMemory.stack(memory, release=distinct) if memory and memory[0] is not None else None
         if memory is not None:
             memory = ReferenceMemory(layers=[layer.to(self.device) for layer in memory.layers], shots=memory.shots)
         pred = self.model.predict(None, memory, features=encoded)
