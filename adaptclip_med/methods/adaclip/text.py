@@ -67,10 +67,15 @@ class TextTower:
         are overwritten with half(static_t[i] + dt), no position embedding added (Q4).
         dynamic: (L, D) of one image."""
         clip = self.clip
-        with torch.no_grad():
-            x = clip.token_embedding(tokens.long()) + clip.positional_embedding
-        count, context, width = x.shape
         length = dynamic.shape[0]
+        # The mask is causal, so the feature read at EOT depends only on positions <= EOT: the
+        # padding after the longest sentence's EOT is never needed.  Cutting it (77 -> ~15 tokens)
+        # makes the per-image text pass ~5x cheaper with the same features (to float rounding).
+        keep = max(int(tokens.argmax(dim=-1).max()) + 1, 1 + length)
+        tokens = tokens[:, :keep]
+        with torch.no_grad():
+            x = clip.token_embedding(tokens.long()) + clip.positional_embedding[:keep]
+        count, context, width = x.shape
         mask = _causal_mask(context).to(device=x.device, dtype=x.dtype)
         for index, block in enumerate(self.blocks):
             if 1 <= index < len(static_prompts):
