@@ -12,6 +12,8 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
+from clip_helpers import save_random_clip  # noqa: F401 - shared with the method tests
+
 TINY = "adaptclip-tiny-vit"
 TINY_SIZE = 56
 

@@ -37,6 +37,11 @@ def save_score_plot(path: str | Path, positions: Sequence[float], scores: Sequen
                           ha="center", fontsize=8, color="tab:red")
     if threshold is not None:
         axes.axhline(threshold, linestyle="--", color="tab:orange", linewidth=1.0, label="threshold")
+    return _finish_score_axes(figure, axes, title, path)
+
+
+def _finish_score_axes(figure: Figure, axes, title: str | None, path: str | Path) -> Path:
+    """Shared labels, legend and layout of the slice-score plots, then the PNG."""
     axes.set_xlabel("slice position (mm)")
     axes.set_ylabel("anomaly score")
     axes.set_ylim(bottom=0.0)
@@ -64,11 +69,4 @@ def save_methods_plot(path: str | Path, curves: Sequence[tuple[str, np.ndarray, 
         pos, val = np.asarray(positions, dtype=np.float64), np.asarray(scores, dtype=np.float64)
         keep = np.isfinite(val)
         axes.plot(pos[keep], val[keep], "-o", markersize=2.5, linewidth=1.2, label=name)
-    axes.set_xlabel("slice position (mm)")
-    axes.set_ylabel("anomaly score")
-    axes.set_ylim(bottom=0.0)
-    if title:
-        axes.set_title(title, fontsize=10)
-    axes.legend(loc="upper right", fontsize=7, frameon=False)
-    figure.tight_layout()
-    return _save_png(figure, path)
+    return _finish_score_axes(figure, axes, title, path)

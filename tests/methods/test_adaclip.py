@@ -22,16 +22,9 @@ GRID = SIZE // 14
 # ---------------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
 def backbone_file(tmp_path_factory) -> Path:
-    import open_clip
+    from clip_helpers import save_random_clip
 
-    from adaptclip_med.model.backbone_source import ensure_packaged_configs_registered
-
-    ensure_packaged_configs_registered()
-    torch.manual_seed(0)
-    model = open_clip.create_model(TINY, pretrained=None, load_weights=False)
-    path = tmp_path_factory.mktemp("adaclip") / "tiny_clip.pt"
-    torch.save(model.state_dict(), path)
-    return path
+    return save_random_clip(TINY, tmp_path_factory.mktemp("adaclip") / "tiny_clip.pt", seed=0)
 
 
 def _spec(backbone_file: Path, weights: str | None = None, activation: str = "auto", class_name: str | None = "brain",

@@ -22,16 +22,9 @@ GRID = 6
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
-    import open_clip
+    from clip_helpers import save_random_clip
 
-    from adaptclip_med.model.backbone_source import ensure_packaged_configs_registered
-
-    ensure_packaged_configs_registered()
-    torch.manual_seed(11)
-    clip = open_clip.create_model(ARCH, pretrained=None, load_weights=False)
-    path = tmp_path_factory.mktemp("winclip") / "tiny.pt"
-    torch.save(clip.state_dict(), path)
-    return path
+    return save_random_clip(ARCH, tmp_path_factory.mktemp("winclip") / "tiny.pt", seed=11)
 
 
 @pytest.fixture(scope="module")

@@ -21,15 +21,9 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
-    import open_clip
+    from clip_helpers import save_random_clip
 
-    from adaptclip_med.model.backbone_source import ensure_packaged_configs_registered
-
-    ensure_packaged_configs_registered()
-    torch.manual_seed(11)
-    path = tmp_path_factory.mktemp("winclip-cli") / "tiny.pt"
-    torch.save(open_clip.create_model(ARCH, pretrained=None, load_weights=False).state_dict(), path)
-    return path
+    return save_random_clip(ARCH, tmp_path_factory.mktemp("winclip-cli") / "tiny.pt", seed=11)
 
 
 def _model(weights) -> list[str]:

@@ -122,15 +122,9 @@ def test_train_and_evaluate_on_volumes_with_label_maps(app, tiny_weights, tmp_pa
 @pytest.fixture(scope="module")
 def shared_backbone(tmp_path_factory) -> list[str]:
     """A tiny backbone both methods run on (AdaCLIP prompts 4 text blocks: the 5-block tiny config)."""
-    import open_clip
-    import torch
+    from clip_helpers import save_random_clip
 
-    from adaptclip_med.model.backbone_source import ensure_packaged_configs_registered
-
-    ensure_packaged_configs_registered()
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("shared-backbone") / "tiny.pt"
-    torch.save(open_clip.create_model("adaclip-tiny-vit", pretrained=None, load_weights=False).state_dict(), path)
+    path = save_random_clip("adaclip-tiny-vit", tmp_path_factory.mktemp("shared-backbone") / "tiny.pt")
     return ["--backbone", "adaclip-tiny-vit", "--backbone-weights", str(path), "--offline", "--device", "cpu"]
 
 
