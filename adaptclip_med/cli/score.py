@@ -37,6 +37,8 @@ def score(
     offline: bool = common.OfflineOpt,
     cache_dir: str = common.CacheDirOpt,
     precision: str = common.PrecisionOpt,
+    study_index: int = typer.Option(None, "--study", min=0, help="When the input holds several studies: the index (0, 1, ...) of the one to score, as listed by the refusal."),
+    series_index: int = typer.Option(None, "--series", min=0, help="Index of the image series to score within the study, as listed by the refusal."),
 ) -> None:
     """Score a study and write NIfTI map/mask, DICOM SEG (DICOM input), slices.csv, overlays and study.json."""
     from adaptclip_med.volume.pipeline import make_scorer, score_study
@@ -47,6 +49,7 @@ def score(
                                    window=window, axis=axis, batch_size=batch_size, threshold=threshold, aggregate=aggregate,
                                    match=match, parametric_map=parametric_map)
     scorer = make_scorer(opts)
-    result = score_study(study, out, scorer, parametric_map=parametric_map)
+    result = score_study(study, out, scorer, series_rule=series_index, parametric_map=parametric_map,
+                         study_index=study_index)
     mode = f"{scorer.shots}-shot" if scorer.shots else "zero-shot"
     typer.echo(f"study score {result.score:.4f} ({mode}, {opts.aggregate}); top slices {result.top_slices}; outputs in {out}")

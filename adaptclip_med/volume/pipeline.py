@@ -105,11 +105,13 @@ class StudyOutputs:
 
 
 def score_study(study: Path, out_dir: Path, scorer: VolumeScorer, series_rule: Any = None,
-                parametric_map: bool = False) -> StudyOutputs:
-    """Read a study (DICOM folder/files, NIfTI, 2-D image), score it and write every output."""
+                parametric_map: bool = False, study_index: int | None = None) -> StudyOutputs:
+    """Read a study (DICOM folder/files, NIfTI, 2-D image), score it and write every output.
+    ``study_index``/an int ``series_rule`` choose when the input holds several studies/series."""
     from adaptclip_med.io.loader import load_study
 
-    volume, candidates = load_study(Path(study), series_rule=series_rule, axis=scorer.preprocessing.axis)
+    volume, candidates = load_study(Path(study), series_rule=series_rule, axis=scorer.preprocessing.axis,
+                                    study=study_index)
     return score_volume_to_dir(volume, out_dir, scorer, other_series=max(0, len(candidates) - 1), parametric_map=parametric_map)
 
 
