@@ -32,6 +32,7 @@ from adaptclip_med.batch.staging import is_disk_full, reset_staging
 from adaptclip_med.batch.worker import BatchOptions, DiskFullError, StudySource, StudyWorker
 from adaptclip_med.batch.worklist import ERRORS, WORKLIST, write_errors, write_worklist
 from adaptclip_med.errors import AdaptClipError
+from adaptclip_med.utils.keys import is_safe_key
 from adaptclip_med.utils.progress import progress_enabled
 from adaptclip_med.utils.redact import describe_path, header_warnings_silenced
 from adaptclip_med.volume.pipeline import STUDY_JSON, ScoringOptions, make_scorer
@@ -69,7 +70,7 @@ def is_finished(record: StudyRecord | None, out_dir: Path, retry_failed: bool) -
     if record is None:
         return False
     if record.status == DONE:
-        return (Path(out_dir) / record.key / STUDY_JSON).is_file()
+        return is_safe_key(record.key) and (Path(out_dir) / record.key / STUDY_JSON).is_file()
     return record.status == FAILED and not retry_failed
 
 
