@@ -67,7 +67,11 @@ def batch(
     cache_dir: str = common.CacheDirOpt,
     precision: str = common.PrecisionOpt,
 ) -> None:
-    """Score every study; write per-study outputs, worklist.csv (ranked by score) and errors.csv."""
+    """Score every study; write per-study outputs, worklist.csv (ranked by score) and errors.csv.
+
+    Exit codes: 0 every study scored; 4 some studies failed (see errors.csv); 2 nothing scored
+    (every study failed, or bad input); 3 weights missing.
+    """
     from adaptclip_med.batch import BatchOptions, DicomwebSource, FolderSource, RetryPolicy, load_rules, run_batch
 
     if (source is None) == (dicomweb is None):
@@ -90,3 +94,5 @@ def batch(
     if summary.is_main:
         typer.echo(f"batch: {summary.line()}")
         typer.echo(f"worklist: {summary.worklist}  errors: {summary.errors}")
+    if summary.is_main and summary.exit_code:
+        raise typer.Exit(summary.exit_code)

@@ -154,3 +154,20 @@ def staged_folder(final_dir: str | os.PathLike[str], keep: Callable[[str], bool]
     except BaseException:
         _remove_tree(stage)
         raise
+
+
+def ensure_writable_folder(folder: str | os.PathLike[str], what: str = "output folder") -> Path:
+    """Create ``folder`` if needed and prove it writable (a probe file is created and removed);
+    otherwise one-line :class:`AdaptClipError` naming the folder and the reason."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-probe-{secrets.token_hex(4)}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        if exc.errno in SPACE_ERRORS:
+            raise AdaptClipError(f"{describe_path(folder)}: no space left on the device for the {what}") from exc
+        reason = exc.strerror or type(exc).__name__
+        raise AdaptClipError(f"{describe_path(folder)}: the {what} is not writable ({reason})") from exc
+    return folder
