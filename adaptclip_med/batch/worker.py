@@ -97,6 +97,8 @@ class StudyWorker:
 
     def _score(self, task: StudyTask, staged: Path, scratch: Path, attempt: _Attempt) -> StudyRecord:
         rules = self.options.rules
+        if task.kind == "nifti":
+            return self._score_nifti(task, staged, attempt)
         files = self.source.open_study(task, scratch, rules)
         series = [s for s in scan_dicom(files.paths, root=files.root) if s.study_key in (task.key, "")]
         choice = select_series(series, rules)
@@ -125,5 +127,20 @@ class StudyWorker:
             except AdaptClipError as exc:
                 return replace(record, status=FAILED, reason=f"scored, but the results were not stored: {exc}")
         return record
+
+    def _score_nifti(self, task: StudyTask, staged: Path, attempt: _Attempt) -> StudyRecord:
+        """A NIfTI file is one study of one volume: no series to choose, nothing to store back."""
+        from adaptclip_med.io.nifti import load_nifti
+
+        attempt.series = "NIfTI volume"
+        volume = load_nifti(Path(task.files[0]), axis=self.scorer.preprocessing.axis)
+        report = {"batch": {"study_key": task.key, "source": "nifti", "rules": self.options.rules.describe(),
+                            "series_selection": [], "skipped_files": []}}
+        outputs = score_volume_to_dir(volume, staged, self.scorer, extra_report=report,
+                                      parametric_map=self.scoring.parametric_map)
+        publish(staged, key_path(self.options.out_dir, task.key))
+        return StudyRecord(task.key, DONE, score=float(outputs.score),
+                           top_slice=outputs.top_slices[0] if outputs.top_slices else None,
+                           series=attempt.series, output=task.key)
 
 
