@@ -28,7 +28,8 @@ def status(cache_dir: str = common.CacheDirOpt) -> None:
     missing = [r for r in rows if not r.present]
     if missing:
         typer.echo("\nTo get missing weights (needs internet): adaptclip-med weights fetch --backbone ViT-L-14-336 "
-                   "--backbone-weights openai --release mvtec; then adaptclip-med weights import.")
+                   "--backbone-weights openai --release mvtec; then convert the release with "
+                   "'adaptclip-med weights import PATH/epoch_15.pth' (PATH as printed by fetch).")
     typer.echo(f"project data folder: {home()}")
 
 
@@ -63,6 +64,12 @@ def import_(
     from adaptclip_med.model.checkpoints import import_release
     from adaptclip_med.model.weights_store import home
 
+    if not source.is_file():
+        from adaptclip_med.errors import MissingWeightsError
+        from adaptclip_med.utils.redact import describe_path
+
+        raise MissingWeightsError(f"{describe_path(source)}: no such file; download the released checkpoint "
+                                  "(adaptclip-med weights fetch --release mvtec) or give the path of epoch_15.pth")
     destination = out or home() / "adapters" / f"{source.parent.name or source.stem}.safetensors"
     spec = common.backbone_spec(backbone, backbone_weights, backbone_activation, offline, cache_dir)
     typer.echo(f"imported -> {import_release(spec, source, destination)}")
