@@ -10,6 +10,18 @@ from typer.testing import CliRunner
 
 from adaptclip_med.cli.main import app
 
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored():
+    """The CLI's logging.basicConfig binds a handler to CliRunner's stream, closed after the call:
+    leave the root logger as it was so later tests do not log into a closed file."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    root.handlers.clear()
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
 TINY = ["--backbone", "adaptclip-tiny-vit", "--backbone-weights", "random:0", "--adapters", "untrained",
         "--image-size", "56", "--offline", "--device", "cpu"]
 
@@ -44,7 +56,6 @@ def test_one_error_line_no_traceback_and_the_documented_exit_code(tmp_path, name
     monkeypatch.setenv("ADAPTCLIP_MED_PROGRESS", "0")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     args, code = cases(tmp_path)[name]
-    logging.getLogger().handlers.clear()  # basicConfig of an earlier in-process run points at a closed stream
     result = CliRunner().invoke(app, args)
     output = result.stdout + result.stderr
     assert "Traceback" not in output, output
