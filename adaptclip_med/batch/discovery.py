@@ -33,6 +33,7 @@ class StudyTask:
     key: str
     files: tuple[str, ...] = field(default=(), repr=False)
     study_uid: str | None = field(default=None, repr=False)
+    kind: str = "dicom"  # or "nifti": one study per .nii/.nii.gz file
 
 
 @dataclass(frozen=True)
@@ -82,22 +83,46 @@ def file_error(path: Path, root: Path, reason: str) -> FileError:
     return FileError(f"file-{pseudonymous_key('file', relative)}", f"{describe_path(path, root)}: {reason}")
 
 
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+#: This project's own result files are not studies (a results folder inside the input tree).
+_RESULT_PREFIXES = ("anomaly_", "reviewed_")
+
+
+def _is_nifti_study(path: Path) -> bool:
+    name = path.name.lower()
+    return name.endswith(NIFTI_SUFFIXES) and not name.startswith(_RESULT_PREFIXES)
+
+
+def nifti_task(path: Path, root: Path) -> StudyTask:
+    relative = os.path.relpath(path, root) if root.is_dir() else path.name
+    return StudyTask(f"nifti-{pseudonymous_key('nifti', relative)}", (str(path),), kind="nifti")
+
+
 def discover_folder(root: Path) -> Discovery:
-    """All studies under ``root`` (a folder tree or a single file), sorted by key."""
+    """All studies under ``root`` (a folder tree or a single file), sorted by key: DICOM studies
+    grouped by Study UID, and one study per NIfTI file."""
     root = Path(root)
     if not root.exists():
         raise InputError(f"{describe_path(root)}: no such file or folder")
     files_by_study: dict[str, set[str]] = {}
     errors: list[FileError] = []
+    niftis: list[StudyTask] = []
     for info in scan_dicom(root, root=root if root.is_dir() else root.parent):
         if info.kind == "unreadable":
-            errors.extend(file_error(skip.path, root, skip.reason) for skip in info.skipped)
+            for skip in info.skipped:
+                if _is_nifti_study(skip.path):
+                    niftis.append(nifti_task(skip.path, root))
+                elif skip.path.name.lower().endswith(NIFTI_SUFFIXES):
+                    log.info("%s: a result file of this project, not a study", describe_path(skip.path, root))
+                else:
+                    errors.append(file_error(skip.path, root, skip.reason))
             continue
         paths = [*info.files, *(skip.path for skip in info.skipped)]
         files_by_study.setdefault(info.study_key, set()).update(str(p) for p in paths)
     if root.is_dir():
         errors.extend(dicomdir_problems(root))
     studies = [StudyTask(key, tuple(sorted(files))) for key, files in sorted(files_by_study.items())]
+    studies = sorted(studies + niftis, key=lambda t: t.key)
     return Discovery(studies, sorted(errors, key=lambda e: e.key))
 
 

@@ -17,6 +17,8 @@ Guarantees (each has a test):
 from __future__ import annotations
 
 import logging
+import shutil
+import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,10 +30,12 @@ from tqdm.auto import tqdm
 from adaptclip_med.utils import distributed
 from adaptclip_med.batch.discovery import Discovery, FileError
 from adaptclip_med.batch.journal import DONE, FAILED, Journal, StudyRecord, read_journals
-from adaptclip_med.batch.staging import is_disk_full, reset_staging
+from adaptclip_med.batch.staging import is_disk_full, reset_scratch, reset_staging
 from adaptclip_med.batch.worker import BatchOptions, DiskFullError, StudySource, StudyWorker
 from adaptclip_med.batch.worklist import ERRORS, WORKLIST, write_errors, write_worklist
 from adaptclip_med.errors import AdaptClipError
+from adaptclip_med.utils.atomic import ensure_writable_folder
+from adaptclip_med.utils.keys import is_safe_key
 from adaptclip_med.utils.progress import progress_enabled
 from adaptclip_med.utils.redact import describe_path, header_warnings_silenced
 from adaptclip_med.volume.pipeline import STUDY_JSON, ScoringOptions, make_scorer
@@ -40,6 +44,8 @@ from adaptclip_med.volume.scoring import VolumeScorer
 log = logging.getLogger(__name__)
 
 PENDING = "pending"
+EXIT_SOME_FAILED = 4
+EXIT_NOTHING_SCORED = 2
 
 
 @dataclass
@@ -54,6 +60,15 @@ class BatchSummary:
     is_main: bool
     worklist: Path
     errors: Path
+    total_done: int = 0  # studies with results after this run (scored now or before)
+    total_failed: int = 0  # studies without results after this run
+
+    @property
+    def exit_code(self) -> int:
+        """0: every study scored; 4: some failed; 2: nothing scored (see ``batch --help``)."""
+        if self.total_done == 0:
+            return EXIT_NOTHING_SCORED
+        return EXIT_SOME_FAILED if self.total_failed else 0
 
     @property
     def studies_per_hour(self) -> float:
@@ -69,7 +84,7 @@ def is_finished(record: StudyRecord | None, out_dir: Path, retry_failed: bool) -
     if record is None:
         return False
     if record.status == DONE:
-        return (Path(out_dir) / record.key / STUDY_JSON).is_file()
+        return is_safe_key(record.key) and (Path(out_dir) / record.key / STUDY_JSON).is_file()
     return record.status == FAILED and not retry_failed
 
 
@@ -117,6 +132,27 @@ def _disk_full_stops_the_run(out_dir: Path) -> Iterator[None]:
         raise
 
 
+@contextmanager
+def _os_errors_in_one_line(out_dir: Path) -> Iterator[None]:
+    """A folder that turns read-only (or a journal that cannot be opened) mid-run: one line, not a traceback."""
+    try:
+        yield
+    except (OSError, sqlite3.Error) as exc:
+        if is_disk_full(exc):
+            raise
+        reason = getattr(exc, "strerror", None) or str(exc).split("\n")[0] or type(exc).__name__
+        raise AdaptClipError(f"{describe_path(out_dir)}: cannot write the batch results ({reason}); "
+                             "finished studies are kept, run the same command again once it is writable") from exc
+
+
+@contextmanager
+def _removed_after(folder: Path) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 @dataclass
 class _ShardOutcome:
     records: list[StudyRecord]  # latest record of every study of this rank's shard that has one
@@ -135,13 +171,15 @@ def _score_shard(source: StudySource, scorer: VolumeScorer, scoring: ScoringOpti
         records = {k: r for k, r in read_journals(out_dir).items() if k in wanted}
         pending = [t for t in mine if not is_finished(records.get(t.key), out_dir, options.retry_failed)]
         outcome = _ShardOutcome([], already_done=len(mine) - len(pending))
-        worker = StudyWorker(source, scorer, options, scoring, reset_staging(out_dir, ranks.rank))
+        scratch_root = reset_scratch(out_dir, options.scratch_dir, ranks.rank)
+        worker = StudyWorker(source, scorer, replace(options, scratch_dir=scratch_root), scoring,
+                             reset_staging(out_dir, ranks.rank))
         solo = not ranks.distributed
         last_tables = time.time()
         bar = tqdm(total=len(mine), initial=outcome.already_done, unit="study", dynamic_ncols=True,
                    desc="batch" if solo else f"batch rank {ranks.rank}/{ranks.world}",
                    disable=not progress_enabled() or not ranks.is_main)
-        with bar:
+        with bar, _removed_after(scratch_root):
             for task in pending:
                 record = journal.record(worker.run(task))
                 records[task.key] = record
@@ -165,21 +203,26 @@ def _run(source: StudySource, scoring: ScoringOptions, options: BatchOptions, ra
     options = replace(options, out_dir=out_dir)
     if options.stow and not hasattr(source, "store"):
         raise AdaptClipError("storing results back (--stow) needs a DICOMweb source (--dicomweb URL)")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    ensure_writable_folder(out_dir, "output folder")
     if options.scratch_dir is not None:
-        Path(options.scratch_dir).mkdir(parents=True, exist_ok=True)
+        ensure_writable_folder(Path(options.scratch_dir), "scratch folder")
     scorer = make_scorer(scoring)  # fail fast on a bad model or bank, before scanning a whole tree
     discovery = _discover(source, ranks)
-    with _disk_full_stops_the_run(out_dir):
+    with _disk_full_stops_the_run(out_dir), _os_errors_in_one_line(out_dir):
         mine = _score_shard(source, scorer, scoring, options, ranks, discovery)
     outcomes: list[_ShardOutcome] = distributed.gather_to_main(mine, ranks)
     if ranks.is_main:
         merged = {r.key: r for outcome in outcomes for r in outcome.records}
-        with _disk_full_stops_the_run(out_dir):
+        with _disk_full_stops_the_run(out_dir), _os_errors_in_one_line(out_dir):
             _write_tables(out_dir, [t.key for t in discovery.studies], merged, discovery.file_errors)
+        keys = [t.key for t in discovery.studies]
     else:
         outcomes = [mine]
+        merged = {r.key: r for r in mine.records}
+        keys = list(merged)
+    total_done = sum(1 for key in keys if key in merged and merged[key].status == DONE)
     return BatchSummary(studies=len(discovery.studies), scored=sum(o.scored for o in outcomes),
                         already_done=sum(o.already_done for o in outcomes), failed=sum(o.failed for o in outcomes),
                         file_errors=len(discovery.file_errors), seconds=time.time() - started, ranks=ranks.world,
-                        is_main=ranks.is_main, worklist=out_dir / WORKLIST, errors=out_dir / ERRORS)
+                        is_main=ranks.is_main, worklist=out_dir / WORKLIST, errors=out_dir / ERRORS,
+                        total_done=total_done, total_failed=len(keys) - total_done)

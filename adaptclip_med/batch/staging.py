@@ -16,6 +16,7 @@ from pathlib import Path
 
 from adaptclip_med.batch.journal import STATE_DIR
 from adaptclip_med.utils.atomic import SPACE_ERRORS, fsync_dir
+from adaptclip_med.utils.redact import pseudonymous_key
 
 def staging_root(out_dir: Path, rank: int) -> Path:
     return Path(out_dir) / STATE_DIR / f"staging-rank-{rank:03d}"
@@ -26,6 +27,24 @@ def reset_staging(out_dir: Path, rank: int) -> Path:
     root = staging_root(out_dir, rank)
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
+    return root
+
+
+def scratch_root(out_dir: Path, scratch_dir: Path | None, rank: int) -> Path:
+    """This rank's private scratch folder (studies fetched from a PACS): under the output folder's
+    state folder, or under ``scratch_dir`` in a folder named after the output folder, never in the
+    shared system temp, so a killed run's leftovers are found and removed by the next one."""
+    if scratch_dir is None:
+        return Path(out_dir) / STATE_DIR / f"scratch-rank-{rank:03d}"
+    tag = pseudonymous_key("scratch", str(Path(out_dir).resolve()))[:12]
+    return Path(scratch_dir) / f".adaptclip-scratch-{tag}-rank-{rank:03d}"
+
+
+def reset_scratch(out_dir: Path, scratch_dir: Path | None, rank: int) -> Path:
+    """Remove what a killed run of this rank left in its scratch folder; return it, empty and private."""
+    root = scratch_root(out_dir, scratch_dir, rank)
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True, mode=0o700)
     return root
 
 

@@ -22,6 +22,7 @@ from adaptclip_med.batch.staging import is_disk_full, publish
 from adaptclip_med.errors import AdaptClipError
 from adaptclip_med.io.dicom import load_dicom_series
 from adaptclip_med.io.dicom_scan import scan_dicom
+from adaptclip_med.utils.keys import key_path
 from adaptclip_med.utils.redact import describe_path, header_warnings_silenced
 from adaptclip_med.volume.pipeline import ScoringOptions, score_volume_to_dir
 from adaptclip_med.volume.scoring import VolumeScorer
@@ -71,7 +72,7 @@ class StudyWorker:
 
     def run(self, task: StudyTask) -> StudyRecord:
         started = time.time()
-        staged = self.staging / task.key
+        staged = key_path(self.staging, task.key)
         scratch = Path(tempfile.mkdtemp(prefix="adaptclip-study-", dir=self.options.scratch_dir))
         attempt = _Attempt()
         try:
@@ -96,6 +97,8 @@ class StudyWorker:
 
     def _score(self, task: StudyTask, staged: Path, scratch: Path, attempt: _Attempt) -> StudyRecord:
         rules = self.options.rules
+        if task.kind == "nifti":
+            return self._score_nifti(task, staged, attempt)
         files = self.source.open_study(task, scratch, rules)
         series = [s for s in scan_dicom(files.paths, root=files.root) if s.study_key in (task.key, "")]
         choice = select_series(series, rules)
@@ -112,7 +115,7 @@ class StudyWorker:
         other = sum(1 for s in series if s.kind == "image") - 1
         outputs = score_volume_to_dir(volume, staged, self.scorer, other_series=other, extra_report=report,
                                       parametric_map=self.scoring.parametric_map)
-        final = publish(staged, self.options.out_dir / task.key)
+        final = publish(staged, key_path(self.options.out_dir, task.key))
         notes = f"{len(chosen.skipped)} file(s) of the series skipped" if chosen.skipped else ""
         record = StudyRecord(task.key, DONE, score=float(outputs.score),
                              top_slice=outputs.top_slices[0] if outputs.top_slices else None,
@@ -124,5 +127,20 @@ class StudyWorker:
             except AdaptClipError as exc:
                 return replace(record, status=FAILED, reason=f"scored, but the results were not stored: {exc}")
         return record
+
+    def _score_nifti(self, task: StudyTask, staged: Path, attempt: _Attempt) -> StudyRecord:
+        """A NIfTI file is one study of one volume: no series to choose, nothing to store back."""
+        from adaptclip_med.io.nifti import load_nifti
+
+        attempt.series = "NIfTI volume"
+        volume = load_nifti(Path(task.files[0]), axis=self.scorer.preprocessing.axis)
+        report = {"batch": {"study_key": task.key, "source": "nifti", "rules": self.options.rules.describe(),
+                            "series_selection": [], "skipped_files": []}}
+        outputs = score_volume_to_dir(volume, staged, self.scorer, extra_report=report,
+                                      parametric_map=self.scoring.parametric_map)
+        publish(staged, key_path(self.options.out_dir, task.key))
+        return StudyRecord(task.key, DONE, score=float(outputs.score),
+                           top_slice=outputs.top_slices[0] if outputs.top_slices else None,
+                           series=attempt.series, output=task.key)
 
 

@@ -34,7 +34,7 @@ def _qido_filters(modality: str | None, study_date: str | None, qido: list[str])
 @common.user_errors
 @common.model_options()
 def batch(
-    source: Path = typer.Argument(None, help="Folder tree (any structure, DICOMDIR-aware) or one DICOM file; omit with --dicomweb."),
+    source: Path = typer.Argument(None, help="Folder tree (any structure, DICOMDIR-aware; DICOM studies and .nii/.nii.gz files, one study each) or one file; omit with --dicomweb."),
     references: str = options.ReferencesOpt,
     out: Path = typer.Option(..., "--out", help="Output folder: <study_key>/ per study, worklist.csv, errors.csv."),
     rules: Path = typer.Option(None, "--rules", help="Series selection rules (YAML); default: any image modality, no localizers/derived/secondary captures, thinnest axial."),
@@ -60,7 +60,11 @@ def batch(
     banks_root: Path = options.BanksRootOpt,
     model: common.ModelChoice = None,
 ) -> None:
-    """Score every study; write per-study outputs, worklist.csv (ranked by score) and errors.csv."""
+    """Score every study; write per-study outputs, worklist.csv (ranked by score) and errors.csv.
+
+    Exit codes: 0 every study scored; 4 some studies failed (see errors.csv); 2 nothing scored
+    (every study failed, or bad input); 3 weights missing.
+    """
     from adaptclip_med.batch import BatchOptions, DicomwebSource, FolderSource, RetryPolicy, load_rules, run_batch
 
     if (source is None) == (dicomweb is None):
@@ -82,3 +86,5 @@ def batch(
     if summary.is_main:
         typer.echo(f"batch: {summary.line()}")
         typer.echo(f"worklist: {summary.worklist}  errors: {summary.errors}")
+    if summary.is_main and summary.exit_code:
+        raise typer.Exit(summary.exit_code)

@@ -206,6 +206,14 @@ def user_errors(func: F) -> F:
                 raise
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(exc.exit_code) from None
+        except OSError as exc:  # a file problem no reader anticipated: still one line naming the file
+            if STATE["debug"]:
+                raise
+            from adaptclip_med.utils.redact import describe_path
+
+            where = f"{describe_path(exc.filename)}: " if exc.filename else ""
+            typer.echo(f"error: {where}{exc.strerror or type(exc).__name__}", err=True)
+            raise typer.Exit(2) from None
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
             raise typer.Exit(130) from None

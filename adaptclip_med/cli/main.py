@@ -5,7 +5,9 @@ from __future__ import annotations
 import typer
 
 from adaptclip_med import __version__
-from adaptclip_med.cli import batch, common, dashboard, demo, evaluate, predict, references, score, train, weights
+from adaptclip_med.cli import batch, common, dashboard, demo, evaluate, help_style, predict, references, score, train, weights
+
+help_style.apply()
 
 app = typer.Typer(
     name="adaptclip-med",
@@ -13,6 +15,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    context_settings={"max_content_width": help_style.HELP_WIDTH},
 )
 
 

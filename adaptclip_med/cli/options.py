@@ -13,7 +13,7 @@ from adaptclip_med.volume.pipeline import ScoringOptions
 WindowOpt = typer.Option(None, "--window", help="CT window preset (brain, subdural, stroke, bone, lung, mediastinum, abdomen, soft_tissue, liver), 'LEVEL,WIDTH' in HU, or 'percentile' (default: the bank's; percentile scaling when none).")
 AxisOpt = typer.Option("axial", "--axis", help="Slice axis: axial, coronal or sagittal.")
 BatchSizeOpt = typer.Option(4, "--batch-size", help="Slices per forward pass.")
-BanksRootOpt = typer.Option(None, "--banks-root", help="Folder holding reference banks (default: $ADAPTCLIP_MED_HOME/banks).")
+BanksRootOpt = typer.Option(None, "--banks-root", help="Folder holding reference banks (default: the banks folder of $ADAPTCLIP_MED_HOME).")
 # Study-scoring options shared by ``score`` and ``batch`` (one help text each).
 ReferencesOpt = typer.Option(None, "--references", help="Reference bank (folder or name); omit or --zero-shot for zero-shot.")
 ShotsOpt = typer.Option(None, "--shots", help="Use the first k scans of the bank (default: all).")

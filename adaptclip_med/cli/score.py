@@ -30,6 +30,8 @@ def score(
     batch_size: int = options.BatchSizeOpt,
     banks_root: Path = options.BanksRootOpt,
     model: common.ModelChoice = None,
+    study_index: int = typer.Option(None, "--study", min=0, help="When the input holds several studies: the index (0, 1, ...) of the one to score, as listed by the refusal."),
+    series_index: int = typer.Option(None, "--series", min=0, help="Index of the image series to score within the study, as listed by the refusal."),
 ) -> None:
     """Score a study and write NIfTI map/mask, DICOM SEG (DICOM input), slices.csv, overlays and study.json."""
     from adaptclip_med.volume.compare import score_with_methods
@@ -38,5 +40,5 @@ def score(
                   axis=axis, batch_size=batch_size, threshold=threshold, aggregate=aggregate, match=match,
                   parametric_map=parametric_map)
     runs = [options.scoring_options(model, name, **volume) for name in model.methods]
-    for line in score_with_methods(study, out, runs):
+    for line in score_with_methods(study, out, runs, series_rule=series_index, study_index=study_index):
         typer.echo(line)

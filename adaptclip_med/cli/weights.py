@@ -47,7 +47,7 @@ def status(cache_dir: str = common.CacheDirOpt) -> None:
     if missing:
         typer.echo("\nTo get missing weights (needs internet): 'adaptclip-med weights fetch --method winclip' (its CLIP backbone, "
                    "no trained weights needed); 'adaptclip-med weights fetch --release mvtec' (AdaptCLIP backbone + adapters), "
-                   "then 'adaptclip-med weights import FILE'.")
+                   "then 'adaptclip-med weights import PATH/epoch_15.pth' (PATH as printed by fetch).")
     if any(r.kind == "adaclip" and not r.present for r in rows):
         typer.echo(adaclip_instructions())
     typer.echo(f"project data folder: {home()}")
@@ -91,6 +91,12 @@ def import_(
     from adaptclip_med.model.checkpoints import import_release
     from adaptclip_med.model.weights_store import adaclip_folder, home
 
+    if not source.is_file():
+        from adaptclip_med.errors import MissingWeightsError
+        from adaptclip_med.utils.redact import describe_path
+
+        raise MissingWeightsError(f"{describe_path(source)}: no such file; download the released checkpoint "
+                                  "(adaptclip-med weights fetch --release mvtec) or give the path of epoch_15.pth")
     _check_method(method)
     if method == "adaclip":
         from adaptclip_med.methods.adaclip import import_release as import_adaclip

@@ -53,7 +53,18 @@ def _check_uniform(frames: list[FrameHeader], label: str) -> None:
         raise InputError(f"{label}: the series mixes image sizes ({shown}); export one size per series")
 
 
-def _sort_frames(frames: list[FrameHeader], label: str) -> tuple[list[FrameHeader], np.ndarray | None]:
+def _skipped_cause(skipped: list | None) -> str:
+    """Files of the series left out by the scan (truncated, unreadable): the likely cause of a gap."""
+    broken = [skip for skip in (skipped or []) if "localizer" not in skip.reason and "duplicate" not in skip.reason]
+    if not broken:
+        return ""
+    shown = "; ".join(f"{skip.label}: {skip.reason}" for skip in broken[:3])
+    more = f" (+{len(broken) - 3} more)" if len(broken) > 3 else ""
+    return f" because {len(broken)} file(s) of the series could not be used ({shown}{more})"
+
+
+def _sort_frames(frames: list[FrameHeader], label: str,
+                 skipped: list | None = None) -> tuple[list[FrameHeader], np.ndarray | None]:
     """Frames in ascending position along the slice normal, and that normal (None without geometry)."""
     with_geometry = all(f.orientation is not None and f.position is not None for f in frames)
     if not with_geometry:
@@ -77,6 +88,9 @@ def _sort_frames(frames: list[FrameHeader], label: str) -> tuple[list[FrameHeade
                              f"points in one series); split the series before scoring")
         median = float(np.median(gaps))
         if np.max(np.abs(gaps - median)) > _SPACING_TOLERANCE * median:
+            cause = _skipped_cause(skipped)
+            if cause:
+                raise InputError(f"{label}: slices are missing from the series{cause}; re-export the series")
             raise InputError(f"{label}: slice spacing is not uniform ({gaps.min():.3g} to {gaps.max():.3g} mm); "
                              f"missing or overlapping slices?")
     return [frames[i] for i in order], normal
@@ -152,7 +166,7 @@ def load_dicom_series(series: SeriesInfo, axis: str = "axial", label: str | None
         raise InputError(f"{label}: {series.label} has no image to load")
     frames = series_frames(series.files, series.headers)
     _check_uniform(frames, label)
-    frames, normal = _sort_frames(frames, label)
+    frames, normal = _sort_frames(frames, label, series.skipped)
     affine, geometry = _source_affine(frames, normal)
     source, inverted = _read_pixels(series, frames, label)
     first = series.headers[0]

@@ -79,9 +79,54 @@ def _no_series_error(label: str, candidates: list[SeriesInfo], folder: Path | No
     return InputError(f"{label}: no DICOM image series found ({detail})")
 
 
+def _study_groups(images: list[SeriesInfo]) -> list[list[SeriesInfo]]:
+    """Image series grouped by study, in scan order (what ``--study N`` indexes)."""
+    groups: dict[str, list[SeriesInfo]] = {}
+    for info in images:
+        groups.setdefault(info.study_key, []).append(info)
+    return list(groups.values())
+
+
+def _series_text(info: SeriesInfo) -> str:
+    number = f"#{info.series_number}" if info.series_number is not None else "#?"
+    return f"{number} {info.modality or '?'} {info.num_slices} slice(s)"
+
+
+def _listing(groups: list[list[SeriesInfo]]) -> str:
+    return "; ".join(f"study {i}: {len(g)} series [" + ", ".join(f"{j}: {_series_text(s)}" for j, s in enumerate(g)) + "]"
+                     for i, g in enumerate(groups))
+
+
+def choose_series(candidates: list[SeriesInfo], series_rule: SeriesRule, label: str,
+                  study: int | None = None) -> SeriesInfo:
+    """The series to load.  Several studies are never chosen between silently: without ``study``
+    (an index into the listed studies) the input is refused with a pseudonymous list.  Within the
+    study an int ``series_rule`` indexes its image series; the default rule refuses when it would
+    need the key tie-break between equally ranked series."""
+    images = [s for s in candidates if s.kind == "image"]
+    groups = _study_groups(images)
+    if study is not None:
+        if not 0 <= study < len(groups):
+            raise InputError(f"{label}: study index {study} is out of range (0..{len(groups) - 1}; found {_listing(groups)})")
+        images = groups[study]
+    elif len(groups) > 1:
+        raise InputError(f"{label}: the input holds {len(groups)} studies ({_listing(groups)}); "
+                         "choose one with --study N (and --series N)")
+    if (series_rule is None or series_rule == "default") and len(images) > 1:
+        best = default_series(images)
+        tied = [s for s in images if s is not best and s.kind == "image" and not s.is_localizer
+                and (s.num_slices, s.slice_thickness, s.series_number, s.orientation, s.is_derived)
+                == (best.num_slices, best.slice_thickness, best.series_number, best.orientation, best.is_derived)]
+        if tied:
+            raise InputError(f"{label}: {len(tied) + 1} series rank equally ({_listing([images])}); "
+                             "choose one with --series N")
+        return best
+    return _choose(images, series_rule, label)
+
+
 def load_dicom_study(paths: Path | Sequence[Path], series_rule: SeriesRule = None, axis: str = "axial",
-                     label: str | None = None) -> tuple[Volume, list[SeriesInfo]]:
-    """Scan DICOM folders/files, pick a series (see :func:`default_series`) and load it."""
+                     label: str | None = None, study: int | None = None) -> tuple[Volume, list[SeriesInfo]]:
+    """Scan DICOM folders/files, pick a series (see :func:`choose_series`) and load it."""
     items = [Path(paths)] if isinstance(paths, (str, os.PathLike)) else [Path(p) for p in paths]
     if not items:
         raise InputError("no input files given")
@@ -91,31 +136,32 @@ def load_dicom_study(paths: Path | Sequence[Path], series_rule: SeriesRule = Non
     candidates = scan_dicom(items)
     if not any(s.kind == "image" for s in candidates):
         raise _no_series_error(label, candidates, items[0] if len(items) == 1 and items[0].is_dir() else None)
-    chosen = _choose(candidates, series_rule, label)
+    chosen = choose_series(candidates, series_rule, label, study)
     volume = load_dicom_series(chosen, axis=axis, label=label)
     return volume, candidates
 
 
 def load_study(path: str | Path | Sequence[str | Path], series_rule: SeriesRule = None, axis: str = "axial",
-               modality: str | None = None) -> tuple[Volume, list[SeriesInfo]]:
+               modality: str | None = None, study: int | None = None) -> tuple[Volume, list[SeriesInfo]]:
     """Load a study from a DICOM folder, a list of DICOM files, a DICOM file, a NIfTI file or a
     PNG/JPEG/TIFF/BMP image.  Returns the volume and the DICOM series candidates (empty for
     non-DICOM inputs).
 
     ``series_rule``: None/'default' (see :func:`default_series`), a series key, an index into the
     image candidates, or a callable choosing from them.  ``axis``: 'axial', 'coronal' or
-    'sagittal'.  ``modality`` overrides the guess for NIfTI inputs (ignored otherwise: DICOM says)."""
+    'sagittal'.  ``modality`` overrides the guess for NIfTI inputs (ignored otherwise: DICOM says).
+    ``study``: index of the study when the input holds several (required then)."""
     check_axis(axis)
     if not isinstance(path, (str, os.PathLike)):
-        return load_dicom_study([Path(p) for p in path], series_rule, axis)
+        return load_dicom_study([Path(p) for p in path], series_rule, axis, study=study)
     path = Path(path)
     label = describe_path(path)
     if not path.exists():
         raise InputError(f"{label}: no such file or folder")
     if path.is_dir():
-        return load_dicom_study(path, series_rule, axis)
+        return load_dicom_study(path, series_rule, axis, study=study)
     if _is_nifti(path):
         return load_nifti(path, axis=axis, modality=modality), []
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return load_image2d(path, axis=axis), []
-    return load_dicom_study(path, series_rule, axis)
+    return load_dicom_study(path, series_rule, axis, study=study)

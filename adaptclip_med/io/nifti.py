@@ -28,6 +28,33 @@ def guess_modality(data: np.ndarray) -> str:
     return "CT" if low <= -900 and high >= 300 else "OT"
 
 
+#: Largest image decoded (as float32): a header claiming more is refused before allocating.
+MAX_DECODED_BYTES = 4 * 1024**3
+
+
+def _check_size(image, path: Path, label: str, first_only: bool) -> None:
+    """The header's dimensions x bytes per voxel must fit the file (uncompressed) and a sane cap
+    (any file: a gzipped header can claim anything), so a corrupt header is one clear line, not a
+    MemoryError after trying to allocate terabytes."""
+    shape = tuple(int(n) for n in image.shape)
+    if first_only:
+        shape = shape[:3]
+    voxels = int(np.prod(shape, dtype=object)) if shape else 0
+    itemsize = np.dtype(image.get_data_dtype()).itemsize
+    needed = voxels * itemsize
+    decoded = voxels * 4
+    if not path.name.lower().endswith(".gz"):
+        offset = int(image.header.get("vox_offset", 0) or 0)
+        size = path.stat().st_size
+        if size < offset + needed:
+            raise InputError(f"{label}: the file is truncated or its header is corrupt (the header claims "
+                             f"{'x'.join(map(str, shape))} voxels = {offset + needed} bytes, the file has {size})")
+    if decoded > MAX_DECODED_BYTES:
+        raise InputError(f"{label}: the NIfTI header claims {'x'.join(map(str, shape))} voxels "
+                         f"({decoded / 1024**3:.0f} GiB decoded), more than the {MAX_DECODED_BYTES // 1024**3} GiB limit; "
+                         "the header is corrupt or the image too large")
+
+
 def load_nifti(path: str | Path, axis: str = "axial", modality: str | None = None) -> Volume:
     """Read a .nii/.nii.gz file into a :class:`Volume` (see the module docstring for choices)."""
     check_axis(axis)
@@ -38,9 +65,12 @@ def load_nifti(path: str | Path, axis: str = "axial", modality: str | None = Non
         # A 4-D series is read for its first volume only: decoding all of it (200 fMRI/DWI
         # volumes) would cost 200x the I/O and memory for data that is then dropped.
         first_only = len(image.shape) == 4 and image.shape[3] > 1
+        _check_size(image, path, label, first_only)
         data = np.asarray((image.slicer[..., :1] if first_only else image).get_fdata(dtype=np.float32))
     except FileNotFoundError as exc:
         raise InputError(f"{label}: no such file") from exc
+    except InputError:
+        raise
     except Exception as exc:  # nibabel raises several types for corrupt or truncated files
         raise InputError(f"{label}: not a readable NIfTI file ({type(exc).__name__})") from exc
     volumes = int(image.shape[3]) if first_only else 1

@@ -175,6 +175,29 @@ def _cached_pretrained_file(name: str, tag: str, cache_dir: str | None) -> Path 
     return None
 
 
+_HUB_REACHABLE: dict[str, bool] = {}
+
+
+def hub_reachable(timeout: float = 2.0) -> bool:
+    """One quick TCP probe of the Hugging Face hub (port 443, ``timeout`` seconds), cached per
+    process: without a network, the hub client's retries cost minutes and dozens of duplicated
+    warnings before the same conclusion.  Behind a proxy (``HTTPS_PROXY``) the client's own
+    attempt is trusted instead."""
+    import socket
+    from urllib.parse import urlparse
+
+    if any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True
+    host = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname or "huggingface.co"
+    if host not in _HUB_REACHABLE:
+        try:
+            socket.create_connection((host, 443), timeout=timeout).close()
+            _HUB_REACHABLE[host] = True
+        except OSError:
+            _HUB_REACHABLE[host] = False
+    return _HUB_REACHABLE[host]
+
+
 def pretrained_weights_file(name: str, tag: str, cache_dir: str | None = None, offline: bool = False) -> Path:
     """Path of the weights for an open_clip pretrained tag: from the hub cache, else downloaded.
 
@@ -194,6 +217,9 @@ def pretrained_weights_file(name: str, tag: str, cache_dir: str | None = None, o
             f"(or copy the hub cache), or pass --backbone-weights /path/to/the/weights/file")
     if offline or os.environ.get("HF_HUB_OFFLINE") == "1":
         raise MissingWeightsError(f"backbone weights {name}/{tag} are not in the local cache and downloads are off: {hint}")
+    if not hub_reachable():
+        raise MissingWeightsError(f"backbone weights {name}/{tag} are not in the local cache and the download server "
+                                  f"cannot be reached (no network?): {hint}; add --offline to skip this check")
     try:
         target = open_clip.download_pretrained(open_clip.get_pretrained_cfg(lookup, tag), cache_dir=cache_dir)
     except Exception as exc:  # network libraries raise many types; all mean the same to the user

@@ -15,7 +15,7 @@ from highdicom.seg import SegmentAlgorithmTypeValues, Segmentation, Segmentation
 from pydicom.sr.codedict import codes
 
 from adaptclip_med.io.volume import Volume
-from adaptclip_med.outputs.dicom_sources import deriving_from, source_aligned_frames
+from adaptclip_med.outputs.dicom_sources import conform_derived, deriving_from, has_plane_positions, source_aligned_frames
 from adaptclip_med.utils.atomic import atomic_write_bytes
 
 MANUFACTURER = "adaptclip-med"
@@ -43,8 +43,10 @@ def write_dicom_seg(mask_zyx: np.ndarray, volume: Volume, path: str | Path, *, a
             segment_descriptions=[description], series_instance_uid=hd.UID(), series_number=series_number,
             sop_instance_uid=hd.UID(), instance_number=1, manufacturer=MANUFACTURER,
             manufacturer_model_name=algorithm_name, software_versions=software_version, device_serial_number="0",
-            series_description=series_description, omit_empty_frames=bool(frames.any()),
+            series_description=series_description,
+            omit_empty_frames=bool(frames.any()) and has_plane_positions(sources[0]),
         )
+    conform_derived(seg, volume)
     buffer = io.BytesIO()
     seg.save_as(buffer)
     return atomic_write_bytes(Path(path), buffer.getvalue())

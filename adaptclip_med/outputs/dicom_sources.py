@@ -9,6 +9,7 @@ whose frames were stored in another order is reordered back here.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -54,9 +55,17 @@ DATE_TIME_COPIED = {"PatientBirthDate": DA, "StudyDate": DA, "StudyTime": TM, "S
                     "ContentDate": DA, "ContentTime": TM}
 
 
+#: The DICOM value formats themselves (pydicom also accepts ACR-NEMA 'YYYY.MM.DD' and 'HH:MM:SS').
+_STRICT = {DA: re.compile(r"\d{8}"), TM: re.compile(r"\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?")}
+
+
 def _conformant(value: str, kind: type) -> str | None:
-    """``value`` if ``kind`` (DA or TM) accepts it, else the same without separators, else None."""
-    for candidate in (value, value.replace(":", "").replace("-", "").replace(".", "", 1 if kind is DA else 0)):
+    """``value`` if it is in the DICOM format of ``kind`` (DA or TM), else the same without
+    separators ('1997.04.24' -> '19970424', '14:04:38' -> '140438') if that is, else None."""
+    separators = value.replace(":", "").replace("-", "") if kind is TM else re.sub(r"[.:/-]", "", value)
+    for candidate in (value, separators):
+        if not _STRICT[kind].fullmatch(candidate):
+            continue
         try:
             kind(candidate)
             return candidate
@@ -101,3 +110,42 @@ def deriving_from(volume: Volume, what: str) -> Iterator[None]:
     except AttributeError as exc:  # the message names the attribute, never a value
         raise InputError(f"{volume.source_label}: {what} not written: the source headers lack an attribute it "
                          f"needs ({exc})") from None
+
+
+def has_plane_positions(header: Dataset) -> bool:
+    """A frame of reference AND plane positions (NM/US may carry the UID without positions).  2-D
+    sources without them: no Parametric Map, SEG frames never omitted (highdicom cannot index
+    omitted frames of such sources)."""
+    if "FrameOfReferenceUID" not in header:
+        return False
+    if "ImagePositionPatient" in header:
+        return True
+    groups = [*header.get("SharedFunctionalGroupsSequence", [])[:1], *header.get("PerFrameFunctionalGroupsSequence", [])[:1]]
+    return any("PlanePositionSequence" in group for group in groups)
+
+
+def require_frame_of_reference(volume: Volume, what: str) -> None:
+    """A Parametric Map must carry a frame of reference and plane positions (PS3.3 A.75): 2-D
+    sources (US, SC, NM, DX... without one) cannot have a conformant map."""
+    header = volume.source_datasets_header[0] if volume.source_datasets_header else None
+    if header is None or not has_plane_positions(header):
+        raise InputError(f"{volume.source_label}: {what} not written: the source images have no frame of reference "
+                         f"(2-D images); the NIfTI map and the SEG hold the result")
+
+
+def conform_derived(derived: Dataset, volume: Volume, *, laterality: bool = False) -> Dataset:
+    """Conditional attributes highdicom leaves out, added as the IOD requires (dciodvfy checks them):
+    Patient Orientation (Type 2C, General Image) for sources without a frame of reference,
+    Slice Thickness (Type 1C, Pixel Measures) where the pixel measures lack it, and, with
+    ``laterality``, Laterality (Type 2C, General Series; copied or empty)."""
+    header = volume.source_datasets_header[0]
+    if laterality and "Laterality" not in derived:
+        derived.Laterality = header.get("Laterality") or None
+    if not has_plane_positions(derived) and "PatientOrientation" not in derived:
+        derived.PatientOrientation = header.get("PatientOrientation") or None
+    shared = derived.get("SharedFunctionalGroupsSequence")
+    measures = shared[0].get("PixelMeasuresSequence") if shared else None
+    if measures and "SliceThickness" not in measures[0]:
+        thickness = header.get("SliceThickness")
+        measures[0].SliceThickness = thickness if thickness not in (None, "") else float(volume.spacing[0])
+    return derived

@@ -11,7 +11,7 @@ from highdicom.pm import ParametricMap, RealWorldValueMapping
 
 from adaptclip_med.io.volume import Volume
 from adaptclip_med.outputs.dicom_seg import MANUFACTURER
-from adaptclip_med.outputs.dicom_sources import deriving_from, source_aligned_frames
+from adaptclip_med.outputs.dicom_sources import conform_derived, deriving_from, require_frame_of_reference, source_aligned_frames
 from adaptclip_med.utils.atomic import atomic_write_bytes
 
 _NO_UNITS = hd.sr.CodedConcept(value="1", scheme_designator="UCUM", meaning="no units")
@@ -21,9 +21,11 @@ def write_parametric_map(prob_zyx: np.ndarray, volume: Volume, path: str | Path,
                          software_version: str = "unknown", series_description: str = "Anomaly probability",
                          series_number: int = 9902) -> Path:
     """Write probabilities in [0, 1] (shaped like ``volume.array``) as a float32 Parametric Map
-    aligned frame by frame with the source images; windowed 0..1 for display."""
+    aligned frame by frame with the source images; windowed 0..1 for display.  2-D sources without
+    a frame of reference are refused (:class:`InputError`): the IOD requires one."""
     sources, frames = source_aligned_frames(np.clip(np.asarray(prob_zyx, dtype=np.float32), 0.0, 1.0), volume,
                                             "parametric map")
+    require_frame_of_reference(volume, "DICOM Parametric Map")
     mapping = RealWorldValueMapping(lut_label="anomaly", lut_explanation="anomaly probability",
                                     unit=_NO_UNITS, value_range=(0.0, 1.0), slope=1.0, intercept=0.0)
     with deriving_from(volume, "DICOM Parametric Map"):
@@ -35,6 +37,7 @@ def write_parametric_map(prob_zyx: np.ndarray, volume: Volume, path: str | Path,
             voi_lut_transformations=[hd.VOILUTTransformation(window_center=0.5, window_width=1.0)],
             series_description=series_description,
         )
+    conform_derived(pmap, volume, laterality=True)
     buffer = io.BytesIO()
     pmap.save_as(buffer)
     return atomic_write_bytes(Path(path), buffer.getvalue())

@@ -17,6 +17,7 @@ from typing import Any
 from adaptclip_med.io.loader import NIFTI_SUFFIXES
 from adaptclip_med.review.paths import AllowedRoots
 from adaptclip_med.review.store import StudyLocation
+from adaptclip_med.utils.keys import check_key
 from adaptclip_med.utils.redact import describe_path, pseudonymous_key
 
 MAX_FILES = 20000
@@ -102,7 +103,7 @@ def scan_path(candidate: Candidate, all_candidates: list[Candidate], staging: Pa
                  any(Path(p).is_relative_to(folder) for p in other.paths) for other in all_candidates)
     if not shared:
         return folder
-    target = Path(tempfile.mkdtemp(prefix=f"series-{candidate.key[:8]}-", dir=staging))
+    target = Path(tempfile.mkdtemp(prefix=f"series-{check_key(candidate.key)[:8]}-", dir=staging))
     for index, path in enumerate(candidate.paths):
         os.symlink(path, target / f"{index:05d}.dcm")
     return target

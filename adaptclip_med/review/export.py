@@ -22,6 +22,7 @@ from adaptclip_med.review.report import KeySlice, ReportContent, write_html_repo
 from adaptclip_med.review.store import Review
 from adaptclip_med.review.study_data import PROBABILITY_NIFTI, ReviewStudy
 from adaptclip_med.utils.atomic import atomic_path
+from adaptclip_med.utils.keys import key_path
 from adaptclip_med.volume.reference_bank import ReferenceBank
 
 REVIEWED_DIR = "reviewed"
@@ -41,7 +42,7 @@ def reviewed_threshold(study: ReviewStudy, review: Review) -> float:
 
 
 def export_folder(output: Path, study_key: str) -> Path:
-    return Path(output) / REVIEWED_DIR / study_key
+    return key_path(Path(output) / REVIEWED_DIR, study_key)
 
 
 def export_masks(study: ReviewStudy, threshold: float, folder: Path) -> tuple[dict[str, Path], list[str]]:

@@ -15,6 +15,7 @@ from adaptclip_med.review.discovery import Candidate
 from adaptclip_med.review.paths import AllowedRoots
 from adaptclip_med.review.store import StudyLocation
 from adaptclip_med.review.study_data import ReviewStudy, from_result
+from adaptclip_med.utils.keys import key_path
 from adaptclip_med.volume.pipeline import write_study_outputs
 from adaptclip_med.volume.scoring import VolumeScorer
 
@@ -23,7 +24,7 @@ STUDIES_DIR = "studies"
 
 def dashboard_output_dir(output: Path, study_key: str) -> Path:
     """Where the dashboard writes the results of a study it scores itself."""
-    return Path(output) / STUDIES_DIR / study_key
+    return key_path(Path(output) / STUDIES_DIR, study_key)
 
 
 def study_key_of(volume, candidate: Candidate) -> str:

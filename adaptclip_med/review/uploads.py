@@ -8,12 +8,14 @@ refused, and sizes are capped before and after decompression so a zip bomb canno
 from __future__ import annotations
 
 import io
+import shutil
 import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
 from adaptclip_med.errors import InputError
 from adaptclip_med.utils.atomic import atomic_write_bytes
+from adaptclip_med.utils.redact import describe_path
 
 MB = 1024 * 1024
 #: Decompressed zip contents may be this many times the upload limit (DICOM compresses ~2-4x).
@@ -21,18 +23,38 @@ ZIP_EXPANSION_LIMIT = 8
 
 
 def save_uploads(files: list[tuple[str, bytes]], parent: Path, limit_mb: int) -> Path:
-    """Write (name, bytes) pairs into a new folder under ``parent``; ``.zip`` files are extracted."""
+    """Write (name, bytes) pairs into a new folder under ``parent``; ``.zip`` files are extracted.
+    Every refusal is one :class:`InputError` line naming the upload and the reason; nothing of a
+    refused upload is kept."""
     total = sum(len(data) for _, data in files)
     if total > limit_mb * MB:
         raise InputError(f"upload: {total / MB:.1f} MB is more than the limit of {limit_mb} MB")
     folder = Path(tempfile.mkdtemp(prefix="upload-", dir=parent))
-    for index, (name, data) in enumerate(files):
-        safe = _safe_name(name, index)
-        if safe.lower().endswith(".zip"):
-            _extract(data, folder / f"{index:04d}", limit_mb * MB * ZIP_EXPANSION_LIMIT)
-        else:
-            atomic_write_bytes(folder / f"{index:04d}_{safe}", data)
+    try:
+        for index, (name, data) in enumerate(files):
+            label = _printable(name, index)
+            if _has_control(str(name)):
+                raise InputError(f"upload {label}: the file name contains control characters (e.g. a NUL byte)")
+            safe = _safe_name(name, index)
+            if safe.lower().endswith(".zip"):
+                _extract(data, folder / f"{index:04d}", limit_mb * MB * ZIP_EXPANSION_LIMIT, label)
+            else:
+                atomic_write_bytes(folder / f"{index:04d}_{safe}", data)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     return folder
+
+
+def _has_control(text: str) -> bool:
+    return any(ord(ch) < 32 or ord(ch) == 127 for ch in text)
+
+
+def _printable(name: str, index: int) -> str:
+    """The upload's last name component, control characters shown as '?', for messages."""
+    leaf = PurePosixPath(str(name).replace("\\", "/")).name.strip()
+    text = "".join("?" if ord(ch) < 32 or ord(ch) == 127 else ch for ch in leaf)[:80]
+    return describe_path(text) if text else f"#{index + 1}"
 
 
 def _safe_name(name: str, index: int) -> str:
@@ -40,21 +62,48 @@ def _safe_name(name: str, index: int) -> str:
     return leaf if leaf and not leaf.startswith(".") else f"file{index:04d}"
 
 
-def _extract(data: bytes, target: Path, limit: int) -> None:
+def _read_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, budget: int) -> bytes:
+    """A member's bytes, reading no more than ``budget`` whatever its header claims."""
+    chunks, size = [], 0
+    with archive.open(member) as handle:
+        while chunk := handle.read(1 << 20):
+            size += len(chunk)
+            if size > budget:
+                raise _TooLarge
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _extract(data: bytes, target: Path, limit: int, label: str = "zip") -> None:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as exc:
-        raise InputError("upload: a .zip file is damaged or not a zip archive") from exc
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as exc:
+        raise InputError(f"upload {label}: the .zip file is damaged or not a zip archive") from exc
     with archive:
         members = [m for m in archive.infolist() if not m.is_dir()]
         if sum(m.file_size for m in members) > limit:
-            raise InputError(f"upload: the zip expands to more than {limit // MB} MB")
+            raise InputError(f"upload {label}: the zip expands to more than {limit // MB} MB")
+        budget = limit
         for member in members:
+            if _has_control(member.filename):
+                raise InputError(f"upload {label}: the zip holds a file name with control characters (e.g. a NUL byte)")
             parts = PurePosixPath(member.filename.replace("\\", "/")).parts
             if member.filename.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
-                raise InputError("upload: the zip contains paths leading outside its folder")
+                raise InputError(f"upload {label}: the zip contains paths leading outside its folder")
             if any(part.startswith(".") or part == "__MACOSX" for part in parts):
                 continue
+            try:
+                content = _read_member(archive, member, budget)
+            except _TooLarge:
+                raise InputError(f"upload {label}: the zip expands to more than {limit // MB} MB") from None
+            except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, NotImplementedError,
+                    RuntimeError, OSError) as exc:  # falsified sizes, bad CRC, unsupported or encrypted members
+                raise InputError(f"upload {label}: the zip is damaged or falsified ({type(exc).__name__})") from None
+            budget -= len(content)
             destination = target.joinpath(*parts)
             destination.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(destination, archive.read(member))
+            atomic_write_bytes(destination, content)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,7 +21,11 @@ from adaptclip_med.batch.worklist import WORKLIST
 from adaptclip_med.errors import PathNotAllowedError
 from adaptclip_med.review.paths import AllowedRoots
 from adaptclip_med.review.store import UNREAD
+from adaptclip_med.utils.keys import is_safe_key
+from adaptclip_med.utils.redact import describe_path
 from adaptclip_med.volume.pipeline import STUDY_JSON
+
+log = logging.getLogger(__name__)
 
 _SEARCH_DEPTH = 3
 
@@ -44,6 +49,9 @@ def read_worklist_csv(path: Path, roots: AllowedRoots) -> list[WorklistEntry]:
             key = (row.get("study_key") or "").strip()
             if not key:
                 continue
+            if not is_safe_key(key):
+                log.warning("%s: a row with an invalid study key was ignored", describe_path(path))
+                continue
             output = _allowed_output(path.parent, row.get("output") or "", roots)
             done = output is not None and (output / STUDY_JSON).is_file()
             batch_status = (row.get("status") or "").strip() or "unknown"
@@ -62,6 +70,9 @@ def study_entry(output_dir: Path, study_key: str | None = None) -> WorklistEntry
     top = report.get("top_slices") or []
     series = report.get("series") or report.get("source", {}).get("modality") or ""
     key = study_key or report.get("study_key") or output_dir.name
+    if not is_safe_key(key):
+        log.warning("%s: invalid study key, the study is ignored", describe_path(output_dir / STUDY_JSON))
+        return None
     return WorklistEntry(str(key), _float(report.get("score")), _int(top[0].get("index")) if top else None,
                          str(series), output_dir, "done")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -86,3 +86,88 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
 def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> Path:
     """Write ``text`` to ``path`` atomically (UTF-8, ``\\n`` line endings) and return the final path."""
     return atomic_write_bytes(path, text.encode(encoding))
+
+
+def _folder_error(folder: Path, exc: OSError) -> AdaptClipError:
+    label = describe_path(folder)
+    if exc.errno in SPACE_ERRORS:
+        return AdaptClipError(f"{label}: no space left on the device; the previous results were kept (free space and retry)")
+    reason = exc.strerror or type(exc).__name__
+    return AdaptClipError(f"{label}: cannot write the output folder ({reason}); the previous results were kept")
+
+
+def _remove_tree(folder: Path) -> None:
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def staged_folder(final_dir: str | os.PathLike[str], keep: Callable[[str], bool] | None = None) -> Iterator[Path]:
+    """Yield an empty hidden staging folder next to ``final_dir``; when the block succeeds it
+    replaces ``final_dir`` whole (two renames: at every instant ``final_dir`` is the previous
+    complete result or the new one).  On any failure the staging folder is removed and
+    ``final_dir`` is left untouched.  Entries of the previous folder for which ``keep(name)`` is
+    true (files that are not this writer's, e.g. a user's notes) are carried over into the new one.
+    OS errors become one-line :class:`AdaptClipError`.  Stale staging folders of killed runs
+    (``.staging-<name>-*``) are removed first."""
+    final = Path(final_dir)
+    parent = final.parent
+    if final.exists() and Path.cwd().resolve().is_relative_to(final.resolve()):
+        raise AdaptClipError(f"{describe_path(final)}: cannot replace the current working folder; "
+                             "give the outputs a folder of their own")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        for stale in parent.glob(f".staging-{final.name}-*"):
+            _remove_tree(stale)
+        stage = parent / f".staging-{final.name}-{secrets.token_hex(4)}"
+        stage.mkdir()
+    except OSError as exc:
+        raise _folder_error(final, exc) from exc
+    try:
+        yield stage
+        carried: list[str] = []
+        trash = parent / f".replaced-{final.name}-{secrets.token_hex(4)}"
+        moved = False
+        try:
+            if final.is_dir():
+                for entry in sorted(os.listdir(final)):
+                    if keep is not None and keep(entry) and not (stage / entry).exists():
+                        os.rename(final / entry, stage / entry)
+                        carried.append(entry)
+            if final.exists():
+                os.rename(final, trash)
+                moved = True
+            os.rename(stage, final)
+        except OSError:
+            if moved:
+                os.rename(trash, final)
+            for entry in carried:
+                os.rename(stage / entry, final / entry)
+            raise
+        fsync_dir(parent)
+        if moved:
+            _remove_tree(trash)
+    except OSError as exc:
+        _remove_tree(stage)
+        raise _folder_error(final, exc) from exc
+    except BaseException:
+        _remove_tree(stage)
+        raise
+
+
+def ensure_writable_folder(folder: str | os.PathLike[str], what: str = "output folder") -> Path:
+    """Create ``folder`` if needed and prove it writable (a probe file is created and removed);
+    otherwise one-line :class:`AdaptClipError` naming the folder and the reason."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-probe-{secrets.token_hex(4)}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        if exc.errno in SPACE_ERRORS:
+            raise AdaptClipError(f"{describe_path(folder)}: no space left on the device for the {what}") from exc
+        reason = exc.strerror or type(exc).__name__
+        raise AdaptClipError(f"{describe_path(folder)}: the {what} is not writable ({reason})") from exc
+    return folder

@@ -22,13 +22,16 @@ METHODS_JSON = "methods.json"
 METHODS_PLOT = "methods_score_plot.png"
 
 
-def score_with_methods(study: Path, out: Path, runs: Sequence[ScoringOptions], series_rule=None) -> list[str]:
-    """Score ``study`` with each options record; returns the lines to print."""
+def score_with_methods(study: Path, out: Path, runs: Sequence[ScoringOptions], series_rule=None,
+                       study_index: int | None = None) -> list[str]:
+    """Score ``study`` with each options record; returns the lines to print.  ``study_index`` /
+    an int ``series_rule`` choose when the input holds several studies / series."""
     from adaptclip_med.io.loader import load_study
 
     scorers = [make_scorer(options) for options in runs]
     axes = {s.preprocessing.axis for s in scorers}
-    volume, candidates = load_study(Path(study), series_rule=series_rule, axis=scorers[0].preprocessing.axis)
+    volume, candidates = load_study(Path(study), series_rule=series_rule, axis=scorers[0].preprocessing.axis,
+                                    study=study_index)
     if len(axes) > 1:
         raise ValueError("all methods of one comparison slice along the same axis")
     lines, summary, curves = [], [], []

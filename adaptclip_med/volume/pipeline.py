@@ -12,6 +12,7 @@ a patient identifier.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -120,11 +121,13 @@ class StudyOutputs:
 
 
 def score_study(study: Path, out_dir: Path, scorer: VolumeScorer, series_rule: Any = None,
-                parametric_map: bool = False) -> StudyOutputs:
-    """Read a study (DICOM folder/files, NIfTI, 2-D image), score it and write every output."""
+                parametric_map: bool = False, study_index: int | None = None) -> StudyOutputs:
+    """Read a study (DICOM folder/files, NIfTI, 2-D image), score it and write every output.
+    ``study_index``/an int ``series_rule`` choose when the input holds several studies/series."""
     from adaptclip_med.io.loader import load_study
 
-    volume, candidates = load_study(Path(study), series_rule=series_rule, axis=scorer.preprocessing.axis)
+    volume, candidates = load_study(Path(study), series_rule=series_rule, axis=scorer.preprocessing.axis,
+                                    study=study_index)
     return score_volume_to_dir(volume, out_dir, scorer, other_series=max(0, len(candidates) - 1), parametric_map=parametric_map)
 
 
@@ -137,9 +140,30 @@ def score_volume_to_dir(volume, out_dir: Path, scorer: VolumeScorer, other_serie
     return StudyOutputs(Path(out_dir), result.score, result.top_slices, files, other_series)
 
 
+#: Names this module writes into a study folder; anything else found there is carried over on rewrite.
+_OUTPUT_NAME = re.compile(r"anomaly_.*|slices\.csv|overlay_top\d+_slice\d+\.png|score_plot\.png|study\.json|\.tmp-.*")
+
+
+def _is_foreign(name: str) -> bool:
+    return _OUTPUT_NAME.fullmatch(name) is None
+
+
 def write_study_outputs(volume, result: StudyResult, out_dir: Path, scorer: VolumeScorer, seconds: float,
                         other_series: int = 0, extra_report: dict[str, Any] | None = None,
                         parametric_map: bool = False) -> dict[str, Path]:
+    """Write every output into a staging folder next to ``out_dir`` and swap it in whole on
+    success: a failure leaves the previous complete result of ``out_dir`` untouched, and no file
+    of an earlier study (overlays, parametric map) survives beside the new ones."""
+    from adaptclip_med.utils.atomic import staged_folder
+
+    out_dir = Path(out_dir)
+    with staged_folder(out_dir, keep=_is_foreign) as stage:
+        files = _write_outputs(volume, result, stage, scorer, seconds, other_series, extra_report, parametric_map)
+    return {key: out_dir / path.name for key, path in files.items()}
+
+
+def _write_outputs(volume, result: StudyResult, out_dir: Path, scorer: VolumeScorer, seconds: float,
+                   other_series: int, extra_report: dict[str, Any] | None, parametric_map: bool) -> dict[str, Path]:
     from adaptclip_med.outputs.dicom_seg import write_dicom_seg
     from adaptclip_med.outputs.nifti import write_nifti
     from adaptclip_med.outputs.overlay import save_overlay_png
@@ -147,10 +171,10 @@ def write_study_outputs(volume, result: StudyResult, out_dir: Path, scorer: Volu
     from adaptclip_med.outputs.plots import save_score_plot
     from adaptclip_med.outputs.tables import write_slices_csv, write_study_json
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stale = out_dir / STUDY_JSON
-    stale.unlink(missing_ok=True)  # the study is complete only when study.json is rewritten last
+    from adaptclip_med.errors import InputError
+
     files: dict[str, Path] = {}
+    notes: list[str] = []
     files["probability_nifti"] = write_nifti(result.probability, volume, out_dir / "anomaly_probability.nii.gz", np.float32)
     files["mask_nifti"] = write_nifti(result.mask.astype(np.uint8), volume, out_dir / "anomaly_mask.nii.gz", np.uint8)
     if volume.source_kind == "dicom":
@@ -158,9 +182,13 @@ def write_study_outputs(volume, result: StudyResult, out_dir: Path, scorer: Volu
                                              software_version=__version__,
                                              series_description=f"{scorer.method.display_name} anomaly mask (research)")
         if parametric_map:
-            files["parametric_map"] = write_parametric_map(result.probability, volume, out_dir / "anomaly_pmap.dcm",
-                                                            algorithm_name=scorer.method.display_name,
-                                                            software_version=__version__)
+            try:
+                files["parametric_map"] = write_parametric_map(result.probability, volume, out_dir / "anomaly_pmap.dcm",
+                                                                algorithm_name=scorer.method.display_name,
+                                                                software_version=__version__)
+            except InputError as exc:  # e.g. 2-D sources: the IOD needs a frame of reference
+                log.warning("%s", exc)
+                notes.append(str(exc))
     rows = [{"index": s.index, "position_mm": round(s.position_mm, 3), "score": None if s.skipped else round(s.score, 6),
              "skipped": s.skipped, "skip_reason": s.skip_reason or ""} for s in result.slices]
     files["slices_csv"] = write_slices_csv(out_dir / "slices.csv", rows)
@@ -187,6 +215,8 @@ def write_study_outputs(volume, result: StudyResult, out_dir: Path, scorer: Volu
         "scoring": scorer.describe(), "software": {"name": "adaptclip-med", "version": __version__},
         "seconds": round(seconds, 2), "files": {k: p.name for k, p in files.items()}, "disclaimer": NOT_FOR_CLINICAL_USE,
     }
+    if notes:
+        report["notes"] = notes
     if extra_report:
         report.update(extra_report)
     files["study_json"] = write_study_json(out_dir / STUDY_JSON, report)

@@ -55,3 +55,26 @@ def test_zip_bombs_are_refused_before_extraction(tmp_path):
 def test_damaged_zip_is_a_clear_error(tmp_path):
     with pytest.raises(InputError, match="damaged or not a zip"):
         save_uploads([("x.zip", b"not a zip")], tmp_path, 1)
+
+
+def _falsified_sizes() -> bytes:
+    """A zip whose central directory and local header claim 10 bytes for a 2 MB member."""
+    data = bytearray(_zip({"CT/1.dcm": b"A" * (2 * MB)}))
+    real = (2 * MB).to_bytes(4, "little")
+    fake = (10).to_bytes(4, "little")
+    return bytes(data.replace(real, fake))
+
+
+def test_zip_with_falsified_sizes_is_a_one_line_rejection(tmp_path):
+    (tmp_path / "u").mkdir()
+    with pytest.raises(InputError) as caught:
+        save_uploads([("study.zip", _falsified_sizes())], tmp_path / "u", 1)
+    message = str(caught.value)
+    assert message.startswith("upload study.zip: ") and "\n" not in message and "damaged or falsified" in message
+    assert list((tmp_path / "u").iterdir()) == []
+
+
+def test_nul_bytes_in_names_are_one_line_rejections(tmp_path):
+    with pytest.raises(InputError, match=r"^upload scan\?\.dcm: the file name contains control characters"):
+        save_uploads([("scan\x00.dcm", b"x")], tmp_path, 1)
+    assert list(tmp_path.iterdir()) == []

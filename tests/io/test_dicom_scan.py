@@ -56,8 +56,8 @@ def test_non_image_truncated_localizer_and_junk_files_are_skipped_with_reasons(w
     scout = next(s for s in series if s.series_number == 9)
     assert scout.is_localizer and scout.kind == "image"
     assert {s.kind for s in series} == {"image", "non-image", "unreadable"}
-    # a truncated slice leaves a gap: loading must refuse rather than stretch the volume
-    with pytest.raises(InputError, match="spacing is not uniform"):
+    # a truncated slice leaves a gap: loading must refuse rather than stretch the volume, naming the file
+    with pytest.raises(InputError, match="slices are missing from the series because 1 file.*truncated"):
         load_study(folder)
 
 

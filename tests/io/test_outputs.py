@@ -11,7 +11,7 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
-from io_helpers import SPACING
+from io_helpers import SPACING, assert_dicom_conformant
 from PIL import Image
 
 from adaptclip_med.errors import InputError
@@ -42,6 +42,7 @@ def test_seg_frames_reference_the_right_source_images(write_series, phantom, tmp
     mask = phantom[1].astype(bool)
     out = write_dicom_seg(mask, volume, tmp_path / "out" / "anomaly_seg.dcm", algorithm_name="AdaptCLIP",
                           software_version="0.1.0", series_description="AdaptCLIP anomaly mask")
+    assert_dicom_conformant(out)
     seg = hd.seg.segread(out)
     assert seg.SegmentationType == "BINARY" and seg.SeriesDescription == "AdaptCLIP anomaly mask"
     assert seg.get_segment_description(1).segment_label == "anomaly"
@@ -61,6 +62,7 @@ def test_empty_mask_still_gives_a_valid_seg_and_non_dicom_input_is_refused(write
     volume, _ = load_study(write_series())
     out = write_dicom_seg(np.zeros(volume.array.shape, bool), volume, tmp_path / "empty.dcm",
                           algorithm_name="AdaptCLIP", software_version="0.1.0", series_description="none found")
+    assert_dicom_conformant(out)
     seg = hd.seg.segread(out)
     assert seg.NumberOfFrames == volume.array.shape[0] and not seg.pixel_array.any()
     nifti_volume = volume.__class__(array=volume.array, spacing=(1, 1, 1), modality="CT",
@@ -84,6 +86,7 @@ def test_seg_of_sources_without_patient_attributes(write_series, phantom, tmp_pa
     volume, _ = load_study(folder)
     out = write_dicom_seg(phantom[1].astype(bool), volume, tmp_path / "anon.dcm", algorithm_name="AdaptCLIP",
                           software_version="0.1.0", series_description="anonymised")
+    assert_dicom_conformant(out)
     seg = pydicom.dcmread(out)
     assert seg.PatientID == "" and seg.AccessionNumber == "" and seg.Modality == "SEG"
     assert "PatientID" not in volume.source_datasets_header[0]
@@ -101,6 +104,7 @@ def test_seg_of_old_style_headers_repairs_times_and_quotes_no_name(write_series,
     volume, _ = load_study(folder)
     out = write_dicom_seg(phantom[1].astype(bool), volume, tmp_path / "old.dcm", algorithm_name="AdaptCLIP",
                           software_version="0.1.0", series_description="old headers")
+    assert_dicom_conformant(out)
     assert pydicom.dcmread(out).StudyTime == "140438"
     assert not [w for w in recwarn.list if "Anonymized" in str(w.message)]
     assert volume.source_datasets_header[0].StudyTime == "14:04:38"  # the loaded headers are untouched
@@ -110,6 +114,7 @@ def test_parametric_map_holds_float_probabilities_per_source_frame(write_series,
     volume, _ = load_study(write_series(shuffle_seed=1))
     prob = np.linspace(0.0, 1.0, volume.array.size, dtype=np.float32).reshape(volume.array.shape)
     out = write_parametric_map(prob, volume, tmp_path / "prob_map.dcm", software_version="0.1.0")
+    assert_dicom_conformant(out)
     pmap = pydicom.dcmread(out)
     assert pmap.SOPClassUID.name == "Parametric Map Storage" and "FloatPixelData" in pmap
     assert pmap.NumberOfFrames == volume.array.shape[0]

@@ -60,3 +60,32 @@ def test_torchscript_archive_is_read(tmp_path, tiny_weights):
 def test_uncached_tag_offline_says_what_to_do():
     with pytest.raises(MissingWeightsError, match="weights fetch"):
         ClipBackbone.from_spec(BackboneSpec("ViT-B-16-plus-240", "laion400m_e31", offline=True))
+
+
+def test_without_network_the_missing_weights_line_comes_at_once(monkeypatch, tmp_path):
+    """No --offline and no network: one quick probe, then the one-line error (no download attempt)."""
+    import socket
+    import time
+
+    from adaptclip_med.model import backbone_source
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    for key in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "HF_ENDPOINT"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setattr(backbone_source, "_HUB_REACHABLE", {})
+    probes = []
+
+    def unreachable(address, timeout=None):
+        probes.append((address, timeout))
+        raise OSError("Network is unreachable")
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("a download was attempted although the hub is unreachable")
+
+    monkeypatch.setattr(socket, "create_connection", unreachable)
+    monkeypatch.setattr(backbone_source.open_clip, "download_pretrained", no_download)
+    started = time.time()
+    for _ in range(2):
+        with pytest.raises(MissingWeightsError, match="cannot be reached"):
+            backbone_source.pretrained_weights_file("ViT-B-16", "openai", cache_dir=str(tmp_path))
+    assert time.time() - started < 5 and probes == [(("huggingface.co", 443), 2.0)]
