@@ -31,7 +31,7 @@ def build_bank(name: str, scans: Sequence[str | Path], method: AnomalyMethod, *,
                axis: str = "axial", root: str | Path | None = None, batch_size: int = 4, calibrate: bool = True) -> Path:
     """Encode normal scans once into a reference bank folder (``root/name``; default root
     ``$ADAPTCLIP_MED_HOME/banks``); returns the folder."""
-    from adaptclip_med.model.weights_store import home
+    from adaptclip_med.utils.home import home
     from adaptclip_med.volume.preprocessing import SlicePreprocessing, parse_window
     from adaptclip_med.volume.reference_bank import build_reference_bank
 

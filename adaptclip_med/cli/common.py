@@ -14,12 +14,14 @@ import os
 import sys
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 
 import typer
 
 from adaptclip_med.errors import AdaptClipError
-from adaptclip_med.model.backbone_source import BackboneSpec
+
+if TYPE_CHECKING:
+    from adaptclip_med.model.backbone_source import BackboneSpec
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -156,7 +158,9 @@ def volume_slicing(window: str | None, axis: str | None):
     return SlicePreprocessing(window=parse_window(window), axis=axis or "axial")
 
 
-def backbone_spec(backbone: str, weights: str | None, activation: str, offline: bool, cache_dir: str | None) -> BackboneSpec:
+def backbone_spec(backbone: str, weights: str | None, activation: str, offline: bool, cache_dir: str | None) -> "BackboneSpec":
+    from adaptclip_med.model.backbone_source import BackboneSpec
+
     return BackboneSpec(architecture=backbone, weights=weights, activation=activation, cache_dir=cache_dir,
                         offline=offline or os.environ.get("HF_HUB_OFFLINE") == "1")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from adaptclip_med.cli import common
-from adaptclip_med.volume.pipeline import ScoringOptions
+from adaptclip_med.volume.options import ScoringOptions
 
 WindowOpt = typer.Option(None, "--window", help="CT window preset (brain, subdural, stroke, bone, lung, mediastinum, abdomen, soft_tissue, liver), 'LEVEL,WIDTH' in HU, or 'percentile' (default: the bank's; percentile scaling when none).")
 AxisOpt = typer.Option("axial", "--axis", help="Slice axis: axial, coronal or sagittal.")
@@ -25,7 +25,7 @@ ParametricMapOpt = typer.Option(False, "--parametric-map", help="Also write a DI
 
 
 def banks_root(value: Path | None) -> Path:
-    from adaptclip_med.model.weights_store import home
+    from adaptclip_med.utils.home import home
 
     return Path(value) if value else home() / "banks"
 

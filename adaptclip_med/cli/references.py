@@ -44,7 +44,7 @@ def build(
 @common.user_errors
 def list_(banks_root: Path = options.BanksRootOpt) -> None:
     """List the banks under the banks root."""
-    from adaptclip_med.volume.reference_bank import list_banks
+    from adaptclip_med.volume.bank_listing import list_banks
 
     banks = list_banks(options.banks_root(banks_root))
     if not banks:

@@ -189,7 +189,7 @@ def read_volumes(root: Path, slicing: SlicePreprocessing | None = None, cache_ro
     """The ``volumes`` layout as a :class:`DatasetIndex` of cached slice images (see module doc).
 
     ``slicing`` overrides the window/axis of ``dataset.json``."""
-    from adaptclip_med.model.weights_store import home
+    from adaptclip_med.utils.home import home
 
     root = Path(root)
     class_name, configured = slicing_from_dataset_json(root)

@@ -16,14 +16,10 @@ from pathlib import Path
 from adaptclip_med.errors import MissingWeightsError
 from adaptclip_med.model import release_import
 from adaptclip_med.model.backbone_source import _cached_pretrained_file, pretrained_weights_file, resolve_architecture
+from adaptclip_med.utils.home import home  # noqa: F401 - re-exported for callers
 
 #: Backbones the authors used, with the weights tag each was used with.
 KNOWN_BACKBONES: tuple[tuple[str, str], ...] = (("ViT-L-14-336", "openai"), ("ViT-B-16-plus-240", "laion400m_e31"))
-
-
-def home() -> Path:
-    """Project data folder (converted checkpoints, reference banks): $ADAPTCLIP_MED_HOME or ~/.cache/adaptclip-med."""
-    return Path(os.environ.get("ADAPTCLIP_MED_HOME", Path.home() / ".cache" / "adaptclip-med"))
 
 
 @dataclass(frozen=True)

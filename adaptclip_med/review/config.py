@@ -15,7 +15,7 @@ from typing import Any
 
 from adaptclip_med.errors import InputError
 from adaptclip_med.utils.atomic import atomic_write_text
-from adaptclip_med.volume.pipeline import ScoringOptions
+from adaptclip_med.volume.options import ScoringOptions
 
 CONFIG_ENV = "ADAPTCLIP_MED_DASHBOARD_CONFIG"
 DEFAULT_MAX_UPLOAD_MB = 200

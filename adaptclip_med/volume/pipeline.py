@@ -21,9 +21,8 @@ from typing import Any
 import numpy as np
 
 from adaptclip_med import __version__
-from adaptclip_med.model.backbone_source import BackboneSpec
-from adaptclip_med.methods import AnomalyMethod, MethodSpec, load_method
-from adaptclip_med.volume.preprocessing import SlicePreprocessing, parse_window
+from adaptclip_med.methods import AnomalyMethod, load_method
+from adaptclip_med.volume.options import ScoringOptions
 from adaptclip_med.volume.reference_bank import ReferenceBank
 from adaptclip_med.volume.scoring import DEFAULT_AGGREGATE, StudyResult, VolumeScorer
 
@@ -31,51 +30,6 @@ log = logging.getLogger(__name__)
 
 STUDY_JSON = "study.json"
 NOT_FOR_CLINICAL_USE = "Research software: not a medical device, not for clinical use."
-
-
-@dataclass(frozen=True)
-class ScoringOptions:
-    """Everything that defines how studies are scored (CLI, bundle, batch and dashboard share it),
-    as a flat, JSON-friendly record; grouped by concern through :meth:`method_spec` (which model),
-    :meth:`preprocessing` (how slices are made) and the bank/output fields below."""
-
-    # which model (-> MethodSpec)
-    method: str = "adaptclip"
-    class_name: str | None = None
-    backbone: str | None = None
-    backbone_weights: str | None = None
-    activation: str = "auto"
-    adapters: str | None = None
-    image_size: int | None = None
-    device: str = "cpu"
-    offline: bool = False
-    cache_dir: str | None = None
-    precision: str = "fp32"
-    # which references
-    bank: str | None = None
-    shots: int | None = None
-    zero_shot: bool = False
-    match: str | None = None
-    slices_per_scan: int | None = None
-    # how slices are made
-    window: str | None = None
-    axis: str = "axial"
-    batch_size: int = 4
-    # what is written
-    threshold: float | None = None
-    aggregate: str = DEFAULT_AGGREGATE
-    parametric_map: bool = False
-
-    def backbone_spec(self) -> BackboneSpec:
-        return BackboneSpec(self.backbone or "", self.backbone_weights, self.activation, self.cache_dir, self.offline)
-
-    def method_spec(self) -> MethodSpec:
-        return MethodSpec(method=self.method, backbone=self.backbone_spec(), weights=self.adapters,
-                          image_size=self.image_size, device=self.device, precision=self.precision,
-                          class_name=self.class_name)
-
-    def preprocessing(self) -> SlicePreprocessing:
-        return SlicePreprocessing(window=parse_window(self.window), axis=self.axis)
 
 
 def model_for(options: ScoringOptions) -> AnomalyMethod:

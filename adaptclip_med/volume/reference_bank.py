@@ -36,6 +36,7 @@ from adaptclip_med import __version__
 from adaptclip_med.errors import AdaptClipError, InputError
 from adaptclip_med.methods.base import RESERVED_ROW_NAMES, AnomalyMethod
 from adaptclip_med.utils.progress import progress_bar
+from adaptclip_med.volume.bank_listing import list_banks  # noqa: F401 - re-exported
 from adaptclip_med.volume.preprocessing import PreparedVolume, SlicePreprocessing, prepare_volume
 
 log = logging.getLogger(__name__)
@@ -339,19 +340,6 @@ class ReferenceBank:
 
 def _as_float(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.float() if tensor.is_floating_point() else tensor
-
-
-def list_banks(root: Path) -> list[dict[str, Any]]:
-    """Summaries of the banks under ``root`` (for the CLI and the dashboard)."""
-    banks = []
-    for meta_file in sorted(Path(root).glob("*/bank.json")):
-        meta = json.loads(meta_file.read_text())
-        banks.append({"name": meta.get("name"), "path": str(meta_file.parent), "scans": len(meta.get("scans", [])),
-                      "method": (meta.get("model") or {}).get("method", "adaptclip"),
-                      "class_name": (meta.get("model") or {}).get("class_name"),
-                      "key": meta.get("key"), "created": meta.get("created"), "preprocessing": meta.get("preprocessing"),
-                      "calibrated": meta.get("calibration") is not None})
-    return banks
 
 
 def _bank_dir(root: Path, name: str) -> Path:

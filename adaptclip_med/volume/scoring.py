@@ -25,12 +25,12 @@ from adaptclip_med.methods.base import AnomalyMethod
 from adaptclip_med.utils.progress import progress_bar
 from adaptclip_med.volume.preprocessing import PreparedVolume, SlicePreprocessing, prepare_volume
 from adaptclip_med.volume.reference_bank import ReferenceBank
+from adaptclip_med.volume.options import DEFAULT_AGGREGATE
 from adaptclip_med.volume.slice_step import predict_slices
 
 log = logging.getLogger(__name__)
 
 DEFAULT_THRESHOLD = 0.5
-DEFAULT_AGGREGATE = "max"
 TOP_SLICES = 5
 
 
