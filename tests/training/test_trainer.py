@@ -12,6 +12,7 @@ from training_trees import quiet_single_thread, write_mvtec_tree  # noqa: F401 -
 from adaptclip_med.data import read_dataset
 from adaptclip_med.errors import InputError
 from adaptclip_med.evaluation.benchmark import BenchmarkConfig, run_benchmark
+from adaptclip_med.methods.adaptclip import AdaptCLIPMethod
 from adaptclip_med.model.checkpoints import build_model, read_metadata
 from adaptclip_med.training.feature_cache import FeatureCache
 from adaptclip_med.preprocess import load_model_inputs
@@ -42,9 +43,9 @@ def _tensors(path):
 
 def test_training_lowers_the_loss_and_improves_heldout_maps(tiny_spec, train_index, heldout_index, tmp_path):
     bench = BenchmarkConfig(shots=(0, 1), seeds=(10,))
-    before = run_benchmark(initial_model(tiny_spec, SIZE, BASE.seed).model, heldout_index, bench).results
+    before = run_benchmark(AdaptCLIPMethod.from_loaded(initial_model(tiny_spec, SIZE, BASE.seed)), heldout_index, bench).results
     loaded, epochs = train_adapters(tiny_spec, train_index, tmp_path, BASE)
-    after = run_benchmark(loaded.model, heldout_index, bench).results
+    after = run_benchmark(AdaptCLIPMethod.from_loaded(loaded), heldout_index, bench).results
     # Measured with six data/initialisation seeds: the epoch-mean loss fell to 0.67-0.74 of the
     # first epoch's; zero-shot P-AUROC rose from 20-60 to 93-96; 1-shot P-AUROC rose by 2.3-12
     # points (to 96-98).  This exact configuration: loss 12.83 -> 8.77, zero-shot P-AUROC
