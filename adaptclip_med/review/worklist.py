@@ -20,7 +20,7 @@ from adaptclip_med.batch.worklist import WORKLIST
 from adaptclip_med.errors import PathNotAllowedError
 from adaptclip_med.review.paths import AllowedRoots
 from adaptclip_med.review.store import UNREAD
-from adaptclip_med.volume.pipeline import STUDY_JSON
+from adaptclip_med.outputs.layout import STUDY_JSON
 
 _SEARCH_DEPTH = 3
 
