@@ -52,11 +52,12 @@ def truth_in_study_geometry(study: Volume, label: Volume | None) -> np.ndarray |
 
 
 class AnomalyMetrics(Metric):
-    """Ignite metric over the evaluator's output (``image``: study dictionaries, ``pred``:
-    :class:`~adaptclip_med.bundle_support.inference.StudyPrediction`); results are flattened into
-    ``engine.state.metrics`` under :data:`METRIC_NAMES`, in percent."""
+    """Ignite metric over the evaluator's decollated output: one dictionary per study, whose
+    ``image`` is the study's input dictionary and ``pred`` its prediction dictionary (``volume``,
+    ``result``); results are flattened into ``engine.state.metrics`` under :data:`METRIC_NAMES`,
+    in percent."""
 
-    required_output_keys = ("image", "pred")
+    required_output_keys = None  # the decollated list of per-study dictionaries, as is
 
     def __init__(self, label_key: str = "label", bins: int = DEFAULT_BINS) -> None:
         self.label_key = label_key
@@ -67,11 +68,11 @@ class AnomalyMetrics(Metric):
         self._studies = MetricAccumulator(bins=self.bins)
         self._slices = MetricAccumulator(bins=self.bins)
 
-    def update(self, output: tuple[list[dict[str, Any]], list[Any]]) -> None:
-        items, predictions = output
-        for item, prediction in zip(items, predictions, strict=True):
-            result = prediction.result
-            truth = truth_in_study_geometry(prediction.volume, item.get(f"{self.label_key}_{VOLUME_POSTFIX}"))
+    def update(self, output: list[dict[str, Any]]) -> None:
+        for row in output:
+            item, prediction = row["image"], row["pred"]
+            result = prediction["result"]
+            truth = truth_in_study_geometry(prediction["volume"], item.get(f"{self.label_key}_{VOLUME_POSTFIX}"))
             self._studies.update(result.score, int(truth is not None and bool(truth.any())))
             for z, info in enumerate(result.slices):
                 slice_truth = truth[z] if truth is not None else None
