@@ -51,6 +51,10 @@ def truth_in_study_geometry(study: Volume, label: Volume | None) -> np.ndarray |
     return label.array > 0.5
 
 
+def _field(prediction: Any, name: str) -> Any:
+    return prediction[name] if isinstance(prediction, dict) else getattr(prediction, name)
+
+
 class AnomalyMetrics(Metric):
     """Ignite metric over the evaluator's decollated output: one dictionary per study, whose
     ``image`` is the study's input dictionary and ``pred`` its prediction dictionary (``volume``,
@@ -68,11 +72,13 @@ class AnomalyMetrics(Metric):
         self._studies = MetricAccumulator(bins=self.bins)
         self._slices = MetricAccumulator(bins=self.bins)
 
-    def update(self, output: list[dict[str, Any]]) -> None:
-        for row in output:
-            item, prediction = row["image"], row["pred"]
-            result = prediction["result"]
-            truth = truth_in_study_geometry(prediction["volume"], item.get(f"{self.label_key}_{VOLUME_POSTFIX}"))
+    def update(self, output: list[dict[str, Any]] | tuple[list[dict[str, Any]], list[Any]]) -> None:
+        """``output``: the decollated rows (``{"image": study dict, "pred": prediction}`` per study)
+        or, equivalently, the pair (study dicts, predictions)."""
+        pairs = zip(*output, strict=True) if isinstance(output, tuple) else ((r["image"], r["pred"]) for r in output)
+        for item, prediction in pairs:
+            result, study = _field(prediction, "result"), _field(prediction, "volume")
+            truth = truth_in_study_geometry(study, item.get(f"{self.label_key}_{VOLUME_POSTFIX}"))
             self._studies.update(result.score, int(truth is not None and bool(truth.any())))
             for z, info in enumerate(result.slices):
                 slice_truth = truth[z] if truth is not None else None
