@@ -28,6 +28,7 @@ from ignite.metrics import Metric
 from adaptclip_med.errors import InputError
 from adaptclip_med.evaluation.metrics import DEFAULT_BINS, IMAGE_METRICS, PIXEL_METRICS, MetricAccumulator
 from adaptclip_med.io.volume import Volume
+from adaptclip_med.outputs.layout import BUNDLE_METRICS_JSON
 from adaptclip_med.transforms import VOLUME_POSTFIX
 from adaptclip_med.utils.atomic import atomic_write_text
 
@@ -98,7 +99,7 @@ class MetricsReport:
     """Ignite handler writing ``engine.state.metrics`` to ``output_dir/metrics.json`` (atomic)
     when the evaluation completes, with the number of studies it covers."""
 
-    def __init__(self, output_dir: str | Path, name: str = "metrics.json") -> None:
+    def __init__(self, output_dir: str | Path, name: str = BUNDLE_METRICS_JSON) -> None:
         self.path = Path(output_dir) / name
 
     def attach(self, engine: Any) -> None:

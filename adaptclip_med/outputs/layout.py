@@ -32,6 +32,12 @@ _OVERLAY_RE = re.compile(r"^overlay_top(\d+)_slice(\d{4,})\.png$")
 #: The DICOM objects of a study a PACS can take back (batch's STOW-RS list), in sending order.
 DICOM_RESULTS = (DICOM_SEG, PARAMETRIC_MAP)
 
+# -- per reviewed study (dashboard export, next to the study outputs)
+REVIEWED_MASK_NIFTI = "reviewed_mask.nii.gz"
+REVIEWED_SEG = "reviewed_seg.dcm"
+REVIEW_REPORT_HTML = "report.html"
+REVIEW_REPORT_PDF = "report.pdf"
+
 # -- per batch run
 WORKLIST_CSV = "worklist.csv"
 ERRORS_CSV = "errors.csv"
@@ -39,6 +45,7 @@ ERRORS_CSV = "errors.csv"
 # -- per bundle run
 BUNDLE_SUMMARY_JSON = "summary.json"
 BUNDLE_SUMMARY_CSV = "summary.csv"
+BUNDLE_METRICS_JSON = "metrics.json"  # configs/evaluate.json
 
 
 def overlay_name(rank: int, z: int) -> str:
