@@ -4,7 +4,8 @@
 canonical RAS affine; the dictionary twin also stores the :class:`Volume` under
 ``"<key>_volume"`` because outputs need the source geometry and DICOM headers.  The array has no
 channel axis (``meta['original_channel_dim'] = 'no_channel'``, so ``EnsureChannelFirstd`` works).
-``WindowIntensity`` maps values to [0, 1] with a CT window or per-volume percentiles.
+``WindowIntensity`` maps values to [0, 1] with a CT window or per-volume percentiles, through
+MONAI's ``ScaleIntensityRange`` / ``ScaleIntensityRangePercentiles``.
 """
 
 from __future__ import annotations
@@ -17,10 +18,14 @@ import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.data import MetaTensor
-from monai.transforms import MapTransform, Transform
-from monai.utils import convert_to_dst_type
+from monai.data.meta_obj import get_track_meta
+from monai.transforms import MapTransform, ScaleIntensityRange, ScaleIntensityRangePercentiles, Transform
+from monai.utils import convert_to_dst_type, convert_to_tensor
 
-from adaptclip_med.intensity import normalise_array
+from adaptclip_med.errors import InputError
+from adaptclip_med.intensity import resolve_window
+
+PERCENTILES = (0.5, 99.5)  # as adaptclip_med.intensity.percentile_scale
 from adaptclip_med.io.loader import SeriesRule, load_study
 from adaptclip_med.io.volume import Volume
 
@@ -73,16 +78,45 @@ class LoadStudyd(MapTransform):
 
 
 class WindowIntensity(Transform):
-    """Physical values -> [0, 1]: a CT window (preset name or (level, width)) or, for None,
-    per-volume 0.5/99.5 percentiles.  Torch in, torch out (metadata kept); numpy in, numpy out."""
+    """Physical values -> [0, 1] float32: a CT window (preset name or (level, width)) or, for None,
+    per-volume 0.5/99.5 percentiles.  Torch in, torch out (metadata kept); numpy in, numpy out.
+
+    Built on MONAI's own intensity transforms, which give the values of
+    :mod:`adaptclip_med.intensity` (the CLI's windowing), as ``tests/bundle/test_transforms.py``
+    checks on a phantom volume:
+
+    * window: ``ScaleIntensityRange(a_min=level - width/2, a_max=level + width/2, b_min=0, b_max=1,
+      clip=True)``, identical to :func:`~adaptclip_med.intensity.apply_window` (difference 0);
+    * percentiles: ``ScaleIntensityRangePercentiles(lower=0.5, upper=99.5, b_min=0, b_max=1,
+      clip=True)``, equal to :func:`~adaptclip_med.intensity.percentile_scale` within one float32
+      ulp (< 1e-6: torch and numpy round the division differently), except that a constant volume
+      is mapped to zeros here directly (MONAI warns "divide by zero" and gives the same zeros).
+
+    Our own code remains for what MONAI does not do: preset names (:data:`CT_WINDOWS`), the
+    positive-width check and the float32 cast of integer input (``ScaleIntensityRange`` keeps the
+    input dtype, which would truncate [0, 1] to {0, 1} for integer CT)."""
 
     def __init__(self, window: str | tuple[float, float] | None = None) -> None:
         self.window = window
+        resolved = resolve_window(window)
+        if resolved is None:
+            self.scaler: Transform = ScaleIntensityRangePercentiles(lower=PERCENTILES[0], upper=PERCENTILES[1], b_min=0.0,
+                                                                    b_max=1.0, clip=True, dtype=np.float32)
+        else:
+            level, width = resolved
+            if width <= 0:
+                raise InputError(f"window width must be positive, got {width}")
+            self.scaler = ScaleIntensityRange(a_min=level - width / 2.0, a_max=level + width / 2.0, b_min=0.0, b_max=1.0,
+                                              clip=True, dtype=np.float32)
 
     def __call__(self, img: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
-        values = normalise_array(img.detach().cpu().numpy() if isinstance(img, torch.Tensor) else np.asarray(img),
-                                 self.window)
-        out, *_ = convert_to_dst_type(values, img, dtype=values.dtype)
+        values = convert_to_tensor(img, dtype=torch.float32, track_meta=get_track_meta())
+        flat = values.as_tensor() if isinstance(values, MetaTensor) else values
+        if self.window is None and (flat.numel() == 0 or bool(flat.max() == flat.min())):
+            out = torch.zeros_like(values)  # constant volume: zeros (as intensity.percentile_scale)
+        else:
+            out = self.scaler(values)
+        out, *_ = convert_to_dst_type(out, img, dtype=np.float32 if isinstance(img, np.ndarray) else torch.float32)
         return out
 
 

@@ -38,7 +38,8 @@ from adaptclip_med.utils.atomic import ensure_writable_folder
 from adaptclip_med.utils.keys import is_safe_key
 from adaptclip_med.utils.progress import progress_enabled
 from adaptclip_med.utils.redact import describe_path, header_warnings_silenced
-from adaptclip_med.volume.pipeline import STUDY_JSON, ScoringOptions, make_scorer
+from adaptclip_med.outputs.layout import STUDY_JSON
+from adaptclip_med.volume.pipeline import ScoringOptions, make_scorer
 from adaptclip_med.volume.scoring import VolumeScorer
 
 log = logging.getLogger(__name__)

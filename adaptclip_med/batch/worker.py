@@ -22,6 +22,7 @@ from adaptclip_med.batch.staging import is_disk_full, publish
 from adaptclip_med.errors import AdaptClipError
 from adaptclip_med.io.dicom import load_dicom_series
 from adaptclip_med.io.dicom_scan import scan_dicom
+from adaptclip_med.outputs import layout
 from adaptclip_med.utils.keys import key_path
 from adaptclip_med.utils.redact import describe_path, header_warnings_silenced
 from adaptclip_med.volume.pipeline import ScoringOptions, score_volume_to_dir
@@ -29,7 +30,7 @@ from adaptclip_med.volume.scoring import VolumeScorer
 
 log = logging.getLogger(__name__)
 
-RESULT_FILES = ("anomaly_seg.dcm", "anomaly_pmap.dcm")  # the DICOM results a PACS can take back
+RESULT_FILES = layout.DICOM_RESULTS  # the DICOM results a PACS can take back
 
 
 class StudySource(Protocol):
@@ -121,7 +122,7 @@ class StudyWorker:
                              top_slice=outputs.top_slices[0] if outputs.top_slices else None,
                              series=attempt.series, output=task.key, notes=notes)
         if self.options.stow:
-            results = [final / name for name in RESULT_FILES if (final / name).is_file()]
+            results = layout.dicom_results_in(final)
             try:
                 self.source.store(task, results)  # type: ignore[attr-defined]  # checked by run_batch
             except AdaptClipError as exc:

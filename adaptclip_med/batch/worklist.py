@@ -16,10 +16,11 @@ from typing import Iterable
 
 from adaptclip_med.batch.discovery import FileError
 from adaptclip_med.batch.journal import DONE, FAILED, StudyRecord
+from adaptclip_med.outputs import layout
 from adaptclip_med.utils.atomic import atomic_write_bytes
 
-WORKLIST = "worklist.csv"
-ERRORS = "errors.csv"
+WORKLIST = layout.WORKLIST_CSV
+ERRORS = layout.ERRORS_CSV
 WORKLIST_COLUMNS = ("study_key", "score", "top_slice", "series", "status", "output", "notes")
 ERROR_COLUMNS = ("study_key", "reason")
 

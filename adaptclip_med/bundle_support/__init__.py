@@ -15,11 +15,23 @@ from adaptclip_med.utils.distributed import (
 )
 from adaptclip_med.bundle_support.inference import (
     StudyInferer,
-    StudyPrediction,
-    WriteStudyOutputsd,
     collate_studies,
+    opaque,
     prepare_study_batch,
+    study_items,
     study_window,
+)
+from adaptclip_med.bundle_support.outputs import (
+    OUTPUT_TRANSFORMS,
+    SaveDicomSegd,
+    SaveMaskNiftid,
+    SaveOverlaysd,
+    SaveParametricMapd,
+    SaveProbabilityNiftid,
+    SaveScorePlotd,
+    SaveSlicesCsvd,
+    SaveStudyJsond,
+    WriteStudyOutputsd,
 )
 from adaptclip_med.bundle_support.metrics import AnomalyMetrics, MetricsReport
 from adaptclip_med.bundle_support.network import AdaptCLIPMapNetwork, AnomalyMapNetwork
@@ -28,7 +40,9 @@ from adaptclip_med.bundle_support.training import AdapterTrainingRun
 
 __all__ = [
     "AdaptCLIPMapNetwork", "AnomalyMapNetwork", "AdapterTrainingRun", "AnomalyMetrics", "DemoStudies", "MetricsReport",
-    "StudyInferer", "StudyPrediction", "StudyShardSampler", "WriteStudyOutputsd", "collate_studies",
+    "OUTPUT_TRANSFORMS", "SaveDicomSegd", "SaveMaskNiftid", "SaveOverlaysd", "SaveParametricMapd", "SaveProbabilityNiftid",
+    "SaveScorePlotd", "SaveSlicesCsvd", "SaveStudyJsond", "StudyInferer", "StudyShardSampler", "WriteStudyOutputsd",
+    "collate_studies", "opaque", "study_items",
     "discover_studies", "init_distributed", "prepare_study_batch", "process_device", "rank_zero_first",
     "read_datalist", "select_datalist", "shutdown_distributed", "study_window", "summarise_outputs",
     "write_summary",

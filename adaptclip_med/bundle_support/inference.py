@@ -1,39 +1,41 @@
-"""The MONAI engine pieces of bundle inference: batches of studies in, written study outputs out.
+"""The MONAI engine pieces of bundle inference: studies in, one prediction dictionary per study
+out, one postprocessing transform per output file.
 
 A study is not a tensor batch: it has a geometry, DICOM headers, skipped air slices and, for
 few-shot scoring, a reference memory per slice.  So the bundle's evaluator iterates over studies
-(one per step) and delegates the slice work to the project's own code:
+and lets the network score each whole study:
 
-* ``collate_studies`` / ``prepare_study_batch`` keep the dictionaries produced by
-  ``LoadStudyd`` + ``WindowIntensityd`` intact (default collation cannot stack ``Volume`` objects);
-* :class:`StudyInferer` runs :class:`~adaptclip_med.volume.scoring.VolumeScorer` on the windowed
-  slices with the network's model, so outputs match ``adaptclip-med score`` exactly;
-* :class:`WriteStudyOutputsd` (postprocessing) writes every output through
-  :func:`~adaptclip_med.volume.pipeline.write_study_outputs`, ``study.json`` last.
+* :func:`collate_studies` turns the dictionaries of ``LoadStudyd`` + ``WindowIntensityd`` into a
+  dictionary of per-study lists that MONAI's ``decollate_batch`` splits back into one dictionary
+  per study (``decollate: true``).  Values without a batch dimension (the ``Volume``, the windowed
+  study tensor, the scored result) travel as 0-d object arrays (:func:`opaque`), which
+  ``decollate_batch`` hands back unchanged (it returns a 0-d array's ``item()``);
+* :class:`StudyInferer` calls the network (:meth:`AnomalyMapNetwork.score_study`) for each study
+  and returns the predictions, which decollate into one ``pred`` dictionary per study:
+  ``study``, ``score``, ``volume``, ``result``, ``scorer``, ``seconds`` and (filled by the
+  postprocessing) ``files``;
+* postprocessing: one dictionary transform per output (:mod:`adaptclip_med.bundle_support.outputs`),
+  ``SaveStudyJsond`` last, so a config chooses what it writes.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from monai.config import KeysCollection
 from monai.inferers import Inferer
-from monai.transforms import MapTransform
 
 from adaptclip_med.errors import AdaptClipError
 from adaptclip_med.io.volume import Volume
 from adaptclip_med.transforms import VOLUME_POSTFIX
-from adaptclip_med.volume.pipeline import StudyOutputs, make_scorer, write_study_outputs
 from adaptclip_med.volume.preprocessing import PreparedVolume, prepare_volume
 from adaptclip_med.volume.reference_bank import ReferenceBank
-from adaptclip_med.volume.scoring import DEFAULT_AGGREGATE, StudyResult, VolumeScorer
+from adaptclip_med.volume.scoring import DEFAULT_AGGREGATE
 
 log = logging.getLogger(__name__)
 
@@ -51,28 +53,60 @@ def study_window(window: str | None, reference_bank: str | None = None, zero_sho
     return f"{level:g},{width:g}"
 
 
-def collate_studies(batch: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Keep a batch as the list of study dictionaries (each holds a ``Volume`` object)."""
-    return list(batch)
+class Held:
+    """A holder with no length and no items, so ``decollate_batch`` cannot split what it holds
+    (a study's windowed (Z, Y, X) tensor would otherwise be unbound along Z)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"Held({type(self.value).__name__})"
 
 
-def prepare_study_batch(batchdata: list[dict[str, Any]], device: str | torch.device | None = None,
-                        non_blocking: bool = False, **kwargs: Any) -> tuple[list[dict[str, Any]], list[Any]]:
-    """``(inputs, targets)`` for the evaluator: the study dictionaries and their labels (None when
-    a study has no ground truth).  Nothing moves to the device here: the scorer batches slices."""
-    return batchdata, [item.get("label") for item in batchdata]
+def opaque(value: Any) -> np.ndarray:
+    """``value`` as a 0-d object array: MONAI's ``decollate_batch`` returns a 0-d array's
+    ``item()`` as a leaf, so objects without a batch dimension (``Volume``, ``StudyResult``)
+    come back unchanged; iterable values (tensors, arrays) come back as :class:`Held`."""
+    holder = np.empty((), dtype=object)
+    holder[()] = Held(value) if isinstance(value, Iterable) else value
+    return holder
 
 
-@dataclass
-class StudyPrediction:
-    """One scored study, with what writing its outputs needs."""
+def unwrap(value: Any) -> Any:
+    """The value :func:`opaque` wrapped, before or after decollation."""
+    if isinstance(value, np.ndarray) and value.dtype == object and value.ndim == 0:
+        value = value.item()
+    return value.value if isinstance(value, Held) else value
 
-    study: str
-    volume: Volume
-    result: StudyResult
-    scorer: VolumeScorer
-    seconds: float
-    outputs: StudyOutputs | None = None
+
+def _plain(value: Any) -> Any:
+    return value if value is None or isinstance(value, (str, bytes, bool, int, float)) else opaque(value)
+
+
+def collate_studies(batch: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
+    """A batch of study dictionaries as ``{key: [value per study]}`` (non-scalar values wrapped
+    by :func:`opaque`), so MONAI decollates it back into the study dictionaries."""
+    keys = list(dict.fromkeys(key for item in batch for key in item))
+    return {key: [_plain(item.get(key)) for item in batch] for key in keys}
+
+
+def study_items(batch: dict[str, list[Any]] | Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The per-study dictionaries of a collated batch (values unwrapped)."""
+    if isinstance(batch, dict):
+        size = max((len(v) for v in batch.values()), default=0)
+        return [{key: unwrap(values[i]) for key, values in batch.items()} for i in range(size)]
+    return [{key: unwrap(value) for key, value in item.items()} for item in batch]
+
+
+def prepare_study_batch(batchdata: dict[str, list[Any]], device: str | torch.device | None = None,
+                        non_blocking: bool = False, **kwargs: Any) -> tuple[dict[str, list[Any]], list[Any]]:
+    """``(inputs, targets)`` for the evaluator: the collated studies and their labels (None when
+    a study has no ground truth).  Nothing moves to the device here: the network batches slices."""
+    size = max((len(v) for v in batchdata.values()), default=0)
+    return batchdata, list(batchdata.get("label", [None] * size))
 
 
 def prepared_slices(volume: Volume, windowed: Any) -> PreparedVolume:
@@ -89,8 +123,8 @@ def prepared_slices(volume: Volume, windowed: Any) -> PreparedVolume:
 
 
 class StudyInferer(Inferer):
-    """Scores each study of a batch with the network's model (zero-shot, or few-shot against a
-    reference bank).  The scorer is built once per network and reused for every study."""
+    """Scores each study of a batch by calling the network (zero-shot, or few-shot against a
+    reference bank): ``network.score_study(volume, prepared slices, **settings)``."""
 
     def __init__(self, reference_bank: str | None = None, zero_shot: bool = False, shots: int | None = None,
                  window: str | None = None, axis: str = "axial", threshold: float | None = None,
@@ -100,46 +134,17 @@ class StudyInferer(Inferer):
                          "shots": shots, "window": window, "axis": axis, "threshold": threshold, "aggregate": aggregate,
                          "match": match, "slices_per_scan": slices_per_scan, "batch_size": int(slice_batch_size)}
         self.image_key = image_key
-        self._scorer: VolumeScorer | None = None
-        self._network_id: int | None = None
 
-    def scorer_for(self, network: Any) -> VolumeScorer:
-        if self._scorer is None or self._network_id != id(network):
-            options = replace(network.options, **self.settings)
-            self._scorer = make_scorer(options, network.method)
-            self._network_id = id(network)
-        return self._scorer
-
-    def __call__(self, inputs: list[dict[str, Any]], network: Any, *args: Any, **kwargs: Any) -> list[StudyPrediction]:
-        scorer = self.scorer_for(network)
-        predictions = []
-        for item in inputs:
+    def __call__(self, inputs: dict[str, list[Any]], network: Any, *args: Any, **kwargs: Any) -> dict[str, list[Any]]:
+        preds: dict[str, list[Any]] = {"study": [], "score": [], "volume": [], "result": [], "scorer": [], "seconds": []}
+        for item in study_items(inputs):
             volume = item[f"{self.image_key}_{VOLUME_POSTFIX}"]
             started = time.time()
-            result = scorer.score_prepared(volume, prepared_slices(volume, item[self.image_key]))
-            predictions.append(StudyPrediction(str(item["study"]), volume, result, scorer, time.time() - started))
+            result = network.score_study(volume, prepared_slices(volume, item[self.image_key]), **self.settings)
+            scorer = network.scorer(**self.settings)
+            for key, value in (("study", str(item["study"])), ("score", float(result.score)), ("volume", volume),
+                               ("result", result), ("scorer", scorer), ("seconds", time.time() - started)):
+                preds[key].append(_plain(value))
             log.info("%s: study score %.4f (%s)", item["study"], result.score,
                      f"{scorer.shots}-shot" if scorer.shots else "zero-shot")
-        return predictions
-
-
-class WriteStudyOutputsd(MapTransform):
-    """Postprocessing: write each prediction's outputs to ``output_dir/<study>`` (NIfTI map and
-    mask in source geometry, DICOM SEG for DICOM input, slices.csv, overlays, study.json last)."""
-
-    def __init__(self, keys: KeysCollection, output_dir: str | Path, parametric_map: bool = False,
-                 allow_missing_keys: bool = False) -> None:
-        super().__init__(keys, allow_missing_keys)
-        self.output_dir = Path(output_dir)
-        self.parametric_map = parametric_map
-
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            for prediction in d[key]:
-                out_dir = self.output_dir / prediction.study
-                files = write_study_outputs(prediction.volume, prediction.result, out_dir, prediction.scorer,
-                                            prediction.seconds, extra_report={"bundle_study": prediction.study},
-                                            parametric_map=self.parametric_map)
-                prediction.outputs = StudyOutputs(out_dir, prediction.result.score, prediction.result.top_slices, files)
-        return d
+        return preds

@@ -28,6 +28,7 @@ from ignite.metrics import Metric
 from adaptclip_med.errors import InputError
 from adaptclip_med.evaluation.metrics import DEFAULT_BINS, IMAGE_METRICS, PIXEL_METRICS, MetricAccumulator
 from adaptclip_med.io.volume import Volume
+from adaptclip_med.outputs.layout import BUNDLE_METRICS_JSON
 from adaptclip_med.transforms import VOLUME_POSTFIX
 from adaptclip_med.utils.atomic import atomic_write_text
 
@@ -51,12 +52,17 @@ def truth_in_study_geometry(study: Volume, label: Volume | None) -> np.ndarray |
     return label.array > 0.5
 
 
-class AnomalyMetrics(Metric):
-    """Ignite metric over the evaluator's output (``image``: study dictionaries, ``pred``:
-    :class:`~adaptclip_med.bundle_support.inference.StudyPrediction`); results are flattened into
-    ``engine.state.metrics`` under :data:`METRIC_NAMES`, in percent."""
+def _field(prediction: Any, name: str) -> Any:
+    return prediction[name] if isinstance(prediction, dict) else getattr(prediction, name)
 
-    required_output_keys = ("image", "pred")
+
+class AnomalyMetrics(Metric):
+    """Ignite metric over the evaluator's decollated output: one dictionary per study, whose
+    ``image`` is the study's input dictionary and ``pred`` its prediction dictionary (``volume``,
+    ``result``); results are flattened into ``engine.state.metrics`` under :data:`METRIC_NAMES`,
+    in percent."""
+
+    required_output_keys = None  # the decollated list of per-study dictionaries, as is
 
     def __init__(self, label_key: str = "label", bins: int = DEFAULT_BINS) -> None:
         self.label_key = label_key
@@ -67,11 +73,13 @@ class AnomalyMetrics(Metric):
         self._studies = MetricAccumulator(bins=self.bins)
         self._slices = MetricAccumulator(bins=self.bins)
 
-    def update(self, output: tuple[list[dict[str, Any]], list[Any]]) -> None:
-        items, predictions = output
-        for item, prediction in zip(items, predictions, strict=True):
-            result = prediction.result
-            truth = truth_in_study_geometry(prediction.volume, item.get(f"{self.label_key}_{VOLUME_POSTFIX}"))
+    def update(self, output: list[dict[str, Any]] | tuple[list[dict[str, Any]], list[Any]]) -> None:
+        """``output``: the decollated rows (``{"image": study dict, "pred": prediction}`` per study)
+        or, equivalently, the pair (study dicts, predictions)."""
+        pairs = zip(*output, strict=True) if isinstance(output, tuple) else ((r["image"], r["pred"]) for r in output)
+        for item, prediction in pairs:
+            result, study = _field(prediction, "result"), _field(prediction, "volume")
+            truth = truth_in_study_geometry(study, item.get(f"{self.label_key}_{VOLUME_POSTFIX}"))
             self._studies.update(result.score, int(truth is not None and bool(truth.any())))
             for z, info in enumerate(result.slices):
                 slice_truth = truth[z] if truth is not None else None
@@ -91,7 +99,7 @@ class MetricsReport:
     """Ignite handler writing ``engine.state.metrics`` to ``output_dir/metrics.json`` (atomic)
     when the evaluation completes, with the number of studies it covers."""
 
-    def __init__(self, output_dir: str | Path, name: str = "metrics.json") -> None:
+    def __init__(self, output_dir: str | Path, name: str = BUNDLE_METRICS_JSON) -> None:
         self.path = Path(output_dir) / name
 
     def attach(self, engine: Any) -> None:

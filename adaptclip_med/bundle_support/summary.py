@@ -22,7 +22,7 @@ from typing import Any
 from adaptclip_med.utils.distributed import is_distributed, rank
 from adaptclip_med.utils.atomic import atomic_write_text
 from adaptclip_med.utils.redact import describe_path
-from adaptclip_med.volume.pipeline import STUDY_JSON
+from adaptclip_med.outputs.layout import BUNDLE_SUMMARY_CSV, BUNDLE_SUMMARY_JSON, STUDY_JSON
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +68,8 @@ def write_summary(output_dir: str | Path, datalist: Sequence[dict[str, Any]],
         writer.writerow(["" if row[key] is None else f"{row[key]:.6g}" if key in ("score", "threshold")
                          else " ".join(map(str, row[key])) if key == "top_slices" else row[key] for key in SUMMARY_COLUMNS])
     root = Path(output_dir)
-    atomic_write_text(root / "summary.csv", buffer.getvalue())
-    path = atomic_write_text(root / "summary.json", json.dumps({"studies": rows}, indent=1, sort_keys=True))
+    atomic_write_text(root / BUNDLE_SUMMARY_CSV, buffer.getvalue())
+    path = atomic_write_text(root / BUNDLE_SUMMARY_JSON, json.dumps({"studies": rows}, indent=1, sort_keys=True))
     missing = sum(row["status"] == "missing" for row in rows)
     log.info("%d of %d studies scored%s; summary in %s", len(rows) - missing, len(rows),
              f" ({missing} missing)" if missing else "", path)

@@ -7,8 +7,11 @@ adapters into the bundle's model folder in two forms:
 
 * ``adapters.safetensors``: the project checkpoint (with backbone identity and provenance), which
   ``configs/inference.json`` loads by default;
-* ``model.pt``: the same adapter tensors as a plain state dict, the MONAI bundle convention, which
-  ``torch.load(..., weights_only=True)`` accepts.  The frozen CLIP backbone is not in either file.
+* ``model.pt``: the same adapter tensors as the state dict of the bundle's ``network_def``
+  (:class:`~adaptclip_med.bundle_support.network.AnomalyMapNetwork`, keys ``weights.<adapter key>``),
+  the MONAI bundle convention: MONAI's ``CheckpointLoader`` loads it into the network
+  (``configs/inference.json``, ``adapters: null``) and ``torch.load(..., weights_only=True)``
+  accepts it.  The frozen CLIP backbone is not in either file.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from adaptclip_med.bundle_support.network import network_state_dict
 from adaptclip_med.data.samples import DatasetIndex
 from adaptclip_med.model.backbone_source import BackboneSpec
 from adaptclip_med.training.trainer import ADAPTERS, TrainingConfig, train_adapters
@@ -57,7 +61,7 @@ class AdapterTrainingRun:
                                         self.device, self.resume)
         last = epochs[-1].checkpoint if epochs else self.resume  # a resumed run that was already complete
         published = atomic_write_bytes(self.model_dir / ADAPTERS_FILE, Path(last).read_bytes())
-        state = {key: value.detach().cpu().contiguous() for key, value in loaded.model.adapter_state_dict().items()}
+        state = network_state_dict(loaded.model.adapter_state_dict())  # = AnomalyMapNetwork.state_dict()
         buffer = io.BytesIO()
         torch.save(state, buffer)
         atomic_write_bytes(self.model_dir / STATE_DICT_FILE, buffer.getvalue())

@@ -197,6 +197,24 @@ class AnomalyMethod(ABC):
         """The module whose parameters training optimises (None for training-free methods)."""
         return None
 
+    def weights_module(self) -> torch.nn.Module | None:
+        """The module whose ``state_dict()`` is exactly the trainable tensors (no frozen backbone):
+        what a MONAI bundle's ``models/model.pt`` holds and ``CheckpointLoader`` loads back.
+        Default: :meth:`trainable_module`; override when that module also holds frozen parts."""
+        return self.trainable_module()
+
+    def record_loaded_weights(self, label: str, sha256: str) -> None:
+        """Called after a caller replaced the trainable tensors in place (the bundle's
+        ``CheckpointLoader`` loading ``models/model.pt`` into :meth:`weights_module`): from now on
+        :meth:`identity` names those weights, so banks and study.json record what really ran."""
+        base = type(self).identity
+
+        def identity() -> dict[str, Any]:
+            return {**base(self), "weights": label, "weights_sha256": sha256,
+                    "weights_provenance": {"loaded_as": "state dict", "file": label}}
+
+        self.identity = identity  # type: ignore[method-assign]
+
     def training_loss(self, images: torch.Tensor, masks: torch.Tensor, labels: torch.Tensor,
                       class_names: Sequence[str], references: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """The method's own training objective for one batch, as a dict of named loss terms whose

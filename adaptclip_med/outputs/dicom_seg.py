@@ -14,6 +14,7 @@ import numpy as np
 from highdicom.seg import SegmentAlgorithmTypeValues, Segmentation, SegmentationTypeValues, SegmentDescription
 from pydicom.sr.codedict import codes
 
+from adaptclip_med import __version__
 from adaptclip_med.io.volume import Volume
 from adaptclip_med.outputs.dicom_sources import conform_derived, deriving_from, has_plane_positions, source_aligned_frames
 from adaptclip_med.utils.atomic import atomic_write_bytes
@@ -22,7 +23,7 @@ MANUFACTURER = "adaptclip-med"
 
 
 def write_dicom_seg(mask_zyx: np.ndarray, volume: Volume, path: str | Path, *, algorithm_name: str,
-                    software_version: str, series_description: str, segment_label: str = "anomaly",
+                    software_version: str = __version__, series_description: str = "Anomaly mask (research)", segment_label: str = "anomaly",
                     series_number: int = 9901) -> Path:
     """Write ``mask_zyx`` (bool, shaped like ``volume.array``) as a DICOM SEG next to the study.
 

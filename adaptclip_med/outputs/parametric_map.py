@@ -9,6 +9,7 @@ import highdicom as hd
 import numpy as np
 from highdicom.pm import ParametricMap, RealWorldValueMapping
 
+from adaptclip_med import __version__
 from adaptclip_med.io.volume import Volume
 from adaptclip_med.outputs.dicom_seg import MANUFACTURER
 from adaptclip_med.outputs.dicom_sources import conform_derived, deriving_from, require_frame_of_reference, source_aligned_frames
@@ -18,7 +19,7 @@ _NO_UNITS = hd.sr.CodedConcept(value="1", scheme_designator="UCUM", meaning="no 
 
 
 def write_parametric_map(prob_zyx: np.ndarray, volume: Volume, path: str | Path, *, algorithm_name: str = "AdaptCLIP",
-                         software_version: str = "unknown", series_description: str = "Anomaly probability",
+                         software_version: str = __version__, series_description: str = "Anomaly probability",
                          series_number: int = 9902) -> Path:
     """Write probabilities in [0, 1] (shaped like ``volume.array``) as a float32 Parametric Map
     aligned frame by frame with the source images; windowed 0..1 for display.  2-D sources without

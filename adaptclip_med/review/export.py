@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from adaptclip_med import __version__
+from adaptclip_med.outputs import layout
 from adaptclip_med.review.findings import find_findings
 from adaptclip_med.review.references import matched_slice
 from adaptclip_med.review.rendering import Window, grey_rgb, overlay_slice
@@ -53,14 +54,14 @@ def export_masks(study: ReviewStudy, threshold: float, folder: Path) -> tuple[di
     if study.volume is not None:
         from adaptclip_med.outputs.nifti import write_nifti
 
-        files["mask_nifti"] = write_nifti(mask.astype(np.uint8), study.volume, folder / "reviewed_mask.nii.gz", np.uint8)
+        files["mask_nifti"] = write_nifti(mask.astype(np.uint8), study.volume, folder / layout.REVIEWED_MASK_NIFTI, np.uint8)
     else:
         files["mask_nifti"] = _mask_from_probability_file(study.output_dir / PROBABILITY_NIFTI, threshold,
-                                                          folder / "reviewed_mask.nii.gz")
+                                                          folder / layout.REVIEWED_MASK_NIFTI)
     if study.volume is not None and study.volume.source_kind == "dicom":
         from adaptclip_med.outputs.dicom_seg import write_dicom_seg
 
-        files["dicom_seg"] = write_dicom_seg(mask, study.volume, folder / "reviewed_seg.dcm", algorithm_name="AdaptCLIP",
+        files["dicom_seg"] = write_dicom_seg(mask, study.volume, folder / layout.REVIEWED_SEG, algorithm_name="AdaptCLIP",
                                              software_version=__version__,
                                              series_description="AdaptCLIP anomaly mask (reviewed, research)")
     else:
@@ -105,6 +106,6 @@ def export_review(study: ReviewStudy, review: Review, output: Path, window: Wind
     folder = export_folder(output, study.study_key)
     files, notes = export_masks(study, reviewed_threshold(study, review), folder)
     content = report_content(study, review, window, bank)
-    files["report_html"] = write_html_report(folder / "report.html", content)
-    files["report_pdf"] = write_pdf_report(folder / "report.pdf", content)
+    files["report_html"] = write_html_report(folder / layout.REVIEW_REPORT_HTML, content)
+    files["report_pdf"] = write_pdf_report(folder / layout.REVIEW_REPORT_PDF, content)
     return ExportResult(folder, files, notes)

@@ -21,9 +21,9 @@ from adaptclip_med.batch.worklist import WORKLIST
 from adaptclip_med.errors import PathNotAllowedError
 from adaptclip_med.review.paths import AllowedRoots
 from adaptclip_med.review.store import UNREAD
+from adaptclip_med.outputs.layout import STUDY_JSON
 from adaptclip_med.utils.keys import is_safe_key
 from adaptclip_med.utils.redact import describe_path
-from adaptclip_med.volume.pipeline import STUDY_JSON
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,11 @@ from typing import Sequence
 import numpy as np
 
 from adaptclip_med import __version__
+from adaptclip_med.outputs import layout
 from adaptclip_med.volume.pipeline import NOT_FOR_CLINICAL_USE, ScoringOptions, make_scorer, write_study_outputs
 
 METHODS_JSON = "methods.json"
-METHODS_PLOT = "methods_score_plot.png"
+METHODS_PLOT = layout.METHODS_SCORE_PLOT
 
 
 def score_with_methods(study: Path, out: Path, runs: Sequence[ScoringOptions], series_rule=None,

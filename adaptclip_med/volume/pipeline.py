@@ -1,12 +1,13 @@
 """One study in, clinical outputs out: the shared path behind ``score``, the bundle, batch and the
 dashboard.
 
-Outputs per study (in ``out_dir``): ``anomaly_probability.nii.gz`` and ``anomaly_mask.nii.gz`` in
-the SOURCE geometry, for DICOM input ``anomaly_seg.dcm`` (DICOM SEG referencing the source
-instances) and optionally ``anomaly_pmap.dcm`` (Parametric Map), ``slices.csv``, PNG overlays of
-the top slices, ``score_plot.png`` and ``study.json``.  ``study.json`` is written LAST, so its
-presence means the study is complete (batch runs resume on it).  No output name or field carries
-a patient identifier.
+Outputs per study (in ``out_dir``, names in :mod:`adaptclip_med.outputs.layout`): the probability
+map and mask (NIfTI) in the SOURCE geometry, for DICOM input a DICOM SEG referencing the source
+instances and optionally a Parametric Map, the per-slice table, PNG overlays of the top slices,
+the score plot and ``study.json``, each written by one unit of
+:mod:`adaptclip_med.outputs.study_writers`.  ``study.json`` is written LAST, so its presence means
+the study is complete (batch runs resume on it).  No output name or field carries a patient
+identifier.
 """
 
 from __future__ import annotations
@@ -18,18 +19,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from adaptclip_med import __version__
 from adaptclip_med.methods import AnomalyMethod, load_method
+from adaptclip_med.outputs import layout
+from adaptclip_med.outputs.study_writers import NOT_FOR_CLINICAL_USE  # noqa: F401  (re-exported)
 from adaptclip_med.volume.options import ScoringOptions
 from adaptclip_med.volume.reference_bank import ReferenceBank
 from adaptclip_med.volume.scoring import DEFAULT_AGGREGATE, StudyResult, VolumeScorer
 
 log = logging.getLogger(__name__)
 
-STUDY_JSON = "study.json"
-NOT_FOR_CLINICAL_USE = "Research software: not a medical device, not for clinical use."
+STUDY_JSON = layout.STUDY_JSON  # re-exported: callers import it from here
 
 
 def model_for(options: ScoringOptions) -> AnomalyMethod:
@@ -107,71 +106,13 @@ def write_study_outputs(volume, result: StudyResult, out_dir: Path, scorer: Volu
                         parametric_map: bool = False) -> dict[str, Path]:
     """Write every output into a staging folder next to ``out_dir`` and swap it in whole on
     success: a failure leaves the previous complete result of ``out_dir`` untouched, and no file
-    of an earlier study (overlays, parametric map) survives beside the new ones."""
+    of an earlier study (overlays, parametric map) survives beside the new ones.  The outputs are
+    the writer units of :mod:`adaptclip_med.outputs.study_writers`, ``study.json`` last."""
+    from adaptclip_med.outputs.study_writers import StudyContext, default_writers, write_study
     from adaptclip_med.utils.atomic import staged_folder
 
     out_dir = Path(out_dir)
     with staged_folder(out_dir, keep=_is_foreign) as stage:
-        files = _write_outputs(volume, result, stage, scorer, seconds, other_series, extra_report, parametric_map)
+        context = StudyContext.for_scorer(volume, result, stage, scorer, seconds, other_series, extra_report)
+        files = write_study(context, default_writers(parametric_map=parametric_map))
     return {key: out_dir / path.name for key, path in files.items()}
-
-
-def _write_outputs(volume, result: StudyResult, out_dir: Path, scorer: VolumeScorer, seconds: float,
-                   other_series: int, extra_report: dict[str, Any] | None, parametric_map: bool) -> dict[str, Path]:
-    from adaptclip_med.outputs.dicom_seg import write_dicom_seg
-    from adaptclip_med.outputs.nifti import write_nifti
-    from adaptclip_med.outputs.overlay import save_overlay_png
-    from adaptclip_med.outputs.parametric_map import write_parametric_map
-    from adaptclip_med.outputs.plots import save_score_plot
-    from adaptclip_med.outputs.tables import write_slices_csv, write_study_json
-
-    from adaptclip_med.errors import InputError
-
-    files: dict[str, Path] = {}
-    notes: list[str] = []
-    files["probability_nifti"] = write_nifti(result.probability, volume, out_dir / "anomaly_probability.nii.gz", np.float32)
-    files["mask_nifti"] = write_nifti(result.mask.astype(np.uint8), volume, out_dir / "anomaly_mask.nii.gz", np.uint8)
-    if volume.source_kind == "dicom":
-        files["dicom_seg"] = write_dicom_seg(result.mask, volume, out_dir / "anomaly_seg.dcm", algorithm_name=scorer.method.display_name,
-                                             software_version=__version__,
-                                             series_description=f"{scorer.method.display_name} anomaly mask (research)")
-        if parametric_map:
-            try:
-                files["parametric_map"] = write_parametric_map(result.probability, volume, out_dir / "anomaly_pmap.dcm",
-                                                                algorithm_name=scorer.method.display_name,
-                                                                software_version=__version__)
-            except InputError as exc:  # e.g. 2-D sources: the IOD needs a frame of reference
-                log.warning("%s", exc)
-                notes.append(str(exc))
-    rows = [{"index": s.index, "position_mm": round(s.position_mm, 3), "score": None if s.skipped else round(s.score, 6),
-             "skipped": s.skipped, "skip_reason": s.skip_reason or ""} for s in result.slices]
-    files["slices_csv"] = write_slices_csv(out_dir / "slices.csv", rows)
-    overlays = []
-    for rank, z in enumerate(result.top_slices, start=1):
-        overlays.append(save_overlay_png(out_dir / f"overlay_top{rank}_slice{z:04d}.png", result.prepared.slices01[z],
-                                         result.probability[z], result.threshold))
-    files.update({f"overlay_top{i}": p for i, p in enumerate(overlays, start=1)})
-    scores = np.array([np.nan if s.skipped else s.score for s in result.slices])
-    files["score_plot"] = save_score_plot(out_dir / "score_plot.png", np.array([s.position_mm for s in result.slices]),
-                                          scores, np.array([s.skipped for s in result.slices]), result.top_slices,
-                                          title="slice anomaly scores (research use only)")
-    report = {
-        "score": result.score, "aggregate": result.aggregate,
-        "top_slices": [{"index": z, "position_mm": result.slices[z].position_mm, "score": result.slices[z].score,
-                        "matched_reference_slices": result.slices[z].matched} for z in result.top_slices],
-        "threshold": result.threshold, "threshold_source": result.threshold_source,
-        "slices": {"total": len(result.slices), "scored": len(result.scored()),
-                   "skipped": len(result.slices) - len(result.scored())},
-        "mask_voxels": int(result.mask.sum()), "source": {"kind": volume.source_kind, "modality": volume.modality,
-                                                          "shape_zyx": list(result.probability.shape),
-                                                          "spacing_mm": [float(s) for s in volume.spacing],
-                                                          "other_image_series_in_input": other_series},
-        "scoring": scorer.describe(), "software": {"name": "adaptclip-med", "version": __version__},
-        "seconds": round(seconds, 2), "files": {k: p.name for k, p in files.items()}, "disclaimer": NOT_FOR_CLINICAL_USE,
-    }
-    if notes:
-        report["notes"] = notes
-    if extra_report:
-        report.update(extra_report)
-    files["study_json"] = write_study_json(out_dir / STUDY_JSON, report)
-    return files

@@ -13,7 +13,7 @@ from adaptclip_med.review.paths import AllowedRoots
 from adaptclip_med.review.studies import dashboard_output_dir, load_source, locate_source, study_key_of
 from adaptclip_med.review.study_data import from_output_dir
 from adaptclip_med.review.uploads import save_uploads
-from adaptclip_med.volume.pipeline import STUDY_JSON
+from adaptclip_med.outputs.layout import STUDY_JSON
 
 from review_ui import state, viewer_state
 

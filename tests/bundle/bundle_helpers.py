@@ -33,7 +33,11 @@ def cli_args(**overrides) -> list[str]:
 
 
 def subprocess_env() -> dict[str, str]:
-    return dict(os.environ, ADAPTCLIP_MED_PROGRESS="0", OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", PYTHONWARNINGS="ignore")
+    """The subprocess imports THIS checkout's package (it runs in the bundle folder, where an
+    installed copy elsewhere would otherwise win)."""
+    path = os.pathsep.join(p for p in (str(BUNDLE.parents[1]), os.environ.get("PYTHONPATH", "")) if p)
+    return dict(os.environ, ADAPTCLIP_MED_PROGRESS="0", OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", PYTHONWARNINGS="ignore",
+                PYTHONPATH=path)
 
 
 def run_bundle(args: list[str], cwd: Path = BUNDLE, timeout: int = 300) -> subprocess.CompletedProcess:

@@ -44,3 +44,13 @@ def test_rgb_input_and_few_shot_memory_change_the_map():
         few_shot = network(query, memory)
     assert zero_shot.shape == few_shot.shape == (1, 1, IMAGE_SIZE, IMAGE_SIZE)
     assert not torch.allclose(zero_shot, few_shot)
+
+
+def test_state_dict_is_exactly_the_methods_trainable_tensors(tmp_path):
+    """What CheckpointLoader loads: the adapters (no frozen backbone), under ``weights.``."""
+    network = AdaptCLIPMapNetwork(**TINY)
+    adapters = network.method.model.adapter_state_dict()
+    assert network.state_dict().keys() == {f"weights.{key}" for key in adapters}
+    assert all(p.requires_grad is not None for p in network.parameters())
+    saved = network.save_checkpoint(tmp_path / "model.pt")
+    assert torch.load(saved, weights_only=True).keys() == network.state_dict().keys()

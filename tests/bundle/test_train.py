@@ -61,9 +61,49 @@ def test_training_publishes_the_project_checkpoint_and_a_plain_state_dict(traine
     state = torch.load(models / "model.pt", weights_only=True)
     project = load_file(str(models / "adapters.safetensors"))
     project.pop("static_text_features")
+    # model.pt is the state dict of the bundle's network_def: the adapter tensors under "weights."
+    assert all(key.startswith("weights.") for key in state)
+    state = {key.removeprefix("weights."): tensor for key, tensor in state.items()}
     assert state.keys() == project.keys()
     for key, tensor in state.items():
         assert torch.equal(tensor, project[key]), key
+
+
+def test_checkpoint_loader_loads_model_pt_into_the_network(trained, tmp_path):
+    """``adapters: null`` + ``models/model.pt``: MONAI's CheckpointLoader loads it into network_def;
+    the study is scored with the trained adapters (same score as from adapters.safetensors)."""
+    from monai.bundle import ConfigWorkflow
+
+    studies = tmp_path / "studies"
+    studies.mkdir()
+    write_nifti_study(studies / "head.nii.gz", seed=5, lesions=1)
+    (studies / "head_mask.nii.gz").unlink()
+    reports = {}
+    for adapters in (None, str(trained / "models" / "adapters.safetensors")):
+        out = tmp_path / ("loader" if adapters is None else "safetensors")
+        flow = ConfigWorkflow(config_file=config("inference"), workflow_type="infer", logging_file=False,
+                              **{**TINY, "adapters": adapters}, model_dir=str(trained / "models"), window="brain",
+                              zero_shot=True, dataset_dir=str(studies), output_dir=str(out))
+        flow.initialize()
+        assert flow.parser.get_parsed_content("load_checkpoint") is (adapters is None)
+        handlers = [type(h).__name__ for h in flow.parser.get_parsed_content("handlers")]
+        assert ("CheckpointLoader" in handlers) is (adapters is None)
+        flow.run()
+        reports[adapters is None] = json.loads(next(out.glob("study-*/study.json")).read_text())
+    loaded, published = reports[True], reports[False]
+    assert loaded["scoring"]["model"]["weights"] == "model.pt"
+    assert loaded["score"] == pytest.approx(published["score"], abs=1e-6)
+
+
+def test_network_state_dict_is_exactly_the_trainable_tensors(trained):
+    from adaptclip_med.bundle_support import AnomalyMapNetwork
+
+    network = AnomalyMapNetwork(**TINY)
+    state = torch.load(trained / "models" / "model.pt", weights_only=True)
+    assert network.state_dict().keys() == state.keys()
+    network.load_checkpoint(trained / "models" / "model.pt")
+    assert all(torch.equal(network.state_dict()[k].cpu(), v) for k, v in state.items())
+    assert network.method.identity()["weights"] == "model.pt"
 
 
 def test_inference_loads_the_trained_adapters(trained, tmp_path):

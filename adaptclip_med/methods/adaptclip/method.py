@@ -107,6 +107,13 @@ class AdaptCLIPMethod(AnomalyMethod):
     def trainable_module(self) -> torch.nn.Module:
         return self.model
 
+    def weights_module(self) -> torch.nn.Module:
+        """The three adapters only (``self.model`` also holds the frozen CLIP); its state dict has
+        the keys of :meth:`~adaptclip_med.model.adaptclip.AdaptCLIP.adapter_state_dict`."""
+        if getattr(self, "_weights_module", None) is None:
+            self._weights_module = torch.nn.ModuleDict(self.model.adapter_modules())
+        return self._weights_module
+
     def save_weights(self, path: Path, provenance: dict[str, Any] | None = None) -> Path:
         from adaptclip_med.model.checkpoints import save_adapters
 

@@ -1,0 +1,216 @@
+"""The study outputs as small writer units over one shared context.
+
+Each writer takes a :class:`StudyContext` (the volume, the scored result, the scoring description,
+the folder) and returns the files it wrote as ``{files key: path}`` (empty when the output does
+not apply, e.g. DICOM SEG for NIfTI input); running a writer also records them in
+``context.files``.  :data:`WRITERS` names every writer; :func:`default_writers` is the ordered
+selection ``adaptclip-med score``, batch, the dashboard and the bundle write by default, and
+:data:`STUDY_REPORT` (``study.json``) always runs LAST, listing the files written before it, so its
+presence means the study is complete.  File names come from :mod:`adaptclip_med.outputs.layout`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from adaptclip_med import __version__
+from adaptclip_med.outputs import layout
+
+log = logging.getLogger(__name__)
+
+NOT_FOR_CLINICAL_USE = "Research software: not a medical device, not for clinical use."
+SOFTWARE_NAME = "adaptclip-med"
+
+
+@dataclass
+class StudyContext:
+    """What every writer of one study reads (and ``files``, what the writers so far wrote)."""
+
+    volume: Any  # adaptclip_med.io.volume.Volume
+    result: Any  # adaptclip_med.volume.scoring.StudyResult
+    folder: Path
+    scoring: dict[str, Any]  # VolumeScorer.describe()
+    algorithm_name: str  # the method's display name (DICOM algorithm / model name)
+    seconds: float = 0.0
+    other_series: int = 0
+    extra_report: dict[str, Any] | None = None
+    software_version: str = __version__
+    files: dict[str, Path] = field(default_factory=dict)
+    #: one-line notes for study.json (e.g. an output that does not apply to this source)
+    notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def for_scorer(cls, volume: Any, result: Any, folder: Path, scorer: Any, seconds: float = 0.0,
+                   other_series: int = 0, extra_report: dict[str, Any] | None = None) -> "StudyContext":
+        return cls(volume, result, Path(folder), scorer.describe(), scorer.method.display_name, float(seconds),
+                   int(other_series), extra_report)
+
+    def path(self, name: str) -> Path:
+        return self.folder / name
+
+    def prepare_folder(self) -> None:
+        """Create the folder and drop a stale ``study.json`` (the study is complete only when it is
+        rewritten last)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.path(layout.STUDY_JSON).unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class StudyWriter:
+    """One output: ``name`` (registry / config name) and ``write(context) -> {key: path}``."""
+
+    name: str
+    write: Callable[[StudyContext], dict[str, Path]]
+    description: str = ""
+
+    def __call__(self, context: StudyContext) -> dict[str, Path]:
+        files = self.write(context)
+        context.files.update(files)
+        return files
+
+
+# ---------------------------------------------------------------------------------- the writers
+def write_probability_nifti(ctx: StudyContext) -> dict[str, Path]:
+    from adaptclip_med.outputs.nifti import write_nifti
+
+    return {"probability_nifti": write_nifti(ctx.result.probability, ctx.volume, ctx.path(layout.PROBABILITY_NIFTI),
+                                             np.float32)}
+
+
+def write_mask_nifti(ctx: StudyContext) -> dict[str, Path]:
+    from adaptclip_med.outputs.nifti import write_nifti
+
+    return {"mask_nifti": write_nifti(ctx.result.mask.astype(np.uint8), ctx.volume, ctx.path(layout.MASK_NIFTI),
+                                      np.uint8)}
+
+
+def write_seg(ctx: StudyContext) -> dict[str, Path]:
+    if ctx.volume.source_kind != "dicom":
+        return {}
+    from adaptclip_med.outputs.dicom_seg import write_dicom_seg
+
+    return {"dicom_seg": write_dicom_seg(ctx.result.mask, ctx.volume, ctx.path(layout.DICOM_SEG),
+                                         algorithm_name=ctx.algorithm_name, software_version=ctx.software_version,
+                                         series_description=f"{ctx.algorithm_name} anomaly mask (research)")}
+
+
+def write_pmap(ctx: StudyContext) -> dict[str, Path]:
+    if ctx.volume.source_kind != "dicom":
+        return {}
+    from adaptclip_med.errors import InputError
+    from adaptclip_med.outputs.parametric_map import write_parametric_map
+
+    try:
+        return {"parametric_map": write_parametric_map(ctx.result.probability, ctx.volume, ctx.path(layout.PARAMETRIC_MAP),
+                                                       algorithm_name=ctx.algorithm_name,
+                                                       software_version=ctx.software_version)}
+    except InputError as exc:  # e.g. 2-D sources: the IOD needs a frame of reference
+        log.warning("%s", exc)
+        ctx.notes.append(str(exc))
+        return {}
+
+
+def write_slices_table(ctx: StudyContext) -> dict[str, Path]:
+    from adaptclip_med.outputs.tables import write_slices_csv
+
+    rows = [{"index": s.index, "position_mm": round(s.position_mm, 3), "score": None if s.skipped else round(s.score, 6),
+             "skipped": s.skipped, "skip_reason": s.skip_reason or ""} for s in ctx.result.slices]
+    return {"slices_csv": write_slices_csv(ctx.path(layout.SLICES_CSV), rows)}
+
+
+def write_overlays(ctx: StudyContext) -> dict[str, Path]:
+    from adaptclip_med.outputs.overlay import save_overlay_png
+
+    result = ctx.result
+    return {f"overlay_top{rank}": save_overlay_png(ctx.path(layout.overlay_name(rank, z)), result.prepared.slices01[z],
+                                                   result.probability[z], result.threshold)
+            for rank, z in enumerate(result.top_slices, start=1)}
+
+
+def write_score_plot(ctx: StudyContext) -> dict[str, Path]:
+    from adaptclip_med.outputs.plots import save_score_plot
+
+    slices = ctx.result.slices
+    scores = np.array([np.nan if s.skipped else s.score for s in slices])
+    return {"score_plot": save_score_plot(ctx.path(layout.SCORE_PLOT), np.array([s.position_mm for s in slices]), scores,
+                                          np.array([s.skipped for s in slices]), ctx.result.top_slices,
+                                          title="slice anomaly scores (research use only)")}
+
+
+def study_report(ctx: StudyContext) -> dict[str, Any]:
+    """The ``study.json`` payload (files: those written so far)."""
+    result, volume = ctx.result, ctx.volume
+    report = {
+        "score": result.score, "aggregate": result.aggregate,
+        "top_slices": [{"index": z, "position_mm": result.slices[z].position_mm, "score": result.slices[z].score,
+                        "matched_reference_slices": result.slices[z].matched} for z in result.top_slices],
+        "threshold": result.threshold, "threshold_source": result.threshold_source,
+        "slices": {"total": len(result.slices), "scored": len(result.scored()),
+                   "skipped": len(result.slices) - len(result.scored())},
+        "mask_voxels": int(result.mask.sum()), "source": {"kind": volume.source_kind, "modality": volume.modality,
+                                                          "shape_zyx": list(result.probability.shape),
+                                                          "spacing_mm": [float(s) for s in volume.spacing],
+                                                          "other_image_series_in_input": ctx.other_series},
+        "scoring": ctx.scoring, "software": {"name": SOFTWARE_NAME, "version": ctx.software_version},
+        "seconds": round(ctx.seconds, 2), "files": {k: p.name for k, p in ctx.files.items()},
+        "disclaimer": NOT_FOR_CLINICAL_USE,
+    }
+    if ctx.notes:
+        report["notes"] = list(ctx.notes)
+    if ctx.extra_report:
+        report.update(ctx.extra_report)
+    return report
+
+
+def write_study_report(ctx: StudyContext) -> dict[str, Path]:
+    from adaptclip_med.outputs.tables import write_study_json
+
+    return {"study_json": write_study_json(ctx.path(layout.STUDY_JSON), study_report(ctx))}
+
+
+# ---------------------------------------------------------------------------------- registry
+PROBABILITY_NIFTI = StudyWriter("probability_nifti", write_probability_nifti, layout.PROBABILITY_NIFTI)
+MASK_NIFTI = StudyWriter("mask_nifti", write_mask_nifti, layout.MASK_NIFTI)
+DICOM_SEG = StudyWriter("dicom_seg", write_seg, f"{layout.DICOM_SEG} (DICOM input only)")
+PARAMETRIC_MAP = StudyWriter("parametric_map", write_pmap, f"{layout.PARAMETRIC_MAP} (DICOM input only, on request)")
+SLICES_CSV = StudyWriter("slices_csv", write_slices_table, layout.SLICES_CSV)
+OVERLAYS = StudyWriter("overlays", write_overlays, layout.OVERLAY_PATTERN)
+SCORE_PLOT = StudyWriter("score_plot", write_score_plot, layout.SCORE_PLOT)
+STUDY_REPORT = StudyWriter("study_json", write_study_report, f"{layout.STUDY_JSON} (always last)")
+
+#: Every writer by name, in the order they run.
+WRITERS: dict[str, StudyWriter] = {w.name: w for w in (PROBABILITY_NIFTI, MASK_NIFTI, DICOM_SEG, PARAMETRIC_MAP,
+                                                        SLICES_CSV, OVERLAYS, SCORE_PLOT, STUDY_REPORT)}
+#: Written by default (the Parametric Map only on request; study.json always, last).
+DEFAULT_WRITER_NAMES = ("probability_nifti", "mask_nifti", "dicom_seg", "slices_csv", "overlays", "score_plot")
+
+
+def default_writers(parametric_map: bool = False) -> tuple[StudyWriter, ...]:
+    """The default writers in order, without ``study.json`` (which :func:`write_study` adds last)."""
+    names = [n for n in WRITERS if n in DEFAULT_WRITER_NAMES or (parametric_map and n == "parametric_map")]
+    return tuple(WRITERS[n] for n in names)
+
+
+def writers_named(names: Iterable[str]) -> tuple[StudyWriter, ...]:
+    unknown = [n for n in names if n not in WRITERS]
+    if unknown:
+        from adaptclip_med.errors import AdaptClipError
+
+        raise AdaptClipError(f"unknown study output(s) {', '.join(unknown)} (known: {', '.join(WRITERS)})")
+    return tuple(WRITERS[n] for n in names)
+
+
+def write_study(context: StudyContext, writers: Sequence[StudyWriter]) -> dict[str, Path]:
+    """Run each writer into ``context.folder``, then ``study.json`` last; returns every file."""
+    context.prepare_folder()
+    for writer in writers:
+        if writer is not STUDY_REPORT:
+            writer(context)
+    STUDY_REPORT(context)
+    return context.files
