@@ -23,7 +23,7 @@ from adaptclip_med.volume.pipeline import make_scorer, model_for, score_study
 from adaptclip_med.volume.reference_bank import build_reference_bank
 
 TIMEOUT = 180
-APP = Path(__file__).resolve().parents[2] / "dashboards" / "review_app.py"
+APP = Path(__file__).resolve().parents[2] / "adaptclip_med" / "dashboard" / "entry.py"
 
 
 def _app() -> AppTest:

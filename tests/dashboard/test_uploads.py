@@ -55,3 +55,23 @@ def test_zip_bombs_are_refused_before_extraction(tmp_path):
 def test_damaged_zip_is_a_clear_error(tmp_path):
     with pytest.raises(InputError, match="damaged or not a zip"):
         save_uploads([("x.zip", b"not a zip")], tmp_path, 1)
+
+
+def test_uploads_are_screened_one_reason_per_rejected_file(tmp_path):
+    import nibabel as nib
+    import numpy as np
+
+    from adaptclip_med.review.uploads import screen_uploads
+
+    good = tmp_path / "good.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 3), np.int16), np.eye(4)), str(good))
+    dicom = b"\0" * 128 + b"DICM" + b"\0" * 64
+    files = [("/tmp/secret/fake.nii.gz", b"not gzip"), ("notes.txt", b"hello"), ("scan.nii.gz", good.read_bytes()),
+             ("IM0001", dicom), ("empty.dcm", b""), ("flat.nii", b"x" * 400)]
+    accepted, rejected = screen_uploads(files)
+    assert [name for name, _ in accepted] == ["scan.nii.gz", "IM0001"]
+    lines = [r.line() for r in rejected]
+    assert [r.name for r in rejected] == ["fake.nii.gz", "notes.txt", "empty.dcm", "flat.nii"]  # no server path
+    assert "not a gzip-compressed NIfTI" in lines[0] and "'.txt' not accepted" in lines[1]
+    assert "empty file" in lines[2] and "not a readable NIfTI" in lines[3]
+    assert not any("Error" in line or "/tmp" in line for line in lines)
