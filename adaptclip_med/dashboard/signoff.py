@@ -60,11 +60,10 @@ def render(ctx: state.Context, study: ReviewStudy) -> None:
                           key=f"so_finding_{key}_{finding.finding_id}", placeholder="note on this finding")
     st.checkbox(f"Save threshold {threshold:.3f} with the decision (model: {study.threshold:.3f})",
                 value=review is not None and review.threshold_override is not None, key=f"so_override_{key}")
-    reviewer_col, sign_col = st.columns([3, 2], vertical_alignment="bottom")
-    reviewer_col.text_input("Reviewer", key=state.REVIEWER, placeholder="your name (kept for this browser)",
-                            on_change=state.remember_reviewer)
+    st.text_input("Reviewer", key=state.REVIEWER, placeholder="reviewer: your name (kept for this browser)",
+                  on_change=state.remember_reviewer, label_visibility="collapsed")
     reviewer = (st.session_state.get(state.REVIEWER) or "").strip()
-    if sign_col.button("Sign off" if review is None else "Amend", key="sign", type="primary", icon=":material/draw:",
+    if st.button("Sign off" if review is None else "Amend", key="sign", type="primary", icon=":material/draw:",
                        shortcut="Ctrl+Enter", width="stretch", help="Sign off (Ctrl+Enter)"):
         _submit(ctx, study, findings, threshold, reviewer)
     _exports(ctx, study, ctx.store.review(key), reviewer)

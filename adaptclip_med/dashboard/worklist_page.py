@@ -45,7 +45,7 @@ def render(ctx: state.Context) -> None:
     elif shown:
         ranked = [e for e in entries if e.openable]
         table = pd.DataFrame([{
-            "rank": (ranked.index(e) + 1) if e in ranked else None, "description": e.description or "—",
+            "rank": str(ranked.index(e) + 1) if e in ranked else "—", "description": e.description or "—",
             "date": e.study_date or "—", "modality": e.modality or "—", "series": e.series or "—",
             "slices": e.slices, "score": e.score if e.openable else None, "method": e.method or "—",
             "status": STATUS_LABELS.get(e.status, e.status) if e.scored else "—", "action": _action(e),
@@ -55,7 +55,7 @@ def render(ctx: state.Context) -> None:
                              key=TABLE_KEY, height=min(38 + 35 * len(shown), 460),
                              column_config={"score": st.column_config.ProgressColumn("score", min_value=0.0, max_value=1.0,
                                                                                       format="%.3f"),
-                                            "rank": st.column_config.NumberColumn("rank", format="%d", width="small"),
+                                            "rank": st.column_config.TextColumn("rank", width="small"),
                                             "slices": st.column_config.NumberColumn("slices", format="%d", width="small")})
         rows = (getattr(event, "selection", None) or {}).get("rows", []) if event is not None else []
         if rows:

@@ -47,12 +47,12 @@
   function makeNV(canvas) {
     const nv = new NV.Niivue({
       backColor: [0, 0, 0, 1], show3Dcrosshair: false, crosshairWidth: 0, isColorbar: false,
-      isOrientationTextVisible: true, isRuler: false, textHeight: 0.035, dragAndDropEnabled: false,
+      isOrientationTextVisible: true, isRuler: false, textHeight: 0.045, dragAndDropEnabled: false,
       isRadiologicalConvention: true, multiplanarForceRender: false, isNearestInterpolation: false,
       scrollRequiresFocus: true, logLevel: "error", loadingText: "loading...",
     });
     nv.opts.dragMode = NV.DRAG_MODE.none;
-    return nv.attachToCanvas(canvas).then(() => nv);
+    return nv.attachToCanvas(canvas, false).then(() => nv);  // no MSAA: cheap to composite, also in software GL
   }
 
   async function loadImage(b64, name, opts) {
@@ -62,7 +62,7 @@
 
   async function loadStudy() {
     const t = performance.now();
-    if (!nvS) nvS = await makeNV($("cv-study"));
+    if (!nvS) { nvS = await makeNV($("cv-study")); window.__viewer.nv = nvS; }
     while (nvS.volumes.length) nvS.removeVolume(nvS.volumes[nvS.volumes.length - 1]);
     const v = A.volumes;
     const base = await loadImage(v.base, "study.nii.gz", { colormap: "gray", cal_min: S.level - S.width / 2,
@@ -87,7 +87,7 @@
     refReady = false;
     if (!A.ref) { $("pane-ref").style.display = "none"; return; }
     $("pane-ref").style.display = "";
-    if (!nvR) nvR = await makeNV($("cv-ref"));
+    if (!nvR) { nvR = await makeNV($("cv-ref")); window.__viewer.nvR = nvR; }
     while (nvR.volumes.length) nvR.removeVolume(nvR.volumes[nvR.volumes.length - 1]);
     const img = await loadImage(A.ref.volume, "reference.nii.gz", { colormap: "gray", cal_min: S.level - S.width / 2,
                                                                     cal_max: S.level + S.width / 2, trustCalMinMax: true });
@@ -163,12 +163,13 @@
     const g = c.getContext("2d"), sc = A.slice_scores, Z = sc.length;
     g.clearRect(0, 0, w, h);
     const finite = sc.filter((v) => v !== null && isFinite(v));
-    const top = Math.max(1e-6, A.threshold || 0, ...finite);
+    const top = Math.max(...finite, 1e-6), bottom = Math.min(...finite, top);
+    const span = Math.max(top - bottom, 1e-6);
     const bw = w / Z, tops = new Set(A.top_slices);
     for (let i = 0; i < Z; i++) {
       const v = sc[i];
       if (v === null || !isFinite(v)) continue;
-      const bh = Math.max(1, (v / top) * (h - 14));
+      const bh = Math.max(2, (0.15 + 0.85 * (v - bottom) / span) * (h - 14));  // min..max of this study
       g.fillStyle = tops.has(i) ? "#e4572e" : "#5b8def";
       g.fillRect(i * bw + 0.5, h - bh, Math.max(1, bw - 1), bh);
     }
@@ -176,7 +177,7 @@
     g.fillRect((S.z + 0.5) * bw - 1, 0, 2, h);
     g.fillStyle = "#aaa";
     g.font = "11px system-ui";
-    g.fillText("slice scores (click to jump; red: highest; yellow: current)", 4, 11);
+    g.fillText(`slice scores ${fmt(bottom, 3)}–${fmt(top, 3)} (click to jump; red: highest; yellow: current)`, 4, 11);
   }
 
   // ------------------------------------------------------------------ changes
