@@ -157,6 +157,6 @@ def _audit(ctx: state.Context, study_key: str) -> None:
     st.dataframe(pd.DataFrame([{"at (UTC)": e.at, "reviewer": e.reviewer, "action": e.action,
                                 "from": (e.before or {}).get("decision", ""),
                                 "to": (e.after or {}).get("decision", ""),
-                                "revision": (e.after or {}).get("revision", ""),
+                                "revision": (e.after or {}).get("revision"),
                                 "threshold": (e.after or {}).get("threshold_override")} for e in trail]),
                  hide_index=True, width="stretch")

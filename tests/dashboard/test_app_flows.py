@@ -146,7 +146,7 @@ def test_open_score_view_sign_off_and_reload(dashboard_config, demo_data, bank_f
 
     # reload = a fresh session: the worklist shows the decision, the viewer restores the override
     again = _app().run()
-    assert "Confirmed anomaly" in _texts(again)
+    assert any("[Confirmed anomaly]" in o for o in again.selectbox(key="wl_pick").options)
     again.selectbox(key="wl_pick").set_value(study_key).run()
     again.button(key="wl_open").click().run()
     assert not _problems(again)
@@ -197,7 +197,9 @@ def test_unreadable_results_give_a_clear_message(dashboard_config, tmp_path):
     dashboard_config(results=(results,))
     at = _app().run()
     assert not at.exception
-    assert "results damaged: the anomaly map cannot be read" in _texts(at)  # flagged, not offered to open
+    table = at.dataframe[0].value
+    assert "results damaged: the anomaly map cannot be read" in table["action"].tolist()  # flagged, not offered to open
+    assert table["rank"].tolist()[table["action"].tolist().index("results damaged: the anomaly map cannot be read")] == "—"
     assert not at.get("selectbox") or "s1" not in str(at.selectbox(key="wl_pick").options)
 
 
