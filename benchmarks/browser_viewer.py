@@ -122,10 +122,12 @@ def measure(url: str, steps: int) -> dict:
         page.set_default_timeout(180_000)
         started = time.perf_counter()
         page.goto(url)
+        print("page loaded", flush=True)
         frames = page.frame_locator("iframe[title*='adaptclip_med_viewer']")
         frames.locator("body[data-ready='1']").wait_for()
         load_to_ready = (time.perf_counter() - started) * 1000
         frame = next(f for f in page.frames if "adaptclip_med_viewer" in f.url)
+        print("viewer ready", flush=True)
         page.wait_for_timeout(1500)
         box = frames.locator("#pane-study").bounding_box()
         cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
@@ -142,6 +144,7 @@ def measure(url: str, steps: int) -> dict:
         page.wait_for_timeout(500)
         stats = frame.evaluate("() => ({wheel: window.__viewer.stats.wheel, wl: window.__viewer.stats.wl,"
                                " firstRender: window.__viewer.stats.firstRender, shape: window.__viewer.nv.volumes[0].dims})")
+        print("interactive figures taken", flush=True)
         presented_wheel = frame.evaluate(PRESENTED_JS, ["wheel", max(10, steps // 2)])
         presented_wl = frame.evaluate(PRESENTED_JS, ["wl", max(10, steps // 2)])
         browser.close()

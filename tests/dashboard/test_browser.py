@@ -319,7 +319,7 @@ def test_sign_off_amend_and_export_serve_the_current_revision(room, page):
     html = Path(second.value.path()).read_text()
     assert "False positive" in html and "Dr Export" in html
     report = page.context.new_page()
-    report.goto(Path(second.value.path()).as_uri())
+    report.set_content(html)
     SHOTS.mkdir(parents=True, exist_ok=True)
     report.screenshot(path=str(SHOTS / "report.png"), full_page=False)
     report.close()
@@ -370,8 +370,6 @@ def test_worklist_flags_broken_results_and_deep_links_open_studies(room, page):
     _open(page, room.url)
     table = page.locator("[data-testid='stDataFrame']").first
     table.wait_for()
-    frame_text = page.locator("[data-testid='stMain']").inner_text()
-    assert "PHANTOM HEAD (LESIONS)" in frame_text or "LESIONS" in page.locator(".st-key-wl_pick").inner_text()
     page.locator(".st-key-wl_pick [role='combobox']").click()
     options = page.get_by_role("option").all_inner_texts()
     page.keyboard.press("Escape")
