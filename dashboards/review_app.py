@@ -1,20 +1,10 @@
-"""adaptclip-med review dashboard (Streamlit entry point).
+"""adaptclip-med review dashboard (Streamlit entry point of a source checkout).
 
-Start it with ``adaptclip-med dashboard --data-root DIR`` (which passes the configuration and the
-right Streamlit flags); the pages live in ``review_ui/`` next to this file and the logic they call
-in :mod:`adaptclip_med.review`.
+Start it with ``adaptclip-med dashboard --data-root DIR`` (which runs the in-package entry
+``adaptclip_med/dashboard/entry.py`` with the configuration and the right Streamlit flags); the
+pages live in :mod:`adaptclip_med.dashboard`, the logic they call in :mod:`adaptclip_med.review`.
 """
 
-from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# Streamlit puts the script's folder on sys.path, AppTest does not always: make review_ui importable.
-_HERE = str(Path(__file__).resolve().parent)
-if _HERE not in sys.path:
-    sys.path.insert(0, _HERE)
-
-from review_ui.app import main  # noqa: E402
+from adaptclip_med.dashboard.app import main
 
 main()

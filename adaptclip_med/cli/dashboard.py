@@ -22,7 +22,7 @@ from adaptclip_med.errors import InputError
 from adaptclip_med.review.config import CONFIG_ENV, DEFAULT_MAX_UPLOAD_MB, DashboardConfig
 from adaptclip_med.utils.redact import describe_path
 
-APP = Path(__file__).resolve().parents[2] / "dashboards" / "review_app.py"
+APP = Path(__file__).resolve().parents[1] / "dashboard" / "entry.py"
 DEMO_DATA = "demo_data"
 DEMO_BANK = "demo-ct-head"
 
@@ -87,7 +87,7 @@ def dashboard(
 ) -> None:
     """Start the review dashboard (reference library, worklist, viewer, sign-off) in the browser."""
     if not APP.is_file():
-        raise InputError("dashboards/review_app.py is missing: the dashboard runs from a source checkout (pip install -e .)")
+        raise InputError(f"{APP.name} is missing from the installed package: reinstall adaptclip-med")
     output = output.expanduser().resolve()
     output.mkdir(parents=True, exist_ok=True)
     roots = [p.expanduser().resolve() for p in data_root]

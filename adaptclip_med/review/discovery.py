@@ -45,6 +45,13 @@ class Candidate:
         return StudyLocation(self.paths[0])
 
     @property
+    def study_date(self) -> str:
+        """StudyDate from the DICOM headers as YYYY-MM-DD ("" when unknown)."""
+        headers = getattr(self.series, "headers", None) or []
+        raw = str(headers[0].get("StudyDate", "") or "") if headers else ""
+        return f"{raw[:4]}-{raw[4:6]}-{raw[6:8]}" if len(raw) == 8 and raw.isdigit() else ""
+
+    @property
     def label(self) -> str:
         desc = f" '{self.description}'" if self.description else ""
         return f"{self.modality or self.kind.upper()}{desc}, {self.num_slices} slices [{self.key[:8]}]"
@@ -143,3 +150,43 @@ def _location(path: Path, roots: AllowedRoots) -> str:
 
 def _common_folder(paths: list[Path]) -> Path:
     return Path(os.path.commonpath([str(Path(p).parent) for p in paths])) if paths else Path(".")
+
+
+LABEL_NAME_HINTS = ("label", "mask", "seg", "ground_truth", "groundtruth", "_gt", "annotation")
+FINDING_HINTS = ("lesion", "tumour", "tumor", "abnormal", "bleed", "haemorrhage", "hemorrhage", "infarct")
+_LABEL_CHECK_VOXELS = 64 * 1024 * 1024
+
+
+def label_map_reason(candidate: Candidate) -> str:
+    """Why a NIfTI candidate looks like a label map rather than an image ("" if it does not):
+    integer data with few distinct values, or a name that says mask/label/segmentation."""
+    if candidate.kind != "nifti":
+        return ""
+    import nibabel as nib
+    import numpy as np
+
+    name = candidate.paths[0].name.lower()
+    try:
+        image = nib.load(str(candidate.paths[0]))
+        integer = np.issubdtype(image.get_data_dtype(), np.integer)
+        if integer and int(np.prod(image.shape)) <= _LABEL_CHECK_VOXELS:
+            values = np.unique(np.asarray(image.dataobj))
+            if values.size <= 16 and values.min() >= 0:
+                return f"label map: only {values.size} distinct integer values (a segmentation, not an image)"
+    except Exception:  # unreadable files are reported when opened
+        return ""
+    if any(hint in name for hint in LABEL_NAME_HINTS):
+        return "label map: the file name says mask/label/segmentation"
+    return ""
+
+
+def finding_reason(candidate: Candidate, decisions: dict[str, str], above_threshold: set[str]) -> str:
+    """Why a series should not be a normal reference ("" if nothing is known against it)."""
+    if decisions.get(candidate.study_key) == "confirmed":
+        return "signed off as a confirmed anomaly"
+    if candidate.study_key in above_threshold:
+        return "its anomaly map reaches the threshold (possible finding)"
+    description = candidate.description.lower()
+    if any(hint in description for hint in FINDING_HINTS):
+        return f"series description '{candidate.description}' suggests a finding"
+    return ""

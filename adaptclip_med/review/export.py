@@ -36,6 +36,7 @@ class ExportResult:
     folder: Path
     files: dict[str, Path]
     notes: list[str]  # what could not be exported and why
+    revision: int = 1  # the review revision these files show
 
 
 def reviewed_threshold(study: ReviewStudy, review: Review) -> float:
@@ -46,22 +47,28 @@ def export_folder(output: Path, study_key: str) -> Path:
     return key_path(Path(output) / REVIEWED_DIR, study_key)
 
 
-def export_masks(study: ReviewStudy, threshold: float, folder: Path) -> tuple[dict[str, Path], list[str]]:
+def export_name(study_key: str, revision: int, name: str) -> str:
+    """File names carry the pseudonymous study key and the review revision: ``<key>_r2_report.html``."""
+    return f"{study_key}_r{int(revision)}_{name}"
+
+
+def export_masks(study: ReviewStudy, threshold: float, folder: Path, revision: int = 1) -> tuple[dict[str, Path], list[str]]:
     """Reviewed mask as NIfTI (always) and DICOM SEG (DICOM source images only)."""
+    name = lambda leaf: export_name(study.study_key, revision, leaf)  # noqa: E731
     files: dict[str, Path] = {}
     notes: list[str] = []
     mask = study.probability >= threshold
     if study.volume is not None:
         from adaptclip_med.outputs.nifti import write_nifti
 
-        files["mask_nifti"] = write_nifti(mask.astype(np.uint8), study.volume, folder / layout.REVIEWED_MASK_NIFTI, np.uint8)
+        files["mask_nifti"] = write_nifti(mask.astype(np.uint8), study.volume, folder / name(layout.REVIEWED_MASK_NIFTI), np.uint8)
     else:
         files["mask_nifti"] = _mask_from_probability_file(study.output_dir / PROBABILITY_NIFTI, threshold,
-                                                          folder / layout.REVIEWED_MASK_NIFTI)
+                                                          folder / name(layout.REVIEWED_MASK_NIFTI))
     if study.volume is not None and study.volume.source_kind == "dicom":
         from adaptclip_med.outputs.dicom_seg import write_dicom_seg
 
-        files["dicom_seg"] = write_dicom_seg(mask, study.volume, folder / layout.REVIEWED_SEG, algorithm_name="AdaptCLIP",
+        files["dicom_seg"] = write_dicom_seg(mask, study.volume, folder / name(layout.REVIEWED_SEG), algorithm_name="AdaptCLIP",
                                              software_version=__version__,
                                              series_description="AdaptCLIP anomaly mask (reviewed, research)")
     else:
@@ -104,8 +111,8 @@ def export_review(study: ReviewStudy, review: Review, output: Path, window: Wind
                   bank: ReferenceBank | None = None) -> ExportResult:
     """Write masks and both reports for a signed-off study."""
     folder = export_folder(output, study.study_key)
-    files, notes = export_masks(study, reviewed_threshold(study, review), folder)
+    files, notes = export_masks(study, reviewed_threshold(study, review), folder, review.revision)
     content = report_content(study, review, window, bank)
-    files["report_html"] = write_html_report(folder / layout.REVIEW_REPORT_HTML, content)
-    files["report_pdf"] = write_pdf_report(folder / layout.REVIEW_REPORT_PDF, content)
-    return ExportResult(folder, files, notes)
+    files["report_html"] = write_html_report(folder / export_name(study.study_key, review.revision, layout.REVIEW_REPORT_HTML), content)
+    files["report_pdf"] = write_pdf_report(folder / export_name(study.study_key, review.revision, layout.REVIEW_REPORT_PDF), content)
+    return ExportResult(folder, files, notes, review.revision)

@@ -70,6 +70,10 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
+class StaleRevisionError(InputError):
+    """A sign-off based on a revision that someone else has amended meanwhile."""
+
+
 @dataclass(frozen=True)
 class StudyLocation:
     """Source images (a DICOM folder + series key, or a NIfTI file) and the result folder of a study."""
@@ -207,8 +211,13 @@ class ReviewStore:
 
     # ---------------------------------------------------------------------------- reviews
     def sign_off(self, study_key: str, decision: str, reviewer: str, notes: str = "",
-                 findings: Sequence[FindingNote] = (), threshold_override: float | None = None) -> Review:
-        """Record (or amend) the decision on a study; the previous state goes to the audit trail."""
+                 findings: Sequence[FindingNote] = (), threshold_override: float | None = None,
+                 expected_revision: int | None = None) -> Review:
+        """Record (or amend) the decision on a study; the previous state goes to the audit trail.
+
+        ``expected_revision`` is the revision the reviewer was looking at (0: none yet).  When the
+        stored revision differs, somebody signed off meanwhile: :class:`StaleRevisionError` is raised
+        and nothing is written, so a concurrent sign-off is never silently overwritten."""
         reviewer = reviewer.strip()
         if decision not in DECISIONS:
             raise InputError(f"decision '{decision}' is not one of {', '.join(DECISIONS)}")
@@ -218,6 +227,12 @@ class ReviewStore:
             raise InputError(f"threshold override {threshold_override} must be between 0 and 1")
         with self._write() as connection:
             before = _read_review(connection, study_key)
+            current = before.revision if before else 0
+            if expected_revision is not None and current != expected_revision:
+                who = f" by {before.reviewer} at {before.reviewed_at.replace('T', ' ').replace('+00:00', ' UTC')}" if before else ""
+                raise StaleRevisionError(f"study {study_key} was signed off meanwhile (revision {current}{who}); "
+                                         f"your sign-off on revision {expected_revision} was not saved: review the "
+                                         "newer decision, then amend it if needed")
             review = Review(study_key, decision, reviewer, utc_now(), notes.strip(),
                             None if threshold_override is None else float(threshold_override),
                             (before.revision + 1) if before else 1, tuple(findings))

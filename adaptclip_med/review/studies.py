@@ -22,9 +22,49 @@ from adaptclip_med.volume.scoring import VolumeScorer
 STUDIES_DIR = "studies"
 
 
-def dashboard_output_dir(output: Path, study_key: str) -> Path:
-    """Where the dashboard writes the results of a study it scores itself."""
-    return key_path(Path(output) / STUDIES_DIR, study_key)
+DEFAULT_METHOD = "adaptclip"
+
+
+def dashboard_output_dir(output: Path, study_key: str, method: str | None = None) -> Path:
+    """Where the dashboard writes the results of a study it scores itself: ``studies/<key>`` for
+    the default method, a sibling ``studies/<key>--<method>`` for any other."""
+    name = study_key if not method or method == DEFAULT_METHOD else f"{study_key}--{method}"
+    return key_path(Path(output) / STUDIES_DIR, name)
+
+
+def method_of(report: dict) -> str:
+    scoring = report.get("scoring") or {}
+    return str(scoring.get("method") or (report.get("review_info") or {}).get("method") or DEFAULT_METHOD)
+
+
+def available_maps(study_key: str, output_dir: Path) -> dict[str, Path]:
+    """The anomaly maps of one study, by method: its own folder and the sibling folders holding a
+    finished result (study.json) for the same study key."""
+    import json
+
+    from adaptclip_med.volume.pipeline import STUDY_JSON
+
+    output_dir = Path(output_dir)
+    maps: dict[str, Path] = {}
+    try:
+        siblings = sorted(p for p in output_dir.parent.iterdir() if p.is_dir())
+    except OSError:
+        siblings = [output_dir]
+    for folder in [output_dir, *[p for p in siblings if p != output_dir]]:
+        try:
+            report = json.loads((folder / STUDY_JSON).read_text())
+        except (OSError, ValueError):
+            continue
+        if folder != output_dir and str(report.get("study_key") or "") != study_key:
+            continue
+        label = method_of(report)
+        bank = (report.get("scoring") or {}).get("reference_bank") or {}
+        if isinstance(bank, dict) and bank.get("name"):
+            label += f" · {bank['name']}"
+        if label in maps:
+            label += f" ({folder.name})"
+        maps[label] = folder
+    return maps
 
 
 def study_key_of(volume, candidate: Candidate) -> str:
@@ -62,11 +102,15 @@ def load_source(location: StudyLocation, roots: AllowedRoots, axis: str = "axial
     return volume
 
 
-def score_for_review(volume, study_key: str, out_dir: Path, scorer: VolumeScorer) -> ReviewStudy:
+def score_for_review(volume, study_key: str, out_dir: Path, scorer: VolumeScorer,
+                     info: dict | None = None) -> ReviewStudy:
     """Score, write the standard study outputs (study.json last), and keep the full result in
-    memory: unlike the files, it has the matched reference slices of every slice."""
+    memory: unlike the files, it has the matched reference slices of every slice.  ``info``
+    (description, study date, method: what the worklist shows) goes to study.json's ``review_info``."""
     started = time.time()
     result = scorer.score(volume)
-    write_study_outputs(volume, result, Path(out_dir), scorer, time.time() - started,
-                        extra_report={"study_key": study_key})
+    extra = {"study_key": study_key}
+    if info:
+        extra["review_info"] = dict(info)
+    write_study_outputs(volume, result, Path(out_dir), scorer, time.time() - started, extra_report=extra)
     return from_result(study_key, Path(out_dir), volume, result)

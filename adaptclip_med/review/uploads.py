@@ -11,6 +11,7 @@ import io
 import shutil
 import tempfile
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from adaptclip_med.errors import InputError
@@ -107,3 +108,78 @@ def _extract(data: bytes, target: Path, limit: int, label: str = "zip") -> None:
             destination = target.joinpath(*parts)
             destination.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(destination, content)
+
+
+#: What the upload accepts: DICOM files (with or without a suffix), zips of them, NIfTI volumes.
+ACCEPTED_SUFFIXES = (".dcm", ".dicom", ".ima", ".zip", ".nii", ".nii.gz")
+UPLOAD_TYPES = ["dcm", "dicom", "ima", "zip", "nii", "gz"]  # st.file_uploader(type=...); extension-less DICOM via screening
+
+
+@dataclass(frozen=True)
+class Rejected:
+    name: str  # the browser's file name, reduced to its last part (never a server path)
+    reason: str
+
+    def line(self) -> str:
+        return f"{self.name}: {self.reason}"
+
+
+def screen_uploads(files: list[tuple[str, bytes]]) -> tuple[list[tuple[str, bytes]], list[Rejected]]:
+    """Split uploads into plausible image files and rejected ones, each with a one-line reason.
+
+    Checks content, not only names: a NIfTI must have a readable header and 3-D image data, a DICOM
+    file the ``DICM`` marker (or a parseable dataset), a zip a valid directory."""
+    accepted: list[tuple[str, bytes]] = []
+    rejected: list[Rejected] = []
+    for index, (name, data) in enumerate(files):
+        leaf = _safe_name(name, index)
+        reason = _problem(leaf.lower(), data)
+        if reason is None:
+            accepted.append((name, data))
+        else:
+            rejected.append(Rejected(leaf, reason))
+    return accepted, rejected
+
+
+def _problem(lower: str, data: bytes) -> str | None:
+    if not data:
+        return "empty file"
+    if lower.endswith((".nii", ".nii.gz")):
+        return _nifti_problem(data, lower.endswith(".gz"))
+    if lower.endswith(".zip"):
+        return None if zipfile.is_zipfile(io.BytesIO(data)) else "not a zip archive (damaged or another format)"
+    if lower.endswith(".gz"):
+        return "compressed file that is not a NIfTI (.nii.gz) volume"
+    suffix = PurePosixPath(lower).suffix
+    if suffix and suffix not in ACCEPTED_SUFFIXES:
+        return f"file type '{suffix}' not accepted (DICOM, a .zip of DICOM files, or NIfTI .nii/.nii.gz)"
+    if len(data) > 132 and data[128:132] == b"DICM":
+        return None
+    try:
+        import pydicom
+
+        dataset = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=False)
+        return None if "SOPClassUID" in dataset else "not a DICOM image file"
+    except Exception:  # any parse failure means "not DICOM": the reason shown is the same
+        return "not a DICOM file (no DICOM header)"
+
+
+def _nifti_problem(data: bytes, compressed: bool) -> str | None:
+    import gzip
+
+    import nibabel as nib
+
+    try:
+        raw = gzip.decompress(data) if compressed else data
+    except (OSError, EOFError):
+        return "not a gzip-compressed NIfTI file (damaged or another format)"
+    try:
+        image = nib.Nifti1Image.from_bytes(raw)
+    except Exception:  # nibabel raises several types for non-NIfTI bytes
+        try:
+            image = nib.Nifti2Image.from_bytes(raw)
+        except Exception:
+            return "not a readable NIfTI file (no valid header or truncated data)"
+    if len(image.shape) < 3 or min(image.shape[:3]) < 1:
+        return f"NIfTI of shape {tuple(image.shape)} is not a 3-D volume"
+    return None

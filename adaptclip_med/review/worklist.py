@@ -28,6 +28,8 @@ from adaptclip_med.utils.redact import describe_path
 log = logging.getLogger(__name__)
 
 _SEARCH_DEPTH = 3
+NOT_SCORED = "not scored"
+DEFAULT_METHOD = "adaptclip"
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,22 @@ class WorklistEntry:
     output_dir: Path | None
     scoring_status: str  # "done" when study.json exists, else what the batch recorded
     status: str = UNREAD  # review status: unread / confirmed / false_positive / normal
+    description: str = ""
+    modality: str = ""
+    slices: int | None = None
+    study_date: str = ""
+    method: str = ""
+    threshold: float | None = None
+    mask_voxels: int | None = None  # voxels at or above the model threshold (a possible finding when > 0)
+    problem: str = ""  # why the results cannot be opened ("" when they can)
+
+    @property
+    def openable(self) -> bool:
+        return self.scoring_status == "done" and self.output_dir is not None and not self.problem
+
+    @property
+    def scored(self) -> bool:
+        return self.scoring_status != NOT_SCORED
 
 
 def read_worklist_csv(path: Path, roots: AllowedRoots) -> list[WorklistEntry]:
@@ -67,14 +85,44 @@ def study_entry(output_dir: Path, study_key: str | None = None) -> WorklistEntry
         report = json.loads((output_dir / STUDY_JSON).read_text())
     except (OSError, ValueError):
         return None
+    if not isinstance(report, dict):
+        return None
     top = report.get("top_slices") or []
-    series = report.get("series") or report.get("source", {}).get("modality") or ""
+    source = report.get("source") or {}
+    info = report.get("review_info") or {}
+    series = report.get("series") or source.get("modality") or ""
     key = study_key or report.get("study_key") or output_dir.name
     if not is_safe_key(key):
         log.warning("%s: invalid study key, the study is ignored", describe_path(output_dir / STUDY_JSON))
         return None
-    return WorklistEntry(str(key), _float(report.get("score")), _int(top[0].get("index")) if top else None,
-                         str(series), output_dir, "done")
+    shape = source.get("shape_zyx") or []
+    scoring = report.get("scoring") or {}
+    return WorklistEntry(str(key), _float(report.get("score")), _int(top[0].get("index")) if top and isinstance(top[0], dict) else None,
+                         str(series), output_dir, "done", description=str(info.get("description") or ""),
+                         modality=str(source.get("modality") or ""), slices=_int(shape[0]) if shape else None,
+                         study_date=str(info.get("study_date") or ""),
+                         method=str(scoring.get("method") or info.get("method") or DEFAULT_METHOD),
+                         threshold=_float(report.get("threshold")), mask_voxels=_int(report.get("mask_voxels")),
+                         problem=results_problem(output_dir))
+
+
+def results_problem(output_dir: Path) -> str:
+    """Why a finished-looking study folder cannot be opened ("" when it can): checked from the
+    files' headers only, so the worklist flags a broken study instead of ranking it first."""
+    from adaptclip_med.review.study_data import PROBABILITY_NIFTI, SLICES_CSV
+
+    prob = output_dir / PROBABILITY_NIFTI
+    if not prob.is_file():
+        return "results incomplete: the anomaly map is missing"
+    try:
+        import nibabel as nib
+
+        nib.load(str(prob)).header  # noqa: B018 - reading the header is the check
+    except Exception:  # nibabel raises several types for damaged files
+        return "results damaged: the anomaly map cannot be read"
+    if not (output_dir / SLICES_CSV).is_file():
+        return "results incomplete: the per-slice scores are missing"
+    return ""
 
 
 def discover_results(folder: Path, roots: AllowedRoots) -> list[WorklistEntry]:
@@ -99,7 +147,7 @@ def build_worklist(sources: Iterable[WorklistEntry], statuses: dict[str, str]) -
     merged: dict[str, WorklistEntry] = {}
     for entry in sources:
         merged[entry.study_key] = entry
-    ranked = sorted(merged.values(), key=lambda e: (e.score is None, -(e.score or 0.0), e.study_key))
+    ranked = sorted(merged.values(), key=lambda e: (not e.openable, not e.scored, e.score is None, -(e.score or 0.0), e.study_key))
     return [replace(e, status=statuses.get(e.study_key, UNREAD)) for e in ranked]
 
 
@@ -132,3 +180,46 @@ def _float(value: object) -> float | None:
 def _int(value: object) -> int | None:
     number = _float(value)
     return None if number is None else int(number)
+
+
+def with_candidates(entries: list[WorklistEntry], candidates: Iterable) -> list[WorklistEntry]:
+    """Fill description/modality/slices/date from the series under the data roots (matched by the
+    pseudonymous study key) and list the studies found there but not scored yet."""
+    by_study: dict[str, list] = {}
+    for candidate in candidates:
+        by_study.setdefault(candidate.study_key, []).append(candidate)
+    known = {e.study_key for e in entries}
+    filled = []
+    for entry in entries:
+        found = by_study.get(entry.study_key)
+        if found:
+            c = found[0]
+            entry = replace(entry, description=entry.description or c.description, modality=entry.modality or c.modality,
+                            slices=entry.slices or c.num_slices, study_date=entry.study_date or c.study_date)
+        filled.append(entry)
+    for key, found in by_study.items():
+        if key in known:
+            continue
+        c = found[0]
+        filled.append(WorklistEntry(key, None, None, c.key[:8], None, NOT_SCORED, description=c.description,
+                                    modality=c.modality or c.kind.upper(), slices=c.num_slices, study_date=c.study_date))
+    return filled
+
+
+def worklist_entries(results: Iterable[Path], output: Path, store, readable: AllowedRoots,
+                     candidates: Iterable = ()) -> list[WorklistEntry]:
+    """Everything the worklist lists: batch/score result folders, the dashboard's own output, the
+    studies the dashboard scored itself (``store``: the :class:`~adaptclip_med.review.store.ReviewStore`)
+    and, from ``candidates`` (discovered series), the studies not scored yet."""
+    entries: list[WorklistEntry] = []
+    for folder in (*results, output):
+        if Path(folder).is_dir():
+            entries.extend(discover_results(Path(folder), readable))
+    for key, output_dir in store.registered_studies():
+        entry = study_entry(output_dir, key) if output_dir is not None and readable.contains(output_dir) else None
+        if entry is not None:
+            entries.append(entry)
+    merged: dict[str, WorklistEntry] = {}
+    for entry in entries:
+        merged[entry.study_key] = entry
+    return build_worklist(with_candidates(list(merged.values()), candidates), store.statuses())

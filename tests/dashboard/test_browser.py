@@ -1,12 +1,21 @@
-"""A real browser against a real server: ``adaptclip-med dashboard --demo`` driven by headless Chromium.
+"""The reading room in a real browser: ``adaptclip-med dashboard --demo`` driven by headless Chromium.
 
-Opens the demo study from the data roots, scores it on demand, steps through slices, signs it off,
-checks the page never shows an exception, saves screenshots of the viewer and the worklist in the
-test's output folder (``tmp_path``), then uploads the same study through the page.
+One Streamlit server for the whole module (session-scoped): the demo data, a demo bank, the lesion
+study already scored (as the dashboard itself would) and a broken batch result are made beforehand.
+Each flow gets a fresh browser context (a new session, as after a reload):
+
+* scroll (wheel, arrows), W/L drag, score-curve jump, top-slice chip, views: all in the browser;
+* sign-off -> amend -> the downloads are revision 2's; a stale sign-off is refused;
+* reload keeps the reviewer and the view (URL); deep link ``?study=``;
+* bad uploads: one line per rejected file, no server path or exception name, nothing kept;
+* worklist: broken results flagged and not first, unscored series with a "score" action.
+
+Screenshots (viewer, worklist, report) go to ``test-output/browser/`` (or $ADAPTCLIP_TEST_OUTPUT).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -14,14 +23,20 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass, replace
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--headless"]
-START_TIMEOUT = 150
+START_TIMEOUT = 180
 STEP_TIMEOUT = 120_000  # ms
+VIEWPORT = {"width": 1440, "height": 900}
+VIEWER_FRAME = "iframe[title*='adaptclip_med_viewer']"
+SHOTS = Path(os.environ.get("ADAPTCLIP_TEST_OUTPUT", Path(__file__).resolve().parents[2] / "test-output")) / "browser"
 
 pytestmark = pytest.mark.slow
 
@@ -47,31 +62,58 @@ def _wait_healthy(url: str, server: subprocess.Popen) -> None:
     raise AssertionError("dashboard did not become healthy in time")
 
 
-@pytest.fixture()
-def demo_server(tmp_path):
-    """The CLI in demo mode on a free loopback port.  The demo data (smaller than the default, to keep
-    the test short) and a demo bank are made beforehand; ``--demo`` reuses data it finds."""
+@dataclass
+class Room:
+    url: str
+    output: Path
+    data: object  # demo DemoPaths
+    study_key: str
+    broken_key: str
+
+
+@pytest.fixture(scope="session")
+def room(tmp_path_factory):
+    """The CLI in demo mode on a free loopback port, with the lesion study scored and a broken result."""
     from adaptclip_med.cli.dashboard import DEMO_DATA
     from adaptclip_med.demo.phantom import make_demo_dataset
     from adaptclip_med.demo.run import demo_options
-    from adaptclip_med.volume.pipeline import model_for
+    from adaptclip_med.io.loader import load_study
+    from adaptclip_med.review.discovery import discover
+    from adaptclip_med.review.paths import AllowedRoots
+    from adaptclip_med.review.store import ReviewStore
+    from adaptclip_med.review.studies import dashboard_output_dir, score_for_review, study_key_of
+    from adaptclip_med.volume.pipeline import make_scorer, model_for
     from adaptclip_med.volume.reference_bank import build_reference_bank
 
-    output = tmp_path / "review"
+    base = tmp_path_factory.mktemp("room")
+    output = base / "review"
     data = make_demo_dataset(output / DEMO_DATA, seed=0, n_references=2, shape=(10, 96, 96))
     options = demo_options()
     build_reference_bank("demo-ct-head", data.reference_dirs, model_for(options), options.preprocessing(),
                          output / "banks", batch_size=8)
+    candidate = next(c for c in discover(AllowedRoots([output / DEMO_DATA])).candidates if "LESIONS" in c.description)
+    volume, _ = load_study(data.study_dir)
+    key = study_key_of(volume, candidate)
+    out_dir = dashboard_output_dir(output, key)
+    scorer = make_scorer(replace(options, bank=str(output / "banks" / "demo-ct-head"), window=None))
+    score_for_review(volume, key, out_dir, scorer, {"description": candidate.description, "study_date": candidate.study_date})
+    ReviewStore.in_folder(output).register_study(key, "dashboard", replace(candidate.source(), output_dir=out_dir))
+    results = base / "batch"  # a broken result with a high score: flagged, never ranked first
+    broken = results / "broken-study"
+    broken.mkdir(parents=True)
+    (broken / "study.json").write_text(json.dumps({"study_key": "broken-study", "score": 0.99, "top_slices": [{"index": 1}]}))
+    (broken / "anomaly_probability.nii.gz").write_bytes(b"garbage")
+
     port = _free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    with open(tmp_path / "server.log", "wb") as log:
+    with open(base / "server.log", "wb") as log:
         server = subprocess.Popen([sys.executable, "-m", "adaptclip_med.cli.main", "dashboard", "--demo", "--output",
-                                   str(output), "--port", str(port), "--references", "demo-ct-head"],
+                                   str(output), "--port", str(port), "--references", "demo-ct-head", "--results", str(results)],
                                   env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(url, server)
-        yield url, output, data.study_dir
+        yield Room(url, output, data, key, "broken-study")
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
@@ -81,88 +123,284 @@ def demo_server(tmp_path):
             server.wait()
 
 
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=STEP_TIMEOUT)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture()
+def page(browser):
+    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(STEP_TIMEOUT)
+    yield page
+    context.close()
+
+
+# ---------------------------------------------------------------------------------------------- helpers
 def _settle(page) -> None:
     """Wait until Streamlit has finished the run triggered by the last action."""
-    page.wait_for_timeout(400)
+    page.wait_for_timeout(300)
     page.wait_for_function("() => { const app = document.querySelector('[data-testid=\"stApp\"]');"
                            " return app && !['initial', 'running', 'rerunRequested']"
                            ".includes(app.getAttribute('data-test-script-state')); }", timeout=STEP_TIMEOUT)
 
 
-def _click(page, key: str) -> None:
-    # buttons with a tooltip render a hidden twin: take the first
-    page.locator(f".st-key-{key} button").first.click()
+def _open(page, url: str) -> None:
+    page.goto(url)
+    _settle(page)
+    page.get_by_text("Reference library").first.wait_for()
     _settle(page)
 
 
-def _choose(page, key: str, option_text: str) -> None:
-    page.locator(f".st-key-{key} [role='combobox']").click()
-    page.get_by_role("option").filter(has_text=option_text).first.click()
-    _settle(page)
+def _viewer(page):
+    """(frame locator, frame) of the reading-room viewer once its volumes are on screen."""
+    frames = page.frame_locator(VIEWER_FRAME)
+    frames.locator("body[data-ready='1']").wait_for(timeout=STEP_TIMEOUT)
+    frame = next(f for f in page.frames if "adaptclip_med_viewer" in f.url)
+    return frames, frame
+
+
+def _view(frame) -> dict:
+    return frame.evaluate("() => ({z: window.__viewer.S.z, view: window.__viewer.S.view, level: window.__viewer.S.level,"
+                          " width: window.__viewer.S.width, zoom: window.__viewer.S.zoom})")
+
+
+def _url_params(page) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlparse(page.url).query).items()}
+
+
+def _wait_url(page, name: str, value: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if _url_params(page).get(name) == value:
+            return
+        page.wait_for_timeout(200)
+    raise AssertionError(f"URL parameter {name} is {_url_params(page).get(name)!r}, expected {value!r}")
 
 
 def _no_exception(page) -> None:
-    errors = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]')
+    errors = page.locator('[data-testid="stException"]')
     assert errors.count() == 0, errors.first.inner_text()
 
 
-def test_sign_off_in_a_real_browser(demo_server, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+def _study_url(room: Room, **extra: str) -> str:
+    query = "&".join(f"{k}={v}" for k, v in {"study": room.study_key, **extra}.items())
+    return f"{room.url}/?{query}"
 
-    url, output, data_study = demo_server
-    expect.set_options(timeout=STEP_TIMEOUT)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        page = browser.new_page(viewport={"width": 1600, "height": 2100})  # tall enough for the whole viewer
-        page.set_default_timeout(STEP_TIMEOUT)
-        page.goto(url)
-        expect(page.get_by_text("Model ready").first).to_be_visible()
-        _settle(page)
 
-        page.locator(".st-key-reviewer input").fill("Dr Browser")
-        page.locator(".st-key-reviewer input").press("Enter")
-        _settle(page)
-        _click(page, "scan_roots")
-        _choose(page, "open_pick", "LESIONS")
-        _click(page, "open_candidate")
-        expect(page.get_by_text("not scored yet").first).to_be_visible()
-        _click(page, "score_now")
-        expect(page.locator(".st-key-top_1 button").first).to_be_visible()
-        _no_exception(page)
+def _below_fold(page, locator) -> bool:
+    box = locator.bounding_box()
+    return box is None or box["y"] + box["height"] > VIEWPORT["height"]
 
-        _click(page, "top_2")
-        _click(page, "next_slice")
-        _click(page, "top_1")
-        expect(page.get_by_text("normal reference: bank 'demo-ct-head'").first).to_be_visible()
-        expect(page.locator('[data-testid="stVegaLiteChart"]').first).to_be_visible()
-        _no_exception(page)
 
-        page.locator("[class*='st-key-so_decision_'] label").filter(has_text="Confirmed anomaly").click()
-        page.locator("[class*='st-key-so_notes_'] textarea").fill("focal hyperdensity, demo")
-        page.get_by_role("button", name="Sign off").first.click()
-        expect(page.get_by_text("Signed off: Confirmed anomaly by Dr Browser").first).to_be_visible()
-        _settle(page)
-        _no_exception(page)
-        page.screenshot(path=str(tmp_path / "viewer.png"))
+# ---------------------------------------------------------------------------------------------- flows
+def test_scroll_window_level_and_curve_jump_happen_in_the_browser(room, page):
+    from playwright.sync_api import expect
 
-        page.locator("[data-testid='stSidebar'] label").filter(has_text="Worklist").click()
-        _settle(page)
-        expect(page.locator('[data-testid="stDataFrame"]').first).to_be_visible()
-        _no_exception(page)
-        page.screenshot(path=str(tmp_path / "worklist.png"))
+    _open(page, _study_url(room))
+    frames, frame = _viewer(page)
+    _no_exception(page)
+    start = _view(frame)
+    top = json.loads((room.output / "studies" / room.study_key / "study.json").read_text())["top_slices"]
+    assert start["z"] == top[0]["index"] and start["view"] == "axial"
 
-        # the same study uploaded from the browser opens with its existing results and decision
-        page.get_by_role("tab", name="Upload").click()
-        page.locator(".st-key-upload input[type='file']").set_input_files(sorted(str(p) for p in data_study.iterdir()))
-        expect(page.locator(".st-key-open_upload button").first).to_be_visible()
-        _click(page, "open_upload")
-        expect(page.get_by_text("Confirmed anomaly").first).to_be_visible()
-        expect(page.locator(".st-key-slice").first).to_be_visible()
-        _no_exception(page)
-        browser.close()
+    pane = frames.locator("#pane-study")
+    box = pane.bounding_box()
+    centre = (box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.move(*centre)
+    page.mouse.wheel(0, -120)
+    page.mouse.wheel(0, -120)
+    assert _view(frame)["z"] == start["z"] - 2  # the wheel scrolls slices, not the page
+    assert page.evaluate("() => window.scrollY") == 0
+    for _ in range(5):  # fast presses: every one is a slice
+        page.keyboard.press("ArrowDown")
+    assert _view(frame)["z"] == min(start["z"] + 3, 9)
+    page.keyboard.press("Home")
+    assert _view(frame)["z"] == 0
+    assert "slice 1 / 10" in frames.locator("#hud-study-tl").inner_text()
+    assert "mm" in frames.locator("#hud-study-tl").inner_text()
+
+    # W/L drag: right = wider, down = higher level; the values are on screen
+    page.mouse.move(*centre)
+    page.mouse.down()
+    for step in range(1, 6):
+        page.mouse.move(centre[0] + 12 * step, centre[1] + 6 * step)
+    page.mouse.up()
+    after = _view(frame)
+    assert after["width"] > start["width"] and after["level"] > start["level"]
+    shown = frame.evaluate("() => `W ${window.__viewer.S.width.toFixed(0)}  L ${window.__viewer.S.level.toFixed(0)}`")
+    expect(frames.locator("#hud-study-tr")).to_contain_text(shown)
+    expect(frames.locator("#hud-ref-bl")).to_contain_text(shown)  # the reference shares the window
+
+    # click the score strip near its right end: the last slice; a top-slice chip: that slice
+    strip = frames.locator("#strip").bounding_box()
+    page.mouse.click(strip["x"] + strip["width"] * 0.97, strip["y"] + strip["height"] / 2)
+    assert _view(frame)["z"] == 9
+    frames.locator("button[data-top='2']").click()
+    assert _view(frame)["z"] == top[1]["index"]
+    assert "normal reference: bank 'demo-ct-head'" in frames.locator("#hud-ref-tl").inner_text()
+    ref_slice = int(frames.locator("#hud-ref-tl").get_attribute("data-slice"))
+    frames.locator("button[data-top='1']").click()
+    assert int(frames.locator("#hud-ref-tl").get_attribute("data-slice")) != ref_slice or top[0]["index"] == top[1]["index"]
+
+    # the whole reading room is on one 1440 x 900 screen
+    assert not _below_fold(page, page.locator(VIEWER_FRAME))
+    assert not _below_fold(page, page.locator(".st-key-sign button").first)
+    assert not _below_fold(page, page.locator(".st-key-next_unread button").first)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "viewer.png"))
+
+    frames.locator("button[data-view='coronal']").click()
+    assert _view(frame)["view"] == "coronal"
+    page.keyboard.press("+")
+    assert _view(frame)["zoom"] > 1
+    _wait_url(page, "view", "coronal")
+    _no_exception(page)
+
+
+def test_reload_keeps_reviewer_and_view(room, page):
+    _open(page, _study_url(room))
+    frames, frame = _viewer(page)
+    page.locator(".st-key-reviewer input").fill("Dr Reload")
+    page.locator(".st-key-reviewer input").press("Enter")
+    _settle(page)
+    _wait_url(page, "reviewer", "Dr Reload")
+    box = frames.locator("#pane-study").bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.wheel(0, 120)
+    wanted = _view(frame)["z"]
+    _wait_url(page, "slice", str(wanted))
+
+    page.reload()
+    _settle(page)
+    frames, frame = _viewer(page)
+    assert page.locator(".st-key-reviewer input").input_value() == "Dr Reload"
+    assert _view(frame)["z"] == wanted
+    assert "reviewer: Dr Reload" in page.locator("[data-testid='stMain']").inner_text()
+
+
+def test_sign_off_amend_and_export_serve_the_current_revision(room, page):
+    from playwright.sync_api import expect
 
     from adaptclip_med.review.store import ReviewStore
 
-    review_statuses = ReviewStore.in_folder(output).statuses()
-    assert list(review_statuses.values()) == ["confirmed"]
-    assert (tmp_path / "viewer.png").stat().st_size > 50_000 and (tmp_path / "worklist.png").stat().st_size > 20_000
+    _open(page, _study_url(room, reviewer="Dr%20Export"))
+    _viewer(page)
+    page.mouse.click(1300, 885)  # focus on the page, not a field
+    page.keyboard.press("1")  # decision hotkey
+    _settle(page)
+    page.locator("[class*='st-key-so_notes_'] textarea").fill("focal hyperdensity, demo")
+    page.locator(".st-key-sign button").first.click()
+    _settle(page)
+    page.get_by_text("by Dr Export").first.wait_for()
+    page.locator(".st-key-export button").first.click()
+    _settle(page)
+    with page.expect_download() as first:
+        page.locator(".st-key-dl_report_html_r1 button").first.click()
+    assert first.value.suggested_filename == f"{room.study_key}_r1_report.html"
+
+    page.keyboard.press("2")
+    _settle(page)
+    page.keyboard.press("Control+Enter")  # sign hotkey: an amendment
+    _settle(page)
+    page.get_by_text("revision 2").first.wait_for()
+    expect(page.locator(".st-key-dl_report_html_r2 button").first).to_be_visible()
+    expect(page.locator(".st-key-dl_report_html_r1")).to_have_count(0)  # revision 1's files are gone from the page
+    with page.expect_download() as second:
+        page.locator(".st-key-dl_report_html_r2 button").first.click()
+    assert second.value.suggested_filename == f"{room.study_key}_r2_report.html"
+    html = Path(second.value.path()).read_text()
+    assert "False positive" in html and "Dr Export" in html
+    report = page.context.new_page()
+    report.set_content(html)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    report.screenshot(path=str(SHOTS / "report.png"), full_page=False)
+    report.close()
+
+    store = ReviewStore.in_folder(room.output)
+    trail = store.audit_trail(room.study_key)
+    exports = [e for e in trail if e.action == "export"]
+    assert [e.after["revision"] for e in exports][-2:] == [1, 2] and all(e.reviewer == "Dr Export" for e in exports)
+
+    # someone else amends meanwhile: this page's sign-off (based on revision 2) is refused, not overwritten
+    store.sign_off(room.study_key, "normal", "Dr Elsewhere", expected_revision=2)
+    page.keyboard.press("1")
+    _settle(page)
+    page.locator(".st-key-sign button").first.click()
+    _settle(page)
+    page.get_by_text("signed off meanwhile").first.wait_for()
+    review = store.review(room.study_key)
+    assert (review.decision, review.reviewer, review.revision) == ("normal", "Dr Elsewhere", 3)
+    _no_exception(page)
+
+
+def test_bad_uploads_are_named_and_not_kept(room, page, tmp_path):
+    fake = tmp_path / "fake.nii.gz"
+    fake.write_bytes(b"this is not a NIfTI volume")
+    notes = tmp_path / "notes.dcm"
+    notes.write_bytes(b"plain text, not DICOM" * 20)
+    _open(page, room.url)
+    page.get_by_role("tab", name="Upload").click()
+    page.locator(".st-key-upload input[type='file']").set_input_files([str(fake), str(notes)])
+    page.locator(".st-key-open_upload button").first.wait_for()
+    page.locator(".st-key-open_upload button").first.click()
+    _settle(page)
+    page.get_by_text("fake.nii.gz: not a gzip-compressed NIfTI").first.wait_for(state="attached")
+    page.get_by_text("notes.dcm: not a DICOM file").first.wait_for(state="attached")
+    text = page.locator("[data-testid='stMain']").inner_text()
+    assert "/tmp" not in text and "adaptclip-review-upload" not in text
+    assert not any(name in text for name in ("Error:", "Exception", "Traceback", "BadZipFile", "ImageFileError"))
+    assert _url_params(page).get("page") != "Viewer"  # stayed on the worklist
+    page.get_by_role("tab", name="From the data roots").click()
+    page.locator(".st-key-open_pick [role='combobox']").click()
+    options = page.get_by_role("option").all_inner_texts()
+    page.keyboard.press("Escape")
+    assert len(options) == 4 and not any(o.startswith("NIFTI, 0 slices") for o in options)  # the data roots only
+    _no_exception(page)
+
+
+def test_worklist_flags_broken_results_and_deep_links_open_studies(room, page):
+    _open(page, room.url)
+    table = page.locator("[data-testid='stDataFrame']").first
+    table.wait_for()
+    page.locator(".st-key-wl_pick [role='combobox']").click()
+    options = page.get_by_role("option").all_inner_texts()
+    page.keyboard.press("Escape")
+    assert options[0].startswith("#1") and "LESIONS" in options[0]  # the readable study ranks first
+    assert not any("broken-study" in o for o in options)  # not openable: not offered
+    assert any("[not scored]" in o for o in options)  # unscored series: listed to be scored
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "worklist.png"))
+
+    # a row click opens the study; the URL is then a deep link to it
+    box = table.bounding_box()
+    page.mouse.click(box["x"] + 16, box["y"] + 35 + 17)  # first data row's selection box
+    _settle(page)
+    _viewer(page)
+    assert _url_params(page).get("study") == room.study_key
+    fresh = page.context.new_page()
+    fresh.goto(page.url)
+    _settle(fresh)
+    _viewer(fresh)
+    assert "LESIONS" in fresh.locator("[data-testid='stMain']").inner_text()
+    fresh.close()
+
+    # an unscored series from the worklist goes to the scoring panel, and is scored in the page
+    _open(page, room.url)
+    page.locator(".st-key-wl_pick [role='combobox']").click()
+    page.get_by_role("option").filter(has_text="NORMAL").filter(has_text="[not scored]").first.click()
+    _settle(page)
+    page.locator(".st-key-wl_open button").first.click()
+    _settle(page)
+    page.get_by_text("not scored yet").first.wait_for()
+    page.locator(".st-key-score_now button").first.click()
+    _settle(page)
+    _viewer(page)
+    _no_exception(page)

@@ -43,7 +43,7 @@ def test_streamlit_runs_headless_without_file_watcher_on_the_given_port(monkeypa
     assert result.exit_code == 0, result.output
     cmd = seen["cmd"]
     flags = dict(zip(cmd[5::2], cmd[6::2]))
-    assert cmd[1:4] == ["-m", "streamlit", "run"] and cmd[4].endswith("dashboards/review_app.py")
+    assert cmd[1:4] == ["-m", "streamlit", "run"] and cmd[4].endswith("adaptclip_med/dashboard/entry.py")
     assert flags["--server.fileWatcherType"] == "none" and flags["--server.headless"] == "true"
     assert flags["--server.port"] == "8765" and flags["--server.address"] == "127.0.0.1"
     assert flags["--server.maxUploadSize"] == "50"

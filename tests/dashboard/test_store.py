@@ -82,3 +82,15 @@ def test_a_file_from_a_newer_version_is_refused(tmp_path):
     connection.close()
     with pytest.raises(AdaptClipError, match="newer adaptclip-med"):
         ReviewStore.in_folder(tmp_path)
+
+
+def test_a_sign_off_on_an_outdated_revision_is_refused(tmp_path):
+    from adaptclip_med.review.store import StaleRevisionError
+
+    store = ReviewStore.in_folder(tmp_path)
+    store.sign_off("k1", "confirmed", "Dr A", expected_revision=0)
+    other = ReviewStore.in_folder(tmp_path)  # a second reviewer, who opened the study before Dr A signed
+    with pytest.raises(StaleRevisionError, match="signed off meanwhile \\(revision 1 by Dr A"):
+        other.sign_off("k1", "normal", "Dr B", expected_revision=0)
+    assert store.review("k1").decision == "confirmed" and len(store.audit_trail("k1")) == 1
+    assert other.sign_off("k1", "normal", "Dr B", expected_revision=1).revision == 2

@@ -78,3 +78,23 @@ def test_nul_bytes_in_names_are_one_line_rejections(tmp_path):
     with pytest.raises(InputError, match=r"^upload scan\?\.dcm: the file name contains control characters"):
         save_uploads([("scan\x00.dcm", b"x")], tmp_path, 1)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_uploads_are_screened_one_reason_per_rejected_file(tmp_path):
+    import nibabel as nib
+    import numpy as np
+
+    from adaptclip_med.review.uploads import screen_uploads
+
+    good = tmp_path / "good.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 3), np.int16), np.eye(4)), str(good))
+    dicom = b"\0" * 128 + b"DICM" + b"\0" * 64
+    files = [("/tmp/secret/fake.nii.gz", b"not gzip"), ("notes.txt", b"hello"), ("scan.nii.gz", good.read_bytes()),
+             ("IM0001", dicom), ("empty.dcm", b""), ("flat.nii", b"x" * 400)]
+    accepted, rejected = screen_uploads(files)
+    assert [name for name, _ in accepted] == ["scan.nii.gz", "IM0001"]
+    lines = [r.line() for r in rejected]
+    assert [r.name for r in rejected] == ["fake.nii.gz", "notes.txt", "empty.dcm", "flat.nii"]  # no server path
+    assert "not a gzip-compressed NIfTI" in lines[0] and "'.txt' not accepted" in lines[1]
+    assert "empty file" in lines[2] and "not a readable NIfTI" in lines[3]
+    assert not any("Error" in line or "/tmp" in line for line in lines)

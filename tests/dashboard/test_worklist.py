@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import json
 
+import nibabel as nib
+import numpy as np
+
 from adaptclip_med.review.paths import AllowedRoots
-from adaptclip_med.review.worklist import build_worklist, discover_results
+from adaptclip_med.review.worklist import NOT_SCORED, build_worklist, discover_results, with_candidates
+from adaptclip_med.review.discovery import Candidate
 
 
-def _study(folder, score, key=None):
+def _study(folder, score, key=None, complete=True):
     folder.mkdir(parents=True)
-    report = {"score": score, "top_slices": [{"index": 3, "score": score}], "source": {"modality": "CT"}}
+    report = {"score": score, "top_slices": [{"index": 3, "score": score}], "source": {"modality": "CT", "shape_zyx": [4, 8, 8]},
+              "scoring": {"method": "adaptclip"}}
     if key:
         report["study_key"] = key
+    if complete:
+        nib.save(nib.Nifti1Image(np.zeros((8, 8, 4), np.float32), np.eye(4)), str(folder / "anomaly_probability.nii.gz"))
+        (folder / "slices.csv").write_text("index,score,skipped\n0,0.1,False\n")
     (folder / "study.json").write_text(json.dumps(report))
     return folder
 
@@ -32,7 +40,8 @@ def test_batch_worklist_csv_plus_loose_study_folders_ranked_by_score(tmp_path):
         f"eee,0.99,1,series-e,done,{outside},\n")
     entries = discover_results(results, AllowedRoots([results]))
     ranked = build_worklist(entries, {"bbb": "confirmed"})
-    assert [e.study_key for e in ranked] == ["eee", "bbb", "ddd", "aaa", "ccc"]
+    # readable results by score first; then what cannot be opened (eee's folder is outside the roots)
+    assert [e.study_key for e in ranked] == ["bbb", "ddd", "aaa", "eee", "ccc"]
     by_key = {e.study_key: e for e in ranked}
     assert by_key["bbb"].status == "confirmed" and by_key["aaa"].status == "unread"
     assert by_key["aaa"].top_slice == 5 and by_key["aaa"].series == "series-a"
@@ -40,3 +49,25 @@ def test_batch_worklist_csv_plus_loose_study_folders_ranked_by_score(tmp_path):
     # its output folder lies outside the allowed roots: listed, but not openable
     assert by_key["eee"].output_dir is None and by_key["eee"].scoring_status == "results not readable"
     assert by_key["ddd"].output_dir == (results / "extra" / "run1").resolve() and by_key["ddd"].scoring_status == "done"
+
+
+def test_broken_results_are_flagged_and_never_ranked_first(tmp_path):
+    results = tmp_path / "results"
+    _study(results / "good", 0.3, key="good")
+    broken = _study(results / "broken", 0.99, key="broken")
+    (broken / "anomaly_probability.nii.gz").write_bytes(b"garbage")
+    _study(results / "half", 0.95, key="half", complete=False)
+    ranked = build_worklist(discover_results(results, AllowedRoots([results])), {})
+    assert [e.study_key for e in ranked] == ["good", "broken", "half"]
+    by_key = {e.study_key: e for e in ranked}
+    assert by_key["good"].openable and by_key["good"].slices == 4 and by_key["good"].method == "adaptclip"
+    assert not by_key["broken"].openable and "damaged" in by_key["broken"].problem
+    assert not by_key["half"].openable and "incomplete" in by_key["half"].problem
+
+
+def test_unscored_series_are_listed_with_their_description(tmp_path):
+    entries = build_worklist(discover_results(_study(tmp_path / "r" / "s", 0.4, key="k1").parent, AllowedRoots([tmp_path])), {})
+    candidates = [Candidate("ser1", "k1", "dicom", "CT", "HEAD", 4, "a"), Candidate("ser2", "k2", "dicom", "CT", "NEW STUDY", 30, "b")]
+    listed = build_worklist(with_candidates(entries, candidates), {})
+    assert [(e.study_key, e.description, e.scoring_status) for e in listed] == [("k1", "HEAD", "done"), ("k2", "NEW STUDY", NOT_SCORED)]
+    assert listed[1].slices == 30 and not listed[1].openable

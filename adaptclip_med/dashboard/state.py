@@ -20,6 +20,7 @@ from adaptclip_med.review.config import DashboardConfig, load_config
 from adaptclip_med.review.discovery import Discovery, discover
 from adaptclip_med.review.paths import AllowedRoots
 from adaptclip_med.review.store import ReviewStore
+from adaptclip_med.review.worklist import WorklistEntry, worklist_entries
 from adaptclip_med.volume.pipeline import ScoringOptions
 
 # Session-state keys (widgets use the same names as their ``key``).
@@ -32,13 +33,14 @@ UNSCORED = "unscored"  # (study key, volume, output folder, candidate) of an ope
 DISCOVERY = "discovery"
 UPLOADS = "upload_dir"  # TemporaryDirectory; removed when the session's state is dropped
 BANKS = "open_banks"  # bank folder -> ReferenceBank
-SLICE, WINDOW_PRESET, LEVEL, WIDTH, ALPHA, THRESHOLD, ZOOM, ZOOM_CENTRE, REF_SCAN, STRETCH = (
-    "slice", "window_preset", "level", "width", "alpha", "threshold", "zoom", "zoom_centre", "ref_scan", "heat_stretch")
+THRESHOLD, REF_SCAN, STRETCH, MAP_PICK = "threshold", "ref_scan", "heat_stretch", "map_pick"
+VIEW = "view_state"  # what the browser viewer reported: slice, view, window, zoom, blending
+VIEW_NONCE = "view_nonce"  # changes when the page wants the viewer to adopt VIEW (new study, jump)
 
 PAGES = ("Worklist", "Viewer", "Reference library")
 #: Widget values that must survive a visit to another page (Streamlit drops the state of widgets
 #: that are not drawn in a run unless it is re-assigned).
-PERSISTENT = (SLICE, WINDOW_PRESET, LEVEL, WIDTH, ALPHA, THRESHOLD, ZOOM, ZOOM_CENTRE, REF_SCAN, STRETCH)
+PERSISTENT = (THRESHOLD, REF_SCAN, STRETCH, MAP_PICK, REVIEWER)
 
 
 def keep_widget_state() -> None:
@@ -122,8 +124,54 @@ def request_open(kind: str, key: str) -> None:
     st.session_state[NAV_REQUEST] = "Viewer"
 
 
+# ------------------------------------------------------------------ URL (reload, deep links)
+def url_params() -> dict[str, str]:
+    return {k: st.query_params.get(k) for k in st.query_params.keys()}
+
+
+def set_url(**values: str | None) -> None:
+    """Update query parameters (None removes one); unchanged values are not rewritten."""
+    for name, value in values.items():
+        if value is None:
+            if name in st.query_params:
+                del st.query_params[name]
+        elif st.query_params.get(name) != value:
+            st.query_params[name] = value
+
+
+def restore_from_url() -> None:
+    """Once per session: reviewer, page and study from the URL (a reload or a deep link)."""
+    if "_url_restored" in st.session_state:
+        return
+    st.session_state["_url_restored"] = True
+    params = url_params()
+    reviewer = (params.get("reviewer") or "").strip()
+    if reviewer and not st.session_state.get(REVIEWER):
+        st.session_state[REVIEWER] = reviewer[:120]
+    page = params.get("page")
+    if page in PAGES:
+        st.session_state[NAV_REQUEST] = page
+    study = params.get("study")
+    if study and PENDING_OPEN not in st.session_state and STUDY not in st.session_state:
+        st.session_state[PENDING_OPEN] = {"kind": "worklist", "key": study, "url": params}
+        st.session_state[NAV_REQUEST] = "Viewer"
+
+
+def remember_reviewer() -> None:
+    """Callback of the reviewer field: kept in the URL so a reload (same browser tab/bookmark) keeps it."""
+    name = (st.session_state.get(REVIEWER) or "").strip()
+    set_url(reviewer=name or None)
+
+
 def apply_navigation() -> None:
     """Switch page as requested; must run before the page radio exists, since Streamlit refuses
     changes to a widget's value once it is drawn."""
     if NAV_REQUEST in st.session_state:
         st.session_state[NAV] = st.session_state.pop(NAV_REQUEST)
+        set_url(page=st.session_state[NAV])
+
+
+def worklist(ctx: Context) -> list[WorklistEntry]:
+    """The worklist of this configuration (result folders, own output, studies scored here)."""
+    candidates = discovery(ctx).candidates if ctx.config.data_roots or UPLOADS in st.session_state else []
+    return worklist_entries(ctx.config.results, ctx.config.output, ctx.store, ctx.readable, candidates)

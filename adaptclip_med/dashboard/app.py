@@ -1,0 +1,65 @@
+"""Page frame: configuration check, top bar (navigation, reviewer), sidebar (model status), page dispatch."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from adaptclip_med.errors import AdaptClipError
+from adaptclip_med.volume.pipeline import NOT_FOR_CLINICAL_USE
+
+from adaptclip_med.dashboard import library_page, state, viewer_page, worklist_page
+
+#: A reading room wastes no pixels: tighter page padding and gaps than Streamlit's defaults.
+COMPACT_CSS = """
+<style>
+  .block-container { padding-top: 0.6rem; padding-bottom: 0.5rem; padding-left: 1.2rem; padding-right: 1.2rem; max-width: 100%; }
+  [data-testid="stHeader"] { height: 0; min-height: 0; }
+  [data-testid="stVerticalBlock"] { gap: 0.45rem; }
+  [data-testid="stAppDeployButton"], [data-testid="stToolbar"] { display: none; }
+  iframe[title*="adaptclip_med_viewer"] { display: block; }
+</style>
+"""
+
+
+def main() -> None:
+    st.set_page_config(page_title="adaptclip-med review", page_icon=":material/radiology:", layout="wide",
+                       initial_sidebar_state="collapsed")
+    st.html(COMPACT_CSS)
+    try:
+        ctx = state.context()
+    except AdaptClipError as exc:
+        st.error(str(exc))
+        return
+    state.keep_widget_state()
+    state.restore_from_url()
+    state.apply_navigation()
+    loaded, model_problem = state.model(ctx.config)
+    with st.sidebar:
+        st.title("adaptclip-med review")
+        if loaded is not None:
+            st.success(f"Model ready: {loaded.describe()}",
+                       icon=":material/memory:")
+        else:
+            st.warning(model_problem, icon=":material/warning:")
+        st.caption(NOT_FOR_CLINICAL_USE)
+    top = st.columns([5, 4], vertical_alignment="center")
+    top[0].radio("Page", state.PAGES, key=state.NAV, horizontal=True, label_visibility="collapsed",
+                 on_change=_page_changed)
+    reviewer = (st.session_state.get(state.REVIEWER) or "").strip()
+    status = "model ready" if loaded is not None else "no model: review only"
+    demo = " · DEMO: tiny random model, synthetic phantoms, no diagnostic value" if ctx.config.demo else ""
+    top[1].caption(f"reviewer: **{reviewer or '—'}** · {status}{demo} · research use only")
+    page = st.session_state.get(state.NAV, state.PAGES[0])
+    try:
+        if page == "Worklist":
+            worklist_page.render(ctx)
+        elif page == "Viewer":
+            viewer_page.render(ctx, loaded, model_problem)
+        else:
+            library_page.render(ctx, loaded, model_problem)
+    except AdaptClipError as exc:
+        st.error(str(exc), icon=":material/error:")
+
+
+def _page_changed() -> None:
+    state.set_url(page=st.session_state.get(state.NAV))

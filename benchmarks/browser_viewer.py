@@ -1,0 +1,182 @@
+"""Browser benchmark of the reading-room viewer (not a timed test): headless Debian Chromium against
+``adaptclip-med dashboard --demo`` with the demo lesion study scored.
+
+Measures, inside the viewer's iframe (its own instrumentation, ``window.__viewer.stats``):
+
+* wheel step -> the new slice drawn (event handler start to the next animation frame after the
+  NiiVue draw call), median of N steps;
+* W/L drag -> repaint (first mousemove of a frame to the next animation frame after the window is
+  re-applied and drawn), median of N drag moves;
+* presented frame: the same two changes timed to the SECOND animation frame, i.e. until the
+  compositor produced the frame that holds them (what a reader sees; with ``--disable-gpu`` this
+  is software GL, so it measures the CPU, not the viewer);
+* first render: volumes decoded and drawn (from the render message), and page load to ready.
+
+    python -m benchmarks.browser_viewer [--steps 40] [--out benchmarks/results/browser_viewer.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import replace
+from pathlib import Path
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--headless"]
+RESULTS = Path(__file__).resolve().parent / "results" / "browser_viewer.json"
+
+# Both changes timed to the frame that presents them: await a frame, change, await two frames.
+PRESENTED_JS = """async ([kind, n]) => {
+  const v = window.__viewer, nv = v.nv;
+  const frame = () => new Promise((r) => requestAnimationFrame(() => r()));
+  const out = [];
+  for (let i = 0; i < n; i++) {
+    await frame();
+    const t = performance.now();
+    const pane = document.getElementById('pane-study');
+    if (kind === 'wheel') {
+      pane.dispatchEvent(new WheelEvent('wheel', {deltaY: (i % 10) < 5 ? 100 : -100, bubbles: true, cancelable: true}));
+    } else {
+      const r = pane.getBoundingClientRect(), x = r.left + r.width / 2, y = r.top + r.height / 2;
+      pane.dispatchEvent(new MouseEvent('mousedown', {clientX: x, clientY: y, button: 0, bubbles: true}));
+      window.dispatchEvent(new MouseEvent('mousemove', {clientX: x + ((i % 2) ? 8 : -8), clientY: y + 4, bubbles: true}));
+      window.dispatchEvent(new MouseEvent('mouseup', {bubbles: true}));
+    }
+    await frame(); await frame();
+    out.push(performance.now() - t);
+  }
+  return out;
+}"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _prepare(output: Path) -> str:
+    """Demo data (default demo size), bank, and the lesion study scored as the dashboard would."""
+    from adaptclip_med.cli.dashboard import DEMO_DATA
+    from adaptclip_med.demo.phantom import make_demo_dataset
+    from adaptclip_med.demo.run import demo_options
+    from adaptclip_med.io.loader import load_study
+    from adaptclip_med.review.discovery import discover
+    from adaptclip_med.review.paths import AllowedRoots
+    from adaptclip_med.review.studies import dashboard_output_dir, score_for_review, study_key_of
+    from adaptclip_med.volume.pipeline import make_scorer, model_for
+    from adaptclip_med.volume.reference_bank import build_reference_bank
+
+    data = make_demo_dataset(output / DEMO_DATA, seed=0, n_references=3)
+    options = demo_options()
+    build_reference_bank("demo-ct-head", data.reference_dirs, model_for(options), options.preprocessing(),
+                         output / "banks", batch_size=8)
+    candidate = next(c for c in discover(AllowedRoots([output / DEMO_DATA])).candidates if "LESIONS" in c.description)
+    volume, _ = load_study(data.study_dir)
+    key = study_key_of(volume, candidate)
+    scorer = make_scorer(replace(options, bank=str(output / "banks" / "demo-ct-head"), window=None))
+    score_for_review(volume, key, dashboard_output_dir(output, key), scorer, {"description": candidate.description})
+    return key
+
+
+def _serve(output: Path, port: int) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    server = subprocess.Popen([sys.executable, "-m", "adaptclip_med.cli.main", "dashboard", "--demo", "--output", str(output),
+                               "--port", str(port), "--references", "demo-ct-head"], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as response:
+                if response.read().strip() == b"ok":
+                    return server
+        except OSError:
+            time.sleep(0.5)
+    os.killpg(server.pid, signal.SIGTERM)
+    raise SystemExit("dashboard did not start")
+
+
+def _summary(values: list[float]) -> dict[str, float]:
+    return {"median_ms": round(statistics.median(values), 1), "p90_ms": round(sorted(values)[int(0.9 * (len(values) - 1))], 1),
+            "min_ms": round(min(values), 1), "n": len(values)}
+
+
+def measure(url: str, steps: int) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.set_default_timeout(180_000)
+        started = time.perf_counter()
+        page.goto(url)
+        print("page loaded", flush=True)
+        frames = page.frame_locator("iframe[title*='adaptclip_med_viewer']")
+        frames.locator("body[data-ready='1']").wait_for()
+        load_to_ready = (time.perf_counter() - started) * 1000
+        frame = next(f for f in page.frames if "adaptclip_med_viewer" in f.url)
+        print("viewer ready", flush=True)
+        page.wait_for_timeout(1500)
+        box = frames.locator("#pane-study").bounding_box()
+        cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        page.mouse.move(cx, cy)
+        for i in range(steps):  # real input events, through Playwright
+            page.mouse.wheel(0, 100 if (i % 10) < 5 else -100)
+            page.wait_for_timeout(60)
+        page.mouse.move(cx, cy)
+        page.mouse.down()
+        for i in range(steps):
+            page.mouse.move(cx + (i % 7) * 6, cy + (i % 5) * 4)
+            page.wait_for_timeout(60)
+        page.mouse.up()
+        page.wait_for_timeout(500)
+        stats = frame.evaluate("() => ({wheel: window.__viewer.stats.wheel, wl: window.__viewer.stats.wl,"
+                               " firstRender: window.__viewer.stats.firstRender, shape: window.__viewer.nv.volumes[0].dims})")
+        print("interactive figures taken", flush=True)
+        presented_wheel = frame.evaluate(PRESENTED_JS, ["wheel", max(10, steps // 2)])
+        presented_wl = frame.evaluate(PRESENTED_JS, ["wl", max(10, steps // 2)])
+        browser.close()
+    return {"wheel_to_slice_drawn": _summary(stats["wheel"]), "wl_drag_to_repaint": _summary(stats["wl"]),
+            "wheel_to_frame_presented": _summary(presented_wheel), "wl_to_frame_presented": _summary(presented_wl),
+            "first_render_ms": round(stats["firstRender"], 1), "page_load_to_viewer_ready_ms": round(load_to_ready, 1),
+            "volume_dims": stats["shape"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="browser-bench-") as folder:
+        output = Path(folder) / "review"
+        key = _prepare(output)
+        port = _free_port()
+        server = _serve(output, port)
+        try:
+            figures = measure(f"http://127.0.0.1:{port}/?study={key}", args.steps)
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+    load = os.getloadavg()
+    result = {"benchmark": "browser_viewer", "browser": "Debian Chromium, headless, --disable-gpu (SwiftShader WebGL2)",
+              "viewport": "1440x900", "cpu_count": os.cpu_count(), "load_average_1m": round(load[0], 2),
+              "machine": platform.machine(), "goal_ms": 50, **figures}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

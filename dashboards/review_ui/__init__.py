@@ -1,1 +1,0 @@
-"""Pages of the review dashboard; logic lives in :mod:`adaptclip_med.review`."""
