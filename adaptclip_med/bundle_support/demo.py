@@ -20,7 +20,7 @@ from adaptclip_med.utils.distributed import rank_zero_first
 from adaptclip_med.bundle_support.network import AdaptCLIPMapNetwork
 from adaptclip_med.utils.atomic import atomic_write_text
 from adaptclip_med.volume.preprocessing import SlicePreprocessing, parse_window
-from adaptclip_med.volume.reference_bank import bank_key, build_reference_bank
+from adaptclip_med.volume.reference_bank import bank_key
 
 _INDEX = "demo_paths.json"
 STUDY_WITH_LESIONS = "demo-study-with-lesions"
@@ -58,12 +58,11 @@ class DemoStudies:
         return paths
 
     def _prepare_bank(self, network: AdaptCLIPMapNetwork, preprocessing: SlicePreprocessing) -> str:
+        from adaptclip_med.demo.bank import ensure_demo_bank
+
         name = f"demo-seed{self.seed}-{bank_key(network.method, preprocessing)[:12]}"
-        folder = self.root / "banks" / name
-        if not (folder / "bank.json").is_file():
-            build_reference_bank(name, self.normal_dirs[:self.references], network.method, preprocessing,
-                                 self.root / "banks")
-        return str(folder)
+        return str(ensure_demo_bank(self.normal_dirs[:self.references], network.method, preprocessing,
+                                    self.root / "banks", name))
 
     def datalist(self) -> list[dict[str, Any]]:
         """The abnormal study (with its ground truth, used by the evaluation config) and the

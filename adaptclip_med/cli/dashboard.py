@@ -18,13 +18,13 @@ from pathlib import Path
 import typer
 
 from adaptclip_med.cli import common, options
+from adaptclip_med.demo.bank import DEMO_BANK
 from adaptclip_med.errors import InputError
 from adaptclip_med.review.config import CONFIG_ENV, DEFAULT_MAX_UPLOAD_MB, DashboardConfig
 from adaptclip_med.utils.redact import describe_path
 
 APP = Path(__file__).resolve().parents[1] / "dashboard" / "entry.py"
 DEMO_DATA = "demo_data"
-DEMO_BANK = "demo-ct-head"
 
 
 def register(app: typer.Typer) -> None:
@@ -51,17 +51,15 @@ def demo_data_root(output: Path) -> Path:
 def demo_bank(data_root: Path, banks: Path) -> Path:
     """A reference bank of the demo's normal phantoms, built once, so a first-time user can open the
     demo study and score it few-shot straight away (the library page can build others)."""
+    from adaptclip_med.demo.bank import ensure_demo_bank
     from adaptclip_med.demo.run import demo_options
     from adaptclip_med.volume.pipeline import model_for
-    from adaptclip_med.volume.reference_bank import build_reference_bank
 
-    folder = banks / DEMO_BANK
-    if not (folder / "bank.json").is_file():
-        scans = sorted(p for p in (data_root / "references").iterdir() if p.is_dir())
+    scans = sorted(p for p in (data_root / "references").iterdir() if p.is_dir())
+    if not (banks / DEMO_BANK / "bank.json").is_file():
         typer.echo(f"building the demo reference bank '{DEMO_BANK}' from {len(scans)} normal phantoms (tiny model)")
-        options = demo_options()
-        build_reference_bank(DEMO_BANK, scans, model_for(options), options.preprocessing(), banks)
-    return folder
+    options = demo_options()
+    return ensure_demo_bank(scans, model_for(options), options.preprocessing(), banks, DEMO_BANK)
 
 
 _ADAPTERS = typer.Option(None, "--adapters", help="Trained weights of the method (.safetensors or released .pth), or 'untrained'. Without them a trainable method (adaptclip, adaclip) only reviews existing results; winclip needs none.")

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from adaptclip_med.volume.pipeline import ScoringOptions, StudyOutputs, make_scorer, model_for, score_study
-from adaptclip_med.volume.reference_bank import build_reference_bank
+from adaptclip_med.demo.bank import ensure_demo_bank
 
 DEMO_LABEL = "DEMONSTRATION ONLY: tiny random-initialised backbone, untrained adapters, synthetic phantoms - no diagnostic value"
 DEMO_IMAGE_SIZE = 224
@@ -73,7 +73,7 @@ def run_demo(out_dir: Path, seed: int = 0, references: int = 3) -> DemoResult:
     bank_scans, held_out_normal = data.reference_dirs[:references], data.reference_dirs[references]
     options = demo_options()
     method = model_for(options)
-    bank = build_reference_bank("demo-ct-head", bank_scans, method, options.preprocessing(), out_dir / "banks")
+    bank = ensure_demo_bank(bank_scans, method, options.preprocessing(), out_dir / "banks", rebuild=True)
     scorer = make_scorer(demo_options(bank), method)
     abnormal = score_study(data.study_dir, out_dir / "results" / "study_with_lesions", scorer)
     normal = score_study(held_out_normal, out_dir / "results" / "normal_study", scorer)

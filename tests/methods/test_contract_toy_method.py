@@ -163,3 +163,28 @@ def test_bundle_inference_workflow_with_the_toy_method(phantoms, toy_bank, tmp_p
     assert [row["status"] for row in summary] == ["done"]
     folder = next(p for p in (tmp_path / "out").iterdir() if p.is_dir())
     assert json.loads((folder / "study.json").read_text())["scoring"]["method"] == TOY
+
+
+def test_dashboard_scores_with_the_toy_method(phantoms, tmp_path, monkeypatch):
+    """The review dashboard's scoring (Streamlit AppTest, the real app script) with the toy method."""
+    from streamlit.testing.v1 import AppTest
+
+    from adaptclip_med.review.config import CONFIG_ENV, DashboardConfig
+    from adaptclip_med.review.discovery import discover
+    from adaptclip_med.review.paths import AllowedRoots
+    from adaptclip_med.volume.pipeline import ScoringOptions
+
+    config = DashboardConfig(data_roots=(phantoms.study_dir.parent,), output=tmp_path / "out", banks_root=tmp_path / "banks",
+                             scoring=ScoringOptions(method=TOY, image_size=SIZE, window="brain"), model_configured=True)
+    monkeypatch.setenv(CONFIG_ENV, str(config.save(tmp_path / "dashboard.json")))
+    study = next(c for c in discover(AllowedRoots([phantoms.study_dir.parent])).candidates if "LESIONS" in c.description)
+    app = Path(__file__).resolve().parents[2] / "adaptclip_med" / "dashboard" / "entry.py"
+    at = AppTest.from_file(str(app), default_timeout=180).run()
+    at.button(key="scan_roots").click().run()
+    at.selectbox(key="open_pick").set_value(study.key).run()
+    at.button(key="open_candidate").click().run()
+    at.button(key="score_now").click().run()
+    assert not [e.value for e in at.exception], [e.value for e in at.exception]
+    results = list((config.output / "studies").glob("*/study.json"))
+    assert len(results) == 1
+    assert json.loads(results[0].read_text())["scoring"]["method"] == TOY

@@ -1,0 +1,28 @@
+"""The one demo reference-bank builder: ``adaptclip-med demo``, ``dashboard --demo`` and the
+bundle's demo config all call it, so the demo bank is built (and named) the same way everywhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:
+    from adaptclip_med.methods.base import AnomalyMethod
+    from adaptclip_med.volume.preprocessing import SlicePreprocessing
+
+DEMO_BANK = "demo-ct-head"
+
+
+def ensure_demo_bank(scans: Sequence[Path], method: "AnomalyMethod", preprocessing: "SlicePreprocessing", banks_root: Path,
+                     name: str = DEMO_BANK, rebuild: bool = False) -> Path:
+    """The demo bank of the normal phantoms under ``banks_root/name``: reused when it exists and
+    was built by this method with these settings, else (re)built; returns its folder."""
+    from adaptclip_med.volume.reference_bank import ReferenceBank, build_reference_bank, identity_differences
+
+    folder = Path(banks_root) / name
+    if not rebuild and (folder / "bank.json").is_file():
+        recorded = ReferenceBank.recorded_identity(folder)
+        same_preprocessing = ReferenceBank.open(folder).preprocessing() == preprocessing
+        if not identity_differences(recorded, method.identity()) and same_preprocessing:
+            return folder
+    return build_reference_bank(name, list(scans), method, preprocessing, Path(banks_root))
