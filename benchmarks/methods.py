@@ -62,7 +62,7 @@ def bench_method(name: str, quick: bool, repeats: int, batch: int, device: torch
 
     def run(k: int):
         with torch.no_grad():
-            return method.predict_encoded(method.encode(queries), [memories[k]] * batch if memories[k] is not None else None)
+            return method.predict_encoded(method.encode(queries), memories[k])  # one memory shared by the batch
 
     out: dict[str, Any] = {"architecture": spec.backbone.architecture, "image_size": method.image_size, "build_s": round(build_s, 2),
                            "references": method.references, "per_k": {}}

@@ -177,7 +177,9 @@ class AnomalyMethod(ABC):
     @abstractmethod
     def predict_encoded(self, encoded: Any, memory: Any = None) -> SlicePrediction:
         """Final outputs for an encoded batch.  ``memory``: None (zero-shot), one memory shared by
-        the batch, or a list with one memory per query (e.g. matched slices)."""
+        the batch, or a list with one memory per query (e.g. matched slices).  A list is CONSUMED:
+        a method may free its memories while stacking them (the volume scorer builds fresh ones
+        per batch); pass a shared memory, not a list, to reuse it."""
 
     # ------------------------------------------------------------------ conveniences
     @torch.no_grad()
