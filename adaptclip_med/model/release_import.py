@@ -15,19 +15,12 @@ import torch
 
 from adaptclip_med.errors import AdaptClipError, CheckpointMismatchError, ChecksumError
 from adaptclip_med.model.backbone_source import sha256_of_file
+from adaptclip_med.model.known_weights import RELEASE_FILES, RELEASE_REPO  # noqa: F401 - the release's names
 
 log = logging.getLogger(__name__)
 
-RELEASE_REPO = "csgaobb/AdaptCLIP"
 RELEASE_LICENSE = "GPL-2.0"
 RELEASE_BYTES = 7_520_074
-#: relative path in the release repo -> (short name, sha256)
-RELEASE_FILES: dict[str, tuple[str, str]] = {
-    "adaptclip_checkpoints/12_4_128_train_on_mvtec_3adapters_batch8/epoch_15.pth": (
-        "mvtec", "90b95703879af490b6ce841e141625516db63d23fdaef4cf86731b3d7bb3b1bb"),
-    "adaptclip_checkpoints/12_4_128_train_on_visa_3adapters_batch8/epoch_15.pth": (
-        "visa", "777821da141eb57d159acef46868440faf773a2dd0acf5c276ec3f258c27edee"),
-}
 #: The release's fixed settings.  Its tapped layers (6/12/18/24) and value-stream start (6) are the
 #: backbone defaults for a 24-block ViT, so they are not repeated here.
 RELEASE_SETTINGS = {"prompt_length": 12, "reduction": 4, "pq_context": True, "image_size": 518}

@@ -28,6 +28,7 @@ from adaptclip_med.errors import AdaptClipError, CheckpointMismatchError, Missin
 from adaptclip_med.methods.adaclip.constants import PROMPT_DEPTH, PROMPT_LENGTH
 from adaptclip_med.methods.adaclip.parts import RELEASE_PREFIX, AdaClipParts, PartDims
 from adaptclip_med.model.backbone_source import sha256_of_file
+from adaptclip_med.model.known_weights import ADACLIP_RELEASES, AdaClipRelease
 
 log = logging.getLogger(__name__)
 
@@ -39,21 +40,8 @@ RELEASE_SOURCE = ("github.com/caoyunkang/AdaCLIP README (download links to Googl
 RELEASE_LICENSE = "MIT"
 
 
-@dataclass(frozen=True)
-class Release:
-    file_name: str
-    trained_on: str
-    note: str
-
-
-#: The authors' three releases (file names from their README / app.py).  Their README's table labels
-#: the two dataset-specific files "MVTec AD & ClinicDB" / "VisA & ColonDB", while the file names and
-#: train/test scripts pair MVTec with ColonDB and VisA with ClinicDB (Q19); the file names are used.
-RELEASES: tuple[Release, ...] = (
-    Release("pretrained_mvtec_colondb.pth", "MVTec AD + ColonDB", "validated on VisA"),
-    Release("pretrained_visa_clinicdb.pth", "VisA + ClinicDB", "validated on MVTec AD"),
-    Release("pretrained_all.pth", "all 14 datasets of the paper", "demo model"),
-)
+Release = AdaClipRelease
+RELEASES: tuple[AdaClipRelease, ...] = ADACLIP_RELEASES
 
 
 def release_named(name: str) -> Release | None:
