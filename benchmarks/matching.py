@@ -75,12 +75,12 @@ def fp16_storage_effect(data, references: int, loaded, bank: Path, volume, work:
     from adaptclip_med.volume.pipeline import make_scorer
 
     options = demo_options()
-    reference_bank.STORAGE_DTYPE = torch.float32
+    loaded.bank_storage_dtype = torch.float32  # this instance only: the method's banks store float32 rows
     try:
         bank32 = reference_bank.build_reference_bank("bench32", data.reference_dirs[:references], loaded,
                                                      options.preprocessing(), work / "banks32", calibrate=False)
     finally:
-        reference_bank.STORAGE_DTYPE = torch.float16
+        del loaded.bank_storage_dtype
     half = make_scorer(replace(demo_options(bank), match="position"), loaded).score(volume)
     full = make_scorer(replace(demo_options(bank32), match="position"), loaded).score(volume)
     slice_diff = max(abs(a.score - b.score) for a, b in zip(half.scored(), full.scored()))

@@ -61,7 +61,9 @@ class StubBackbone:
 
 def _scorer(loaded: LoadedModel, bank_path: Path | None, shots: int, batch: int, device: torch.device) -> VolumeScorer:
     bank = ReferenceBank.open(bank_path) if bank_path is not None and shots else None
-    return VolumeScorer(loaded, bank, SlicePreprocessing(window=BRAIN_WINDOW) if bank is None else None,
+    from adaptclip_med.methods.adaptclip import AdaptCLIPMethod
+
+    return VolumeScorer(AdaptCLIPMethod.from_loaded(loaded, device), bank, SlicePreprocessing(window=BRAIN_WINDOW) if bank is None else None,
                         shots=shots if bank is not None else None, batch_size=batch, device=str(device))
 
 
@@ -133,6 +135,12 @@ def outside_network(loaded: LoadedModel, bank_path: Path, shots: int, batch: int
     to_input = measure(lambda: slices_to_model_input(prepared.slices01[:batch], size), 3, device)
     globals_ = torch.randn(batch, loaded.model.backbone.embed_dim)
     relative = prepared.relative_position[:batch]
-    cold = measure(lambda: scorer._memories(relative, globals_), 1, device)
-    warm = measure(lambda: scorer._memories(relative, globals_), 3, device)
+    scans = range(scorer.shots)
+
+    def memories():  # what volume/slice_step.py does per batch: match, read the rows, pool them
+        return [scorer.method.memory_from_rows(scorer.bank.rows(scorer.bank.match(float(r), g, scans=scans)))
+                for r, g in zip(relative, globals_)]
+
+    cold = measure(memories, 1, device)
+    warm = measure(memories, 3, device)
     return {"batch": batch, "k": shots, "input_tensor": to_input, "bank_memory_cold": cold, "bank_memory_warm": warm}

@@ -80,6 +80,9 @@ def write_synthetic_bank(folder: Path, loaded: LoadedModel, scans: int, rows: in
 
     Encoding k real 300-slice scans with ViT-L takes hours on a small CPU; the scorer's speed and
     memory depend only on the shapes, so random normalised features stand in for them."""
+    from adaptclip_med.methods.adaptclip import AdaptCLIPMethod
+
+    method = AdaptCLIPMethod.from_loaded(loaded)
     model: AdaptCLIP = loaded.model
     grid = model.config.image_size // model.backbone.patch_size
     dim, layers = model.backbone.embed_dim, len(model.backbone.tap_layers)
@@ -100,7 +103,7 @@ def write_synthetic_bank(folder: Path, loaded: LoadedModel, scans: int, rows: in
         entries.append({"label": f"synthetic-{scan}", "file": file, "num_slices": rows, "body_slices": rows,
                         "modality": "CT", "spacing_mm": [1.0, 0.5, 0.5]})
     meta = {"format": BANK_FORMAT, "format_version": BANK_VERSION, "name": name,
-            "key": bank_key(loaded, preprocessing), "model": loaded.identity(), "preprocessing": preprocessing.describe(),
+            "key": bank_key(method, preprocessing), "model": method.identity(), "preprocessing": preprocessing.describe(),
             "scans": entries, "software_version": "benchmark", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "calibration": None}
     (root / "bank.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
