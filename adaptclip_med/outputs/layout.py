@@ -68,3 +68,14 @@ def overlays_in(folder: Path) -> list[Path]:
 def dicom_results_in(folder: Path) -> list[Path]:
     """The DICOM result objects present in a finished study folder (what batch sends by STOW)."""
     return [Path(folder) / name for name in DICOM_RESULTS if (Path(folder) / name).is_file()]
+
+
+#: What a study folder holds that this project wrote (the staged rewrite replaces exactly these).
+STUDY_FILES = frozenset({PROBABILITY_NIFTI, MASK_NIFTI, DICOM_SEG, PARAMETRIC_MAP, SLICES_CSV, SCORE_PLOT, STUDY_JSON})
+
+
+def is_study_output(name: str) -> bool:
+    """True for a file name the study writers produce (or their temporary files): anything
+    ``anomaly_*`` (also from other versions), the fixed names, overlays and ``.tmp-`` files."""
+    return (name in STUDY_FILES or name.startswith("anomaly_") or name.startswith(".tmp-")
+            or parse_overlay_name(name) is not None)

@@ -40,12 +40,16 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _write_error(final: Path, exc: OSError) -> AdaptClipError:
-    label = describe_path(final)
+def _os_error(path: Path, exc: OSError, what: str, kept: str) -> AdaptClipError:
+    """One line for a failed write: disk full, or the OS's reason, and what was left as it was."""
+    label = describe_path(path)
     if exc.errno in SPACE_ERRORS:
-        return AdaptClipError(f"{label}: no space left on the device; nothing was written (free space and retry)")
-    reason = exc.strerror or type(exc).__name__
-    return AdaptClipError(f"{label}: cannot write the file ({reason}); nothing was written")
+        return AdaptClipError(f"{label}: no space left on the device; {kept} (free space and retry)")
+    return AdaptClipError(f"{label}: cannot write {what} ({exc.strerror or type(exc).__name__}); {kept}")
+
+
+def _write_error(final: Path, exc: OSError) -> AdaptClipError:
+    return _os_error(final, exc, "the file", "nothing was written")
 
 
 @contextmanager
@@ -89,11 +93,7 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "
 
 
 def _folder_error(folder: Path, exc: OSError) -> AdaptClipError:
-    label = describe_path(folder)
-    if exc.errno in SPACE_ERRORS:
-        return AdaptClipError(f"{label}: no space left on the device; the previous results were kept (free space and retry)")
-    reason = exc.strerror or type(exc).__name__
-    return AdaptClipError(f"{label}: cannot write the output folder ({reason}); the previous results were kept")
+    return _os_error(folder, exc, "the output folder", "the previous results were kept")
 
 
 def _remove_tree(folder: Path) -> None:

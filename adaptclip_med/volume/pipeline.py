@@ -13,7 +13,6 @@ identifier.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -93,12 +92,9 @@ def score_volume_to_dir(volume, out_dir: Path, scorer: VolumeScorer, other_serie
     return StudyOutputs(Path(out_dir), result.score, result.top_slices, files, other_series)
 
 
-#: Names this module writes into a study folder; anything else found there is carried over on rewrite.
-_OUTPUT_NAME = re.compile(r"anomaly_.*|slices\.csv|overlay_top\d+_slice\d+\.png|score_plot\.png|study\.json|\.tmp-.*")
-
-
 def _is_foreign(name: str) -> bool:
-    return _OUTPUT_NAME.fullmatch(name) is None
+    """Anything in a study folder that the study writers did not produce is carried over on rewrite."""
+    return not layout.is_study_output(name)
 
 
 def write_study_outputs(volume, result: StudyResult, out_dir: Path, scorer: VolumeScorer, seconds: float,
