@@ -166,7 +166,8 @@ def demo_lesions(seed: int, slices: int = 16) -> list[LesionSpec]:
         py, px = places[kind]
         py += rng.uniform(-0.05, 0.05)
         px = side * (px + rng.uniform(-0.03, 0.03) * np.sign(px))
-        cz = float(np.clip(mid + rng.uniform(-3.0, 3.0), 3.0, slices - 4.0))
+        low, high = min(3.0, mid), max(slices - 4.0, mid)
+        cz = float(np.clip(mid + rng.uniform(-3.0, 3.0), low, high))
         r = {"hyperdense": 8.0, "hypodense": 11.0, "mass": 12.0}[kind] * rng.uniform(0.9, 1.1)
         specs.append(LesionSpec(kind, (cz, float(py), float(px)), (7.5, r, r * rng.uniform(0.8, 1.0))))
     return specs
