@@ -33,9 +33,11 @@ class DemoStudies:
 
 
 def make_ct_demo_dataset(out_dir: str | Path, seed: int = 0, normals: int = 4, slices: int = DEMO_SLICES,
-                         size: int = DEMO_SIZE) -> DemoStudies:
+                         size: int = DEMO_SIZE, truth_path: Path | None = None) -> DemoStudies:
     """Write the study with lesions, ``normals`` normal heads and the label map (NIfTI, values =
-    lesion kind: 1 hyperdense, 2 hypodense, 3 mass) in the study's geometry."""
+    lesion kind: 1 hyperdense, 2 hypodense, 3 mass) in the study's geometry, to ``truth_path``
+    (default ``out_dir/ground_truth_labels.nii.gz``; the demo keeps it outside the data folder so
+    ``batch`` on that folder sees studies only)."""
     from adaptclip_med.io.loader import load_study
     from adaptclip_med.outputs.nifti import write_nifti
 
@@ -54,5 +56,5 @@ def make_ct_demo_dataset(out_dir: str | Path, seed: int = 0, normals: int = 4, s
                            patient_name=f"PHANTOM^NORMAL{index + 1}", patient_id=f"PHANTOM-N-{index + 1:04d}")
         normal_dirs.append(folder)
     volume, _ = load_study(study_dir)
-    truth = write_nifti(labels, volume, out_dir / "ground_truth_labels.nii.gz", dtype=np.uint8)
+    truth = write_nifti(labels, volume, truth_path or out_dir / "ground_truth_labels.nii.gz", dtype=np.uint8)
     return DemoStudies(study_dir, normal_dirs, truth, labels)

@@ -134,7 +134,8 @@ def run_demo(out_dir: Path, seed: int = 0, references: int = 3, slices: int = 16
 
     started = time.perf_counter()
     out_dir = Path(out_dir)
-    data = make_ct_demo_dataset(out_dir / "data", seed=seed, normals=references + 1, slices=slices, size=size)
+    data = make_ct_demo_dataset(out_dir / "data", seed=seed, normals=references + 1, slices=slices, size=size,
+                                truth_path=out_dir / "ground_truth_labels.nii.gz")
     bank_scans, held_out_normal = data.normal_dirs[:references], data.normal_dirs[references]
     options = demo_options()
     method = model_for(options)

@@ -52,7 +52,8 @@ def save_loss_curve(history: list[dict], path: Path) -> Path:
         keys = [k for k in history[0]["losses"] if k.rstrip("0123456789") == branch]
         if keys:
             values = [sum(h["losses"][k] for k in keys) / len(keys) for h in history]
-            axes.plot(epochs, values, "-", color=colour, label=f"{branch} (mean of {len(keys)})")
+            label = branch if len(keys) == 1 else f"{branch} (mean of {len(keys)} layers)"
+            axes.plot(epochs, values, "-", color=colour, label=label)
     axes.set_xlabel("epoch")
     axes.set_ylabel("mean training loss")
     axes.set_title("demo adapters on SYNTHETIC abdomen phantoms (no diagnostic value)", fontsize=9)
