@@ -55,7 +55,10 @@ def demo_bank(data_root: Path, banks: Path) -> Path:
     from adaptclip_med.demo.run import demo_options
     from adaptclip_med.volume.pipeline import model_for
 
-    scans = sorted(p for p in (data_root / "normals").iterdir() if p.is_dir())
+    folder = data_root / "normals"
+    if not folder.is_dir():  # a demo folder made before the CT-like phantoms
+        folder = data_root / "references"
+    scans = sorted(p for p in folder.iterdir() if p.is_dir())
     if not (banks / DEMO_BANK / "bank.json").is_file():
         typer.echo(f"building the demo reference bank '{DEMO_BANK}' from {len(scans)} normal phantoms (demo model)")
     options = demo_options()
