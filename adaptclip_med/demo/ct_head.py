@@ -39,6 +39,8 @@ LESION_KINDS = tuple(LESION_HU)
 PIXEL_MM = 0.9
 SLICE_MM = 5.0
 NOISE_HU = 3.5
+#: Peak displacement of the anatomy around a mass, in mass radii (mass effect).
+MASS_PUSH = 1.6
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,7 @@ def _mass_warp(yy: np.ndarray, xx: np.ndarray, zz: np.ndarray, lesions: Sequence
         dy, dx = yy - np.float32(cy), xx - np.float32(cx)
         dz = (zz - cz) * SLICE_MM / lesion.radius_mm[0]
         distance = np.sqrt(dy**2 + dx**2) + np.float32(1e-6)
-        push = (0.9 * radius * np.exp(-((distance / np.float32(2.5 * radius)) ** 2))
+        push = (MASS_PUSH * radius * np.exp(-((distance / np.float32(2.5 * radius)) ** 2))
                 * np.exp(-(dz**2) / 2.0).astype(np.float32))
         yy = yy - push * dy / distance
         xx = xx - push * dx / distance
