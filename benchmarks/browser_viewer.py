@@ -29,7 +29,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-from dataclasses import replace
 from pathlib import Path
 
 CHROMIUM = "/usr/bin/chromium"
@@ -86,7 +85,7 @@ def _prepare(output: Path) -> str:
     candidate = next(c for c in discover(AllowedRoots([output / DEMO_DATA])).candidates if "LESIONS" in c.description)
     volume, _ = load_study(data.study_dir)
     key = study_key_of(volume, candidate)
-    scorer = make_scorer(replace(options, bank=str(output / "banks" / "demo-ct-head"), window=None))
+    scorer = make_scorer(options.with_(bank=str(output / "banks" / "demo-ct-head"), window=None))
     score_for_review(volume, key, dashboard_output_dir(output, key), scorer, {"description": candidate.description})
     return key
 

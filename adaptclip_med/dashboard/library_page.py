@@ -112,7 +112,7 @@ def _build(ctx: state.Context, loaded, model_problem: str | None) -> None:
     protocol_col, window_col = st.columns(2)
     protocol = protocol_col.text_input("Protocol", value=DEFAULT_PROTOCOL, key="protocol")
     windows = [PERCENTILE, *CT_WINDOWS]
-    configured = ctx.config.scoring.window
+    configured = ctx.config.scoring.slicing.window
     window_col.selectbox("Window used for the network", windows, key="bank_window",
                          index=windows.index(configured) if configured in windows else 0,
                          help="Studies scored with this bank are windowed the same way (CT: a preset; MR: percentile).")
@@ -147,13 +147,13 @@ def _warnings(ctx: state.Context, candidates: list[Candidate]) -> dict[str, str]
 def _build_bank(ctx: state.Context, loaded, name: str, picked: list[Candidate], everything: list[Candidate],
                 calibrate: bool) -> None:
     choice = st.session_state["bank_window"]
-    preprocessing = SlicePreprocessing(window=parse_window(None if choice == PERCENTILE else choice), axis=ctx.config.scoring.axis)
-    options = ctx.config.scoring
+    preprocessing = SlicePreprocessing(window=parse_window(None if choice == PERCENTILE else choice), axis=ctx.config.scoring.slicing.axis)
+    slicing = ctx.config.scoring.slicing
     with tempfile.TemporaryDirectory(prefix="adaptclip-bank-scans-") as staging:  # series sharing a folder
         scans = [scan_path(c, everything, Path(staging)) for c in picked]
         labels = [describe_path(Path(p)) for p in scans]
         task = BackgroundTask(lambda: build_reference_bank(name, scans, loaded, preprocessing, ctx.config.banks_root,
-                                                           batch_size=options.batch_size, calibrate=calibrate), ("encoding ", "calibrating"))
+                                                           batch_size=slicing.batch_size, calibrate=calibrate), ("encoding ", "calibrating"))
         path = run_with_progress(task, lambda bars: _bank_progress(bars, labels, calibrate))
     state.forget_banks()
     st.session_state[FLASH] = f"Reference bank '{path.name}' built from {len(scans)} scan(s)."
@@ -179,7 +179,7 @@ def _thumbnails(ctx: state.Context, candidates: list[Candidate]) -> None:
     for index, candidate in enumerate(candidates[:MAX_THUMBNAILS]):
         if candidate.key not in cache:
             try:
-                volume = load_candidate(candidate, ctx.config.scoring.axis)
+                volume = load_candidate(candidate, ctx.config.scoring.slicing.axis)
                 middle = volume.array[volume.array.shape[0] // 2]
                 cache[candidate.key] = (percentile_window(volume.array).apply(middle) * 255).astype(np.uint8)
             except AdaptClipError:

@@ -71,11 +71,11 @@ def _open_upload(ctx: state.Context, files, limit: int) -> None:
         report.append("Nothing to open: no file of the upload is a DICOM image or NIfTI volume.")
         st.rerun()
     folder = save_uploads(accepted, state.upload_folder(), limit)
-    found = discover(AllowedRoots([folder]), ctx.config.show_patient_names, ctx.config.scoring.axis)
+    found = discover(AllowedRoots([folder]), ctx.config.show_patient_names, ctx.config.scoring.slicing.axis)
     readable: list[Candidate] = []
     for candidate in found.candidates:
         try:
-            load_candidate(candidate, ctx.config.scoring.axis)
+            load_candidate(candidate, ctx.config.scoring.slicing.axis)
             readable.append(candidate)
         except AdaptClipError:
             names = ", ".join(_upload_names(candidate, accepted)) or "uploaded series"
@@ -187,7 +187,7 @@ def _show(ctx: state.Context, study, url: dict | None = None) -> None:
 
 
 def _axis(ctx: state.Context) -> str:
-    return ctx.config.scoring.axis
+    return ctx.config.scoring.slicing.axis
 
 
 def _is_upload(candidate: Candidate) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from adaptclip_med.review.discovery import Discovery, discover
 from adaptclip_med.review.paths import AllowedRoots
 from adaptclip_med.review.store import ReviewStore
 from adaptclip_med.review.worklist import WorklistEntry, worklist_entries
-from adaptclip_med.volume.pipeline import ScoringOptions
+from adaptclip_med.volume.options import ScoringOptions
 
 # Session-state keys (widgets use the same names as their ``key``).
 NAV = "nav"
@@ -81,7 +81,7 @@ def upload_folder() -> Path:
 def _cached_model(options_json: str):
     from adaptclip_med.volume.pipeline import model_for
 
-    return model_for(ScoringOptions(**json.loads(options_json)))
+    return model_for(ScoringOptions.from_dict(json.loads(options_json)))
 
 
 def model(config: DashboardConfig) -> tuple[Any | None, str | None]:
@@ -90,7 +90,7 @@ def model(config: DashboardConfig) -> tuple[Any | None, str | None]:
         return None, ("no adapter weights configured (start with --adapters FILE, or --demo): existing results can be "
                       "reviewed and signed off, but scoring and bank building are disabled")
     try:
-        return _cached_model(json.dumps(asdict(replace(config.scoring, bank=None)), sort_keys=True)), None
+        return _cached_model(json.dumps(config.scoring.with_(bank=None).to_dict(), sort_keys=True)), None
     except AdaptClipError as exc:
         return None, f"model weights not available: {exc}"
 
@@ -99,7 +99,7 @@ def discovery(ctx: Context, refresh: bool = False) -> Discovery:
     """Series under the data roots, scanned once per session (or on request)."""
     if refresh or DISCOVERY not in st.session_state:
         with st.spinner("Scanning the data roots for image series..."):
-            st.session_state[DISCOVERY] = discover(ctx.data_roots, ctx.config.show_patient_names, ctx.config.scoring.axis)
+            st.session_state[DISCOVERY] = discover(ctx.data_roots, ctx.config.show_patient_names, ctx.config.scoring.slicing.axis)
     return st.session_state[DISCOVERY]
 
 

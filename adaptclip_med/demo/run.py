@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from adaptclip_med.volume.pipeline import ScoringOptions, StudyOutputs, make_scorer, model_for, score_study
+from adaptclip_med.volume.options import ModelOptions, ReferenceOptions, ScoringOptions, SlicingOptions
+from adaptclip_med.volume.pipeline import StudyOutputs, make_scorer, model_for, score_study
 from adaptclip_med.demo.bank import ensure_demo_bank
 
 DEMO_LABEL = "DEMONSTRATION ONLY: tiny random-initialised backbone, untrained adapters, synthetic phantoms - no diagnostic value"
@@ -23,9 +24,10 @@ DEMO_WINDOW = "brain"
 
 
 def demo_options(bank: Path | None = None) -> ScoringOptions:
-    return ScoringOptions(backbone="adaptclip-tiny-vit", backbone_weights="random:0", adapters=None,
-                          image_size=DEMO_IMAGE_SIZE, window=DEMO_WINDOW, bank=str(bank) if bank else None,
-                          offline=True)
+    return ScoringOptions(model=ModelOptions(backbone="adaptclip-tiny-vit", backbone_weights="random:0", adapters=None,
+                                             image_size=DEMO_IMAGE_SIZE, offline=True),
+                          references=ReferenceOptions(bank=str(bank) if bank else None),
+                          slicing=SlicingOptions(window=DEMO_WINDOW))
 
 
 @dataclass

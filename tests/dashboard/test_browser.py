@@ -95,7 +95,7 @@ def room(tmp_path_factory):
     volume, _ = load_study(data.study_dir)
     key = study_key_of(volume, candidate)
     out_dir = dashboard_output_dir(output, key)
-    scorer = make_scorer(replace(options, bank=str(output / "banks" / "demo-ct-head"), window=None))
+    scorer = make_scorer(options.with_(bank=str(output / "banks" / "demo-ct-head"), window=None))
     score_for_review(volume, key, out_dir, scorer, {"description": candidate.description, "study_date": candidate.study_date})
     ReviewStore.in_folder(output).register_study(key, "dashboard", replace(candidate.source(), output_dir=out_dir))
     results = base / "batch"  # a broken result with a high score: flagged, never ranked first
