@@ -129,13 +129,13 @@ def reference_volume(bank, scan: int, study: ReviewStudy, bank_name: str, series
         array = np.asarray(volume.array, dtype=np.float32)
         affine = volume.reorientation.canonical_affine(volume.source_affine)
         position = {int(src): int(src) for src in rows}
-        label += " (source series)"
+        label += "\nsource series (full resolution)"
         from_source = True
     else:
         array, affine = _thumbnail_stack(bank, scan, study)
         position = {int(src): index for index, src in enumerate(rows)}
         why = getattr(series, "reason", "") or "the source series was not looked up"
-        label += f"\nbank thumbnails, 128 px: {why}"
+        label += f"\nbank thumbnails (128 px):\n{why}"
         from_source = False
     slices: list[int | None] = []
     recorded: list[bool] = []

@@ -63,7 +63,7 @@ def test_the_viewer_gets_the_source_slice_the_model_compared_with(scored):
     assert any(ref.recorded)
     payload = reference_payload(ref, 0, "ct-head")
     assert payload["source"] is True and payload["shape"] == list(source.array.shape)
-    assert "(source series)" in payload["label"]
+    assert payload["label"].endswith("scan 1\nsource series (full resolution)")
 
 
 def test_outside_the_roots_or_without_sources_it_says_why_and_shows_thumbnails(scored, tmp_path):
@@ -73,7 +73,7 @@ def test_outside_the_roots_or_without_sources_it_says_why_and_shows_thumbnails(s
     assert outside.volume is None and outside.reason == "its source series is not under the data roots"
     ref = reference_volume(bank, 0, study, "ct-head", outside)
     assert not ref.source and ref.array.shape[1:] == (128, 128)
-    assert "bank thumbnails, 128 px: its source series is not under the data roots" in ref.label
+    assert ref.label.endswith("bank thumbnails (128 px):\nits source series is not under the data roots")
     assert str(base) not in ref.label and "references" not in ref.label  # no path on screen
 
     shared = tmp_path / "shared-bank"
