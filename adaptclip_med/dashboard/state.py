@@ -143,7 +143,8 @@ def set_url(**values: str | None) -> None:
 
 
 def restore_from_url() -> None:
-    """Once per session: reviewer, page and study from the URL (a reload or a deep link)."""
+    """Once per session: page and study from the URL (a reload or a deep link); the reviewer from
+    this browser's cookie, or from a ``?reviewer=`` link (adopted, then dropped from the URL)."""
     if "_url_restored" in st.session_state:
         return
     st.session_state["_url_restored"] = True
