@@ -170,10 +170,10 @@ def remembered_reviewer() -> str:
     link opened in it) and does not travel in links sent to a colleague.  Streamlit hands the
     cookies of the page request to the session, so a reload reads the name the last session saved."""
     try:
-        raw = st.context.cookies.get(REVIEWER_COOKIE) or ""
+        raw = st.context.cookies.get(REVIEWER_COOKIE)
     except Exception:  # no request context (bare script run): nothing remembered
         return ""
-    return unquote(raw).strip()[:MAX_REVIEWER]
+    return unquote(raw).strip()[:MAX_REVIEWER] if isinstance(raw, str) else ""  # AppTest: a mock, not a str
 
 
 def remember_reviewer() -> None:
