@@ -13,7 +13,7 @@ import streamlit as st
 from adaptclip_med.errors import AdaptClipError, InputError
 from adaptclip_med.intensity import CT_WINDOWS
 from adaptclip_med.review.background import BackgroundTask, BarState
-from adaptclip_med.review.discovery import Candidate, finding_reason, label_map_reason, load_candidate, scan_path
+from adaptclip_med.review.discovery import Candidate, load_candidate, scan_path
 from adaptclip_med.review.rendering import grey_rgb, percentile_window
 from adaptclip_med.utils.redact import describe_path
 from adaptclip_med.volume.preprocessing import SlicePreprocessing, parse_window
@@ -21,6 +21,7 @@ from adaptclip_med.volume.reference_bank import build_reference_bank, delete_ban
 
 from adaptclip_med.dashboard import state
 from adaptclip_med.dashboard.progress import run_with_progress
+from adaptclip_med.dashboard.series_flags import flagged_label, series_warnings
 
 PERCENTILE = "percentile (per volume)"
 THUMBNAILS = "thumbnails"  # session: candidate key -> uint8 image
@@ -91,7 +92,7 @@ def _build(ctx: state.Context, loaded, model_problem: str | None) -> None:
     modalities = sorted({c.modality or c.kind.upper() for c in candidates})
     modality = st.selectbox("Modality", ["all", *modalities], key="lib_modality")
     shown = [c for c in candidates if modality == "all" or (c.modality or c.kind.upper()) == modality]
-    warnings = _warnings(ctx, shown)
+    warnings = series_warnings(ctx, shown)
     rows = []
     for c in shown:
         row = {"series": c.key[:8], "modality": c.modality or c.kind.upper(), "description": c.description, "slices": c.num_slices,
@@ -100,7 +101,7 @@ def _build(ctx: state.Context, loaded, model_problem: str | None) -> None:
             row.update(patient=c.patient_name or "", location=c.location)
         rows.append(row)
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-    labels = {c.key: ("⚠ " if c.key in warnings else "") + c.label for c in shown}
+    labels = {c.key: flagged_label(c, warnings) for c in shown}
     st.multiselect("Normal scans for the bank (k shots)", list(labels), format_func=labels.get, key="ref_pick",
                    help="Only scans without findings belong in a bank; flagged (⚠) series are label maps or have findings.")
     picked = [c for c in shown if c.key in st.session_state.get("ref_pick", [])]
@@ -127,21 +128,6 @@ def _build(ctx: state.Context, loaded, model_problem: str | None) -> None:
         if (ctx.config.banks_root / name / "bank.json").is_file() and not replace_existing:
             raise InputError(f"a bank named '{name}' exists: tick 'Replace' or choose another protocol name")
         _build_bank(ctx, loaded, name, picked, candidates, calibrate and len(picked) >= 2)
-
-
-def _warnings(ctx: state.Context, candidates: list[Candidate]) -> dict[str, str]:
-    """Candidate key -> why it should not be a normal reference (label maps, series with findings)."""
-    cache: dict[str, str] = st.session_state.setdefault("lib_label_checks", {})
-    decisions = ctx.store.statuses()
-    above = {e.study_key for e in state.worklist(ctx) if e.mask_voxels}
-    found: dict[str, str] = {}
-    for c in candidates:
-        if c.key not in cache:
-            cache[c.key] = label_map_reason(c)
-        reason = cache[c.key] or finding_reason(c, decisions, above)
-        if reason:
-            found[c.key] = reason
-    return found
 
 
 def _build_bank(ctx: state.Context, loaded, name: str, picked: list[Candidate], everything: list[Candidate],

@@ -12,6 +12,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import streamlit as st
 
@@ -27,6 +28,8 @@ from adaptclip_med.volume.options import ScoringOptions
 NAV = "nav"
 NAV_REQUEST = "nav_request"  # page to show on the next run
 REVIEWER = "reviewer"
+REVIEWER_COOKIE = "adaptclip_reviewer"  # per browser: set by the viewer component, read at session start
+MAX_REVIEWER = 120
 STUDY = "study"  # ReviewStudy on screen
 PENDING_OPEN = "pending_open"  # {"kind": "worklist" | "candidate", "key": ...}
 UNSCORED = "unscored"  # (study key, volume, output folder, candidate) of an opened study without results
@@ -140,14 +143,17 @@ def set_url(**values: str | None) -> None:
 
 
 def restore_from_url() -> None:
-    """Once per session: reviewer, page and study from the URL (a reload or a deep link)."""
+    """Once per session: page and study from the URL (a reload or a deep link); the reviewer from
+    this browser's cookie, or from a ``?reviewer=`` link (adopted, then dropped from the URL)."""
     if "_url_restored" in st.session_state:
         return
     st.session_state["_url_restored"] = True
     params = url_params()
-    reviewer = (params.get("reviewer") or "").strip()
+    reviewer = (params.get("reviewer") or "").strip() or remembered_reviewer()
     if reviewer and not st.session_state.get(REVIEWER):
-        st.session_state[REVIEWER] = reviewer[:120]
+        st.session_state[REVIEWER] = reviewer[:MAX_REVIEWER]
+    if "reviewer" in params:  # adopted; links copied from the address bar do not carry a name
+        set_url(reviewer=None)
     page = params.get("page")
     if page in PAGES:
         st.session_state[NAV_REQUEST] = page
@@ -157,10 +163,29 @@ def restore_from_url() -> None:
         st.session_state[NAV_REQUEST] = "Viewer"
 
 
+def remembered_reviewer() -> str:
+    """The reviewer this browser remembers: the cookie the viewer component sets (``REVIEWER_COOKIE``).
+
+    A cookie rather than the URL: the name belongs to the browser (every tab, every reload, any
+    link opened in it) and does not travel in links sent to a colleague.  Streamlit hands the
+    cookies of the page request to the session, so a reload reads the name the last session saved."""
+    try:
+        raw = st.context.cookies.get(REVIEWER_COOKIE)
+    except Exception:  # no request context (bare script run): nothing remembered
+        return ""
+    return unquote(raw).strip()[:MAX_REVIEWER] if isinstance(raw, str) else ""  # AppTest: a mock, not a str
+
+
 def remember_reviewer() -> None:
-    """Callback of the reviewer field: kept in the URL so a reload (same browser tab/bookmark) keeps it."""
-    name = (st.session_state.get(REVIEWER) or "").strip()
-    set_url(reviewer=name or None)
+    """Callback of the reviewer field: the name is trimmed; the viewer component stores it in this
+    browser's cookie on its next render (``reviewer_to_remember``)."""
+    name = (st.session_state.get(REVIEWER) or "").strip()[:MAX_REVIEWER]
+    st.session_state[REVIEWER] = name
+
+
+def reviewer_to_remember() -> dict[str, str]:
+    """What the viewer component writes to the browser's cookies: the reviewer ("" clears it)."""
+    return {"name": REVIEWER_COOKIE, "value": (st.session_state.get(REVIEWER) or "").strip()[:MAX_REVIEWER]}
 
 
 def apply_navigation() -> None:
