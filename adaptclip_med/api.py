@@ -45,12 +45,15 @@ def score_study(study: str | Path, method: AnomalyMethod, *, bank: str | Path | 
                 aggregate: str = "max", batch_size: int = 4):
     """Score a study (DICOM folder/file, NIfTI, 2-D image) and write every output into ``out``;
     returns :class:`~adaptclip_med.volume.pipeline.StudyOutputs` (score, top slices, files)."""
-    from adaptclip_med.volume.pipeline import ScoringOptions, make_scorer
+    from adaptclip_med.volume.options import ModelOptions, OutputOptions, ReferenceOptions, ScoringOptions, SlicingOptions
+    from adaptclip_med.volume.pipeline import make_scorer
     from adaptclip_med.volume.pipeline import score_study as _score
 
-    options = ScoringOptions(method=method.name, class_name=method.class_name, bank=str(bank) if bank else None,
-                             zero_shot=bank is None, window=window, axis=axis, shots=shots, threshold=threshold,
-                             aggregate=aggregate, batch_size=batch_size, device=str(method.device))
+    options = ScoringOptions(
+        model=ModelOptions(method=method.name, class_name=method.class_name, device=str(method.device)),
+        references=ReferenceOptions(bank=str(bank) if bank else None, zero_shot=bank is None, shots=shots),
+        slicing=SlicingOptions(window=window, axis=axis, batch_size=batch_size),
+        output=OutputOptions(threshold=threshold, aggregate=aggregate))
     return _score(Path(study), Path(out), make_scorer(options, method))
 
 

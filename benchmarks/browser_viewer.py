@@ -5,11 +5,14 @@ Measures, inside the viewer's iframe (its own instrumentation, ``window.__viewer
 
 * wheel step -> the new slice drawn (event handler start to the next animation frame after the
   NiiVue draw call), median of N steps;
-* W/L drag -> repaint (first mousemove of a frame to the next animation frame after the window is
-  re-applied and drawn), median of N drag moves;
+* W/L drag -> repaint (first mousemove of a frame to the next animation frame after the image
+  layer is re-windowed and drawn), median of N drag moves; and the linked reference viewer, which
+  follows one task later (its own re-window + draw to the next animation frame);
 * presented frame: the same two changes timed to the SECOND animation frame, i.e. until the
   compositor produced the frame that holds them (what a reader sees; with ``--disable-gpu`` this
   is software GL, so it measures the CPU, not the viewer);
+* the same re-windowing with the GL work forced to completion (``gl.finish()``): the image layer
+  alone (what a drag does), every layer (``updateGLVolume``, what a drag did before), a plain redraw;
 * first render: volumes decoded and drawn (from the render message), and page load to ready.
 
     python -m benchmarks.browser_viewer [--steps 40] [--out benchmarks/results/browser_viewer.json]
@@ -29,7 +32,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-from dataclasses import replace
 from pathlib import Path
 
 CHROMIUM = "/usr/bin/chromium"
@@ -61,6 +63,30 @@ PRESENTED_JS = """async ([kind, n]) => {
 }"""
 
 
+# What each way of re-windowing costs once the GL work has actually run (gl.finish()), so the figure
+# does not depend on where the compositor happens to wait: the image layer alone (what a drag now
+# does), every layer (NiiVue's updateGLVolume, what a drag did before), and a plain redraw.
+GL_COST_JS = """(n) => {
+  const nv = window.__viewer.nv, gl = nv.gl, vol = nv.volumes[0];
+  const lo = vol.cal_min, hi = vol.cal_max, out = {image_layer: [], all_layers: [], draw_only: []};
+  for (let i = 0; i < n; i++) {
+    const d = (i % 2 ? 1 : -1) * 0.05 * (hi - lo);
+    gl.finish();
+    let t = performance.now();
+    vol.cal_min = lo + d; vol.cal_max = hi + d; nv.refreshLayers(vol, 0); nv.drawScene(); gl.finish();
+    out.image_layer.push(performance.now() - t);
+    t = performance.now();
+    vol.cal_min = lo - d; vol.cal_max = hi - d; nv.updateGLVolume(); gl.finish();
+    out.all_layers.push(performance.now() - t);
+    t = performance.now();
+    nv.drawScene(); gl.finish();
+    out.draw_only.push(performance.now() - t);
+  }
+  vol.cal_min = lo; vol.cal_max = hi; nv.refreshLayers(vol, 0); nv.drawScene();
+  return out;
+}"""
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -86,7 +112,7 @@ def _prepare(output: Path) -> str:
     candidate = next(c for c in discover(AllowedRoots([output / DEMO_DATA])).candidates if "LESIONS" in c.description)
     volume, _ = load_study(data.study_dir)
     key = study_key_of(volume, candidate)
-    scorer = make_scorer(replace(options, bank=str(output / "banks" / "demo-ct-head"), window=None))
+    scorer = make_scorer(options.with_(bank=str(output / "banks" / "demo-ct-head"), window=None))
     score_for_review(volume, key, dashboard_output_dir(output, key), scorer, {"description": candidate.description})
     return key
 
@@ -143,13 +169,19 @@ def measure(url: str, steps: int) -> dict:
         page.mouse.up()
         page.wait_for_timeout(500)
         stats = frame.evaluate("() => ({wheel: window.__viewer.stats.wheel, wl: window.__viewer.stats.wl,"
+                               " wlRef: window.__viewer.stats.wlRef,"
                                " firstRender: window.__viewer.stats.firstRender, shape: window.__viewer.nv.volumes[0].dims})")
         print("interactive figures taken", flush=True)
         presented_wheel = frame.evaluate(PRESENTED_JS, ["wheel", max(10, steps // 2)])
         presented_wl = frame.evaluate(PRESENTED_JS, ["wl", max(10, steps // 2)])
+        gl_cost = frame.evaluate(GL_COST_JS, max(10, steps // 2))
         browser.close()
     return {"wheel_to_slice_drawn": _summary(stats["wheel"]), "wl_drag_to_repaint": _summary(stats["wl"]),
+            "wl_drag_reference_follows": _summary(stats["wlRef"]) if stats["wlRef"] else None,
             "wheel_to_frame_presented": _summary(presented_wheel), "wl_to_frame_presented": _summary(presented_wl),
+            "gl_finished_window_image_layer": _summary(gl_cost["image_layer"]),
+            "gl_finished_window_all_layers": _summary(gl_cost["all_layers"]),
+            "gl_finished_draw_only": _summary(gl_cost["draw_only"]),
             "first_render_ms": round(stats["firstRender"], 1), "page_load_to_viewer_ready_ms": round(load_to_ready, 1),
             "volume_dims": stats["shape"]}
 

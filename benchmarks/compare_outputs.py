@@ -53,7 +53,7 @@ def _prepare_inputs(folder: Path) -> None:
     import torch
     from PIL import Image
 
-    sys.path.insert(0, str(ROOT))
+    sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # tests/conftest imports its helpers as top-level modules
     from tests.conftest import randomise_adapter_state, save_tiny_weights
 
     from adaptclip_med.demo.phantom import make_demo_dataset

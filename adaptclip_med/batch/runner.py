@@ -39,7 +39,8 @@ from adaptclip_med.utils.keys import is_safe_key
 from adaptclip_med.utils.progress import progress_enabled
 from adaptclip_med.utils.redact import describe_path, header_warnings_silenced
 from adaptclip_med.outputs.layout import STUDY_JSON
-from adaptclip_med.volume.pipeline import ScoringOptions, make_scorer
+from adaptclip_med.volume.options import ScoringOptions
+from adaptclip_med.volume.pipeline import make_scorer
 from adaptclip_med.volume.scoring import VolumeScorer
 
 log = logging.getLogger(__name__)
@@ -114,9 +115,9 @@ def _write_tables(out_dir: Path, keys: list[str], records: dict[str, StudyRecord
 def run_batch(source: StudySource, scoring: ScoringOptions, options: BatchOptions) -> BatchSummary:
     """Score every study of ``source`` into ``options.out_dir``; see the module docstring."""
     started = time.time()
-    ranks = distributed.init_ranks(scoring.device)
+    ranks = distributed.init_ranks(scoring.model.device)
     try:
-        return _run(source, replace(scoring, device=distributed.rank_device(scoring.device, ranks)), options, ranks,
+        return _run(source, scoring.with_(device=distributed.rank_device(scoring.model.device, ranks)), options, ranks,
                     started)
     finally:
         distributed.shutdown(ranks)
@@ -173,7 +174,7 @@ def _score_shard(source: StudySource, scorer: VolumeScorer, scoring: ScoringOpti
         pending = [t for t in mine if not is_finished(records.get(t.key), out_dir, options.retry_failed)]
         outcome = _ShardOutcome([], already_done=len(mine) - len(pending))
         scratch_root = reset_scratch(out_dir, options.scratch_dir, ranks.rank)
-        worker = StudyWorker(source, scorer, replace(options, scratch_dir=scratch_root), scoring,
+        worker = StudyWorker(source, scorer, replace(options, scratch_dir=scratch_root), scoring.output,
                              reset_staging(out_dir, ranks.rank))
         solo = not ranks.distributed
         last_tables = time.time()

@@ -25,7 +25,8 @@ from adaptclip_med.io.dicom_scan import scan_dicom
 from adaptclip_med.outputs import layout
 from adaptclip_med.utils.keys import key_path
 from adaptclip_med.utils.redact import describe_path, header_warnings_silenced
-from adaptclip_med.volume.pipeline import ScoringOptions, score_volume_to_dir
+from adaptclip_med.volume.options import OutputOptions
+from adaptclip_med.volume.pipeline import score_volume_to_dir
 from adaptclip_med.volume.scoring import VolumeScorer
 
 log = logging.getLogger(__name__)
@@ -63,12 +64,12 @@ class _Attempt:
 class StudyWorker:
     """Scores one study at a time into staging and publishes it; returns its journal record."""
 
-    def __init__(self, source: StudySource, scorer: VolumeScorer, options: BatchOptions, scoring: ScoringOptions,
+    def __init__(self, source: StudySource, scorer: VolumeScorer, options: BatchOptions, outputs: OutputOptions,
                  staging: Path) -> None:
         self.source = source
         self.scorer = scorer
         self.options = options
-        self.scoring = scoring
+        self.outputs = outputs
         self.staging = staging
 
     def run(self, task: StudyTask) -> StudyRecord:
@@ -115,7 +116,7 @@ class StudyWorker:
                             "skipped_files": [{"file": s.label, "reason": s.reason} for s in chosen.skipped]}}
         other = sum(1 for s in series if s.kind == "image") - 1
         outputs = score_volume_to_dir(volume, staged, self.scorer, other_series=other, extra_report=report,
-                                      parametric_map=self.scoring.parametric_map)
+                                      parametric_map=self.outputs.parametric_map)
         final = publish(staged, key_path(self.options.out_dir, task.key))
         notes = f"{len(chosen.skipped)} file(s) of the series skipped" if chosen.skipped else ""
         record = StudyRecord(task.key, DONE, score=float(outputs.score),
@@ -138,7 +139,7 @@ class StudyWorker:
         report = {"batch": {"study_key": task.key, "source": "nifti", "rules": self.options.rules.describe(),
                             "series_selection": [], "skipped_files": []}}
         outputs = score_volume_to_dir(volume, staged, self.scorer, extra_report=report,
-                                      parametric_map=self.scoring.parametric_map)
+                                      parametric_map=self.outputs.parametric_map)
         publish(staged, key_path(self.options.out_dir, task.key))
         return StudyRecord(task.key, DONE, score=float(outputs.score),
                            top_slice=outputs.top_slices[0] if outputs.top_slices else None,

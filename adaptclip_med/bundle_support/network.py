@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -34,7 +33,8 @@ import torch.nn.functional as F
 from adaptclip_med.errors import InputError
 from adaptclip_med.methods.base import AnomalyMethod
 from adaptclip_med.preprocess import normalise
-from adaptclip_med.volume.pipeline import ScoringOptions, make_scorer, model_for
+from adaptclip_med.volume.options import ModelOptions, ScoringOptions
+from adaptclip_med.volume.pipeline import make_scorer, model_for
 
 #: Prefix of the trainable tensors in ``network.state_dict()`` (and in ``models/model.pt``).
 WEIGHTS_PREFIX = "weights"
@@ -69,10 +69,10 @@ class AnomalyMapNetwork(nn.Module):
         """``checkpoint``: the state-dict file a MONAI ``CheckpointLoader`` may load into this network
         later (``models/model.pt``); only named in the method's identity once loaded."""
         super().__init__()
-        self.options = ScoringOptions(method=method, class_name=class_name, backbone=backbone, backbone_weights=backbone_weights,
-                                      activation=activation, adapters=str(adapters) if adapters else None,
-                                      image_size=image_size, device=str(device), offline=offline, cache_dir=cache_dir,
-                                      precision=precision)
+        self.options = ScoringOptions(model=ModelOptions(
+            method=method, class_name=class_name, backbone=backbone, backbone_weights=backbone_weights,
+            activation=activation, adapters=str(adapters) if adapters else None, image_size=image_size,
+            device=str(device), offline=offline, cache_dir=cache_dir, precision=precision))
         self.method: AnomalyMethod = model_for(self.options)
         weights = self.method.weights_module()
         if weights is not None:
@@ -120,10 +120,11 @@ class AnomalyMapNetwork(nn.Module):
     # ------------------------------------------------------------------ studies
     def scorer(self, **settings: Any):
         """The volume scorer of this network's method for these scoring settings (bank, shots,
-        window, threshold...; fields of :class:`ScoringOptions`), built once per setting."""
+        window, threshold...: the flat names of :class:`ScoringOptions` parts other than the model),
+        built once per setting."""
         key = tuple(sorted((k, str(v)) for k, v in settings.items()))
         if key not in self._scorers:
-            self._scorers[key] = make_scorer(replace(self.options, **settings), self.method)
+            self._scorers[key] = make_scorer(self.options.with_(**settings), self.method)
         return self._scorers[key]
 
     def score_study(self, volume: Any, prepared: Any, **settings: Any):

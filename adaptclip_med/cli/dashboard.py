@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -108,7 +107,7 @@ def dashboard(
         scoring = options.scoring_options(model, require_weights=False, window=window, axis=axis, batch_size=batch_size)
     bank = options.resolve_bank(references, banks)
     config = DashboardConfig(data_roots=tuple(roots), output=output, banks_root=banks.expanduser().resolve(),
-                             scoring=replace(scoring, bank=str(Path(bank).resolve())) if bank else scoring, model_configured=demo or model.adapters is not None or not _trainable(model.method),
+                             scoring=scoring.with_(bank=str(Path(bank).resolve())) if bank else scoring, model_configured=demo or model.adapters is not None or not _trainable(model.method),
                              results=tuple(p.expanduser().resolve() for p in results), show_patient_names=show_patient_names,
                              max_upload_mb=max_upload_mb, demo=demo)
     with tempfile.TemporaryDirectory(prefix="adaptclip-dashboard-") as folder:

@@ -1,5 +1,5 @@
 """Typer options shared by the volume commands (score, references, demo) and their conversion to
-:class:`~adaptclip_med.volume.pipeline.ScoringOptions`."""
+:class:`~adaptclip_med.volume.options.ScoringOptions`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from adaptclip_med.cli import common
-from adaptclip_med.volume.options import ScoringOptions
+from adaptclip_med.volume.options import ModelOptions, ScoringOptions
 
 WindowOpt = typer.Option(None, "--window", help="CT window preset (brain, subdural, stroke, bone, lung, mediastinum, abdomen, soft_tissue, liver), 'LEVEL,WIDTH' in HU, or 'percentile' (default: the bank's; percentile scaling when none).")
 AxisOpt = typer.Option("axial", "--axis", help="Slice axis: axial, coronal or sagittal.")
@@ -45,7 +45,8 @@ def scoring_options(model: common.ModelChoice, method: str | None = None, requir
                     **volume) -> ScoringOptions:
     """ScoringOptions for one method of the command's model options (validated by the method)."""
     spec = model.spec(method, require_weights)
-    return ScoringOptions(method=spec.method, class_name=spec.class_name, backbone=model.backbone,
+    chosen = ModelOptions(method=spec.method, class_name=spec.class_name, backbone=model.backbone,
                           backbone_weights=model.backbone_weights, activation=model.activation, adapters=spec.weights,
                           image_size=model.image_size, device=spec.device, offline=model.offline, cache_dir=model.cache_dir,
-                          precision=model.precision, **volume)
+                          precision=model.precision)
+    return ScoringOptions(model=chosen).with_(**volume)

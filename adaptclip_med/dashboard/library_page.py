@@ -13,7 +13,7 @@ import streamlit as st
 from adaptclip_med.errors import AdaptClipError, InputError
 from adaptclip_med.intensity import CT_WINDOWS
 from adaptclip_med.review.background import BackgroundTask, BarState
-from adaptclip_med.review.discovery import Candidate, finding_reason, label_map_reason, load_candidate, scan_path
+from adaptclip_med.review.discovery import Candidate, load_candidate, scan_path
 from adaptclip_med.review.rendering import grey_rgb, percentile_window
 from adaptclip_med.utils.redact import describe_path
 from adaptclip_med.volume.preprocessing import SlicePreprocessing, parse_window
@@ -21,6 +21,7 @@ from adaptclip_med.volume.reference_bank import build_reference_bank, delete_ban
 
 from adaptclip_med.dashboard import state
 from adaptclip_med.dashboard.progress import run_with_progress
+from adaptclip_med.dashboard.series_flags import flagged_label, series_warnings
 
 PERCENTILE = "percentile (per volume)"
 THUMBNAILS = "thumbnails"  # session: candidate key -> uint8 image
@@ -91,7 +92,7 @@ def _build(ctx: state.Context, loaded, model_problem: str | None) -> None:
     modalities = sorted({c.modality or c.kind.upper() for c in candidates})
     modality = st.selectbox("Modality", ["all", *modalities], key="lib_modality")
     shown = [c for c in candidates if modality == "all" or (c.modality or c.kind.upper()) == modality]
-    warnings = _warnings(ctx, shown)
+    warnings = series_warnings(ctx, shown)
     rows = []
     for c in shown:
         row = {"series": c.key[:8], "modality": c.modality or c.kind.upper(), "description": c.description, "slices": c.num_slices,
@@ -100,7 +101,7 @@ def _build(ctx: state.Context, loaded, model_problem: str | None) -> None:
             row.update(patient=c.patient_name or "", location=c.location)
         rows.append(row)
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-    labels = {c.key: ("⚠ " if c.key in warnings else "") + c.label for c in shown}
+    labels = {c.key: flagged_label(c, warnings) for c in shown}
     st.multiselect("Normal scans for the bank (k shots)", list(labels), format_func=labels.get, key="ref_pick",
                    help="Only scans without findings belong in a bank; flagged (⚠) series are label maps or have findings.")
     picked = [c for c in shown if c.key in st.session_state.get("ref_pick", [])]
@@ -112,7 +113,7 @@ def _build(ctx: state.Context, loaded, model_problem: str | None) -> None:
     protocol_col, window_col = st.columns(2)
     protocol = protocol_col.text_input("Protocol", value=DEFAULT_PROTOCOL, key="protocol")
     windows = [PERCENTILE, *CT_WINDOWS]
-    configured = ctx.config.scoring.window
+    configured = ctx.config.scoring.slicing.window
     window_col.selectbox("Window used for the network", windows, key="bank_window",
                          index=windows.index(configured) if configured in windows else 0,
                          help="Studies scored with this bank are windowed the same way (CT: a preset; MR: percentile).")
@@ -129,31 +130,16 @@ def _build(ctx: state.Context, loaded, model_problem: str | None) -> None:
         _build_bank(ctx, loaded, name, picked, candidates, calibrate and len(picked) >= 2)
 
 
-def _warnings(ctx: state.Context, candidates: list[Candidate]) -> dict[str, str]:
-    """Candidate key -> why it should not be a normal reference (label maps, series with findings)."""
-    cache: dict[str, str] = st.session_state.setdefault("lib_label_checks", {})
-    decisions = ctx.store.statuses()
-    above = {e.study_key for e in state.worklist(ctx) if e.mask_voxels}
-    found: dict[str, str] = {}
-    for c in candidates:
-        if c.key not in cache:
-            cache[c.key] = label_map_reason(c)
-        reason = cache[c.key] or finding_reason(c, decisions, above)
-        if reason:
-            found[c.key] = reason
-    return found
-
-
 def _build_bank(ctx: state.Context, loaded, name: str, picked: list[Candidate], everything: list[Candidate],
                 calibrate: bool) -> None:
     choice = st.session_state["bank_window"]
-    preprocessing = SlicePreprocessing(window=parse_window(None if choice == PERCENTILE else choice), axis=ctx.config.scoring.axis)
-    options = ctx.config.scoring
+    preprocessing = SlicePreprocessing(window=parse_window(None if choice == PERCENTILE else choice), axis=ctx.config.scoring.slicing.axis)
+    slicing = ctx.config.scoring.slicing
     with tempfile.TemporaryDirectory(prefix="adaptclip-bank-scans-") as staging:  # series sharing a folder
         scans = [scan_path(c, everything, Path(staging)) for c in picked]
         labels = [describe_path(Path(p)) for p in scans]
         task = BackgroundTask(lambda: build_reference_bank(name, scans, loaded, preprocessing, ctx.config.banks_root,
-                                                           batch_size=options.batch_size, calibrate=calibrate), ("encoding ", "calibrating"))
+                                                           batch_size=slicing.batch_size, calibrate=calibrate), ("encoding ", "calibrating"))
         path = run_with_progress(task, lambda bars: _bank_progress(bars, labels, calibrate))
     state.forget_banks()
     st.session_state[FLASH] = f"Reference bank '{path.name}' built from {len(scans)} scan(s)."
@@ -179,7 +165,7 @@ def _thumbnails(ctx: state.Context, candidates: list[Candidate]) -> None:
     for index, candidate in enumerate(candidates[:MAX_THUMBNAILS]):
         if candidate.key not in cache:
             try:
-                volume = load_candidate(candidate, ctx.config.scoring.axis)
+                volume = load_candidate(candidate, ctx.config.scoring.slicing.axis)
                 middle = volume.array[volume.array.shape[0] // 2]
                 cache[candidate.key] = (percentile_window(volume.array).apply(middle) * 255).astype(np.uint8)
             except AdaptClipError:

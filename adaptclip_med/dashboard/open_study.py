@@ -17,6 +17,7 @@ from adaptclip_med.review.uploads import UPLOAD_TYPES, save_uploads, screen_uplo
 from adaptclip_med.outputs.layout import STUDY_JSON
 
 from adaptclip_med.dashboard import state, viewer_state
+from adaptclip_med.dashboard.series_flags import flagged_label, series_warnings
 
 UPLOAD_REPORT = "upload_report"  # session: lines to show after an upload (rejected files, outcome)
 
@@ -33,18 +34,22 @@ def render_open_panel(ctx: state.Context) -> None:
         elif not found.candidates:
             st.warning("No readable image series under the data roots.")
         else:
-            _candidate_picker(found, "open_pick", "open_candidate")
+            _candidate_picker(ctx, found, "open_pick", "open_candidate")
         if found is not None and found.truncated:
             st.caption("The scan stopped at its file limit; narrow the data roots to see everything.")
     with upload_tab:
         _upload_panel(ctx)
 
 
-def _candidate_picker(found: Discovery, pick_key: str, button_key: str) -> None:
-    labels = {c.key: c.label + (f" - {c.patient_name}" if c.patient_name else "") for c in found.candidates}
+def _candidate_picker(ctx: state.Context, found: Discovery, pick_key: str, button_key: str) -> None:
+    warnings = series_warnings(ctx, found.candidates, findings=False)  # a series with findings IS a study
+    labels = {c.key: flagged_label(c, warnings, c.label + (f" - {c.patient_name}" if c.patient_name else ""))
+              for c in found.candidates}
     left, right = st.columns([4, 1], vertical_alignment="bottom")
     pick = left.selectbox("Series", list(labels), format_func=labels.get, key=pick_key)
     right.button("Open", key=button_key, on_click=state.request_open, args=("candidate", pick), width="stretch")
+    if pick in warnings:
+        st.warning(f"{warnings[pick]}: scoring it as a study gives no meaningful result.", icon=":material/warning:")
     if found.unusable_files:
         st.caption(f"{found.unusable_files} file(s) were not usable image data (non-image objects, localizers, "
                    "unreadable or truncated files).")
@@ -71,11 +76,11 @@ def _open_upload(ctx: state.Context, files, limit: int) -> None:
         report.append("Nothing to open: no file of the upload is a DICOM image or NIfTI volume.")
         st.rerun()
     folder = save_uploads(accepted, state.upload_folder(), limit)
-    found = discover(AllowedRoots([folder]), ctx.config.show_patient_names, ctx.config.scoring.axis)
+    found = discover(AllowedRoots([folder]), ctx.config.show_patient_names, ctx.config.scoring.slicing.axis)
     readable: list[Candidate] = []
     for candidate in found.candidates:
         try:
-            load_candidate(candidate, ctx.config.scoring.axis)
+            load_candidate(candidate, ctx.config.scoring.slicing.axis)
             readable.append(candidate)
         except AdaptClipError:
             names = ", ".join(_upload_names(candidate, accepted)) or "uploaded series"
@@ -187,7 +192,7 @@ def _show(ctx: state.Context, study, url: dict | None = None) -> None:
 
 
 def _axis(ctx: state.Context) -> str:
-    return ctx.config.scoring.axis
+    return ctx.config.scoring.slicing.axis
 
 
 def _is_upload(candidate: Candidate) -> bool:

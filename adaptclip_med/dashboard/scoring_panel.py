@@ -44,33 +44,33 @@ def render(ctx: state.Context, loaded, model_problem: str | None) -> None:
             return
         names = methods()
         if len(names) > 1:
-            configured_method = ctx.config.scoring.method
+            configured_method = ctx.config.scoring.model.method
             st.selectbox("Method", names, key="score_method", index=names.index(configured_method) if configured_method in names else 0,
                          help="Registered anomaly-detection methods; results of "
                          "several methods for one study are kept side by side and can be switched in the viewer.")
         banks = {b["name"]: b["path"] for b in list_banks(ctx.config.banks_root)} if ctx.config.banks_root.is_dir() else {}
         choices = [*banks, ZERO_SHOT]
-        configured = next((name for name, path in banks.items() if path == ctx.config.scoring.bank), None)
+        configured = next((name for name, path in banks.items() if path == ctx.config.scoring.references.bank), None)
         st.selectbox("Normal references", choices, key="score_bank",
                      index=choices.index(configured) if configured else 0,
                      help="Few-shot scoring compares every slice with matched slices of normal scans; build banks on "
                           "the Reference library page.")
         if st.button("Score now", key="score_now", type="primary", icon=":material/play_arrow:", shortcut="Ctrl+Enter"):
-            method = st.session_state.get("score_method", ctx.config.scoring.method)
+            method = st.session_state.get("score_method", ctx.config.scoring.model.method)
             _score(ctx, loaded, study_key, volume, out_dir, banks.get(st.session_state["score_bank"]), method, candidate)
 
 
 def _score(ctx: state.Context, loaded, study_key: str, volume, out_dir, bank_path: str | None, method: str,
            candidate) -> None:
     # A bank fixes the window it was built with; the configured window applies to zero-shot scoring only.
-    options = replace(ctx.config.scoring, bank=bank_path, zero_shot=bank_path is None,
-                      window=None if bank_path else ctx.config.scoring.window)
-    if method != options.method:
+    options = ctx.config.scoring.with_(bank=bank_path, zero_shot=bank_path is None,
+                                       window=None if bank_path else ctx.config.scoring.slicing.window)
+    if method != options.model.method:
         # Another method: the configured backbone, none of the configured method's weights (its
         # adapters do not fit another method); a method that cannot be built here says why.
-        options = replace(options, method=method, adapters=None, class_name=None)
+        options = options.with_(method=method, adapters=None, class_name=None)
         out_dir = dashboard_output_dir(ctx.config.output, study_key, method)
-        loaded, problem = state.model(replace(ctx.config, model_configured=True, scoring=replace(options, bank=None)))
+        loaded, problem = state.model(replace(ctx.config, model_configured=True, scoring=options.with_(bank=None)))
         if loaded is None:
             st.error(f"{method}: {problem}")
             return

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import streamlit as st
 
@@ -21,12 +22,14 @@ from adaptclip_med.review.discovery import Discovery, discover
 from adaptclip_med.review.paths import AllowedRoots
 from adaptclip_med.review.store import ReviewStore
 from adaptclip_med.review.worklist import WorklistEntry, worklist_entries
-from adaptclip_med.volume.pipeline import ScoringOptions
+from adaptclip_med.volume.options import ScoringOptions
 
 # Session-state keys (widgets use the same names as their ``key``).
 NAV = "nav"
 NAV_REQUEST = "nav_request"  # page to show on the next run
 REVIEWER = "reviewer"
+REVIEWER_COOKIE = "adaptclip_reviewer"  # per browser: set by the viewer component, read at session start
+MAX_REVIEWER = 120
 STUDY = "study"  # ReviewStudy on screen
 PENDING_OPEN = "pending_open"  # {"kind": "worklist" | "candidate", "key": ...}
 UNSCORED = "unscored"  # (study key, volume, output folder, candidate) of an opened study without results
@@ -81,7 +84,7 @@ def upload_folder() -> Path:
 def _cached_model(options_json: str):
     from adaptclip_med.volume.pipeline import model_for
 
-    return model_for(ScoringOptions(**json.loads(options_json)))
+    return model_for(ScoringOptions.from_dict(json.loads(options_json)))
 
 
 def model(config: DashboardConfig) -> tuple[Any | None, str | None]:
@@ -90,7 +93,7 @@ def model(config: DashboardConfig) -> tuple[Any | None, str | None]:
         return None, ("no adapter weights configured (start with --adapters FILE, or --demo): existing results can be "
                       "reviewed and signed off, but scoring and bank building are disabled")
     try:
-        return _cached_model(json.dumps(asdict(replace(config.scoring, bank=None)), sort_keys=True)), None
+        return _cached_model(json.dumps(config.scoring.with_(bank=None).to_dict(), sort_keys=True)), None
     except AdaptClipError as exc:
         return None, f"model weights not available: {exc}"
 
@@ -99,7 +102,7 @@ def discovery(ctx: Context, refresh: bool = False) -> Discovery:
     """Series under the data roots, scanned once per session (or on request)."""
     if refresh or DISCOVERY not in st.session_state:
         with st.spinner("Scanning the data roots for image series..."):
-            st.session_state[DISCOVERY] = discover(ctx.data_roots, ctx.config.show_patient_names, ctx.config.scoring.axis)
+            st.session_state[DISCOVERY] = discover(ctx.data_roots, ctx.config.show_patient_names, ctx.config.scoring.slicing.axis)
     return st.session_state[DISCOVERY]
 
 
@@ -140,14 +143,17 @@ def set_url(**values: str | None) -> None:
 
 
 def restore_from_url() -> None:
-    """Once per session: reviewer, page and study from the URL (a reload or a deep link)."""
+    """Once per session: page and study from the URL (a reload or a deep link); the reviewer from
+    this browser's cookie, or from a ``?reviewer=`` link (adopted, then dropped from the URL)."""
     if "_url_restored" in st.session_state:
         return
     st.session_state["_url_restored"] = True
     params = url_params()
-    reviewer = (params.get("reviewer") or "").strip()
+    reviewer = (params.get("reviewer") or "").strip() or remembered_reviewer()
     if reviewer and not st.session_state.get(REVIEWER):
-        st.session_state[REVIEWER] = reviewer[:120]
+        st.session_state[REVIEWER] = reviewer[:MAX_REVIEWER]
+    if "reviewer" in params:  # adopted; links copied from the address bar do not carry a name
+        set_url(reviewer=None)
     page = params.get("page")
     if page in PAGES:
         st.session_state[NAV_REQUEST] = page
@@ -157,10 +163,29 @@ def restore_from_url() -> None:
         st.session_state[NAV_REQUEST] = "Viewer"
 
 
+def remembered_reviewer() -> str:
+    """The reviewer this browser remembers: the cookie the viewer component sets (``REVIEWER_COOKIE``).
+
+    A cookie rather than the URL: the name belongs to the browser (every tab, every reload, any
+    link opened in it) and does not travel in links sent to a colleague.  Streamlit hands the
+    cookies of the page request to the session, so a reload reads the name the last session saved."""
+    try:
+        raw = st.context.cookies.get(REVIEWER_COOKIE)
+    except Exception:  # no request context (bare script run): nothing remembered
+        return ""
+    return unquote(raw).strip()[:MAX_REVIEWER] if isinstance(raw, str) else ""  # AppTest: a mock, not a str
+
+
 def remember_reviewer() -> None:
-    """Callback of the reviewer field: kept in the URL so a reload (same browser tab/bookmark) keeps it."""
-    name = (st.session_state.get(REVIEWER) or "").strip()
-    set_url(reviewer=name or None)
+    """Callback of the reviewer field: the name is trimmed; the viewer component stores it in this
+    browser's cookie on its next render (``reviewer_to_remember``)."""
+    name = (st.session_state.get(REVIEWER) or "").strip()[:MAX_REVIEWER]
+    st.session_state[REVIEWER] = name
+
+
+def reviewer_to_remember() -> dict[str, str]:
+    """What the viewer component writes to the browser's cookies: the reviewer ("" clears it)."""
+    return {"name": REVIEWER_COOKIE, "value": (st.session_state.get(REVIEWER) or "").strip()[:MAX_REVIEWER]}
 
 
 def apply_navigation() -> None:

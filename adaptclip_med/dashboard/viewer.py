@@ -16,6 +16,8 @@ import streamlit as st
 import streamlit.components.v1 as components
 
 from adaptclip_med.review import viewer_data
+from adaptclip_med.review.paths import AllowedRoots
+from adaptclip_med.review.reference_source import open_reference_series
 from adaptclip_med.review.study_data import ReviewStudy
 
 FRONTEND = Path(__file__).resolve().parent / "frontend"
@@ -40,11 +42,15 @@ def study_payload(study: ReviewStudy, threshold: float, method: str) -> dict[str
     return cache[key]
 
 
-def reference_payload(bank, bank_path: Path, scan: int, study: ReviewStudy, bank_name: str) -> dict[str, Any] | None:
+def reference_payload(bank, bank_path: Path, scan: int, study: ReviewStudy, bank_name: str,
+                      roots: AllowedRoots) -> dict[str, Any] | None:
+    """The matched normal scan for the second viewer: its source series reopened (under ``roots``)
+    when the bank recorded it and it is unchanged, else the bank's thumbnails; once per session."""
     cache: dict[tuple, dict[str, Any] | None] = st.session_state.setdefault(REFERENCES, {})
     key = (str(bank_path), scan, study.study_key, str(study.output_dir))
     if key not in cache:
-        ref = viewer_data.reference_volume(bank, scan, study, bank_name)
+        series = open_reference_series(bank, scan, roots)
+        ref = viewer_data.reference_volume(bank, scan, study, bank_name, series)
         while len(cache) >= _KEEP:
             cache.pop(next(iter(cache)))
         cache[key] = None if ref is None else viewer_data.reference_payload(ref, scan, bank_name)
@@ -53,8 +59,11 @@ def reference_payload(bank, bank_path: Path, scan: int, study: ReviewStudy, bank
 
 def viewer(payload: dict[str, Any], *, reference: dict[str, Any] | None, state: dict[str, Any], state_nonce: str,
            jump: dict[str, Any] | None, presets: dict[str, list[float]], heat_range: tuple[float, float], label: str,
-           height: int, key: str) -> dict[str, Any] | None:
-    """Draw the viewer; returns the last view state the browser reported (slice, view, window, ...)."""
+           height: int, key: str, remember: dict[str, str] | None = None) -> dict[str, Any] | None:
+    """Draw the viewer; returns the last view state the browser reported (slice, view, window, ...).
+
+    ``remember`` ({"name": cookie, "value": text}) is written to this browser's cookies by the
+    component (an empty value clears it): how the reviewer name outlives the session."""
     return _component(**payload, ref=reference, state=state, state_nonce=state_nonce, jump=jump, presets=presets,
-                      heat_range=list(heat_range), labels={"study": label}, height=height,
+                      heat_range=list(heat_range), labels={"study": label}, height=height, remember=remember,
                       study_fraction=0.6 if reference else 1.0, key=key, default=None)

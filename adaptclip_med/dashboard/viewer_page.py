@@ -89,12 +89,13 @@ def _viewer(ctx: state.Context, study: ReviewStudy) -> None:
     reference = None
     if bank is not None:
         reference = reference_payload(bank, bank_path, int(st.session_state.get(state.REF_SCAN, 0) or 0), study,
-                                      study.bank_name or "")
+                                      study.bank_name or "", ctx.data_roots)
     view = st.session_state[state.VIEW]
     reported = viewer(payload, reference=reference, state=view, state_nonce=st.session_state[state.VIEW_NONCE], jump=None,
                       presets=viewer_data.window_presets(viewer_state.window_options(study)),
                       heat_range=viewer_data.heat_range(study, bool(st.session_state.get(state.STRETCH))),
-                      label=f"{study.study_key[:12]} · {method}", height=VIEWER_HEIGHT, key=COMPONENT_KEY)
+                      label=f"{study.study_key[:12]} · {method}", height=VIEWER_HEIGHT, key=COMPONENT_KEY,
+                      remember=state.reviewer_to_remember())
     if viewer_state.adopt(reported):
         state.set_url(**viewer_state.to_url(st.session_state[state.VIEW]))
 

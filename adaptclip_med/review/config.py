@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ class DashboardConfig:
 
     def to_json(self) -> str:
         data = asdict(self)
+        data["scoring"] = self.scoring.to_dict()
         for key in ("data_roots", "results"):
             data[key] = [str(p) for p in data[key]]
         data["output"], data["banks_root"] = str(self.output), str(self.banks_root)
@@ -47,8 +48,7 @@ class DashboardConfig:
     @classmethod
     def from_json(cls, text: str) -> "DashboardConfig":
         data: dict[str, Any] = json.loads(text)
-        scoring_fields = {f.name for f in fields(ScoringOptions)}
-        scoring = ScoringOptions(**{k: v for k, v in data.pop("scoring", {}).items() if k in scoring_fields})
+        scoring = ScoringOptions.from_dict(data.pop("scoring", {}))
         return cls(data_roots=tuple(Path(p) for p in data.pop("data_roots")), output=Path(data.pop("output")),
                    banks_root=Path(data.pop("banks_root")), results=tuple(Path(p) for p in data.pop("results", [])),
                    scoring=scoring, **data)

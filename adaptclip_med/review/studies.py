@@ -37,15 +37,33 @@ def method_of(report: dict) -> str:
     return str(scoring.get("method") or (report.get("review_info") or {}).get("method") or DEFAULT_METHOD)
 
 
+def comparison_folders(output_dir: Path) -> list[Path]:
+    """The method folders of a ``score --method a,b`` comparison that ``output_dir`` belongs to
+    (``<out>/<method>/`` listed in ``<out>/methods.json``), in the order scored; [] otherwise."""
+    import json
+
+    from adaptclip_med.volume.compare import METHODS_JSON
+
+    parent = Path(output_dir).parent
+    try:
+        methods = json.loads((parent / METHODS_JSON).read_text()).get("methods") or []
+    except (OSError, ValueError, AttributeError):
+        return []
+    folders = [parent / str(m.get("folder")) for m in methods if isinstance(m, dict) and m.get("folder") not in (None, "", ".")]
+    return folders if Path(output_dir) in folders else []
+
+
 def available_maps(study_key: str, output_dir: Path) -> dict[str, Path]:
     """The anomaly maps of one study, by method: its own folder and the sibling folders holding a
-    finished result (study.json) for the same study key."""
+    finished result (study.json) for the same study key, or the other method folders of the same
+    comparison (``score --method a,b`` writes no study key: the comparison says they belong together)."""
     import json
 
     from adaptclip_med.volume.pipeline import STUDY_JSON
 
     output_dir = Path(output_dir)
     maps: dict[str, Path] = {}
+    compared = comparison_folders(output_dir)
     try:
         siblings = sorted(p for p in output_dir.parent.iterdir() if p.is_dir())
     except OSError:
@@ -55,7 +73,7 @@ def available_maps(study_key: str, output_dir: Path) -> dict[str, Path]:
             report = json.loads((folder / STUDY_JSON).read_text())
         except (OSError, ValueError):
             continue
-        if folder != output_dir and str(report.get("study_key") or "") != study_key:
+        if folder != output_dir and folder not in compared and str(report.get("study_key") or "") != study_key:
             continue
         label = method_of(report)
         bank = (report.get("scoring") or {}).get("reference_bank") or {}

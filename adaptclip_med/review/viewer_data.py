@@ -100,26 +100,65 @@ def view_axes(affine_zyx: np.ndarray) -> tuple[dict[str, int], int, list[int]]:
 
 @dataclass(frozen=True)
 class ReferenceVolume:
-    """A bank scan's stored slices stacked into a volume for the linked reference viewer."""
+    """The matched normal scan as a volume for the linked reference viewer: the source series when
+    it could be reopened, else the bank's thumbnails stacked (``source`` says which)."""
 
-    array: np.ndarray  # (R, H, W) float32, in the study's intensity units where the bank window allows
+    array: np.ndarray  # (R, H, W) float32, in the study's intensity units where possible
     affine: np.ndarray
-    slices: list[int | None]  # study slice -> reference slice index (row), None for background
+    slices: list[int | None]  # study slice -> slice of ``array``, None for background
     recorded: list[bool]  # True where scoring used exactly this slice
     label: str
+    source: bool = False  # True: full-resolution source series; False: 128-px bank thumbnails
 
 
-def reference_volume(bank, scan: int, study: ReviewStudy, bank_name: str) -> ReferenceVolume | None:
-    """The bank's thumbnails of ``scan`` (body slices only) as a volume, windowed back to the study's
-    units (so the study window applies to it), with the matched reference slice of every study slice.
+def reference_volume(bank, scan: int, study: ReviewStudy, bank_name: str, series=None) -> ReferenceVolume | None:
+    """Normal scan ``scan`` of the bank with, for every study slice, the reference slice the model
+    compared it with (recorded at scoring; else the bank's position match, as scoring does).
 
-    The bank stores no patient path, only these thumbnails, so this is what can be shown without
-    reopening the reference series."""
+    ``series`` (:class:`adaptclip_med.review.reference_source.ReferenceSeries`): the scan's source
+    series reopened from the bank's ``sources.json``.  Without it, the bank's thumbnails (the
+    bank window's [0, 1], mapped back to the study's units) are shown and the label says why."""
     if not 0 <= scan < len(bank.scans):
         return None
     rows = bank.scans[scan].rows
     if rows.size == 0:
         return None
+    label = f"normal reference: bank '{bank_name}', scan {scan + 1}"
+    if series is not None and series.volume is not None:
+        volume = series.volume
+        array = np.asarray(volume.array, dtype=np.float32)
+        affine = volume.reorientation.canonical_affine(volume.source_affine)
+        position = {int(src): int(src) for src in rows}
+        label += "\nsource series (full resolution)"
+        from_source = True
+    else:
+        array, affine = _thumbnail_stack(bank, scan, study)
+        position = {int(src): index for index, src in enumerate(rows)}
+        why = getattr(series, "reason", "") or "the source series was not looked up"
+        label += f"\nbank thumbnails (128 px):\n{why}"
+        from_source = False
+    slices: list[int | None] = []
+    recorded: list[bool] = []
+    relative = study.relative_position
+    for z in range(study.depth):
+        hit = next((position[src] for s, src in study.matched.get(z, []) if s == scan and src in position), None)
+        if hit is not None:
+            slices.append(hit)
+            recorded.append(True)
+        elif np.isfinite(relative[z]):
+            (_, row), = bank.match(float(relative[z]), None, scans=[scan], strategy="position", per_scan=1)
+            slices.append(position[int(rows[row])])
+            recorded.append(False)
+        else:
+            slices.append(None)
+            recorded.append(False)
+    return ReferenceVolume(array, affine, slices, recorded, label, from_source)
+
+
+def _thumbnail_stack(bank, scan: int, study: ReviewStudy) -> tuple[np.ndarray, np.ndarray]:
+    """The bank's thumbnails of ``scan`` (body slices only) as a volume in the study's units, with
+    the study's orientation and field of view (the thumbnails carry no geometry of their own)."""
+    rows = bank.scans[scan].rows
     stack = np.stack([np.asarray(bank.thumbnail(scan, r), dtype=np.float32) for r in range(rows.size)])
     scale = 255.0 if stack.max() > 1.5 else 1.0
     window = (bank.meta.get("preprocessing") or {}).get("window")
@@ -129,31 +168,13 @@ def reference_volume(bank, scan: int, study: ReviewStudy, bank_name: str) -> Ref
         stack = (level - width / 2) + stack / scale * width
     else:
         stack = stack / scale
-    depth, height, width_px = stack.shape
+    _, height, width_px = stack.shape
     zs, ys, xs = (float(s) for s in study.spacing)
     fov_y, fov_x = ys * study.probability.shape[1], xs * study.probability.shape[2]
     spacing = np.array([zs, fov_y / height, fov_x / width_px])
-    direction = _directions(canonical_affine(study))
     affine = np.eye(4)
-    affine[:3, :3] = direction * spacing
-    slices: list[int | None] = []
-    recorded: list[bool] = []
-    relative = study.relative_position
-    for z in range(study.depth):
-        hit = next((int(np.flatnonzero(rows == src)[0]) for s, src in study.matched.get(z, [])
-                    if s == scan and np.any(rows == src)), None)
-        if hit is not None:
-            slices.append(hit)
-            recorded.append(True)
-        elif np.isfinite(relative[z]):
-            (_, row), = bank.match(float(relative[z]), None, scans=[scan], strategy="position", per_scan=1)
-            slices.append(int(row))
-            recorded.append(False)
-        else:
-            slices.append(None)
-            recorded.append(False)
-    label = f"normal reference: bank '{bank_name}', scan {scan + 1}"
-    return ReferenceVolume(stack, affine, slices, recorded, label)
+    affine[:3, :3] = _directions(canonical_affine(study)) * spacing
+    return stack, affine
 
 
 def _directions(affine: np.ndarray) -> np.ndarray:
@@ -222,7 +243,8 @@ def study_payload(study: ReviewStudy, threshold: float, method: str = "") -> dic
 
 
 def reference_payload(ref: ReferenceVolume, scan: int, bank_name: str) -> dict[str, Any]:
-    return {"id": payload_id(bank_name, scan, len(ref.slices)), "scan": scan, "label": ref.label,
+    return {"id": payload_id(bank_name, scan, len(ref.slices), ref.source), "scan": scan, "label": ref.label,
+            "source": ref.source,
             "volume": nifti_base64(ref.array, ref.affine, "image"), "shape": [int(n) for n in ref.array.shape],
             "affine": ref.affine.tolist(), "slices": ref.slices, "recorded": ref.recorded}
 

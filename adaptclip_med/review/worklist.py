@@ -91,7 +91,7 @@ def study_entry(output_dir: Path, study_key: str | None = None) -> WorklistEntry
     source = report.get("source") or {}
     info = report.get("review_info") or {}
     series = report.get("series") or source.get("modality") or ""
-    key = study_key or report.get("study_key") or output_dir.name
+    key = study_key or report.get("study_key") or _comparison_key(output_dir) or output_dir.name
     if not is_safe_key(key):
         log.warning("%s: invalid study key, the study is ignored", describe_path(output_dir / STUDY_JSON))
         return None
@@ -104,6 +104,14 @@ def study_entry(output_dir: Path, study_key: str | None = None) -> WorklistEntry
                          method=str(scoring.get("method") or info.get("method") or DEFAULT_METHOD),
                          threshold=_float(report.get("threshold")), mask_voxels=_int(report.get("mask_voxels")),
                          problem=results_problem(output_dir))
+
+
+def _comparison_key(output_dir: Path) -> str:
+    """A method folder of a ``score --method a,b`` comparison is named after the method: the study
+    is the comparison folder (``<out>``), not ``adaptclip`` or ``winclip``."""
+    from adaptclip_med.review.studies import comparison_folders
+
+    return output_dir.parent.name if comparison_folders(output_dir) else ""
 
 
 def results_problem(output_dir: Path) -> str:
@@ -137,8 +145,13 @@ def discover_results(folder: Path, roots: AllowedRoots) -> list[WorklistEntry]:
         if study_json.parent in known_dirs or not roots.contains(study_json):
             continue
         entry = study_entry(study_json.parent)
-        if entry is not None and entry.study_key not in entries:
+        if entry is None:
+            continue
+        earlier = entries.get(entry.study_key)
+        if earlier is None:
             entries[entry.study_key] = entry
+        elif entry.method and entry.method not in earlier.method.split(", ") and earlier.openable:
+            entries[entry.study_key] = replace(earlier, method=f"{earlier.method}, {entry.method}")  # one row, both maps
     return list(entries.values())
 
 

@@ -17,7 +17,8 @@ import numpy as np
 
 from adaptclip_med import __version__
 from adaptclip_med.outputs import layout
-from adaptclip_med.volume.pipeline import NOT_FOR_CLINICAL_USE, ScoringOptions, make_scorer, write_study_outputs
+from adaptclip_med.volume.options import ScoringOptions
+from adaptclip_med.volume.pipeline import NOT_FOR_CLINICAL_USE, make_scorer, write_study_outputs
 
 METHODS_JSON = "methods.json"
 METHODS_PLOT = layout.METHODS_SCORE_PLOT
@@ -37,19 +38,19 @@ def score_with_methods(study: Path, out: Path, runs: Sequence[ScoringOptions], s
         raise ValueError("all methods of one comparison slice along the same axis")
     lines, summary, curves = [], [], []
     for options, scorer in zip(runs, scorers):
-        folder = Path(out) if len(runs) == 1 else Path(out) / options.method
+        folder = Path(out) if len(runs) == 1 else Path(out) / options.model.method
         started = time.time()
         result = scorer.score(volume)
         write_study_outputs(volume, result, folder, scorer, time.time() - started, max(0, len(candidates) - 1),
-                            parametric_map=options.parametric_map)
+                            parametric_map=options.output.parametric_map)
         mode = f"{scorer.shots}-shot" if scorer.shots else "zero-shot"
-        lines.append(f"{options.method}: study score {result.score:.4f} ({mode}, {options.aggregate}); "
+        lines.append(f"{options.model.method}: study score {result.score:.4f} ({mode}, {options.output.aggregate}); "
                      f"top slices {result.top_slices}; outputs in {folder}")
-        summary.append({"method": options.method, "folder": folder.name if len(runs) > 1 else ".", "score": result.score,
+        summary.append({"method": options.model.method, "folder": folder.name if len(runs) > 1 else ".", "score": result.score,
                         "mode": mode, "top_slices": result.top_slices, "threshold": result.threshold,
                         "threshold_source": result.threshold_source, "identity": scorer.method.identity(),
                         "references_note": scorer.references_note()})
-        curves.append((options.method, np.array([s.position_mm for s in result.slices]),
+        curves.append((options.model.method, np.array([s.position_mm for s in result.slices]),
                        np.array([np.nan if s.skipped else s.score for s in result.slices])))
     if len(runs) > 1:
         _write_comparison(Path(out), summary, curves)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from adaptclip_med.outputs import layout
 from adaptclip_med.outputs.study_writers import NOT_FOR_CLINICAL_USE  # noqa: F401  (re-exported)
 from adaptclip_med.volume.options import ScoringOptions
 from adaptclip_med.volume.reference_bank import ReferenceBank
-from adaptclip_med.volume.scoring import DEFAULT_AGGREGATE, StudyResult, VolumeScorer
+from adaptclip_med.volume.scoring import StudyResult, VolumeScorer
 
 log = logging.getLogger(__name__)
 
@@ -43,24 +43,26 @@ def open_bank_for(method: AnomalyMethod, bank_path: str | Path) -> ReferenceBank
 
 def with_bank_class_name(options: ScoringOptions) -> ScoringOptions:
     """A study scored against a bank uses the bank's class name unless one is given."""
-    if options.class_name is not None or not options.bank or options.zero_shot:
+    if options.model.class_name is not None or not options.references.uses_bank:
         return options
-    recorded = ReferenceBank.recorded_identity(Path(options.bank)).get("class_name")
-    return replace(options, class_name=recorded) if recorded else options
+    recorded = ReferenceBank.recorded_identity(Path(options.references.bank)).get("class_name")
+    return options.with_(class_name=recorded) if recorded else options
 
 
 def make_scorer(options: ScoringOptions, method: AnomalyMethod | None = None) -> VolumeScorer:
+    """The volume scorer for these options (``method``: an already loaded model to reuse)."""
     options = with_bank_class_name(options)
     method = method or model_for(options)
+    references, slicing, output = options.references, options.slicing, options.output
     bank = None
-    preprocessing = options.preprocessing()
-    if options.bank and not options.zero_shot:
-        bank = open_bank_for(method, options.bank)
-        if options.window is None:
+    preprocessing = slicing.preprocessing()
+    if references.uses_bank:
+        bank = open_bank_for(method, references.bank)
+        if slicing.window is None:
             preprocessing = None  # take the bank's
-    return VolumeScorer(method, bank, preprocessing, shots=options.shots, batch_size=options.batch_size,
-                        device=options.device, threshold=options.threshold, aggregate=options.aggregate,
-                        match=options.match, slices_per_scan=options.slices_per_scan)
+    return VolumeScorer(method, bank, preprocessing, shots=references.shots, batch_size=slicing.batch_size,
+                        device=options.model.device, threshold=output.threshold, aggregate=output.aggregate,
+                        match=references.match, slices_per_scan=references.slices_per_scan)
 
 
 @dataclass

@@ -5,6 +5,11 @@ calibration) and one ``scan_NN.safetensors`` per normal scan with, for every bod
 tapped-layer patch features (L2-normalised, CLS dropped, float16), the normalised global token
 (for retrieval matching) and a small thumbnail (for side-by-side review).
 
+``sources.json`` records where each normal scan was read from (local path + a fingerprint of its
+voxels), so the review viewer can show the full-resolution slice the model compared with.  It is
+kept apart from ``bank.json`` because folder names are often patient names: it is never shown,
+never logged, and deleting it makes the bank shareable (the viewer then falls back to thumbnails).
+
 Scoring never loads a whole bank: safetensors files are memory-mapped and only the rows of the
 matched slices are read (with a small LRU cache), so memory stays bounded by
 k scans x slices-per-scan x N x D per query slice, not by the bank size.
@@ -45,6 +50,8 @@ BANK_FORMAT = "adaptclip-med/reference-bank"
 #: 2: keyed by the method identity (method contract); rows are the method's memory rows.
 BANK_VERSION = 2
 THUMBNAIL_SIZE = 128
+SOURCES_JSON = "sources.json"
+SOURCES_FORMAT = "adaptclip-med/reference-bank-sources"
 MATCH_STRATEGIES = ("position", "retrieval")
 DEFAULT_MATCH = "position"
 DEFAULT_SLICES_PER_SCAN = 3
@@ -161,6 +168,7 @@ def build_reference_bank(name: str, scans: list[Path], method: AnomalyMethod, pr
     staging.mkdir(parents=True)
     key = bank_key(method, preprocessing)
     entries = []
+    sources = []
     calibration_inputs: list[tuple[np.ndarray, np.ndarray]] = []
     try:
         for index, scan in enumerate(scans):
@@ -175,6 +183,8 @@ def build_reference_bank(name: str, scans: list[Path], method: AnomalyMethod, pr
             entries.append({"label": label, "file": file, "num_slices": int(volume.array.shape[0]),
                             "body_slices": int(tensors["rows"].numel()), "modality": volume.modality,
                             "spacing_mm": [float(s) for s in volume.spacing]})
+            sources.append({"file": file, "path": str(Path(scan).resolve()), "axis": preprocessing.axis,
+                            "num_slices": int(volume.array.shape[0]), "fingerprint": voxel_fingerprint(volume.array)})
             rows = tensors["rows"].numpy()
             pick = rows[np.linspace(0, rows.size - 1, min(calibration_slices, rows.size)).round().astype(int)]
             calibration_inputs.append((prepared.slices01[pick], prepared.relative_position[pick]))
@@ -184,6 +194,7 @@ def build_reference_bank(name: str, scans: list[Path], method: AnomalyMethod, pr
             "software_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "calibration": None,
         }
         (staging / "bank.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
+        (staging / SOURCES_JSON).write_text(json.dumps({"format": SOURCES_FORMAT, "scans": sources}, indent=1))
         if calibrate and len(scans) >= 2:
             bank = ReferenceBank.open(staging)
             meta["calibration"] = calibrate_bank(bank, method, calibration_inputs, batch_size)
@@ -195,6 +206,15 @@ def build_reference_bank(name: str, scans: list[Path], method: AnomalyMethod, pr
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return final
+
+
+def voxel_fingerprint(array: np.ndarray) -> str:
+    """A short hash of a volume's voxels (float32, canonical order): tells the review viewer that
+    the series at a recorded path is still the one the bank was built from."""
+    data = np.ascontiguousarray(np.asarray(array, dtype=np.float32))
+    digest = hashlib.sha256(str(data.shape).encode())
+    digest.update(data.tobytes())
+    return digest.hexdigest()[:24]
 
 
 def calibrate_bank(bank: "ReferenceBank", method: AnomalyMethod, inputs: list[tuple[np.ndarray, np.ndarray]],
@@ -332,6 +352,16 @@ class ReferenceBank:
         """The stored memory rows of the matched slices (one dict per slice, each tensor (1, ...)),
         for the method's ``memory_from_rows``."""
         return [self._row(scan, row) for scan, row in matches]
+
+    def source_record(self, scan: int) -> dict[str, Any] | None:
+        """Where normal scan ``scan`` was read from (``sources.json``: path, axis, slice count,
+        voxel fingerprint), None for banks built without it or after it was removed for sharing."""
+        try:
+            records = json.loads((self.root / SOURCES_JSON).read_text()).get("scans") or []
+        except (OSError, ValueError, AttributeError):
+            return None
+        file = self.scans[scan].file if 0 <= scan < len(self.scans) else None
+        return next((r for r in records if isinstance(r, dict) and r.get("file") == file and r.get("path")), None)
 
     def thumbnail(self, scan: int, row: int) -> np.ndarray:
         return self._handle(scan, self.scans[scan].file).get_slice("thumbs")[row:row + 1][0].numpy()

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
 import torch.nn.functional as F
 
 from adaptclip_med.errors import AdaptClipError, InputError

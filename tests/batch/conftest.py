@@ -16,6 +16,6 @@ def _quiet(monkeypatch):
 
 @pytest.fixture(scope="session")
 def scoring():
-    from adaptclip_med.volume.pipeline import ScoringOptions
+    from adaptclip_med.volume.options import ScoringOptions
 
-    return ScoringOptions(**TINY_OPTIONS, zero_shot=True)
+    return ScoringOptions.build(**TINY_OPTIONS, zero_shot=True)

@@ -59,7 +59,8 @@ def test_properties_and_run_write_every_output_per_study(studies, tmp_path):
 
 
 def test_bundle_scores_equal_the_cli_pipeline(studies, tmp_path):
-    from adaptclip_med.volume.pipeline import ScoringOptions, make_scorer, score_study
+    from adaptclip_med.volume.options import ScoringOptions
+    from adaptclip_med.volume.pipeline import make_scorer, score_study
 
     flow = workflow(studies, tmp_path / "bundle")
     flow.initialize()
@@ -68,7 +69,7 @@ def test_bundle_scores_equal_the_cli_pipeline(studies, tmp_path):
     bundle = {row["study"]: row["score"] for row in json.loads((tmp_path / "bundle" / "summary.json").read_text())["studies"]}
     from adaptclip_med.bundle_support import discover_studies
 
-    options = ScoringOptions(**TINY, window="brain", zero_shot=True)
+    options = ScoringOptions.build(**TINY, window="brain", zero_shot=True)
     scorer = make_scorer(options)
     for item in discover_studies(studies):
         cli = score_study(item["image"], tmp_path / "cli" / item["study"], scorer)

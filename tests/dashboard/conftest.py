@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from adaptclip_med.review.config import CONFIG_ENV, DashboardConfig
-from adaptclip_med.volume.pipeline import ScoringOptions
+from adaptclip_med.volume.options import ScoringOptions
 
-TINY_OPTIONS = ScoringOptions(backbone="adaptclip-tiny-vit", backbone_weights="random:0", adapters=None, image_size=56,
+TINY_OPTIONS = ScoringOptions.build(backbone="adaptclip-tiny-vit", backbone_weights="random:0", adapters=None, image_size=56,
                               window="brain", offline=True, batch_size=8)
 
 

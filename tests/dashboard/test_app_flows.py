@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -160,7 +159,7 @@ def test_batch_results_open_with_their_source_found_by_study_key(dashboard_confi
     config = dashboard_config()
     bank = bank_for(config)
     results = tmp_path / "batch"
-    outputs = score_study(demo_data.study_dir, results / "s1", make_scorer(replace(tiny_options, bank=str(bank), window=None)))
+    outputs = score_study(demo_data.study_dir, results / "s1", make_scorer(tiny_options.with_(bank=str(bank), window=None)))
     key = next(c.study_key for c in _candidates(demo_data.root) if "LESIONS" in c.description)
     (results / "worklist.csv").write_text("study_key,score,top_slice,series,status,output,notes\n"
                                           f"{key},{outputs.score},{outputs.top_slices[0]},CT,done,s1,\n"
@@ -182,7 +181,7 @@ def test_without_weights_the_pages_say_so(dashboard_config, tiny_options):
     at.button(key="lib_scan").click().run()
     assert at.button(key="build_bank").disabled and any("Cannot build banks" in w.value for w in at.warning)
 
-    dashboard_config(scoring=replace(tiny_options, adapters="/nowhere/adapters.safetensors"))
+    dashboard_config(scoring=tiny_options.with_(adapters="/nowhere/adapters.safetensors"))
     at = _app().run()
     assert any("model weights not available" in w.value and "does not exist" in w.value for w in at.sidebar.warning)
     assert not at.exception

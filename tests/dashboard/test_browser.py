@@ -62,6 +62,24 @@ def _wait_healthy(url: str, server: subprocess.Popen) -> None:
     raise AssertionError("dashboard did not become healthy in time")
 
 
+COMPARED = "compare-study"  # a study scored with `score --method adaptclip,winclip` (<out>/<method>/ + methods.json)
+
+
+def _two_method_comparison(data, options, bank: Path, out: Path, weights: Path) -> None:
+    """A normal demo scan scored by AdaptCLIP (demo model, demo bank) and WinCLIP (a tiny random
+    CLIP saved as a weights file), as ``score --method adaptclip,winclip`` writes it."""
+    from clip_helpers import save_random_clip
+
+    from adaptclip_med.volume.compare import score_with_methods
+    from adaptclip_med.volume.pipeline import ScoringOptions
+
+    weights.mkdir(parents=True, exist_ok=True)
+    tiny = save_random_clip("winclip-tiny-vit", weights / "winclip-tiny.pt", seed=3)
+    winclip = ScoringOptions(method="winclip", backbone="winclip-tiny-vit", backbone_weights=str(tiny), image_size=84,
+                             window=options.window, offline=True, class_name="head CT", batch_size=8)
+    score_with_methods(data.reference_dirs[0], out, [replace(options, bank=str(bank), window=None, batch_size=8), winclip])
+
+
 @dataclass
 class Room:
     url: str
@@ -95,10 +113,12 @@ def room(tmp_path_factory):
     volume, _ = load_study(data.study_dir)
     key = study_key_of(volume, candidate)
     out_dir = dashboard_output_dir(output, key)
-    scorer = make_scorer(replace(options, bank=str(output / "banks" / "demo-ct-head"), window=None))
+    scorer = make_scorer(options.with_(bank=str(output / "banks" / "demo-ct-head"), window=None))
     score_for_review(volume, key, out_dir, scorer, {"description": candidate.description, "study_date": candidate.study_date})
     ReviewStore.in_folder(output).register_study(key, "dashboard", replace(candidate.source(), output_dir=out_dir))
-    results = base / "batch"  # a broken result with a high score: flagged, never ranked first
+    results = base / "batch"
+    _two_method_comparison(data, options, output / "banks" / "demo-ct-head", results / COMPARED, base / "weights")
+    # a broken result with a high score: flagged, never ranked first
     broken = results / "broken-study"
     broken.mkdir(parents=True)
     (broken / "study.json").write_text(json.dumps({"study_key": "broken-study", "score": 0.99, "top_slices": [{"index": 1}]}))
@@ -249,6 +269,16 @@ def test_scroll_window_level_and_curve_jump_happen_in_the_browser(room, page):
     ref_slice = int(frames.locator("#hud-ref-tl").get_attribute("data-slice"))
     frames.locator("button[data-top='1']").click()
     assert int(frames.locator("#hud-ref-tl").get_attribute("data-slice")) != ref_slice or top[0]["index"] == top[1]["index"]
+    # the matched slice of the normal SOURCE series (full resolution, HU), as the model compared it
+    reference = frames.locator("#hud-ref-tl")
+    assert "scan 1\nsource series" in reference.inner_text() and "used by the model" in reference.inner_text()
+    ref_shape = frame.evaluate("() => Array.from(window.__viewer.nvR.volumes[0].dims.slice(1, 4))")
+    assert ref_shape == [96, 96, 10]  # the demo reference series, not the bank's 128-px thumbnails
+    page.locator(".st-key-ref_scan [role='combobox']").click()
+    page.get_by_role("option").filter(has_text="normal scan 2").first.click()
+    _settle(page)
+    expect(reference).to_contain_text("scan 2\nsource series")  # switchable between the bank's scans
+    expect(frames.locator("#hud-ref-bl")).to_contain_text(frames.locator("#hud-study-tr").inner_text().split("\n")[0])
 
     # the whole reading room is on one 1440 x 900 screen
     assert not _below_fold(page, page.locator(VIEWER_FRAME))
@@ -265,13 +295,24 @@ def test_scroll_window_level_and_curve_jump_happen_in_the_browser(room, page):
     _no_exception(page)
 
 
-def test_reload_keeps_reviewer_and_view(room, page):
+def _reviewer_cookie(page) -> str | None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = [c["value"] for c in page.context.cookies() if c["name"] == "adaptclip_reviewer"]
+        if found:
+            return found[0]
+        page.wait_for_timeout(200)
+    return None
+
+
+def test_reload_keeps_reviewer_and_view(room, page, browser):
     _open(page, _study_url(room))
     frames, frame = _viewer(page)
     page.locator(".st-key-reviewer input").fill("Dr Reload")
     page.locator(".st-key-reviewer input").press("Enter")
     _settle(page)
-    _wait_url(page, "reviewer", "Dr Reload")
+    assert _reviewer_cookie(page) == "Dr%20Reload"  # kept by this browser, not in the link
+    assert "reviewer" not in _url_params(page)
     box = frames.locator("#pane-study").bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.mouse.wheel(0, 120)
@@ -285,13 +326,25 @@ def test_reload_keeps_reviewer_and_view(room, page):
     assert _view(frame)["z"] == wanted
     assert "reviewer: Dr Reload" in page.locator("[data-testid='stMain']").inner_text()
 
+    # any page of this browser, opened from a plain link, knows the reviewer; another browser does not
+    tab = page.context.new_page()
+    _open(tab, room.url)
+    assert "reviewer: Dr Reload" in tab.locator("[data-testid='stMain']").inner_text()
+    tab.close()
+    other = browser.new_context(viewport=VIEWPORT)
+    stranger = other.new_page()
+    _open(stranger, room.url)
+    assert "Dr Reload" not in stranger.locator("[data-testid='stMain']").inner_text()
+    other.close()
+
 
 def test_sign_off_amend_and_export_serve_the_current_revision(room, page):
     from playwright.sync_api import expect
 
     from adaptclip_med.review.store import ReviewStore
 
-    _open(page, _study_url(room, reviewer="Dr%20Export"))
+    page.context.add_cookies([{"name": "adaptclip_reviewer", "value": "Dr%20Export", "url": room.url}])  # this browser's reviewer
+    _open(page, _study_url(room))
     _viewer(page)
     page.mouse.click(1300, 885)  # focus on the page, not a field
     page.keyboard.press("1")  # decision hotkey
@@ -328,6 +381,7 @@ def test_sign_off_amend_and_export_serve_the_current_revision(room, page):
     trail = store.audit_trail(room.study_key)
     exports = [e for e in trail if e.action == "export"]
     assert [e.after["revision"] for e in exports][-2:] == [1, 2] and all(e.reviewer == "Dr Export" for e in exports)
+    assert {e.reviewer for e in trail if e.action != "export"} == {"Dr Export"}  # the sign-off and the amendment
 
     # someone else amends meanwhile: this page's sign-off (based on revision 2) is refused, not overwritten
     store.sign_off(room.study_key, "normal", "Dr Elsewhere", expected_revision=2)
@@ -403,4 +457,47 @@ def test_worklist_flags_broken_results_and_deep_links_open_studies(room, page):
     page.locator(".st-key-score_now button").first.click()
     _settle(page)
     _viewer(page)
+    _no_exception(page)
+
+
+def test_two_methods_maps_switch_in_the_viewer(room, page):
+    from playwright.sync_api import expect
+
+    _open(page, f"{room.url}/?study={COMPARED}")
+    frames, frame = _viewer(page)
+    hud = frames.locator("#hud-study-tl")
+    expect(hud).to_contain_text("adaptclip")
+    heat = "() => window.__viewer.nv.volumes[1].img.reduce((a, b) => a + b, 0)"
+    first = frame.evaluate(heat)
+    page.locator(".st-key-map_pick [role='combobox']").click()
+    options = page.get_by_role("option").all_inner_texts()
+    assert sorted(o.split(" ")[0] for o in options) == ["adaptclip", "winclip"]
+    page.get_by_role("option").filter(has_text="winclip").first.click()
+    _settle(page)
+    expect(hud).to_contain_text("winclip")
+    frames.locator("body[data-ready='1']").wait_for()
+    second = frame.evaluate(heat)
+    assert second != first  # the other method's map is on screen, not a relabelled copy
+    page.locator(".st-key-map_pick [role='combobox']").click()
+    page.get_by_role("option").filter(has_text="adaptclip").first.click()
+    _settle(page)
+    expect(hud).to_contain_text("adaptclip")
+    _no_exception(page)
+
+
+def test_normal_scan_picker_flags_label_maps_and_series_with_findings(room, page):
+    _open(page, f"{room.url}/?page=Reference%20library")
+    page.locator(".st-key-lib_scan button").first.click()
+    _settle(page)
+    page.locator(".st-key-ref_pick [role='combobox']").click()
+    options = page.get_by_role("option").all_inner_texts()
+    flagged = [o for o in options if o.startswith("⚠")]
+    assert any("NIFTI" in o for o in flagged)  # the demo's lesion mask: a label map
+    assert any("LESIONS" in o for o in flagged)  # scored with findings
+    assert not any("NORMAL" in o for o in flagged)
+    page.get_by_role("option").filter(has_text="NIFTI").first.click()
+    page.keyboard.press("Escape")
+    _settle(page)
+    page.get_by_text("not a normal reference").first.wait_for()
+    assert "label map" in page.locator("[data-testid='stMain']").inner_text()
     _no_exception(page)

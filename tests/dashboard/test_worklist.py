@@ -71,3 +71,40 @@ def test_unscored_series_are_listed_with_their_description(tmp_path):
     listed = build_worklist(with_candidates(entries, candidates), {})
     assert [(e.study_key, e.description, e.scoring_status) for e in listed] == [("k1", "HEAD", "done"), ("k2", "NEW STUDY", NOT_SCORED)]
     assert listed[1].slices == 30 and not listed[1].openable
+
+
+def _comparison(folder, scores: dict[str, float]):
+    """The layout of ``score --method a,b``: one complete study folder per method + methods.json."""
+    for method, score in scores.items():
+        _study(folder / method, score)
+        report = json.loads((folder / method / "study.json").read_text())
+        report["scoring"]["method"] = method
+        (folder / method / "study.json").write_text(json.dumps(report))
+    (folder / "methods.json").write_text(json.dumps({"methods": [{"method": m, "folder": m, "score": s} for m, s in scores.items()]}))
+    return folder
+
+
+def test_a_two_method_comparison_is_one_study_with_both_maps(tmp_path):
+    from adaptclip_med.review.studies import available_maps, comparison_folders
+
+    results = tmp_path / "results"
+    study = _comparison(results / "study-x", {"adaptclip": 0.4, "winclip": 0.7})
+    _comparison(results / "study-y", {"adaptclip": 0.2, "winclip": 0.1})
+    entries = build_worklist(discover_results(results, AllowedRoots([results])), {})
+    # keyed by the comparison folder, not by the method folders ("adaptclip", "winclip")
+    assert sorted(e.study_key for e in entries) == ["study-x", "study-y"]
+    entry = next(e for e in entries if e.study_key == "study-x")
+    assert entry.method == "adaptclip, winclip" and entry.openable
+    assert comparison_folders(entry.output_dir) == [study / "adaptclip", study / "winclip"]
+    maps = available_maps("study-x", entry.output_dir)
+    assert maps == {"adaptclip": study / "adaptclip", "winclip": study / "winclip"}
+    assert available_maps("study-x", study / "winclip") == {"winclip": study / "winclip", "adaptclip": study / "adaptclip"}
+
+
+def test_method_folders_of_another_study_are_not_offered(tmp_path):
+    from adaptclip_med.review.studies import available_maps
+
+    results = tmp_path / "results"
+    _study(results / "studies" / "aaa", 0.3, key="aaa")
+    _study(results / "studies" / "bbb", 0.6, key="bbb")  # a sibling folder of a different study
+    assert list(available_maps("aaa", results / "studies" / "aaa")) == ["adaptclip"]

@@ -40,8 +40,8 @@ def orthanc(tmp_path):
 
 @pytest.fixture(scope="session")
 def scoring():
-    from adaptclip_med.volume.pipeline import ScoringOptions
+    from adaptclip_med.volume.options import ScoringOptions
 
     from batch_factory import TINY_OPTIONS
 
-    return ScoringOptions(**TINY_OPTIONS, zero_shot=True)
+    return ScoringOptions.build(**TINY_OPTIONS, zero_shot=True)

@@ -20,9 +20,9 @@ def demo_data(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_options():
-    from adaptclip_med.volume.pipeline import ScoringOptions
+    from adaptclip_med.volume.options import ScoringOptions
 
-    return ScoringOptions(backbone="adaptclip-tiny-vit", backbone_weights="random:0", adapters=None, image_size=56,
+    return ScoringOptions.build(backbone="adaptclip-tiny-vit", backbone_weights="random:0", adapters=None, image_size=56,
                           window="brain", offline=True)
 
 

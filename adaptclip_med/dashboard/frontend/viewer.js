@@ -33,7 +33,7 @@
   let studyId = null, refId = null, jumpNonce = null, stateNonce = null;
   let nvS = null, nvR = null, refReady = false, loading = null;
   let sendTimer = null, dirty = false;
-  const stats = { wheel: [], wl: [], firstRender: null, t0: performance.now(), paints: 0, lastPaint: 0 };
+  const stats = { wheel: [], wl: [], wlRef: [], firstRender: null, t0: performance.now(), paints: 0, lastPaint: 0 };
   window.__viewer = { S: S, stats: stats, ready: false };
 
   function clamp(v, lo, hi) { return Math.max(lo, Math.min(hi, v)); }
@@ -100,10 +100,34 @@
   // ------------------------------------------------------------------ drawing
   function viewAxis() { return A.view_axes[S.view]; }
 
-  function applyWindow() {
+  // Re-windowing re-colours ONE layer: the image (layer 0).  NiiVue's updateGLVolume() would rebuild
+  // every layer (image, heat map, outline) in both viewers; refreshLayers(volume, 0) rebuilds the
+  // image texture only and leaves the overlay texture as it is (what NiiVue's own windowing drag does).
+  function windowLayer(nv) {
+    const vol = nv && nv.volumes[0];
     const lo = S.level - S.width / 2, hi = S.level + S.width / 2;
-    if (nvS && nvS.volumes[0]) { nvS.volumes[0].cal_min = lo; nvS.volumes[0].cal_max = hi; nvS.updateGLVolume(); }
-    if (refReady && nvR.volumes[0]) { nvR.volumes[0].cal_min = lo; nvR.volumes[0].cal_max = hi; nvR.updateGLVolume(); }
+    if (!vol || (vol.cal_min === lo && vol.cal_max === hi)) return false;
+    vol.cal_min = lo; vol.cal_max = hi;
+    nv.refreshLayers(vol, 0);
+    return true;
+  }
+
+  function applyWindow() {
+    windowLayer(nvS);
+    if (refReady) windowLayer(nvR);
+  }
+
+  // During a drag the reference follows one frame behind the study, at most once per frame, so the
+  // study's repaint never waits for the second viewer.
+  let refWindowPending = false;
+  function followWindowInReference() {
+    if (!refReady || refWindowPending) return;
+    refWindowPending = true;
+    setTimeout(() => {
+      refWindowPending = false;
+      const t0 = performance.now();
+      if (windowLayer(nvR)) { drawRef(); paintedAfter(t0, stats.wlRef); }
+    }, 0);
   }
 
   function refCursor() {
@@ -114,7 +138,7 @@
             Math.round(S.y * (ry - 1) / Math.max(Y - 1, 1)), Math.round(S.x * (rx - 1) / Math.max(X - 1, 1))];
   }
 
-  function draw() {
+  function draw(withRef) {
     if (!nvS || !nvS.volumes.length) return;
     const [Z, Y, X] = shape();
     S.z = clamp(S.z, 0, Z - 1); S.y = clamp(S.y, 0, Y - 1); S.x = clamp(S.x, 0, X - 1);
@@ -122,15 +146,18 @@
     nvS.scene.crosshairPos = nvS.mm2frac(mm);
     nvS.scene.pan2Dxyzmm = [S.panX, S.panY, 0, S.zoom];
     nvS.drawScene();
-    if (refReady) {
-      const [rz, ry, rx] = refCursor();
-      nvR.scene.crosshairPos = nvR.mm2frac(mmOf(A.ref.affine, rz, ry, rx));
-      nvR.scene.pan2Dxyzmm = [S.panX, S.panY, 0, S.zoom];
-      nvR.drawScene();
-    }
+    if (withRef !== false) drawRef();
     hud(mm);
     drawStrip();
     stats.paints += 1;
+  }
+
+  function drawRef() {
+    if (!refReady) return;
+    const [rz, ry, rx] = refCursor();
+    nvR.scene.crosshairPos = nvR.mm2frac(mmOf(A.ref.affine, rz, ry, rx));
+    nvR.scene.pan2Dxyzmm = [S.panX, S.panY, 0, S.zoom];
+    nvR.drawScene();
   }
 
   function fmt(v, d) { return (v === null || v === undefined || !isFinite(v)) ? "-" : Number(v).toFixed(d); }
@@ -314,7 +341,6 @@
     ["mouseup", "click", "dblclick", "pointerdown", "pointerup", "pointermove", "touchstart", "touchmove"].forEach((t) =>
       pane.addEventListener(t, (e) => { e.stopPropagation(); }, { capture: true }));
   }
-  let wlFrame = null, wlT0 = 0;
   window.addEventListener("mousemove", (e) => {
     if (!drag) return;
     const dx = e.clientX - drag.x, dy = e.clientY - drag.y;
@@ -324,17 +350,18 @@
       draw(); changed();
       return;
     }
+    // Chromium delivers mousemove aligned to animation frames (one coalesced event per frame), so
+    // the re-window runs right here, like a wheel step: timed the same way, from the event to the
+    // next animation frame.
+    const t0 = performance.now();
     const k = A.wl_sensitivity;
     S.width = Math.max(1, drag.width + dx * k); S.level = drag.level + dy * k; S.preset = null;
-    if (wlFrame === null) {
-      wlT0 = performance.now();
-      wlFrame = requestAnimationFrame(() => {
-        wlFrame = null;
-        applyWindow(); draw();
-        paintedAfter(wlT0, stats.wl);
-        changed();
-      });
+    if (windowLayer(nvS)) {
+      draw(false);
+      paintedAfter(t0, stats.wl);
+      followWindowInReference();
     }
+    changed();
   }, true);
   window.addEventListener("mouseup", () => { if (drag && !drag.pan) toolbar(); drag = null; }, true);
 
@@ -417,9 +444,22 @@
     if (st.x === undefined) S.x = Math.floor(X / 2);
   }
 
+  // A value the page wants this browser to keep (the reviewer name): a first-party cookie for the
+  // whole dashboard (path /), read by the server when the next session starts.
+  function remember(item) {
+    if (!item || !item.name) return;
+    const value = item.value || "";
+    const current = document.cookie.split("; ").find((c) => c.startsWith(item.name + "="));
+    const encoded = encodeURIComponent(value);
+    if (current === `${item.name}=${encoded}` || (!current && !value)) return;
+    document.cookie = value ? `${item.name}=${encoded}; path=/; max-age=31536000; SameSite=Strict`
+                            : `${item.name}=; path=/; max-age=0; SameSite=Strict`;
+  }
+
   async function render(args) {
     const prev = A;
     A = args;
+    remember(A.remember);
     hookParent();
     $("msg").style.display = "none";
     const newStudy = A.study_id !== studyId, newRef = (A.ref ? A.ref.id : null) !== refId;
