@@ -57,6 +57,7 @@ def batch(
     match: str = options.MatchOpt,
     parametric_map: bool = options.ParametricMapOpt,
     batch_size: int = options.BatchSizeOpt,
+    triage: int = options.TriageOpt,
     banks_root: Path = options.BanksRootOpt,
     model: common.ModelChoice = None,
 ) -> None:
@@ -77,7 +78,7 @@ def batch(
     opts = options.scoring_options(model,
                                    bank=options.resolve_bank(references, banks_root), shots=shots, zero_shot=zero_shot,
                                    window=window, axis=axis, batch_size=batch_size, threshold=threshold, aggregate=aggregate,
-                                   match=match, parametric_map=parametric_map)
+                                   match=match, parametric_map=parametric_map, triage=triage)
     studies = (DicomwebSource(dicomweb, filters, RetryPolicy(retries, backoff), timeout) if dicomweb is not None
                else FolderSource(source))
     batch_options = BatchOptions(out_dir=out, rules=load_rules(rules), stow=stow, retry_failed=retry_failed,

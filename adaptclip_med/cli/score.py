@@ -28,6 +28,7 @@ def score(
     match: str = options.MatchOpt,
     parametric_map: bool = options.ParametricMapOpt,
     batch_size: int = options.BatchSizeOpt,
+    triage: int = options.TriageOpt,
     banks_root: Path = options.BanksRootOpt,
     model: common.ModelChoice = None,
     study_index: int = typer.Option(None, "--study", min=0, help="When the input holds several studies: the index (0, 1, ...) of the one to score, as listed by the refusal."),
@@ -38,7 +39,7 @@ def score(
 
     volume = dict(bank=options.resolve_bank(references, banks_root), shots=shots, zero_shot=zero_shot, window=window,
                   axis=axis, batch_size=batch_size, threshold=threshold, aggregate=aggregate, match=match,
-                  parametric_map=parametric_map)
+                  parametric_map=parametric_map, triage=triage)
     runs = [options.scoring_options(model, name, **volume) for name in model.methods]
     for line in score_with_methods(study, out, runs, series_rule=series_index, study_index=study_index):
         typer.echo(line)

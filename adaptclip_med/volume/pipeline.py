@@ -24,6 +24,7 @@ from adaptclip_med.outputs.study_writers import NOT_FOR_CLINICAL_USE  # noqa: F4
 from adaptclip_med.volume.options import ScoringOptions
 from adaptclip_med.volume.reference_bank import ReferenceBank
 from adaptclip_med.volume.scoring import StudyResult, VolumeScorer
+from adaptclip_med.volume.triage import TriagePlan
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,8 @@ def make_scorer(options: ScoringOptions, method: AnomalyMethod | None = None) ->
             preprocessing = None  # take the bank's
     return VolumeScorer(method, bank, preprocessing, shots=references.shots, batch_size=slicing.batch_size,
                         device=options.model.device, threshold=output.threshold, aggregate=output.aggregate,
-                        match=references.match, slices_per_scan=references.slices_per_scan)
+                        match=references.match, slices_per_scan=references.slices_per_scan,
+                        triage=TriagePlan(slicing.triage) if slicing.triage else None)
 
 
 @dataclass
