@@ -82,7 +82,7 @@ class SlicingOptions:
 
     window: str | None = None
     axis: str = "axial"
-    batch_size: int = 4
+    batch_size: int | str = 4  # or "auto" (volume/batch_size.py)
     triage: int | None = None
 
     def preprocessing(self) -> "SlicePreprocessing":
