@@ -23,15 +23,26 @@ def _load(machine: dict[str, Any]) -> str:
     return ", ".join(f"{x:.1f}" for x in machine.get("load_average_at_start", []))
 
 
+def _machine(result: dict[str, Any], part: str) -> dict[str, Any]:
+    """The machine record of the run that measured ``part`` (parts can be re-measured alone)."""
+    for key, value in result.items():
+        if key.startswith("machine_") and part in key[len("machine_"):].split("_"):
+            latest = value
+    return latest
+
+
 def render(result: dict[str, Any]) -> str:
-    acc, proj, spd, ovl, machine = (result[k] for k in ("accuracy", "projection", "speed", "overlap", "machine"))
+    acc, proj, spd, ovl = (result[k] for k in ("accuracy", "projection", "speed", "overlap"))
+    machine = _machine(result, "speed")
+    acc_machine = _machine(result, "accuracy")
     shape = acc["study_shape_zyx"]
     lines = [START, "",
              f"**Accuracy** (toy intensity method `{acc['method']}`, benchmarks/toy_methods.py; "
              f"{acc['abnormal_studies_per_class']} abnormal studies per lesion class + {acc['normal_studies']} normal, "
              f"{shape[0]} slices of {shape[1]}x{shape[2]}, bank of {acc['bank_scans']} normal phantoms, mask threshold "
              f"{acc['threshold']} ({acc['threshold_source']}); projected minutes = 300 x scored fraction x "
-             f"{proj['per_slice_s']} s/slice, ViT-L/14@518 fp32 on this CPU: a PROJECTION):", "",
+             f"{proj['per_slice_s']} s/slice, ViT-L/14@518 fp32 on this CPU: a PROJECTION; load average at start "
+             f"{_load(acc_machine)} on {acc_machine.get('os_cpu_count')} shared cores):", "",
              "| run | lesion recall | small | medium | large | study AUROC | slices scored | recall = full | "
              "300-slice ViT-L minutes (projected) |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -41,10 +52,23 @@ def render(result: dict[str, Any]) -> str:
                      f"{by['medium']['recall']} | {by['large']['recall']} | {row['study_auroc']} | "
                      f"{row['scored_fraction']:.1%} | {'yes' if row['recall_equal_to_full'] else 'NO'} | "
                      f"{proj['runs'][name]['study_minutes_projected']} |")
+    long = result.get("long_studies")
+    if long:
+        shape = long["study_shape_zyx"]
+        lines += ["", f"**Studies of 300 slices** ({shape[0]} slices of {shape[1]}x{shape[2]}, {long['studies']}, "
+                  f"toy method, bank of {long['bank_scans']} normal phantoms of the same length):", "",
+                  "| run | lesion recall | small | medium | large | slices scored | recall = full | "
+                  "300-slice ViT-L minutes (projected) |", "|---|---|---|---|---|---|---|---|"]
+        for name, row in long["runs"].items():
+            by = row["recall_by_class"]
+            lines.append(f"| {name.replace('_', ' ')} | {row['lesion_recall']} ({row['lesions']}) | {by['small']['recall']} | "
+                         f"{by['medium']['recall']} | {by['large']['recall']} | {row['scored_fraction']:.1%} | "
+                         f"{'yes' if row['recall_equal_to_full'] else 'NO'} | {row['study_minutes_projected']} |")
     lines += ["", f"**Speed** ({spd['method']}; one study of {spd['study_shape_zyx'][0]} slices of "
               f"{spd['study_shape_zyx'][1]}x{spd['study_shape_zyx'][2]} at {spd['image_size']} px, "
               f"{spd['torch_threads']} torch threads, median of 2 after a warm-up; load average at start "
-              f"{_load(machine)} on {machine.get('os_cpu_count')} shared cores):", "",
+              f"{_load(machine)} on {machine.get('os_cpu_count')} shared cores; mask threshold {spd.get('threshold')}, "
+              f"see below):", "",
               "| run | wall time (s) | slices scored | speed-up | slices per round |", "|---|---|---|---|---|"]
     for name, row in spd["runs"].items():
         lines.append(f"| {name.replace('_', ' ')} | {row['seconds_median']} | {row['scored_fraction']:.1%} | "
