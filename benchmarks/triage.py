@@ -208,8 +208,9 @@ def speed(strides: list[int], slices: int, side: int, image_size: int) -> dict[s
                      "and only the top-3 slices are refined, as on a normal study with a trained model")}
 
 
-def long_studies(strides: list[int], slices: int, side: int, work: Path) -> dict[str, Any]:
-    """Studies of the 300-slice length: one per lesion class and one normal, toy method, full vs
+def long_studies(strides: list[int], slices: int, side: int, work: Path, abnormal_per_class: int = 3,
+                 normals: int = 3) -> dict[str, Any]:
+    """Studies of the 300-slice length (per lesion class and normal), toy method, full vs
     triage: the scored fraction where refinement is a smaller share than on short phantoms."""
     from adaptclip_med.methods import MethodSpec, load_method
     from adaptclip_med.methods.registry import unregister_method
@@ -223,7 +224,7 @@ def long_studies(strides: list[int], slices: int, side: int, work: Path) -> dict
         method = load_method(MethodSpec(method=toy_methods.NAME, image_size=64))
         preprocessing = SlicePreprocessing(window=parse_window("brain"))
         bank = ReferenceBank.open(write_normal_bank(work / "long", 3, shape, method, preprocessing))
-        studies = phantom_set(1, 1, shape, seed=700)
+        studies = phantom_set(abnormal_per_class, normals, shape, seed=700)
         rows = {}
         for stride in [None, *strides]:
             scorer = VolumeScorer(method, bank, None, batch_size=16, threshold=TOY_THRESHOLD,
@@ -236,7 +237,8 @@ def long_studies(strides: list[int], slices: int, side: int, work: Path) -> dict
     for row in rows.values():
         row["recall_equal_to_full"] = row["lesion_recall"] == rows["full"]["lesion_recall"]
         row["study_minutes_projected"] = round(STUDY_SLICES * row["scored_fraction"] * per_slice / 60.0, 1)
-    return {"study_shape_zyx": list(shape), "studies": "one per lesion class + one normal", "bank_scans": 3,
+    return {"study_shape_zyx": list(shape),
+            "studies": f"{abnormal_per_class} per lesion class (1-3 lesions each) + {normals} normal", "bank_scans": 3,
             "threshold": TOY_THRESHOLD, "runs": rows}
 
 
@@ -285,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--abnormal-per-class", type=int, default=4)
     parser.add_argument("--normals", type=int, default=6)
     parser.add_argument("--speed-image-size", type=int, default=224)
-    parser.add_argument("--long-strides", default="4,8")
+    parser.add_argument("--long-strides", default="2,3,4,6,8")
     parser.add_argument("--parts", default="accuracy,speed,long,overlap",
                         help="parts to (re)measure; the others are kept from an existing results file")
     parser.add_argument("--out", type=Path, default=RESULTS)

@@ -102,3 +102,15 @@ def test_bf16_maps_stay_within_the_documented_tolerance(tiny_model, images):
     assert float(difference.max()) < BF16_MAP_TOLERANCE
     assert float(difference.max()) > 0  # the matmuls really ran in bf16
     assert float((fp32.score - bf16.score).abs().max()) < BF16_SCORE_TOLERANCE
+
+
+def test_moving_a_model_moves_or_drops_its_caches(tiny_model, images):
+    """A model used once and then moved (``.to("cuda")`` in real use) must not keep cached text
+    features or position embeddings from before the move: here a dtype move stands in for the
+    device move, which a CPU cannot show."""
+    model = copy.deepcopy(tiny_model)
+    model.predict(images[:1], None)  # fills the text caches
+    assert model.textual._cached is not None and model.backbone._static_text is not None
+    model.to(torch.float64)
+    assert model.textual._cached is None and model.backbone._pos_cache == {}
+    assert model.backbone._static_text.dtype == torch.float32  # moved, kept fp32, not recomputed
