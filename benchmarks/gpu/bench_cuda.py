@@ -101,11 +101,14 @@ def study_rate(method, bank, volume, batch: int) -> dict[str, Any]:
 
 def deviation(base, precision: str, images: torch.Tensor) -> dict[str, float]:
     """Max |map| and |score| difference of ``precision`` against exact fp32 on the same slices (k=1)."""
-    reference_model = _method_at(base, "fp32").model
-    other_model = _method_at(base, precision).model
     with torch.no_grad():
+        # each prediction right after its model is made: _method_at sets the TF32 flags
+        reference_model = _method_at(base, "fp32").model
         ref = reference_model.predict(images[1:], reference_model.encode_references(images[:1]))
+        del reference_model
+        other_model = _method_at(base, precision).model
         out = other_model.predict(images[1:], other_model.encode_references(images[:1]))
+        del other_model
     return {"max_abs_map": float((out.anomaly_map - ref.anomaly_map).abs().max()),
             "max_abs_score": float((out.score - ref.score).abs().max()),
             "finite": bool(torch.isfinite(out.anomaly_map).all())}

@@ -71,6 +71,7 @@ def test_attention_runs_on_fused_kernels(cpu_model, images, precision, backend):
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     model = _on_cuda(cpu_model, precision)
+    _predict(model, images.cuda())  # text features (causal-masked text tower) computed and cached first
     with sdpa_kernel([getattr(SDPBackend, backend)]):
         prediction = _predict(model, images.cuda())
     assert torch.isfinite(prediction.anomaly_map).all()
