@@ -170,6 +170,7 @@ def accuracy(strides: list[int], shape: tuple[int, int, int], abnormal_per_class
 #: slice hot; at this threshold no pixel reaches it and refinement follows only the top-k slices,
 #: which is what a trained model does on a normal study.
 SPEED_THRESHOLD = 1.0
+SPEED_REPEATS = 5
 
 
 def speed(strides: list[int], slices: int, side: int, image_size: int) -> dict[str, Any]:
@@ -189,7 +190,7 @@ def speed(strides: list[int], slices: int, side: int, image_size: int) -> dict[s
                               threshold=SPEED_THRESHOLD, triage=TriagePlan(stride) if stride else None)
         scorer.score(volume)  # warm-up
         times = []
-        for _ in range(2):
+        for _ in range(SPEED_REPEATS):
             started = time.perf_counter()
             result = scorer.score(volume)
             times.append(time.perf_counter() - started)
