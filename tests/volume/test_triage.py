@@ -206,13 +206,16 @@ def test_score_cli_triage_flag(toy, toy_bank, dicom_study, tmp_path):
     from benchmarks.toy_methods import NAME
 
     result = _invoke(["score", str(dicom_study), "--method", NAME, "--references", str(toy_bank), "--threshold",
-                      str(TOY_THRESHOLD), "--triage", "4", "--out", str(tmp_path / "s")])
+                      str(TOY_THRESHOLD), "--triage", "4", "--batch-size", "auto", "--out", str(tmp_path / "s")])
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "s" / "study.json").read_text())
     assert report["triage"]["stride"] == 4 and report["slices"]["not_scored_triage"] > 0
     refused = _invoke(["score", str(dicom_study), "--method", NAME, "--references", str(toy_bank), "--triage", "1",
                        "--out", str(tmp_path / "x")])
     assert refused.exit_code == 2 and "--triage" in refused.output
+    bad_batch = _invoke(["score", str(dicom_study), "--method", NAME, "--references", str(toy_bank), "--batch-size", "0",
+                         "--out", str(tmp_path / "y")])
+    assert bad_batch.exit_code == 2 and "--batch-size 0: give a positive number of slices or 'auto'" in bad_batch.output
 
 
 def test_batch_cli_triage_flag(toy, toy_bank, dicom_study, tmp_path):
