@@ -179,7 +179,7 @@ def speed(strides: list[int], slices: int, side: int, image_size: int) -> dict[s
 
     from adaptclip_med.volume.pipeline import ScoringOptions, model_for
 
-    options = ScoringOptions(backbone="adaptclip-tiny-vit", backbone_weights="random:0", adapters=None,
+    options = ScoringOptions.build(backbone="adaptclip-tiny-vit", backbone_weights="random:0", adapters=None,
                              image_size=image_size, window="brain", offline=True, batch_size=8)
     method = model_for(options)
     hu, _ = __import__("adaptclip_med.demo.phantom", fromlist=["x"]).make_head_ct_phantom(7, (slices, side, side), lesions=2)
