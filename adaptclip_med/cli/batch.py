@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from adaptclip_med.cli import common, options
+from adaptclip_med.volume.batch_size import parse_batch_size
 
 
 def register(app: typer.Typer) -> None:
@@ -56,7 +57,8 @@ def batch(
     aggregate: str = options.AggregateOpt,
     match: str = options.MatchOpt,
     parametric_map: bool = options.ParametricMapOpt,
-    batch_size: int = options.BatchSizeOpt,
+    batch_size: str = options.ScoringBatchSizeOpt,
+    triage: int = options.TriageOpt,
     banks_root: Path = options.BanksRootOpt,
     model: common.ModelChoice = None,
 ) -> None:
@@ -76,8 +78,8 @@ def batch(
         raise typer.BadParameter("QIDO filters (--modality, --study-date, --qido) need --dicomweb")
     opts = options.scoring_options(model,
                                    bank=options.resolve_bank(references, banks_root), shots=shots, zero_shot=zero_shot,
-                                   window=window, axis=axis, batch_size=batch_size, threshold=threshold, aggregate=aggregate,
-                                   match=match, parametric_map=parametric_map)
+                                   window=window, axis=axis, batch_size=parse_batch_size(batch_size), threshold=threshold, aggregate=aggregate,
+                                   match=match, parametric_map=parametric_map, triage=triage)
     studies = (DicomwebSource(dicomweb, filters, RetryPolicy(retries, backoff), timeout) if dicomweb is not None
                else FolderSource(source))
     batch_options = BatchOptions(out_dir=out, rules=load_rules(rules), stow=stow, retry_failed=retry_failed,

@@ -40,7 +40,7 @@ ImageSizeOpt = typer.Option(None, "--image-size", help="Square model input size 
 DeviceOpt = typer.Option("auto", "--device", help="cpu, cuda, cuda:N or auto.")
 OfflineOpt = typer.Option(False, "--offline", help="Never try to download weights; fail with instructions if they are not cached.")
 CacheDirOpt = typer.Option(None, "--cache-dir", help="Hub cache folder for open_clip pretrained weights.")
-PrecisionOpt = typer.Option("fp32", "--precision", help="Vision-tower precision: fp32 (exact), bf16, or auto (bf16 only where the hardware has native bf16 matmuls; the choice is logged). adaptclip only. See docs/performance.md.")
+PrecisionOpt = typer.Option("fp32", "--precision", help="Vision-tower precision: fp32 (exact; TF32 off on CUDA), bf16, fp16 (GPUs), or auto (bf16 only where the hardware has native bf16 matmuls; the choice is logged). adaptclip only. See docs/performance.md.")
 
 
 @dataclass(frozen=True)

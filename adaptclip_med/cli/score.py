@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from adaptclip_med.cli import common, options
+from adaptclip_med.volume.batch_size import parse_batch_size
 
 
 def register(app: typer.Typer) -> None:
@@ -27,7 +28,8 @@ def score(
     aggregate: str = options.AggregateOpt,
     match: str = options.MatchOpt,
     parametric_map: bool = options.ParametricMapOpt,
-    batch_size: int = options.BatchSizeOpt,
+    batch_size: str = options.ScoringBatchSizeOpt,
+    triage: int = options.TriageOpt,
     banks_root: Path = options.BanksRootOpt,
     model: common.ModelChoice = None,
     study_index: int = typer.Option(None, "--study", min=0, help="When the input holds several studies: the index (0, 1, ...) of the one to score, as listed by the refusal."),
@@ -37,8 +39,8 @@ def score(
     from adaptclip_med.volume.compare import score_with_methods
 
     volume = dict(bank=options.resolve_bank(references, banks_root), shots=shots, zero_shot=zero_shot, window=window,
-                  axis=axis, batch_size=batch_size, threshold=threshold, aggregate=aggregate, match=match,
-                  parametric_map=parametric_map)
+                  axis=axis, batch_size=parse_batch_size(batch_size), threshold=threshold, aggregate=aggregate, match=match,
+                  parametric_map=parametric_map, triage=triage)
     runs = [options.scoring_options(model, name, **volume) for name in model.methods]
     for line in score_with_methods(study, out, runs, series_rule=series_index, study_index=study_index):
         typer.echo(line)

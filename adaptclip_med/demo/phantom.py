@@ -85,7 +85,13 @@ def _head_anatomy(rng: np.random.Generator, shape: tuple[int, int, int]) -> tupl
     return hu.astype(np.float32), brain & ~ventricles
 
 
-def _add_lesions(rng: np.random.Generator, hu: np.ndarray, parenchyma: np.ndarray, count: int) -> np.ndarray:
+#: Lesion semi-axes: along z in slices, in-plane as a fraction of the image height.
+LESION_RZ = (1.2, 2.5)
+LESION_RXY = (0.035, 0.075)
+
+
+def _add_lesions(rng: np.random.Generator, hu: np.ndarray, parenchyma: np.ndarray, count: int,
+                 rz_range: tuple[float, float] = LESION_RZ, rxy_range: tuple[float, float] = LESION_RXY) -> np.ndarray:
     z_n, y_n, _ = hu.shape
     mask = np.zeros(hu.shape, dtype=bool)
     core = ndimage.binary_erosion(parenchyma, iterations=max(2, y_n // 32))
@@ -98,8 +104,8 @@ def _add_lesions(rng: np.random.Generator, hu: np.ndarray, parenchyma: np.ndarra
         if added == count:
             break
         cz, cy, cx = candidates[rng.integers(len(candidates))]
-        ry, rx = rng.uniform(0.035, 0.075, size=2) * y_n
-        rz = rng.uniform(1.2, 2.5)
+        ry, rx = rng.uniform(*rxy_range, size=2) * y_n
+        rz = rng.uniform(*rz_range)
         blob = ((zz - cz) / rz) ** 2 + ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1.0
         blob &= parenchyma & ~mask
         if blob.sum() < 12:
@@ -114,15 +120,18 @@ def _add_lesions(rng: np.random.Generator, hu: np.ndarray, parenchyma: np.ndarra
 
 
 def make_head_ct_phantom(seed: int, shape: tuple[int, int, int] = (24, 128, 128),
-                         lesions: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                         lesions: int = 0, lesion_rz: tuple[float, float] = LESION_RZ,
+                         lesion_rxy: tuple[float, float] = LESION_RXY) -> tuple[np.ndarray, np.ndarray]:
     """A head-like CT in HU (float32, (Z, Y, X)) and its lesion mask (uint8, 1 = lesion).
 
-    Different seeds give slightly different heads (size, pose, ventricles, gyri, noise)."""
+    Different seeds give slightly different heads (size, pose, ventricles, gyri, noise).
+    ``lesion_rz`` / ``lesion_rxy``: ranges of the lesion semi-axes (slices; fraction of Y), so
+    benchmarks can ask for small or large lesions (e.g. triage against lesion thickness)."""
     if len(shape) != 3 or min(shape) < 1 or shape[1] < 32 or shape[2] < 32:
         raise ValueError(f"phantom shape {shape} must be (Z, Y, X) with Y, X >= 32")
     rng = np.random.default_rng(seed)
     hu, parenchyma = _head_anatomy(rng, tuple(int(s) for s in shape))  # type: ignore[arg-type]
-    mask = _add_lesions(rng, hu, parenchyma, lesions)
+    mask = _add_lesions(rng, hu, parenchyma, lesions, lesion_rz, lesion_rxy)
     return hu, mask.astype(np.uint8)
 
 

@@ -90,6 +90,12 @@ class TextualAdapter(nn.Module):
     def invalidate_cache(self) -> None:
         self._cached = None
 
+    def _apply(self, fn, *args, **kwargs):
+        """Moving the adapter (``.to(device)``, dtype changes) drops the cached features, which
+        were computed on the old device; they are recomputed (two sentences) on next use."""
+        self._cached = None
+        return super()._apply(fn, *args, **kwargs)
+
     def train(self, mode: bool = True) -> "TextualAdapter":
         self._cached = None
         return super().train(mode)

@@ -90,6 +90,16 @@ class ClipBackbone(nn.Module):
         self._pos_cache: dict[tuple, torch.Tensor] = {}
         self._static_text: torch.Tensor | None = None
 
+    def _apply(self, fn, *args, **kwargs):
+        """``.to(device)`` / ``.cuda()`` also move what is cached outside the parameters: the static
+        text features (expensive to recompute, kept fp32) follow the text tower's device, and
+        position embeddings are recomputed for the new device/dtype on next use."""
+        result = super()._apply(fn, *args, **kwargs)
+        self._pos_cache = {}
+        if self._static_text is not None:
+            self._static_text = self._static_text.to(self.clip.token_embedding.weight.device, torch.float32)
+        return result
+
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_spec(cls, spec: BackboneSpec, tap_layers: tuple[int, ...] | None = None,

@@ -11,6 +11,13 @@ accumulate over the blocks.  The text tower, adapters and 1-NN search stay fp32:
 1.45x on the ViT-L tower on an AVX512-BF16 CPU without AMX, where torch's fused attention gains
 nothing from bf16.
 
+``fp16`` is for GPUs (same weight conversion, fp32 residuals/LayerNorms): on CUDA its matmuls
+and flash attention run on the tensor cores like bf16, with 3 more mantissa bits and a narrower
+range (the fp32 residual stream keeps the range problem away from the blocks' sums).  On CPUs it
+is emulated and refused by ``auto``.  ``fp32`` on CUDA is exact: TF32 tensor-core rounding of
+matmuls and convolutions is switched OFF (:func:`exact_fp32_on_cuda`), so CPU and GPU results
+agree to fp32 rounding and the bf16/fp16 tolerances are measured against true fp32.
+
 ``auto`` picks bf16 only where the hardware has native bf16 matmuls (Intel AMX or AVX512-BF16 on
 CPUs, compute capability >= 8.0 on NVIDIA GPUs).  Elsewhere bf16 is emulated and much SLOWER than
 fp32 (4-6x on the ViT tower of an AVX2-only machine), so ``auto`` keeps fp32 there.
@@ -28,10 +35,10 @@ from adaptclip_med.errors import AdaptClipError
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "bf16", "auto")
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 #: /proc/cpuinfo flags of CPUs with native bf16 dot products (oneDNN uses them for bf16 matmuls).
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
-_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
@@ -68,7 +75,16 @@ def resolve_precision(mode: str, device: torch.device, flags: frozenset[str] | N
         return ("bf16" if native else "fp32"), f"auto: {reason}"
     if mode == "bf16" and not native:
         log.warning("bf16 requested but %s: bf16 matmuls are emulated there and slower than fp32", reason)
+    if mode == "fp16" and device.type != "cuda":
+        log.warning("fp16 requested on %s: fp16 matmuls are meant for GPUs and are slow (emulated) elsewhere", device.type)
     return mode, "requested"
+
+
+def exact_fp32_on_cuda() -> None:
+    """Turn TF32 off for CUDA matmuls and cuDNN convolutions (the patch embedding): ``fp32`` means
+    fp32.  Process-wide, like the flags themselves; called when an fp32 model is placed on CUDA."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
 
 
 def _block_matmul_modules(backbone) -> list[nn.Module]:
@@ -91,8 +107,10 @@ def apply_precision(model, mode: str = "auto") -> str:
     device = next(model.parameters()).device
     chosen, reason = resolve_precision(mode, device)
     current = current_precision(model)
-    if chosen == "fp32" and current == "bf16":
-        raise AdaptClipError("the backbone was already converted to bf16 and cannot return to fp32: build the model again")
+    if chosen != current and current != "fp32":
+        raise AdaptClipError(f"the backbone was already converted to {current} and cannot become {chosen}: build the model again")
+    if chosen == "fp32" and device.type == "cuda":
+        exact_fp32_on_cuda()
     if chosen != current:
         for module in _block_matmul_modules(model.backbone):
             module.to(_DTYPES[chosen])

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 NOT_FOR_CLINICAL_USE = "Research software: not a medical device, not for clinical use."
 SOFTWARE_NAME = "adaptclip-med"
+#: skip_reason of slices triage left unscored (volume/triage.py; repeated to keep this module light)
+TRIAGE_REASON = "not scored (triage)"
 
 
 @dataclass
@@ -143,6 +145,14 @@ def write_score_plot(ctx: StudyContext) -> dict[str, Path]:
                                           title="slice anomaly scores (research use only)")}
 
 
+def slice_counts(result: Any) -> dict[str, int]:
+    """Slices by outcome; ``skipped`` = background + not scored by triage (both have no map)."""
+    total, scored = len(result.slices), len(result.scored())
+    not_scored = sum(1 for s in result.slices if s.skipped and s.skip_reason == TRIAGE_REASON)
+    return {"total": total, "scored": scored, "skipped": total - scored, "background": total - scored - not_scored,
+            "not_scored_triage": not_scored}
+
+
 def study_report(ctx: StudyContext) -> dict[str, Any]:
     """The ``study.json`` payload (files: those written so far)."""
     result, volume = ctx.result, ctx.volume
@@ -151,8 +161,7 @@ def study_report(ctx: StudyContext) -> dict[str, Any]:
         "top_slices": [{"index": z, "position_mm": result.slices[z].position_mm, "score": result.slices[z].score,
                         "matched_reference_slices": result.slices[z].matched} for z in result.top_slices],
         "threshold": result.threshold, "threshold_source": result.threshold_source,
-        "slices": {"total": len(result.slices), "scored": len(result.scored()),
-                   "skipped": len(result.slices) - len(result.scored())},
+        "slices": slice_counts(result),
         "mask_voxels": int(result.mask.sum()), "source": {"kind": volume.source_kind, "modality": volume.modality,
                                                           "shape_zyx": list(result.probability.shape),
                                                           "spacing_mm": [float(s) for s in volume.spacing],
@@ -161,6 +170,11 @@ def study_report(ctx: StudyContext) -> dict[str, Any]:
         "seconds": round(ctx.seconds, 2), "files": {k: p.name for k, p in ctx.files.items()},
         "disclaimer": NOT_FOR_CLINICAL_USE,
     }
+    triage = getattr(result, "triage", None)
+    if triage is not None:
+        report["triage"] = {**triage, "unscored_slices": [s.index for s in result.slices if s.skip_reason == TRIAGE_REASON],
+                            "unscored_maps": "left empty (probability 0, no mask); not interpolated",
+                            "study_score_from": "scored slices only"}
     if ctx.notes:
         report["notes"] = list(ctx.notes)
     if ctx.extra_report:

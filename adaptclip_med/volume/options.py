@@ -77,11 +77,13 @@ class ReferenceOptions:
 @dataclass(frozen=True)
 class SlicingOptions:
     """How a volume becomes model inputs: the intensity window (None = the bank's, else percentile
-    scaling), the slice axis and the slices per forward pass."""
+    scaling), the slice axis, the slices per forward pass and which slices are scored (``triage``:
+    every N-th body slice first, then refinement, volume/triage.py; None = every body slice)."""
 
     window: str | None = None
     axis: str = "axial"
-    batch_size: int = 4
+    batch_size: int | str = 4  # or "auto" (volume/batch_size.py)
+    triage: int | None = None
 
     def preprocessing(self) -> "SlicePreprocessing":
         from adaptclip_med.volume.preprocessing import SlicePreprocessing, parse_window

@@ -21,9 +21,11 @@ from typing import Any
 from adaptclip_med.methods import AnomalyMethod, load_method
 from adaptclip_med.outputs import layout
 from adaptclip_med.outputs.study_writers import NOT_FOR_CLINICAL_USE  # noqa: F401  (re-exported)
+from adaptclip_med.volume.batch_size import resolve_batch_size
 from adaptclip_med.volume.options import ScoringOptions
 from adaptclip_med.volume.reference_bank import ReferenceBank
 from adaptclip_med.volume.scoring import StudyResult, VolumeScorer
+from adaptclip_med.volume.triage import TriagePlan
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +62,11 @@ def make_scorer(options: ScoringOptions, method: AnomalyMethod | None = None) ->
         bank = open_bank_for(method, references.bank)
         if slicing.window is None:
             preprocessing = None  # take the bank's
-    return VolumeScorer(method, bank, preprocessing, shots=references.shots, batch_size=slicing.batch_size,
+    return VolumeScorer(method, bank, preprocessing, shots=references.shots,
+                        batch_size=resolve_batch_size(slicing.batch_size, method),
                         device=options.model.device, threshold=output.threshold, aggregate=output.aggregate,
-                        match=references.match, slices_per_scan=references.slices_per_scan)
+                        match=references.match, slices_per_scan=references.slices_per_scan,
+                        triage=TriagePlan(slicing.triage) if slicing.triage else None)
 
 
 @dataclass

@@ -3,7 +3,8 @@
 Every body slice goes through the network in batches; for few-shot each slice gets its own
 reference memory (the matched slices of every normal scan).  Maps are resized back to the
 slice's own size and stacked into a volume in the study's slice geometry; air-only slices are
-skipped and reported, not scored.
+skipped and reported, not scored.  With a :class:`~adaptclip_med.volume.triage.TriagePlan` only
+the slices triage picks are scored; the others are reported as not scored (no map, no score).
 
 Study score = an aggregate of slice scores, by default the MAXIMUM (a lesion may be visible on
 very few slices, and averaging would dilute it); ``topk:K`` averages the K highest instead, which
@@ -26,6 +27,7 @@ from adaptclip_med.volume.preprocessing import PreparedVolume, SlicePreprocessin
 from adaptclip_med.volume.reference_bank import ReferenceBank
 from adaptclip_med.volume.options import DEFAULT_AGGREGATE
 from adaptclip_med.volume.slice_step import predict_slices
+from adaptclip_med.volume.triage import NOT_SCORED_REASON, TriagePlan, run_triage
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,8 @@ class StudyResult:
     threshold_source: str
     shots: int
     prepared: PreparedVolume
+    #: None for full scoring; else what triage did (volume/triage.py: TriageRun.describe())
+    triage: dict[str, Any] | None = None
 
     def scored(self) -> list[SliceResult]:
         return [s for s in self.slices if not s.skipped]
@@ -83,8 +87,10 @@ class VolumeScorer:
     def __init__(self, method: AnomalyMethod, bank: ReferenceBank | None = None,
                  preprocessing: SlicePreprocessing | None = None, shots: int | None = None, batch_size: int = 4,
                  device: str = "cpu", threshold: float | None = None, aggregate: str = DEFAULT_AGGREGATE,
-                 match: str | None = None, slices_per_scan: int | None = None) -> None:
+                 match: str | None = None, slices_per_scan: int | None = None,
+                 triage: TriagePlan | None = None) -> None:
         self.method = method
+        self.triage = triage
         self.bank = bank
         if bank is not None:
             bank_pre = bank.preprocessing()
@@ -134,17 +140,17 @@ class VolumeScorer:
                               bool(prepared.background[z]), "background (no body)" if prepared.background[z] else None)
                   for z in range(depth)]
         body = np.flatnonzero(~prepared.background)
-        batches = range(0, body.size, self.batch_size)
-        for start in progress_bar(batches, desc=f"scoring {volume.source_label}", total=len(batches), unit="batch"):
-            index = body[start:start + self.batch_size]
-            pred, matches = predict_slices(self.method, prepared.slices01[index], prepared.relative_position[index],
-                                           self.bank, range(self.shots))
-            maps = F.interpolate(pred.anomaly_map.unsqueeze(1).float(), size=(height, width), mode="bilinear",
-                                 align_corners=False).squeeze(1).cpu().numpy()
-            for j, z in enumerate(index):
-                probability[z] = maps[j]
-                slices[z].score = float(pred.score[j])
-                slices[z].matched = matches[j]
+
+        def score_batch(positions: list[int]) -> tuple[np.ndarray, np.ndarray]:
+            return self._score_slices(volume, prepared, body[positions], probability, slices)
+
+        triage_run = None
+        if self.triage is None:
+            score_batch(list(range(body.size)))
+        else:
+            triage_run = run_triage(int(body.size), score_batch, self.triage, self.threshold)
+            for z in body[triage_run.unscored]:
+                slices[z].skipped, slices[z].skip_reason = True, NOT_SCORED_REASON
         scores = np.array([s.score for s in slices if not s.skipped], dtype=np.float64)
         if scores.size == 0:
             raise InputError(f"{volume.source_label}: every slice is background (air only); nothing to score")
@@ -153,7 +159,30 @@ class VolumeScorer:
             probability=probability, mask=probability >= self.threshold, slices=slices,
             score=aggregate_scores(scores, self.aggregate), aggregate=self.aggregate,
             top_slices=[s.index for s in ranked[:TOP_SLICES]], threshold=self.threshold,
-            threshold_source=self.threshold_source, shots=self.shots if self.bank is not None else 0, prepared=prepared)
+            threshold_source=self.threshold_source, shots=self.shots if self.bank is not None else 0, prepared=prepared,
+            triage=None if triage_run is None else triage_run.describe())
+
+    def _score_slices(self, volume, prepared: PreparedVolume, index: np.ndarray, probability: np.ndarray,
+                      slices: list[SliceResult]) -> tuple[np.ndarray, np.ndarray]:
+        """Score the slices ``index`` (z) in batches into ``probability``/``slices``; returns their
+        slice scores and map peaks (what triage decides on), in the order asked."""
+        height, width = probability.shape[1:]
+        scores = np.empty(index.size, dtype=np.float64)
+        peaks = np.empty(index.size, dtype=np.float64)
+        batches = range(0, index.size, self.batch_size)
+        for start in progress_bar(batches, desc=f"scoring {volume.source_label}", total=len(batches), unit="batch"):
+            chunk = index[start:start + self.batch_size]
+            pred, matches = predict_slices(self.method, prepared.slices01[chunk], prepared.relative_position[chunk],
+                                           self.bank, range(self.shots))
+            maps = F.interpolate(pred.anomaly_map.unsqueeze(1).float(), size=(height, width), mode="bilinear",
+                                 align_corners=False).squeeze(1).cpu().numpy()
+            for j, z in enumerate(chunk):
+                probability[z] = maps[j]
+                slices[z].score = float(pred.score[j])
+                slices[z].matched = matches[j]
+                scores[start + j] = slices[z].score
+                peaks[start + j] = float(maps[j].max())
+        return scores, peaks
 
     def references_note(self) -> str | None:
         """Said in study.json when a bank was given to a method that does not use references."""
@@ -171,4 +200,5 @@ class VolumeScorer:
         return {"method": self.method.name, "model": self.method.identity(), "reference_bank": bank, "shots": self.shots,
                 "references_note": self.references_note(),
                 "preprocessing": self.preprocessing.describe(), "aggregate": self.aggregate,
+                "triage": None if self.triage is None else self.triage.describe(),
                 "threshold": self.threshold, "threshold_source": self.threshold_source}

@@ -71,13 +71,13 @@ def _two_method_comparison(data, options, bank: Path, out: Path, weights: Path) 
     from clip_helpers import save_random_clip
 
     from adaptclip_med.volume.compare import score_with_methods
-    from adaptclip_med.volume.pipeline import ScoringOptions
+    from adaptclip_med.volume.options import ScoringOptions
 
     weights.mkdir(parents=True, exist_ok=True)
     tiny = save_random_clip("winclip-tiny-vit", weights / "winclip-tiny.pt", seed=3)
-    winclip = ScoringOptions(method="winclip", backbone="winclip-tiny-vit", backbone_weights=str(tiny), image_size=84,
-                             window=options.window, offline=True, class_name="head CT", batch_size=8)
-    score_with_methods(data.reference_dirs[0], out, [replace(options, bank=str(bank), window=None, batch_size=8), winclip])
+    winclip = ScoringOptions.build(method="winclip", backbone="winclip-tiny-vit", backbone_weights=str(tiny), image_size=84,
+                                   window=options.slicing.window, offline=True, class_name="head CT", batch_size=8)
+    score_with_methods(data.reference_dirs[0], out, [options.with_(bank=str(bank), window=None, batch_size=8), winclip])
 
 
 @dataclass

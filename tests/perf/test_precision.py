@@ -35,8 +35,11 @@ def test_explicit_modes_are_kept_and_unknown_ones_refused(caplog):
     with caplog.at_level(logging.WARNING, logger="adaptclip_med.model.precision"):
         assert resolve_precision("bf16", CPU, frozenset({"avx2"}))[0] == "bf16"
     assert "slower than fp32" in caplog.text
-    with pytest.raises(AdaptClipError, match="precision 'fp16' is not one of fp32, bf16, auto"):
-        resolve_precision("fp16", CPU)
+    with caplog.at_level(logging.WARNING, logger="adaptclip_med.model.precision"):
+        assert resolve_precision("fp16", CPU)[0] == "fp16"
+    assert "meant for GPUs" in caplog.text
+    with pytest.raises(AdaptClipError, match="precision 'fp8' is not one of fp32, bf16, fp16, auto"):
+        resolve_precision("fp8", CPU)
 
 
 def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
@@ -58,8 +61,26 @@ def test_apply_precision_converts_only_the_vision_block_matmuls(tiny_model, capl
                  model.backbone.clip.token_embedding.weight, *model.prompt_query.parameters(), *model.visual.parameters()]
     assert all(t.dtype == torch.float32 for t in kept_fp32)
     assert current_precision(model) == "bf16"
-    with pytest.raises(AdaptClipError, match="cannot return to fp32"):
+    with pytest.raises(AdaptClipError, match="converted to bf16 and cannot become fp32"):
         apply_precision(model, "fp32")
+    with pytest.raises(AdaptClipError, match="converted to bf16 and cannot become fp16"):
+        apply_precision(model, "fp16")
+
+
+def test_fp16_converts_the_same_matmuls(tiny_model):
+    model = copy.deepcopy(tiny_model)
+    assert apply_precision(model, "fp16") == "fp16"
+    block = model.backbone.clip.visual.transformer.resblocks[0]
+    assert block.attn.in_proj_weight.dtype == block.mlp.c_fc.weight.dtype == torch.float16
+    assert model.backbone.clip.visual.conv1.weight.dtype == torch.float32 and current_precision(model) == "fp16"
+
+
+def test_auto_on_cuda_follows_compute_capability(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    assert resolve_precision("auto", torch.device("cuda"))[0] == "bf16"
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
+    chosen, reason = resolve_precision("auto", torch.device("cuda"))
+    assert chosen == "fp32" and "compute capability 7.5" in reason
 
 
 def test_fp32_request_leaves_the_model_untouched(tiny_model):
@@ -81,3 +102,15 @@ def test_bf16_maps_stay_within_the_documented_tolerance(tiny_model, images):
     assert float(difference.max()) < BF16_MAP_TOLERANCE
     assert float(difference.max()) > 0  # the matmuls really ran in bf16
     assert float((fp32.score - bf16.score).abs().max()) < BF16_SCORE_TOLERANCE
+
+
+def test_moving_a_model_moves_or_drops_its_caches(tiny_model, images):
+    """A model used once and then moved (``.to("cuda")`` in real use) must not keep cached text
+    features or position embeddings from before the move: here a dtype move stands in for the
+    device move, which a CPU cannot show."""
+    model = copy.deepcopy(tiny_model)
+    model.predict(images[:1], None)  # fills the text caches
+    assert model.textual._cached is not None and model.backbone._static_text is not None
+    model.to(torch.float64)
+    assert model.textual._cached is None and model.backbone._pos_cache == {}
+    assert model.backbone._static_text.dtype == torch.float32  # moved, kept fp32, not recomputed

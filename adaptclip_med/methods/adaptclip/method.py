@@ -26,7 +26,7 @@ class AdaptCLIPMethod(AnomalyMethod):
     uses_class_name = False
     trainable = True
     default_backbone = ("ViT-L-14-336", "openai")
-    precisions = ("fp32", "bf16", "auto")
+    precisions = ("fp32", "bf16", "fp16", "auto")
 
     def __init__(self, loaded, device: str | torch.device = "cpu", precision: str = "fp32") -> None:
         from adaptclip_med.model.checkpoints import LoadedModel
