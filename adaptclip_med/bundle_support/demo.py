@@ -1,9 +1,9 @@
 """Synthetic studies and a reference bank for ``configs/demo.json``, so the bundle runs offline.
 
-The phantom head CTs come from :mod:`adaptclip_med.demo.phantom` (one study with lesions and its
-ground-truth mask, normal studies); the bank is built from some normal studies with the network
-the run uses, and one normal study is held out and scored alongside the abnormal one.  The
-backbone is the tiny random-initialised demonstration model: results have NO diagnostic value.
+The phantom head CTs come from :mod:`adaptclip_med.demo.dataset` (one study with three lesions
+and its label map, normal studies); the bank is built from some normal studies with the network
+the run uses, and one normal study is held out and scored alongside the abnormal one.  The demo
+config runs the demo model (``adapters: demo``, trained on SYNTHETIC data): NO diagnostic value.
 
 Preparation is idempotent and safe under ``torchrun``: rank 0 writes, the other ranks wait and
 reuse.  The bank folder is named after the model/preprocessing key, so switching adapters (for
@@ -31,8 +31,9 @@ class DemoStudies:
     """Phantom data under ``root/data`` and a reference bank under ``root/banks``."""
 
     def __init__(self, root: str | Path, network: AdaptCLIPMapNetwork, seed: int = 0, references: int = 3,
-                 window: str | None = None, axis: str = "axial") -> None:
+                 window: str | None = None, axis: str = "axial", slices: int = 16, size: int = 256) -> None:
         self.root = Path(root)
+        self.slices, self.size = int(slices), int(size)
         self.seed = int(seed)
         self.references = int(references)
         paths = rank_zero_first(self._prepare_data)
@@ -43,17 +44,18 @@ class DemoStudies:
         self.bank_dir = rank_zero_first(lambda: self._prepare_bank(network, preprocessing))
 
     def _prepare_data(self) -> dict[str, Any]:
-        from adaptclip_med.demo.phantom import make_demo_dataset
+        from adaptclip_med.demo.dataset import make_ct_demo_dataset
 
         data_dir = self.root / "data"
         index = data_dir / _INDEX
         if index.is_file():
             paths = json.loads(index.read_text())
-            if paths.get("seed") == self.seed and len(paths.get("normals", [])) == self.references + 1:
+            if (paths.get("seed") == self.seed and len(paths.get("normals", [])) == self.references + 1
+                    and paths.get("shape") == [self.slices, self.size]):
                 return paths
-        made = make_demo_dataset(data_dir, seed=self.seed, n_references=self.references + 1)
-        paths = {"seed": self.seed, "study": str(made.study_dir), "ground_truth": str(made.ground_truth_nifti),
-                 "normals": [str(p) for p in made.reference_dirs]}
+        made = make_ct_demo_dataset(data_dir, seed=self.seed, normals=self.references + 1, slices=self.slices, size=self.size)
+        paths = {"seed": self.seed, "shape": [self.slices, self.size], "study": str(made.study_dir),
+                 "ground_truth": str(made.ground_truth_nifti), "normals": [str(p) for p in made.normal_dirs]}
         atomic_write_text(index, json.dumps(paths, indent=1))
         return paths
 

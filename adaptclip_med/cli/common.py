@@ -35,7 +35,7 @@ ClassNameOpt = typer.Option(None, "--class-name", help="What the image shows, fo
 BackboneOpt = typer.Option(None, "--backbone", help="open_clip ViT name or model-config JSON path (default: the method's: ViT-L-14-336 for adaptclip/adaclip, ViT-B-16-plus-240 for winclip).")
 BackboneWeightsOpt = typer.Option(None, "--backbone-weights", help="open_clip pretrained tag, a local weights file (open_clip or OpenAI layout), or random[:SEED] (no diagnostic value); default: the method's (openai, laion400m_e31).")
 ActivationOpt = typer.Option("auto", "--backbone-activation", help="auto | quickgelu | gelu. auto: AdaptCLIP uses QuickGELU for OpenAI weights, AdaCLIP exact GELU (as its authors).")
-AdaptersOpt = typer.Option(None, "--adapters", help="Trained weights of the method: project .safetensors or the authors' released .pth; 'untrained' for fresh ones (demo/training only). Several methods: METHOD=FILE,METHOD=FILE. Not used by winclip.")
+AdaptersOpt = typer.Option(None, "--adapters", help="Trained weights of the method: project .safetensors or the authors' released .pth; 'untrained' for fresh ones (training only); 'demo' for the packaged demo model (synthetic training data, no diagnostic value). Several methods: METHOD=FILE,METHOD=FILE. Not used by winclip.")
 ImageSizeOpt = typer.Option(None, "--image-size", help="Square model input size (multiple of the patch size); default from the checkpoint/method (518 for the releases, 240 for winclip).")
 DeviceOpt = typer.Option("auto", "--device", help="cpu, cuda, cuda:N or auto.")
 OfflineOpt = typer.Option(False, "--offline", help="Never try to download weights; fail with instructions if they are not cached.")

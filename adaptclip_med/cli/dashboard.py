@@ -39,11 +39,11 @@ def streamlit_command(app_path: Path, port: int, address: str, max_upload_mb: in
 
 def demo_data_root(output: Path) -> Path:
     """The synthetic phantom study and normal references, made once under the output folder."""
-    from adaptclip_med.demo.phantom import make_demo_dataset
+    from adaptclip_med.demo.dataset import make_ct_demo_dataset
 
     root = output / DEMO_DATA
     if not (root / "study").is_dir():
-        make_demo_dataset(root, seed=0, n_references=3)
+        make_ct_demo_dataset(root, seed=0, normals=3)
     return root
 
 
@@ -54,9 +54,12 @@ def demo_bank(data_root: Path, banks: Path) -> Path:
     from adaptclip_med.demo.run import demo_options
     from adaptclip_med.volume.pipeline import model_for
 
-    scans = sorted(p for p in (data_root / "references").iterdir() if p.is_dir())
+    folder = data_root / "normals"
+    if not folder.is_dir():  # a demo folder made before the CT-like phantoms
+        folder = data_root / "references"
+    scans = sorted(p for p in folder.iterdir() if p.is_dir())
     if not (banks / DEMO_BANK / "bank.json").is_file():
-        typer.echo(f"building the demo reference bank '{DEMO_BANK}' from {len(scans)} normal phantoms (tiny model)")
+        typer.echo(f"building the demo reference bank '{DEMO_BANK}' from {len(scans)} normal phantoms (demo model)")
     options = demo_options()
     return ensure_demo_bank(scans, model_for(options), options.preprocessing(), banks, DEMO_BANK)
 
@@ -79,7 +82,7 @@ def dashboard(
     batch_size: int = options.BatchSizeOpt,
     show_patient_names: bool = typer.Option(False, "--show-patient-names", help="Show patient names from the DICOM headers in the series lists."),
     max_upload_mb: int = typer.Option(DEFAULT_MAX_UPLOAD_MB, "--max-upload-mb", help="Largest upload (MB) accepted by the page."),
-    demo: bool = typer.Option(False, "--demo", help="Tiny random-initialised model and synthetic phantom studies (no diagnostic value); no weights needed."),
+    demo: bool = typer.Option(False, "--demo", help="The demo model (--adapters demo: trained on synthetic data) and synthetic phantom studies (no diagnostic value); no weights needed."),
     model: common.ModelChoice = None,
 ) -> None:
     """Start the review dashboard (reference library, worklist, viewer, sign-off) in the browser."""

@@ -47,7 +47,7 @@ def main() -> None:
                  on_change=_page_changed)
     reviewer = (st.session_state.get(state.REVIEWER) or "").strip()
     status = "model ready" if loaded is not None else "no model: review only"
-    demo = " · DEMO: tiny random model, synthetic phantoms, no diagnostic value" if ctx.config.demo else ""
+    demo = " · DEMO: demo model trained on synthetic data, synthetic phantoms, no diagnostic value" if ctx.config.demo else ""
     top[1].caption(f"reviewer: **{reviewer or '—'}** · {status}{demo} · research use only")
     page = st.session_state.get(state.NAV, state.PAGES[0])
     try:

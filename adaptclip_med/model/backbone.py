@@ -22,7 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from adaptclip_med.errors import AdaptClipError, CheckpointMismatchError
-from adaptclip_med.model import prompts
+from adaptclip_med.model import demo_backbone, prompts
 from adaptclip_med.model.backbone_source import (
     BackboneIdentity,
     BackboneSpec,
@@ -109,7 +109,13 @@ class ClipBackbone(nn.Module):
         state = None
         sha = None
         openai_hint = False
-        if is_random_weights(spec.weights):
+        demo = demo_backbone.is_demo_weights(spec.weights)
+        if demo and name != demo_backbone.DEMO_ARCHITECTURE:
+            raise AdaptClipError(f"backbone weights 'demo' exist only for {demo_backbone.DEMO_ARCHITECTURE}, not {name}: "
+                                 f"pass --backbone {demo_backbone.DEMO_ARCHITECTURE} or other weights")
+        if demo:
+            weights_label = demo_backbone.weights_label()
+        elif is_random_weights(spec.weights):
             weights_label = f"random:{random_seed(spec.weights)}"
         elif is_local_file(spec.weights):
             path = _as_path(spec.weights)
@@ -120,14 +126,18 @@ class ClipBackbone(nn.Module):
             path = pretrained_weights_file(name, spec.weights, spec.cache_dir, spec.offline)
             state, openai_hint = read_state_dict(path)
             weights_label = f"open_clip:{spec.weights}"
-        activation = resolve_activation(name, config, spec.weights, spec.activation, openai_hint)
-        if is_random_weights(spec.weights):
+        activation = resolve_activation(name, config, None if demo else spec.weights, spec.activation, openai_hint)
+        if demo:
+            torch.manual_seed(demo_backbone.TEXT_SEED)
+        elif is_random_weights(spec.weights):
             torch.manual_seed(random_seed(spec.weights))
         with _quiet_open_clip():  # it warns "initialized randomly" although weights are loaded just below
             clip = open_clip.create_model(name, pretrained=None, force_quick_gelu=activation == "quickgelu",
                                           load_weights=False)
         if state is not None:
             _load_clip_state(clip, state, weights_label)
+        if demo:
+            demo_backbone.set_demo_vision_weights(clip.visual)
         clip = clip.float()
         identity = BackboneIdentity(architecture=name, model_config=config, weights=weights_label,
                                     weights_sha256=sha, activation=activation)

@@ -228,17 +228,19 @@ def calibrate_bank(bank: "ReferenceBank", method: AnomalyMethod, inputs: list[tu
     from adaptclip_med.volume.slice_step import predict_slices
 
     pixel_values: list[np.ndarray] = []
+    pixel_max = float("-inf")
     slice_scores: list[float] = []
     for held_out, (slices01, rel) in enumerate(progress_bar(inputs, desc="calibrating on normal scans")):
         others = [i for i in range(len(bank.scans)) if i != held_out]
         for start in range(0, len(slices01), batch_size):
             pred, _ = predict_slices(method, slices01[start:start + batch_size], rel[start:start + batch_size], bank, others)
             pixel_values.append(pred.anomaly_map.flatten().cpu().numpy()[::7])
+            pixel_max = max(pixel_max, float(pred.anomaly_map.max()))
             slice_scores.extend(pred.score.cpu().tolist())
     values = np.concatenate(pixel_values)
     scores = np.asarray(slice_scores)
     return {"method": "leave-one-scan-out", "pixel_quantile": CALIBRATION_QUANTILE,
-            "pixel_threshold": float(np.quantile(values, CALIBRATION_QUANTILE)),
+            "pixel_threshold": float(np.quantile(values, CALIBRATION_QUANTILE)), "pixel_max": pixel_max,
             "normal_slice_score_mean": float(scores.mean()), "normal_slice_score_max": float(scores.max()),
             "normal_slice_score_p95": float(np.quantile(scores, 0.95)), "slices": int(scores.size)}
 

@@ -59,18 +59,18 @@ def test_without_adapters_the_dashboard_starts_for_review_only(monkeypatch, tmp_
     assert seen["config"].model_configured is False
 
 
-def test_demo_makes_phantom_data_and_uses_the_tiny_model(monkeypatch, tmp_path):
-    from adaptclip_med.demo import phantom
+def test_demo_makes_phantom_data_and_uses_the_demo_model(monkeypatch, tmp_path):
+    from adaptclip_med.demo import dataset
 
-    real = phantom.make_demo_dataset
-    monkeypatch.setattr(phantom, "make_demo_dataset", lambda out, seed, n_references: real(out, seed, n_references, (6, 32, 32)))
+    real = dataset.make_ct_demo_dataset
+    monkeypatch.setattr(dataset, "make_ct_demo_dataset", lambda out, seed, normals: real(out, seed, normals, slices=3, size=64))
     result, seen = _run(monkeypatch, ["--demo", "--output", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     config = seen["config"]
     root = (tmp_path / "out" / "demo_data").resolve()
     assert config.demo and config.model_configured and config.data_roots == (root,)
-    assert (root / "study").is_dir() and len(list((root / "references").iterdir())) == 3
-    assert config.scoring.model.backbone_weights.startswith("random") and config.banks_root == (tmp_path / "out" / "banks").resolve()
+    assert (root / "study").is_dir() and len(list((root / "normals").iterdir())) == 3
+    assert config.scoring.model.adapters == "demo" and config.banks_root == (tmp_path / "out" / "banks").resolve()
     # a first-time user can score the demo study few-shot at once: the demo bank is built and selected
     bank = (tmp_path / "out" / "banks" / dashboard_cli.DEMO_BANK).resolve()
     assert config.scoring.references.bank == str(bank) and (bank / "bank.json").is_file()

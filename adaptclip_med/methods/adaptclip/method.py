@@ -42,7 +42,9 @@ class AdaptCLIPMethod(AnomalyMethod):
         from adaptclip_med.methods.backbones import backbone_spec_or_default
         from adaptclip_med.model.checkpoints import build_model
         from adaptclip_med.model.precision import apply_precision
+        from adaptclip_med.demo.model import resolve_demo_spec
 
+        spec = resolve_demo_spec(spec)  # ``--adapters demo``: the packaged demonstration model
         loaded = build_model(backbone_spec_or_default(cls, spec), spec.weights, spec.image_size, spec.device)
         chosen = apply_precision(loaded.model, spec.precision)
         return cls(loaded, spec.device, chosen)
