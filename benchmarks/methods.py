@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from benchmarks.measure import PeakMemory, machine_description, time_call
+from benchmarks.measure import PeakMemory, machine_description, time_call, write_results
 from benchmarks.workloads import phantom_slices
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -95,7 +95,7 @@ def main() -> None:
     suffix = "quick" if args.quick else device.type
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"methods_{suffix}.json"
-    path.write_text(json.dumps(results, indent=1) + "\n")
+    write_results(path, results)
     print(f"-> {path}")
 
 

@@ -56,6 +56,8 @@ class MethodSpec:
     device: str = "cpu"
     precision: str = "fp32"
     class_name: str | None = None
+    #: vision-tower runtime: torch, onnxruntime, openvino or auto (adaptclip_med/runtime/)
+    runtime: str = "torch"
 
     def with_(self, **changes: Any) -> "MethodSpec":
         return replace(self, **changes)
