@@ -48,4 +48,4 @@ def scoring_options(model: common.ModelChoice, method: str | None = None, requir
     return ScoringOptions(method=spec.method, class_name=spec.class_name, backbone=model.backbone,
                           backbone_weights=model.backbone_weights, activation=model.activation, adapters=spec.weights,
                           image_size=model.image_size, device=spec.device, offline=model.offline, cache_dir=model.cache_dir,
-                          precision=model.precision, **volume)
+                          precision=model.precision, runtime=model.runtime, **volume)

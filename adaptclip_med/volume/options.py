@@ -34,6 +34,7 @@ class ScoringOptions:
     offline: bool = False
     cache_dir: str | None = None
     precision: str = "fp32"
+    runtime: str = "torch"
     # which references
     bank: str | None = None
     shots: int | None = None
@@ -59,7 +60,7 @@ class ScoringOptions:
 
         return MethodSpec(method=self.method, backbone=self.backbone_spec(), weights=self.adapters,
                           image_size=self.image_size, device=self.device, precision=self.precision,
-                          class_name=self.class_name)
+                          class_name=self.class_name, runtime=self.runtime)
 
     def preprocessing(self) -> "SlicePreprocessing":
         from adaptclip_med.volume.preprocessing import SlicePreprocessing, parse_window
