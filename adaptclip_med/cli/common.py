@@ -42,7 +42,7 @@ DeviceOpt = typer.Option("auto", "--device", help="cpu, cuda, cuda:N or auto.")
 OfflineOpt = typer.Option(False, "--offline", help="Never try to download weights; fail with instructions if they are not cached.")
 CacheDirOpt = typer.Option(None, "--cache-dir", help="Hub cache folder for open_clip pretrained weights.")
 PrecisionOpt = typer.Option("fp32", "--precision", help="Vision-tower precision: fp32 (exact), bf16, int8 (fast mode, NOT exact, CPU: runs in onnxruntime; " + measured.INT8_TOLERANCE + "), or auto (bf16 only where the hardware has native bf16 matmuls; the choice is logged). adaptclip only. See docs/performance.md.")
-RuntimeOpt = typer.Option("torch", "--runtime", help="Vision-tower runtime: torch (default), onnxruntime or openvino (CPU; the exported tower is cached under ~/.cache/adaptclip-med/runtime-graphs; fp32 " + measured.FP32_TOLERANCE + "), or auto (a runtime only where one was measured faster than torch at fp32 on this kind of CPU). Needs the pip extra onnxruntime or openvino of adaptclip-med. adaptclip only.")
+RuntimeOpt = typer.Option(None, "--runtime", help="Vision-tower runtime: torch (default; onnxruntime for --precision int8), onnxruntime or openvino (CPU; the exported tower is cached under ~/.cache/adaptclip-med/runtime-graphs; fp32 " + measured.FP32_TOLERANCE + "), or auto (a runtime only where one was measured faster than torch at fp32 on this kind of CPU). Needs the pip extra onnxruntime or openvino of adaptclip-med. adaptclip only.")
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class ModelChoice:
     cache_dir: str | None
     precision: str
     class_name: str | None
-    runtime: str = "torch"
+    runtime: str | None = None
 
     @property
     def method(self) -> str:
@@ -114,7 +114,7 @@ def _model_parameters(multi: bool, adapters_help: Any) -> list[inspect.Parameter
         inspect.Parameter("offline", kw, default=OfflineOpt, annotation=bool),
         inspect.Parameter("cache_dir", kw, default=CacheDirOpt, annotation=Optional[str]),
         inspect.Parameter("precision", kw, default=PrecisionOpt, annotation=str),
-        inspect.Parameter("runtime", kw, default=RuntimeOpt, annotation=str),
+        inspect.Parameter("runtime", kw, default=RuntimeOpt, annotation=Optional[str]),
     ]
 
 
@@ -141,7 +141,7 @@ def model_options(multi: bool = False, adapters_option: Any = None) -> Callable[
                 activation=values.get("backbone_activation", "auto"), adapters=values.get("adapters"),
                 image_size=values.get("image_size"), device=values.get("device", "auto"), offline=bool(values.get("offline")),
                 cache_dir=values.get("cache_dir"), precision=values.get("precision", "fp32"), class_name=values.get("class_name"),
-                runtime=values.get("runtime", "torch"))
+                runtime=values.get("runtime"))
             return func(*args, **kwargs)
 
         own = [p for p in signature.parameters.values() if p.name != "model"]

@@ -49,12 +49,16 @@ def _flags(flags: frozenset[str] | None) -> frozenset[str]:
     return cpu_flags() if flags is None else flags
 
 
-def resolve_runtime(runtime: str, precision: str, device: torch.device, flags: frozenset[str] | None = None) -> RuntimeChoice:
+def resolve_runtime(runtime: str | None, precision: str, device: torch.device, flags: frozenset[str] | None = None) -> RuntimeChoice:
     """(runtime, precision, reason) for a request; one-line errors for combinations that do not exist.
-    For torch the precision may stay ``auto`` (resolved by :func:`~adaptclip_med.model.precision.apply_precision`)."""
+    ``runtime`` None (not given) is torch, except that ``--precision int8`` alone selects the int8
+    runtime.  For torch the precision may stay ``auto`` (resolved by
+    :func:`~adaptclip_med.model.precision.apply_precision`)."""
     from adaptclip_med.model.precision import native_bf16
 
     load_backends()
+    if runtime is None:
+        runtime = AUTO if precision == "int8" else TORCH
     if runtime not in runtime_names():
         raise AdaptClipError(f"runtime '{runtime}' is not one of {', '.join(runtime_names())}")
     if precision not in PRECISIONS:
@@ -94,13 +98,13 @@ def resolve_runtime(runtime: str, precision: str, device: torch.device, flags: f
     return RuntimeChoice(winner, "fp32", f"auto: {winner} measured fastest at fp32 on {kind} CPUs")
 
 
-def require_torch_runtime(method: str, runtime: str) -> None:
+def require_torch_runtime(method: str, runtime: str | None) -> None:
     """For methods whose towers are not exported (AdaCLIP, WinCLIP): only torch (or auto) applies."""
-    if runtime not in (TORCH, AUTO):
+    if runtime not in (None, TORCH, AUTO):
         raise AdaptClipError(f"method '{method}' runs in torch only: --runtime {runtime} does not apply (drop it)")
 
 
-def configure_vision(model, runtime: str = TORCH, precision: str = "fp32", cache_dir: Path | None = None,
+def configure_vision(model, runtime: str | None = None, precision: str = "fp32", cache_dir: Path | None = None,
                      flags: frozenset[str] | None = None) -> RuntimeChoice:
     """Make ``model`` (an :class:`~adaptclip_med.model.adaptclip.AdaptCLIP`) run its vision tower
     as asked; returns what was chosen (precision resolved) and logs it in one line."""

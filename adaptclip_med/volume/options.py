@@ -34,7 +34,7 @@ class ScoringOptions:
     offline: bool = False
     cache_dir: str | None = None
     precision: str = "fp32"
-    runtime: str = "torch"
+    runtime: str | None = None
     # which references
     bank: str | None = None
     shots: int | None = None

@@ -163,9 +163,12 @@ def test_auto_keeps_torch_unless_a_runtime_was_measured_faster(monkeypatch):
     assert choice.runtime == "torch" and "pip install 'adaptclip-med[onnxruntime]'" in choice.reason
 
 
-def test_auto_with_int8_uses_the_int8_runtime():
-    choice = resolve_runtime("auto", "int8", CPU, AVX2)
-    assert (choice.runtime, choice.precision) == (measured.INT8_RUNTIME, "int8")
+def test_auto_or_no_runtime_with_int8_uses_the_int8_runtime():
+    for runtime in ("auto", None):
+        choice = resolve_runtime(runtime, "int8", CPU, AVX2)
+        assert (choice.runtime, choice.precision) == (measured.INT8_RUNTIME, "int8")
+    assert resolve_runtime(None, "auto", CPU, AVX2).runtime == "torch"
+    assert resolve_runtime(None, "fp32", CPU, AVX2).runtime == "torch"
 
 
 def test_method_contract_carries_the_runtime(tiny_weights, tmp_path, monkeypatch):
@@ -175,7 +178,31 @@ def test_method_contract_carries_the_runtime(tiny_weights, tmp_path, monkeypatch
     from adaptclip_med.model.backbone_source import BackboneSpec
 
     spec = MethodSpec(backbone=BackboneSpec(TINY, str(tiny_weights), offline=True), image_size=TINY_SIZE,
-                      runtime="onnxruntime", precision="int8")
+                      precision="int8")  # no --runtime: int8 alone selects onnxruntime
     method = get_method("adaptclip").load(spec)
     assert (method.runtime, method.precision) == ("onnxruntime", "int8")
     assert list((tmp_path / "runtime-graphs").glob("*-int8-onnxruntime.onnx"))
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--runtime", "torch", "--precision", "int8"], "precision int8 runs in an inference runtime, not torch"),
+    (["--runtime", "openvino", "--precision", "int8"], "runtime 'openvino' runs in fp32 only"),
+    (["--runtime", "bogus"], "runtime 'bogus' is not one of torch, onnxruntime, openvino, auto"),
+])
+def test_cli_refusals_are_one_error_line(tmp_path, monkeypatch, extra, message):
+    import numpy as np
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from adaptclip_med.cli.main import app
+
+    monkeypatch.setenv("ADAPTCLIP_MED_PROGRESS", "0")
+    monkeypatch.setenv("ADAPTCLIP_MED_HOME", str(tmp_path / "home"))
+    image = tmp_path / "slice.png"
+    Image.fromarray(np.full((56, 56), 90, dtype=np.uint8)).save(image)
+    args = ["predict", str(image), "--out", str(tmp_path / "r.npz"), "--backbone", TINY, "--backbone-weights", "random:0",
+            "--adapters", "untrained", "--image-size", str(TINY_SIZE), "--offline", "--device", "cpu", *extra]
+    result = CliRunner().invoke(app, args)
+    errors = [line for line in result.stderr.splitlines() if line.lower().startswith("error")]
+    assert result.exit_code == 2 and len(errors) == 1 and message in errors[0], result.stderr
+    assert "Traceback" not in result.stdout + result.stderr

@@ -36,6 +36,8 @@ class AdaptCLIPMethod(AnomalyMethod):
         self.device = torch.device(device)
         self.image_size = int(self.model.config.image_size)
         self.precision = precision
+        #: the vision-tower runtime chosen at load (adaptclip_med/runtime/)
+        self.runtime = "torch"
 
     @classmethod
     def load(cls, spec: MethodSpec) -> "AdaptCLIPMethod":
