@@ -67,3 +67,10 @@ def bound_fraction(seconds: float, flops: int, gflops: float) -> dict[str, float
     bound = flops / (gflops * 1e9)
     return {"flops": flops, "tflop": round(flops / 1e12, 4), "bound_s": round(bound, 4),
             "time_over_bound": round(seconds / bound, 3)}
+
+
+def machine_gemm_rate(*measurements: dict[str, Any]) -> float:
+    """The machine's rate from GEMM measurements taken before and after a run: the highest median.
+    On a shared machine a measurement taken while other jobs ran is low, and would make every
+    time look closer to the bound than it is; the highest is the limit the code could reach."""
+    return max(m["gflops_median"] for m in measurements)

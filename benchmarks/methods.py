@@ -36,7 +36,7 @@ from typing import Any
 
 import torch
 
-from benchmarks.flops import bound_fraction, count_flops, gemm_rate
+from benchmarks.flops import bound_fraction, count_flops, gemm_rate, machine_gemm_rate
 from benchmarks.measure import PeakMemory, machine_description, synchronise, write_results
 from benchmarks.workloads import phantom_slices
 
@@ -140,7 +140,7 @@ def main() -> None:
         results["methods"][name] = bench_method(name, args.quick, args.repeats, args.batch, device, not args.no_naive)
         print(name, json.dumps(results["methods"][name]["per_k"]))
     results["gemm_after"] = gemm_rate(args.gemm_n)
-    results["gemm_gflops_used"] = statistics.median([results["gemm_before"]["gflops_median"], results["gemm_after"]["gflops_median"]])
+    results["gemm_gflops_used"] = machine_gemm_rate(results["gemm_before"], results["gemm_after"])
     results["load_average_at_end"] = list(os.getloadavg())
     add_bounds(results, results["gemm_gflops_used"])
     suffix = "quick" if args.quick else device.type

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmarks.flops import bound_fraction, count_flops, gemm_rate
+from benchmarks.flops import bound_fraction, count_flops, gemm_rate, machine_gemm_rate
 from benchmarks.measure import machine_description, write_results
 from benchmarks.workloads import Workload, build_loaded, labelled_phantom_set, phantom_slices
 
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
             runs[name].append(time.perf_counter() - started)
             _log(f"repeat {repeat}: {name} {runs[name][-1]:.2f} s")
     gemm_after = gemm_rate(args.gemm_n)
-    gflops = statistics.median([gemm_before["gflops_median"], gemm_after["gflops_median"]])
+    gflops = machine_gemm_rate(gemm_before, gemm_after)
     medians = {name: statistics.median(r) for name, r in runs.items()}
     speed: dict[str, Any] = {}
     for name, median in medians.items():
