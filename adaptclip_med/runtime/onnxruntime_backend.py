@@ -14,6 +14,7 @@ pair sums saturate with full-range weights: measured 18 % relative feature error
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -57,8 +58,14 @@ class OnnxRuntime(VisionRuntime):
             super().convert(fp32_graph, precision, target)
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        quantize_dynamic(str(fp32_graph), str(target), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
-                         nodes_to_quantize=weight_matmuls(fp32_graph))
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)  # the quantiser logs an INFO line per tensor (and a pre-processing hint) on the root logger
+        try:
+            quantize_dynamic(str(fp32_graph), str(target), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
+                             nodes_to_quantize=weight_matmuls(fp32_graph))
+        finally:
+            root.setLevel(level)
 
     def run(self, images: np.ndarray) -> list[np.ndarray]:
         return self.session.run(None, {INPUT_NAME: images})
