@@ -35,6 +35,17 @@ def _register_cpu_attention() -> None:
             batch, heads, queries, head_dim = query.shape
             keys = key.shape[-2]
             return 4 * batch * heads * queries * keys * head_dim
+    native = getattr(_aten, "_native_multi_head_attention", None)
+    if native is not None:
+        # nn.MultiheadAttention's inference fast path (open_clip's own blocks, used by AdaCLIP and
+        # WinCLIP): one fused op for in-projection, attention and out-projection, unknown to the counter.
+        @register_flop_formula(native, get_raw=True)
+        def _native_mha_flops(query, key, value, embed_dim, *args, out_val=None, **kwargs) -> int:  # noqa: ANN001
+            width = int(embed_dim)
+            batch = query.numel() // (query.shape[-2] * width)
+            queries, keys = query.shape[-2], key.shape[-2]
+            projections = 2 * batch * width * width * (queries + 2 * keys + queries)  # q, k, v in; out
+            return projections + 4 * batch * queries * keys * width
     _REGISTERED = True
 
 
