@@ -17,13 +17,14 @@ from adaptclip_med.model.backbone_source import BackboneSpec
 def load_method(name: str = "adaptclip", *, weights: str | Path | None = None, backbone: str | None = None,
                 backbone_weights: str | None = None, activation: str = "auto", image_size: int | None = None,
                 class_name: str | None = None, device: str = "cpu", precision: str = "fp32",
-                offline: bool = False, cache_dir: str | None = None) -> AnomalyMethod:
+                offline: bool = False, cache_dir: str | None = None, runtime: str | None = None) -> AnomalyMethod:
     """A ready method (eval mode).  ``weights``: the method's trained parts (AdaptCLIP adapters,
     AdaCLIP prompts; None = untrained, or nothing for WinCLIP); ``backbone``/``backbone_weights``
-    default to the method's (e.g. ViT-L-14-336 + openai)."""
+    default to the method's (e.g. ViT-L-14-336 + openai); ``runtime``: the vision-tower runtime
+    (None = torch, or onnxruntime for ``precision="int8"``; see docs/performance.md)."""
     spec = MethodSpec(method=name, backbone=BackboneSpec(backbone or "", backbone_weights, activation, cache_dir, offline),
                       weights=str(weights) if weights else None, image_size=image_size, device=device,
-                      precision=precision, class_name=class_name)
+                      precision=precision, class_name=class_name, runtime=runtime)
     return _load_cached(spec)
 
 

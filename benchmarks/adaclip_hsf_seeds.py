@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from benchmarks.workloads import phantom_slices
+from benchmarks.measure import write_results
 
 
 def main() -> None:
@@ -43,7 +44,7 @@ def main() -> None:
               "default_seed_111": default, "std_per_image": scores.std(axis=0).round(6).tolist(),
               "max_minus_min_per_image": (scores.max(axis=0) - scores.min(axis=0)).round(6).tolist()}
     path = Path(__file__).resolve().parent / "results" / "adaclip_hsf_seeds.json"
-    path.write_text(json.dumps(result, indent=1) + "\n")
+    write_results(path, result)
     print(json.dumps(result, indent=1))
 
 

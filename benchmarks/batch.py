@@ -28,7 +28,7 @@ from typing import Any
 
 from adaptclip_med.utils.atomic import atomic_write_text
 
-from benchmarks.measure import machine_description
+from benchmarks.measure import machine_description, write_results
 
 RESULTS = Path(__file__).parent / "results" / "batch.json"
 DOC = Path(__file__).resolve().parents[1] / "docs" / "performance.md"
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(RESULTS, json.dumps(results, indent=2) + "\n")
+    write_results(RESULTS, results, indent=2)
     if not args.no_doc:
         update_doc(results)
     print(json.dumps(results["runs"], indent=2))

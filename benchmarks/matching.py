@@ -22,6 +22,7 @@ import nibabel as nib
 import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
+from benchmarks.measure import write_results
 
 os.environ.setdefault("ADAPTCLIP_MED_PROGRESS", "0")
 
@@ -120,7 +121,7 @@ def main() -> None:
     result = {"what": "reference-slice matching on demo phantoms (tiny random backbone)", "seeds": args.seeds,
               "references": args.references, "per_seed": per_seed, "summary": summary}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1))
+    write_results(args.out, result)
     print(json.dumps(summary, indent=1))
 
 

@@ -171,9 +171,26 @@ def machine_description() -> dict[str, Any]:
     memory_kib = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {
-        "cpu": cpu, "simd": [f for f in flags if f.startswith(("avx", "amx", "fma", "sse4_2"))],
+        "cpu": cpu, "cpu_model": cpu.get("Model name"), "cpu_flags": flags,
+        "simd": [f for f in flags if f.startswith(("avx", "amx", "fma", "sse4_2"))],
         "bf16_flags": sorted(set(BF16_CPU_FLAGS) & cpu_flags()), "memory_gib": round(memory_kib / 2**20, 1),
         "torch": torch.__version__, "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "torch_threads": torch.get_num_threads(), "os_cpu_count": os.cpu_count(), "python": platform.python_version(),
         "gpu": gpu, "load_average_at_start": os.getloadavg(),
     }
+
+
+def write_results(path: Path, payload: dict[str, Any], indent: int = 1) -> Path:
+    """The one writer of benchmarks/results/*.json: atomic, and every file records what it was
+    measured on (lscpu model name and every CPU flag, threads, load) under ``machine`` (a
+    description taken at the start of a run, if the payload has one, is kept)."""
+    import json
+
+    from adaptclip_med.utils.atomic import atomic_write_text
+
+    record = dict(payload)
+    machine = record.get("machine")
+    if not isinstance(machine, dict) or "cpu_flags" not in machine:
+        record["machine"] = {**(machine if isinstance(machine, dict) else {}), **machine_description()}
+    record["machine"].setdefault("load_average_at_write", list(os.getloadavg()))
+    return atomic_write_text(path, json.dumps(record, indent=indent, default=str) + "\n")

@@ -29,7 +29,7 @@ from adaptclip_med.model.precision import apply_precision, resolve_precision
 from adaptclip_med.utils.atomic import atomic_write_text
 
 from benchmarks import stages, volume
-from benchmarks.measure import PeakMemory, machine_description
+from benchmarks.measure import PeakMemory, machine_description, write_results
 from benchmarks.workloads import WORKLOADS, Workload, build_loaded, phantom_images, write_synthetic_bank
 
 RESULTS = Path(__file__).parent / "results"
@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
             previous.setdefault("volume", {}).update(result.pop("volume", {}))
             previous.update(result)
             result = previous
-        atomic_write_text(target, json.dumps(result, indent=1))
+        write_results(target, result)
         _log(f"wrote {target}")
     return 0
 

@@ -7,7 +7,6 @@ median of ``--runs`` fresh processes each, written to benchmarks/results/startup
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.measure import machine_description
+from benchmarks.measure import machine_description, write_results
 
 COMMANDS = {"--help": ["--help"], "weights status": ["weights", "status"], "references list": ["references", "list"]}
 
@@ -37,7 +36,7 @@ def main() -> None:
             results["commands"][name] = {"median_s": round(statistics.median(times), 3), "runs_s": [round(t, 3) for t in times]}
             print(f"{name:16s} median {statistics.median(times):.2f} s")
     path = Path(__file__).resolve().parent / "results" / "startup.json"
-    path.write_text(json.dumps(results, indent=1) + "\n")
+    write_results(path, results)
     print(f"-> {path}")
 
 

@@ -108,3 +108,23 @@ def write_synthetic_bank(folder: Path, loaded: LoadedModel, scans: int, rows: in
             "calibration": None}
     (root / "bank.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
     return root
+
+
+def labelled_phantom_set(volumes: int, per_volume: int, side: int = 128, seed: int = 40) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A small labelled set from ``volumes`` phantom head CTs with 2-3 lesions each: per volume the
+    ``per_volume // 2`` slices with the most lesion pixels and as many lesion-free body slices.
+    Returns brain-windowed slices (n, side, side) in [0, 1], masks (n, side, side) and slice labels (n,)."""
+    from adaptclip_med.demo.phantom import make_head_ct_phantom
+    from adaptclip_med.intensity import apply_window
+
+    slices, masks = [], []
+    for index in range(volumes):
+        hu, mask = make_head_ct_phantom(seed + index, (24, side, side), lesions=2 + index % 2)
+        area = mask.reshape(mask.shape[0], -1).sum(axis=1).astype(np.int64)
+        lesion = [int(z) for z in np.argsort(-area)[:per_volume // 2] if area[z] > 0]
+        normal = [z for z in range(6, 18) if area[z] == 0][:per_volume - len(lesion)]
+        for z in lesion + normal:
+            slices.append(np.asarray(apply_window(hu[z], *BRAIN_WINDOW), dtype=np.float32))
+            masks.append(mask[z])
+    masks_array = np.stack(masks)
+    return np.stack(slices), masks_array, (masks_array.reshape(len(masks), -1).max(axis=1) > 0).astype(np.uint8)

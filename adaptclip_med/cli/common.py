@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 import typer
 
 from adaptclip_med.errors import AdaptClipError
+from adaptclip_med.runtime import measured
 
 if TYPE_CHECKING:
     from adaptclip_med.model.backbone_source import BackboneSpec
@@ -40,7 +41,8 @@ ImageSizeOpt = typer.Option(None, "--image-size", help="Square model input size 
 DeviceOpt = typer.Option("auto", "--device", help="cpu, cuda, cuda:N or auto.")
 OfflineOpt = typer.Option(False, "--offline", help="Never try to download weights; fail with instructions if they are not cached.")
 CacheDirOpt = typer.Option(None, "--cache-dir", help="Hub cache folder for open_clip pretrained weights.")
-PrecisionOpt = typer.Option("fp32", "--precision", help="Vision-tower precision: fp32 (exact; TF32 off on CUDA), bf16, fp16 (GPUs), or auto (bf16 only where the hardware has native bf16 matmuls; the choice is logged). adaptclip only. See docs/performance.md.")
+PrecisionOpt = typer.Option("fp32", "--precision", help="Vision-tower precision: fp32 (exact; TF32 off on CUDA), bf16, fp16 (GPUs), int8 (fast mode, NOT exact, CPU: runs in onnxruntime; " + measured.INT8_TOLERANCE + "), or auto (bf16 only where the hardware has native bf16 matmuls; the choice is logged). adaptclip only. See docs/performance.md.")
+RuntimeOpt = typer.Option(None, "--runtime", help="Vision-tower runtime: torch (default; onnxruntime for --precision int8), onnxruntime or openvino (CPU; the exported tower is cached under ~/.cache/adaptclip-med/runtime-graphs; fp32 " + measured.FP32_TOLERANCE + "), or auto (a runtime only where one was measured faster than torch at fp32 on this kind of CPU). Needs the pip extra onnxruntime or openvino of adaptclip-med. adaptclip only.")
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class ModelChoice:
     cache_dir: str | None
     precision: str
     class_name: str | None
+    runtime: str | None = None
 
     @property
     def method(self) -> str:
@@ -93,7 +96,8 @@ class ModelChoice:
             raise AdaptClipError(f"precision '{self.precision}' is not one of {', '.join(cls.precisions)} (the precisions method '{name}' supports)")
         backbone = backbone_spec(self.backbone or "", self.backbone_weights, self.activation, self.offline, self.cache_dir)
         return MethodSpec(method=name, backbone=backbone, weights=weights, image_size=self.image_size,
-                          device=resolve_device(self.device), precision=self.precision, class_name=self.class_name)
+                          device=resolve_device(self.device), precision=self.precision, class_name=self.class_name,
+                          runtime=self.runtime)
 
 
 def _model_parameters(multi: bool, adapters_help: Any) -> list[inspect.Parameter]:
@@ -110,6 +114,7 @@ def _model_parameters(multi: bool, adapters_help: Any) -> list[inspect.Parameter
         inspect.Parameter("offline", kw, default=OfflineOpt, annotation=bool),
         inspect.Parameter("cache_dir", kw, default=CacheDirOpt, annotation=Optional[str]),
         inspect.Parameter("precision", kw, default=PrecisionOpt, annotation=str),
+        inspect.Parameter("runtime", kw, default=RuntimeOpt, annotation=Optional[str]),
     ]
 
 
@@ -135,7 +140,8 @@ def model_options(multi: bool = False, adapters_option: Any = None) -> Callable[
                 methods=methods, backbone=values.get("backbone"), backbone_weights=values.get("backbone_weights"),
                 activation=values.get("backbone_activation", "auto"), adapters=values.get("adapters"),
                 image_size=values.get("image_size"), device=values.get("device", "auto"), offline=bool(values.get("offline")),
-                cache_dir=values.get("cache_dir"), precision=values.get("precision", "fp32"), class_name=values.get("class_name"))
+                cache_dir=values.get("cache_dir"), precision=values.get("precision", "fp32"), class_name=values.get("class_name"),
+                runtime=values.get("runtime"))
             return func(*args, **kwargs)
 
         own = [p for p in signature.parameters.values() if p.name != "model"]

@@ -50,5 +50,5 @@ def scoring_options(model: common.ModelChoice, method: str | None = None, requir
     chosen = ModelOptions(method=spec.method, class_name=spec.class_name, backbone=model.backbone,
                           backbone_weights=model.backbone_weights, activation=model.activation, adapters=spec.weights,
                           image_size=model.image_size, device=spec.device, offline=model.offline, cache_dir=model.cache_dir,
-                          precision=model.precision)
+                          precision=model.precision, runtime=model.runtime)
     return ScoringOptions(model=chosen).with_(**volume)

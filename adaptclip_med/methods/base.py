@@ -56,6 +56,9 @@ class MethodSpec:
     device: str = "cpu"
     precision: str = "fp32"
     class_name: str | None = None
+    #: vision-tower runtime: torch, onnxruntime, openvino or auto (adaptclip_med/runtime/);
+    #: None = torch, or the int8 runtime when ``precision`` is int8
+    runtime: str | None = None
 
     def with_(self, **changes: Any) -> "MethodSpec":
         return replace(self, **changes)

@@ -89,6 +89,8 @@ class ClipBackbone(nn.Module):
         self.clip.eval()
         self._pos_cache: dict[tuple, torch.Tensor] = {}
         self._static_text: torch.Tensor | None = None
+        #: an attached :class:`~adaptclip_med.runtime.base.VisionRuntime` (None: torch runs the tower)
+        self.vision_runtime = None
 
     def _apply(self, fn, *args, **kwargs):
         """``.to(device)`` / ``.cuda()`` also move what is cached outside the parameters: the static
@@ -200,17 +202,30 @@ class ClipBackbone(nn.Module):
 
     @torch.no_grad()
     def encode_image(self, images: torch.Tensor) -> VisionFeatures:
-        """images: (B, 3, H, W) CLIP-normalised, H and W multiples of the patch size."""
-        visual = self.clip.visual
+        """images: (B, 3, H, W) CLIP-normalised, H and W multiples of the patch size.
+
+        Runs in torch, or in the inference runtime attached by :mod:`adaptclip_med.runtime`
+        (``vision_runtime``) when one is: that runtime executes an exported copy of
+        :meth:`encode_image_torch` and returns the same features."""
         height, width = images.shape[-2:]
         if height % self.patch_size or width % self.patch_size:
             raise CheckpointMismatchError(f"input size {height}x{width} is not a multiple of the patch size {self.patch_size}")
+        runtime = self.vision_runtime
+        if runtime is not None and runtime.accepts(images):
+            return runtime(images)
+        grid = (height // self.patch_size, width // self.patch_size)
+        return self.encode_image_torch(images, self.positional_embedding(grid, torch.float32, images.device))
+
+    def encode_image_torch(self, images: torch.Tensor, position: torch.Tensor) -> VisionFeatures:
+        """The torch two-stream vision forward with a given (N+1, W) position embedding (the
+        exporters pass it as a constant, so the exported graph has no resizing logic)."""
+        visual = self.clip.visual
         x = visual.conv1(images.to(visual.conv1.weight.dtype))
-        grid = (x.shape[-2], x.shape[-1])
+        grid = (images.shape[-2] // self.patch_size, images.shape[-1] // self.patch_size)
         x = x.flatten(2).transpose(1, 2)
         cls_token = visual.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
         x = torch.cat([cls_token, x], dim=1)
-        x = x + self.positional_embedding(grid, x.dtype, x.device)
+        x = x + position.to(x.dtype)
         x = visual.ln_pre(x)
 
         taps: list[torch.Tensor] = []

@@ -43,6 +43,7 @@ class ModelOptions:
     offline: bool = False
     cache_dir: str | None = None
     precision: str = "fp32"
+    runtime: str | None = None  # vision-tower runtime (adaptclip_med/runtime/); None = torch
 
     def backbone_spec(self) -> "BackboneSpec":
         from adaptclip_med.model.backbone_source import BackboneSpec
@@ -54,7 +55,7 @@ class ModelOptions:
 
         return MethodSpec(method=self.method, backbone=self.backbone_spec(), weights=self.adapters,
                           image_size=self.image_size, device=self.device, precision=self.precision,
-                          class_name=self.class_name)
+                          class_name=self.class_name, runtime=self.runtime)
 
 
 @dataclass(frozen=True)

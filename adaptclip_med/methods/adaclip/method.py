@@ -100,6 +100,9 @@ class AdaCLIPMethod(AnomalyMethod):
 
         if spec.precision not in (*cls.precisions, "auto"):  # 'auto' resolves to the only precision, fp32
             raise AdaptClipError(f"adaclip runs in {', '.join(cls.precisions)} only (asked for {spec.precision})")
+        from adaptclip_med.runtime.choice import require_torch_runtime
+
+        require_torch_runtime(cls.name, spec.runtime)
         given: BackboneSpec = backbone_spec_or_default(cls, spec)
         activation = choose_activation(given.activation)
         backbone = ClipBackbone.from_spec(replace(given, activation=activation))

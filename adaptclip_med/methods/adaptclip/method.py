@@ -26,7 +26,7 @@ class AdaptCLIPMethod(AnomalyMethod):
     uses_class_name = False
     trainable = True
     default_backbone = ("ViT-L-14-336", "openai")
-    precisions = ("fp32", "bf16", "fp16", "auto")
+    precisions = ("fp32", "bf16", "fp16", "int8", "auto")
 
     def __init__(self, loaded, device: str | torch.device = "cpu", precision: str = "fp32") -> None:
         from adaptclip_med.model.checkpoints import LoadedModel
@@ -36,18 +36,22 @@ class AdaptCLIPMethod(AnomalyMethod):
         self.device = torch.device(device)
         self.image_size = int(self.model.config.image_size)
         self.precision = precision
+        #: the vision-tower runtime chosen at load (adaptclip_med/runtime/)
+        self.runtime = "torch"
 
     @classmethod
     def load(cls, spec: MethodSpec) -> "AdaptCLIPMethod":
         from adaptclip_med.methods.backbones import backbone_spec_or_default
         from adaptclip_med.model.checkpoints import build_model
-        from adaptclip_med.model.precision import apply_precision
         from adaptclip_med.demo.model import resolve_demo_spec
+        from adaptclip_med.runtime.choice import configure_vision
 
         spec = resolve_demo_spec(spec)  # ``--adapters demo``: the packaged demonstration model
         loaded = build_model(backbone_spec_or_default(cls, spec), spec.weights, spec.image_size, spec.device)
-        chosen = apply_precision(loaded.model, spec.precision)
-        return cls(loaded, spec.device, chosen)
+        chosen = configure_vision(loaded.model, spec.runtime, spec.precision)
+        method = cls(loaded, spec.device, chosen.precision)
+        method.runtime = chosen.runtime
+        return method
 
     @classmethod
     def from_loaded(cls, loaded, device: str | torch.device = "cpu") -> "AdaptCLIPMethod":

@@ -83,6 +83,9 @@ class WinCLIPMethod(AnomalyMethod):
             raise AdaptClipError("WinCLIP is training-free: --adapters does not apply")
         if spec.precision not in cls.precisions:
             raise AdaptClipError(f"WinCLIP runs in fp32 only: precision '{spec.precision}' does not apply")
+        from adaptclip_med.runtime.choice import require_torch_runtime
+
+        require_torch_runtime(cls.name, spec.runtime)
         backbone = ClipBackbone.from_spec(backbone_spec_or_default(cls, spec))
         native = backbone.clip.visual.image_size
         native = int(native[0] if isinstance(native, (tuple, list)) else native)
