@@ -130,4 +130,6 @@ def configure_vision(model, runtime: str | None = None, precision: str = "fp32",
     grid = (size // backbone.patch_size,) * 2
     backbone.vision_runtime = cls(graph, choice.precision, size, len(backbone.tap_layers), grid, torch.get_num_threads())
     log.info("inference runtime %s, precision %s (%s)", choice.runtime, choice.precision, choice.reason)
+    if choice.precision == "int8":
+        log.warning(measured.INT8_WARNING)
     return choice

@@ -81,8 +81,10 @@ def test_graphs_are_cached_by_size_and_precision(model, tmp_path, caplog):
         caplog.clear()
         configure_vision(model, "onnxruntime", "fp32", cache_dir=tmp_path)
         assert "exported" not in caplog.text  # reused
+        assert "NOT exact" not in caplog.text  # fp32 runtimes carry no warning
         configure_vision(model, "onnxruntime", "int8", cache_dir=tmp_path)
         assert "converted the vision tower to int8" in caplog.text and "exported" not in caplog.text
+        assert "int8 fast mode is NOT exact" in caplog.text  # said every time int8 is chosen
     names = sorted(p.name for p in tmp_path.iterdir())
     assert len(names) == 2 and names[0].endswith("-fp32.onnx") and names[1].endswith("-int8-onnxruntime.onnx")
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
