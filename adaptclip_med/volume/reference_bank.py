@@ -84,7 +84,7 @@ def _flatten(record: Any, prefix: str = "") -> dict[str, Any]:
 #: The flag that sets an identity field, for the refusal message.
 _FIELD_FLAGS = {"method": "--method", "image_size": "--image-size", "class_name": "--class-name",
                 "weights": "--adapters", "backbone.architecture": "--backbone", "backbone.weights": "--backbone-weights",
-                "backbone.activation": "--backbone-activation"}
+                "backbone.activation": "--backbone-activation", "precision": "--precision"}
 
 
 def identity_differences(bank_identity: dict[str, Any], current: dict[str, Any]) -> list[str]:
@@ -99,7 +99,12 @@ def identity_differences(bank_identity: dict[str, Any], current: dict[str, Any])
             continue
         if ours.get(key) != theirs.get(key):
             flag = _FIELD_FLAGS.get(key)
-            hint = f": pass {flag} {theirs.get(key)}" if flag and theirs.get(key) is not None else ""
+            if flag and theirs.get(key) is not None:
+                hint = f": pass {flag} {theirs.get(key)}"
+            elif flag:
+                hint = f": drop {flag} or build the bank with it"
+            else:
+                hint = ""
             lines.append(f"{key} {_short(theirs.get(key))} (bank) vs {_short(ours.get(key))} (now){hint}")
     return lines
 

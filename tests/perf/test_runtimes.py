@@ -212,3 +212,17 @@ def test_cli_refusals_are_one_error_line(tmp_path, monkeypatch, extra, message):
     errors = [line for line in result.stderr.splitlines() if line.lower().startswith("error")]
     assert result.exit_code == 2 and len(errors) == 1 and message in errors[0], result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_int8_is_part_of_the_identity_so_banks_do_not_mix_it_with_fp32(tiny_spec):
+    """An fp32 bank scored with int8 features (or the reverse) is refused naming the flag; fp32 and
+    bf16 identities are unchanged, so banks built before still open."""
+    from adaptclip_med.methods.adaptclip.method import AdaptCLIPMethod
+    from adaptclip_med.model.checkpoints import build_model
+    from adaptclip_med.volume.reference_bank import identity_differences
+
+    loaded = build_model(tiny_spec, None, TINY_SIZE)
+    exact, bf16, fast = (AdaptCLIPMethod(loaded, "cpu", p).identity() for p in ("fp32", "bf16", "int8"))
+    assert "precision" not in exact and exact == bf16 and fast["precision"] == "int8"
+    assert identity_differences(exact, fast) == ["precision None (bank) vs int8 (now): drop --precision or build the bank with it"]
+    assert identity_differences(fast, exact) == ["precision int8 (bank) vs None (now): pass --precision int8"]

@@ -60,11 +60,15 @@ class AdaptCLIPMethod(AnomalyMethod):
 
     # ------------------------------------------------------------------ identity
     def identity(self) -> dict[str, Any]:
+        """The key banks and outputs record.  int8 (not exact; its error depends on the weights)
+        is part of it, so an fp32 bank is not silently matched with int8 features or the reverse;
+        fp32 / bf16 identities stay as they were (banks built before still open)."""
         ident = self.loaded.identity()
         return {"method": self.name, "backbone": ident["backbone"], "weights": ident["adapters"],
                 "weights_sha256": ident["adapters_sha256"], "weights_provenance": ident["adapters_provenance"],
                 "image_size": ident["image_size"], "tap_layers": ident["tap_layers"],
-                "preprocessing": "bicubic resize to SxS, CLIP mean/std", "class_name": None}
+                "preprocessing": "bicubic resize to SxS, CLIP mean/std", "class_name": None,
+                **({"precision": "int8"} if self.precision == "int8" else {})}
 
     def describe(self) -> str:
         return f"adaptclip, {self.model.backbone.identity.short()}, adapters {self.loaded.adapters_label}"
