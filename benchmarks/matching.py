@@ -3,8 +3,9 @@
 For each phantom seed: build a bank from normal phantoms, score a study with lesions and a held-out
 normal study with 'position' and 'retrieval' matching, and report slice-level AUROC (slices that
 contain lesion voxels vs all other body slices of both studies), voxel AUROC on the lesion study,
-and the study-score margin (lesion study minus normal study).  Tiny random backbone: the figures
-compare strategies on identical features; they say nothing about diagnostic performance.
+and the study-score margin (lesion study minus normal study).  The packaged demo model (formula
+backbone + adapters trained on synthetic abdomen phantoms): the figures compare strategies on
+identical features; they say nothing about diagnostic performance.
 
     python benchmarks/matching.py --seeds 0 1 2 --out benchmarks/results/matching.json
 """
@@ -118,7 +119,7 @@ def main() -> None:
         abs(per_seed[s]["fp16_storage"]["voxel_auroc_fp16"] - per_seed[s]["fp16_storage"]["voxel_auroc_fp32"]) for s in args.seeds)
     summary["retrieval_better_slice_auroc_seeds"] = sum(
         per_seed[s]["retrieval"]["slice_auroc"] > per_seed[s]["position"]["slice_auroc"] for s in args.seeds)
-    result = {"what": "reference-slice matching on demo phantoms (tiny random backbone)", "seeds": args.seeds,
+    result = {"what": "reference-slice matching on demo phantoms (packaged demo model)", "seeds": args.seeds,
               "references": args.references, "per_seed": per_seed, "summary": summary}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_results(args.out, result)
