@@ -32,7 +32,10 @@ import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
 from benchmarks.measure import write_results
 
 CHROMIUM = "/usr/bin/chromium"
@@ -94,9 +97,24 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _prepare(output: Path) -> str:
-    """Demo data (default demo size), bank, and the lesion study scored as the dashboard would."""
+@dataclass
+class ScoredDemo:
+    """The demo lesion study scored for review, as ``dashboard --demo`` would show it."""
+
+    data: Any  # demo.phantom DemoPaths
+    candidate: Any  # review.discovery Candidate of the lesion series
+    key: str
+    out_dir: Path
+    options: Any  # ScoringOptions of the demo model
+    bank: Path
+
+
+def prepare_scored_demo(output: Path, **dataset: Any) -> ScoredDemo:
+    """Demo data under ``output`` (``dataset``: make_demo_dataset's size options), the demo bank
+    (the one demo-bank builder) and the lesion study scored into the dashboard's output folder.
+    Shared by this benchmark and the browser test (tests/dashboard/test_browser.py)."""
     from adaptclip_med.cli.dashboard import DEMO_DATA
+    from adaptclip_med.demo.bank import ensure_demo_bank
     from adaptclip_med.demo.phantom import make_demo_dataset
     from adaptclip_med.demo.run import demo_options
     from adaptclip_med.io.loader import load_study
@@ -104,18 +122,17 @@ def _prepare(output: Path) -> str:
     from adaptclip_med.review.paths import AllowedRoots
     from adaptclip_med.review.studies import dashboard_output_dir, score_for_review, study_key_of
     from adaptclip_med.volume.pipeline import make_scorer, model_for
-    from adaptclip_med.volume.reference_bank import build_reference_bank
 
-    data = make_demo_dataset(output / DEMO_DATA, seed=0, n_references=3)
+    data = make_demo_dataset(output / DEMO_DATA, seed=0, **dataset)
     options = demo_options()
-    build_reference_bank("demo-ct-head", data.reference_dirs, model_for(options), options.preprocessing(),
-                         output / "banks", batch_size=8)
+    bank = ensure_demo_bank(data.reference_dirs, model_for(options), options.preprocessing(), output / "banks")
     candidate = next(c for c in discover(AllowedRoots([output / DEMO_DATA])).candidates if "LESIONS" in c.description)
     volume, _ = load_study(data.study_dir)
     key = study_key_of(volume, candidate)
-    scorer = make_scorer(options.with_(bank=str(output / "banks" / "demo-ct-head"), window=None))
-    score_for_review(volume, key, dashboard_output_dir(output, key), scorer, {"description": candidate.description})
-    return key
+    out_dir = dashboard_output_dir(output, key)
+    scorer = make_scorer(options.with_(bank=str(bank), window=None))
+    score_for_review(volume, key, out_dir, scorer, {"description": candidate.description, "study_date": candidate.study_date})
+    return ScoredDemo(data, candidate, key, out_dir, options, bank)
 
 
 def _serve(output: Path, port: int) -> subprocess.Popen:
@@ -194,7 +211,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="browser-bench-") as folder:
         output = Path(folder) / "review"
-        key = _prepare(output)
+        key = prepare_scored_demo(output, n_references=3).key
         port = _free_port()
         server = _serve(output, port)
         try:

@@ -92,32 +92,16 @@ class Room:
 @pytest.fixture(scope="session")
 def room(tmp_path_factory):
     """The CLI in demo mode on a free loopback port, with the lesion study scored and a broken result."""
-    from adaptclip_med.cli.dashboard import DEMO_DATA
-    from adaptclip_med.demo.phantom import make_demo_dataset
-    from adaptclip_med.demo.run import demo_options
-    from adaptclip_med.io.loader import load_study
-    from adaptclip_med.review.discovery import discover
-    from adaptclip_med.review.paths import AllowedRoots
     from adaptclip_med.review.store import ReviewStore
-    from adaptclip_med.review.studies import dashboard_output_dir, score_for_review, study_key_of
-    from adaptclip_med.volume.pipeline import make_scorer, model_for
-    from adaptclip_med.volume.reference_bank import build_reference_bank
+    from benchmarks.browser_viewer import prepare_scored_demo
 
     base = tmp_path_factory.mktemp("room")
     output = base / "review"
-    data = make_demo_dataset(output / DEMO_DATA, seed=0, n_references=2, shape=(10, 96, 96))
-    options = demo_options()
-    build_reference_bank("demo-ct-head", data.reference_dirs, model_for(options), options.preprocessing(),
-                         output / "banks", batch_size=8)
-    candidate = next(c for c in discover(AllowedRoots([output / DEMO_DATA])).candidates if "LESIONS" in c.description)
-    volume, _ = load_study(data.study_dir)
-    key = study_key_of(volume, candidate)
-    out_dir = dashboard_output_dir(output, key)
-    scorer = make_scorer(options.with_(bank=str(output / "banks" / "demo-ct-head"), window=None))
-    score_for_review(volume, key, out_dir, scorer, {"description": candidate.description, "study_date": candidate.study_date})
-    ReviewStore.in_folder(output).register_study(key, "dashboard", replace(candidate.source(), output_dir=out_dir))
+    demo = prepare_scored_demo(output, n_references=2, shape=(10, 96, 96))
+    data, options, key = demo.data, demo.options, demo.key
+    ReviewStore.in_folder(output).register_study(key, "dashboard", replace(demo.candidate.source(), output_dir=demo.out_dir))
     results = base / "batch"
-    _two_method_comparison(data, options, output / "banks" / "demo-ct-head", results / COMPARED, base / "weights")
+    _two_method_comparison(data, options, demo.bank, results / COMPARED, base / "weights")
     # a broken result with a high score: flagged, never ranked first
     broken = results / "broken-study"
     broken.mkdir(parents=True)
