@@ -41,7 +41,8 @@ from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 
 from adaptclip_med.outputs.equipment import LOCAL_SCHEME, AlgorithmEquipment, add_contributing_equipment, declare_coding_schemes
-from adaptclip_med.outputs.regions import AnomalyRegion, ImageRef
+from adaptclip_med.outputs.dicom_sources import ImageRef
+from adaptclip_med.outputs.regions import AnomalyRegion
 from adaptclip_med.utils.atomic import atomic_write_bytes
 
 
@@ -142,8 +143,7 @@ def _text(name: CodedConcept, value: str) -> hd.sr.TextContentItem:
 
 
 def _image(ref: ImageRef) -> hd.sr.SourceImageForMeasurement:
-    frames = [ref.frame_number] if ref.frame_number is not None else None
-    return hd.sr.SourceImageForMeasurement(ref.sop_class_uid, ref.sop_instance_uid, frames)
+    return hd.sr.SourceImageForMeasurement(ref.sop_class_uid, ref.sop_instance_uid, ref.referenced_frames)
 
 
 def study_group(finding: StudyFinding, regions_total: int, algorithm: AlgorithmEquipment,
@@ -188,10 +188,10 @@ def region_groups(region: AnomalyRegion, segmentation: Dataset, segment_number: 
             hd.sr.Measurement(ANOMALY_SCORE, region.mean_score, NO_UNITS, derivation=codes.SCT.Mean),
             hd.sr.Measurement(PEAK_SLICE, region.peak_slice, SLICE_UNIT, referenced_images=peak_on),
         ])
-    frames = [region.peak_image.frame_number] if region.peak_image.frame_number is not None else None
     outline = hd.sr.ImageRegion(graphic_type=hd.sr.GraphicTypeValues.POLYLINE, graphic_data=region.outline.astype(float),
                                 source_image=hd.sr.SourceImageForRegion(region.peak_image.sop_class_uid,
-                                                                        region.peak_image.sop_instance_uid, frames))
+                                                                        region.peak_image.sop_instance_uid,
+                                                                        region.peak_image.referenced_frames))
     planar = hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
         tracking_identifier=tracking, referenced_region=outline, finding_type=codes.SCT.MorphologicallyAbnormalStructure,
         algorithm_id=algorithm_id, measurements=[

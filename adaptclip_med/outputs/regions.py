@@ -14,28 +14,11 @@ from dataclasses import dataclass
 
 import contourpy
 import numpy as np
-from pydicom.dataset import Dataset
 from scipy import ndimage
 
 from adaptclip_med.io.volume import Volume
-from adaptclip_med.outputs.dicom_sources import source_aligned_frames
+from adaptclip_med.outputs.dicom_sources import ImageRef, source_aligned_frames, source_image_refs
 from adaptclip_med.review.findings import MAX_FINDINGS, labelled_findings
-
-
-@dataclass(frozen=True)
-class ImageRef:
-    """One source image (a frame of a multi-frame object when ``frame_number`` is set)."""
-
-    header: Dataset  # the source header (no pixel data)
-    frame_number: int | None = None
-
-    @property
-    def sop_class_uid(self) -> str:
-        return str(self.header.SOPClassUID)
-
-    @property
-    def sop_instance_uid(self) -> str:
-        return str(self.header.SOPInstanceUID)
 
 
 @dataclass(frozen=True)
@@ -68,14 +51,6 @@ class RegionSet:
         """Only the regions whose finding id is in ``finding_ids`` (e.g. those a reader accepted)."""
         wanted = {int(i) for i in finding_ids}
         return RegionSet([r for r in self.regions if r.finding_id in wanted], self.total)
-
-
-def source_image_refs(headers: list[Dataset], frames: int) -> list[ImageRef]:
-    """The image of each frame of :func:`source_aligned_frames`' array: one header per frame for
-    single-frame series, else frames 1..n of the one multi-frame object."""
-    if len(headers) == frames:
-        return [ImageRef(h) for h in headers]
-    return [ImageRef(headers[0], index + 1) for index in range(frames)]
 
 
 def outline_polygon(mask2d: np.ndarray, pixel: tuple[int, int]) -> np.ndarray:

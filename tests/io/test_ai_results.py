@@ -195,3 +195,74 @@ def test_device_uid_follows_model_and_bank_identity():
     assert same.device_uid.startswith("2.25.") and len(same.device_uid) <= 64
     # scoring details other than the identities (threshold) do not change the device
     assert AlgorithmEquipment.for_scoring("AdaptCLIP", {**SCORING, "threshold": 0.3}).device_uid == same.device_uid
+
+
+TWO_D = ["examples_palette.dcm", "SC_rgb_rle_2frame.dcm", "JPEG2000.dcm", "image_dfl.dcm"]  # US, SC 2 frames, NM, OT
+
+
+@pytest.mark.parametrize("name", TWO_D)
+def test_sr_and_key_objects_of_2d_sources_are_conformant(tmp_path, name):
+    import shutil
+
+    from pydicom.data import get_testdata_file
+
+    from adaptclip_med.outputs.dicom_sources import derivable_headers, slice_images
+    from adaptclip_med.outputs.key_objects import write_key_object_selection
+
+    source = tmp_path / "src"
+    source.mkdir()
+    shutil.copy(get_testdata_file(name), source)
+    volume, _ = load_study(source)
+    probability = np.zeros(volume.array.shape, np.float32)
+    probability[-1, 2:5, 2:5] = 0.9
+    equipment = AlgorithmEquipment.unidentified("AdaptCLIP")
+    seg = write_dicom_seg(probability >= 0.5, volume, tmp_path / "seg.dcm", algorithm_name="AdaptCLIP")
+    found = anomaly_regions(probability, 0.5, volume)
+    sr = write_measurement_report(tmp_path / "sr.dcm", source_images=derivable_headers(volume),
+                                  segmentation=pydicom.dcmread(seg, stop_before_pixels=True),
+                                  observer=DeviceObserver(equipment), algorithm=equipment,
+                                  finding=StudyFinding.at_threshold(found.total, 0.5, "default", 0.9),
+                                  regions=found.regions, series_number=1, series_description="sr")
+    images = slice_images(volume, [volume.array.shape[0] - 1])
+    kos = write_key_object_selection(tmp_path / "kos.dcm", images, equipment, series_number=2,
+                                     series_description="kos", description="top slice")
+    for path in (sr, kos):
+        assert_dicom_conformant(path)
+    (group,) = hd.sr.srread(sr).content.get_planar_roi_measurement_groups()
+    assert group.roi.ContentSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID == images[0].sop_instance_uid
+
+
+@pytest.mark.parametrize("multiframe", [False, True])
+def test_parametric_map_frames_ascend_and_keep_their_source_images(write_series, tmp_path, multiframe):
+    from adaptclip_med.outputs.frame_order import slice_distances
+    from adaptclip_med.outputs.parametric_map import write_parametric_map
+
+    volume, _ = load_study(write_series("study", shuffle_seed=3, multiframe=multiframe))
+    depth = volume.array.shape[0]
+    probability = np.broadcast_to((np.arange(depth, dtype=np.float32) / depth)[:, None, None], volume.array.shape)
+    path = write_parametric_map(probability, volume, tmp_path / "pm.dcm",
+                                equipment=AlgorithmEquipment.for_scoring("AdaptCLIP", SCORING))
+    assert_dicom_conformant(path)
+    pmap = pydicom.dcmread(path)
+    distances = slice_distances(pmap)
+    assert np.all(np.diff(distances) > 0)
+    # frame i shows the canonical slice at that position, and references the source image there
+    position_of = {round(float(p), 3): z for z, p in enumerate(volume.positions)}
+    sources = {(s.sop_instance_uid, s.frame_number): z for z, s in enumerate(volume.sources)}
+    canonical_of_source = _canonical_index_of_sources(volume)
+    for index, group in enumerate(pmap.PerFrameFunctionalGroupsSequence):
+        z = position_of[round(float(distances[index]), 3)]
+        assert float(pmap.pixel_array[index].mean()) == pytest.approx(z / depth)
+        reference = group.DerivationImageSequence[0].SourceImageSequence[0]
+        frame = int(reference.ReferencedFrameNumber) if "ReferencedFrameNumber" in reference else None
+        assert canonical_of_source[sources[(reference.ReferencedSOPInstanceUID, frame)]] == z
+    dimension = [int(g.FrameContentSequence[0].DimensionIndexValues) for g in pmap.PerFrameFunctionalGroupsSequence]
+    assert dimension == list(range(1, depth + 1))
+    _assert_algorithm_equipment(pmap, AlgorithmEquipment.for_scoring("AdaptCLIP", SCORING))
+
+
+def _canonical_index_of_sources(volume) -> dict[int, int]:
+    """source-order slice k -> canonical slice index (the volume is a permutation of the source)."""
+    marker = np.broadcast_to(np.arange(volume.array.shape[0])[:, None, None], volume.array.shape)
+    source = volume.to_source_array(marker)
+    return {k: int(source[k].flat[0]) for k in range(source.shape[0])}
