@@ -266,3 +266,16 @@ def _canonical_index_of_sources(volume) -> dict[int, int]:
     marker = np.broadcast_to(np.arange(volume.array.shape[0])[:, None, None], volume.array.shape)
     source = volume.to_source_array(marker)
     return {k: int(source[k].flat[0]) for k in range(source.shape[0])}
+
+
+def test_runs_get_distinct_series_numbers_and_descriptions_even_seconds_apart():
+    from adaptclip_med.outputs.result_series import KIND_DIGITS, ResultRun
+
+    start = 1_780_000_000.0
+    runs = [ResultRun(start), ResultRun(start + 1), ResultRun(start + 30)]  # two within one 10-s step
+    numbers = [run.series_number(kind) for run in runs for kind in KIND_DIGITS]
+    assert len(set(numbers)) == len(numbers) and all(0 < n < 2**31 - 1 for n in numbers)
+    assert runs[0].series_number("SEG") < runs[1].series_number("SEG") < runs[2].series_number("SEG")
+    descriptions = [run.series_description("AdaptCLIP", "SEG") for run in runs]
+    assert len(set(descriptions)) == 3 and all(d.startswith("AdaptCLIP anomaly SEG (research) ") for d in descriptions)
+    assert descriptions[0].endswith("Z") and len(ResultRun(start + 60).series_description("x" * 80, "SR")) == 64
