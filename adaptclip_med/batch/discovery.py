@@ -20,6 +20,7 @@ import pydicom
 from adaptclip_med.batch.rules import SeriesDecision, SeriesRules
 from adaptclip_med.errors import InputError
 from adaptclip_med.io.dicom_scan import scan_dicom
+from adaptclip_med.io.file_kinds import regular_file_problem
 from adaptclip_med.utils.redact import describe_path, pseudonymous_key
 
 log = logging.getLogger(__name__)
@@ -107,23 +108,40 @@ def discover_folder(root: Path) -> Discovery:
     files_by_study: dict[str, set[str]] = {}
     errors: list[FileError] = []
     niftis: list[StudyTask] = []
+    unreadable: list[Path] = []
     for info in scan_dicom(root, root=root if root.is_dir() else root.parent):
         if info.kind == "unreadable":
             for skip in info.skipped:
-                if _is_nifti_study(skip.path):
+                if _is_nifti_study(skip.path) and regular_file_problem(skip.path) is None:
                     niftis.append(nifti_task(skip.path, root))
                 elif skip.path.name.lower().endswith(NIFTI_SUFFIXES):
                     log.info("%s: a result file of this project, not a study", describe_path(skip.path, root))
                 else:
                     errors.append(file_error(skip.path, root, skip.reason))
+                    unreadable.append(skip.path)
             continue
         paths = [*info.files, *(skip.path for skip in info.skipped)]
         files_by_study.setdefault(info.study_key, set()).update(str(p) for p in paths)
+    _attach_to_their_study(unreadable, files_by_study)
     if root.is_dir():
         errors.extend(dicomdir_problems(root))
     studies = [StudyTask(key, tuple(sorted(files))) for key, files in sorted(files_by_study.items())]
     studies = sorted(studies + niftis, key=lambda t: t.key)
     return Discovery(studies, sorted(errors, key=lambda e: e.key))
+
+
+def _attach_to_their_study(unreadable: list[Path], files_by_study: dict[str, set[str]]) -> None:
+    """An unreadable file in a folder holding files of ONE study only is most likely one of its
+    slices: it travels with that study, so a gap it leaves is reported as this file being
+    unreadable, not as non-uniform slice spacing (it stays a file error in errors.csv too)."""
+    studies_in: dict[Path, set[str]] = {}
+    for key, files in files_by_study.items():
+        for name in files:
+            studies_in.setdefault(Path(name).parent, set()).add(key)
+    for path in unreadable:
+        keys = studies_in.get(path.parent, set())
+        if len(keys) == 1:
+            files_by_study[next(iter(keys))].add(str(path))
 
 
 def _find_case_insensitive(base: Path, parts: list[str]) -> Path | None:
@@ -153,6 +171,10 @@ def dicomdir_problems(root: Path) -> list[FileError]:
             if name.upper() != "DICOMDIR":
                 continue
             index = Path(folder) / name
+            problem = regular_file_problem(index)
+            if problem is not None:
+                errors.append(file_error(index, root, problem))
+                continue
             try:
                 records = pydicom.dcmread(index, stop_before_pixels=True).get("DirectoryRecordSequence", [])
             except Exception as exc:  # a broken index must not stop the walk-based discovery

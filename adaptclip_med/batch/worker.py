@@ -21,7 +21,7 @@ from adaptclip_med.batch.rules import SeriesRules, no_series_reason, select_seri
 from adaptclip_med.batch.staging import is_disk_full, publish
 from adaptclip_med.errors import AdaptClipError
 from adaptclip_med.io.dicom import load_dicom_series
-from adaptclip_med.io.dicom_scan import scan_dicom
+from adaptclip_med.io.dicom_scan import scan_dicom, unreadable_near
 from adaptclip_med.outputs import layout
 from adaptclip_med.utils.keys import key_path
 from adaptclip_med.utils.redact import describe_path, header_warnings_silenced
@@ -110,7 +110,8 @@ class StudyWorker:
         chosen = choice.chosen
         taken = next(d for d in decisions if d.taken)
         attempt.series = f"{chosen.label} [{taken.reason}]"
-        volume = load_dicom_series(chosen, axis=self.scorer.preprocessing.axis, label=f"study {task.key}")
+        volume = load_dicom_series(chosen, axis=self.scorer.preprocessing.axis, label=f"study {task.key}",
+                                   unreadable=unreadable_near(chosen, series))
         report = {"batch": {"study_key": task.key, "rules": rules.describe(),
                             "series_selection": [d.as_dict() for d in decisions],
                             "skipped_files": [{"file": s.label, "reason": s.reason} for s in chosen.skipped]}}

@@ -22,6 +22,8 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from adaptclip_med.errors import InputError
+from adaptclip_med.io.dicom_sanity import header_problem
+from adaptclip_med.io.file_kinds import NotRegularFileError, open_regular
 from adaptclip_med.io.dicom_headers import (
     DICOMDIR_SOP_CLASS,
     SECONDARY_CAPTURE_PREFIX,
@@ -110,6 +112,14 @@ def all_skipped(series: Iterable[SeriesInfo]) -> list[SkippedFile]:
     return [skip for info in series for skip in info.skipped]
 
 
+def unreadable_near(series: SeriesInfo, candidates: Iterable[SeriesInfo]) -> list[SkippedFile]:
+    """Files in ``series``' folders that could not be read at all (no header, so no series): the
+    likely cause when the series turns out to have a gap, e.g. one slice with a corrupt header."""
+    folders = {path.parent for path in series.files}
+    return [skip for info in candidates if info.kind == "unreadable" for skip in info.skipped
+            if skip.path.parent in folders]
+
+
 def _iter_files(paths: Sequence[Path]) -> list[Path]:
     """Files under the given folders/files, sorted for reproducibility; hidden files and the
     DICOMDIR index are left out (DICOMDIR only lists files that the walk finds anyway)."""
@@ -120,7 +130,7 @@ def _iter_files(paths: Sequence[Path]) -> list[Path]:
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 found.extend(Path(folder) / n for n in sorted(names)
                              if not n.startswith(".") and n.upper() != "DICOMDIR")
-        elif path.is_file():
+        elif path.exists() or path.is_symlink():  # not only regular files: _read_header names the others
             if path.name.upper() != "DICOMDIR":
                 found.append(path)
         else:
@@ -161,8 +171,8 @@ def _pixel_problem(handle: Any, ds: Dataset, file_size: int) -> str | None:
 def _read_header(path: Path) -> tuple[Dataset | None, str | None]:
     """Header of ``path`` (pixel data not read) or the reason it cannot be used."""
     try:
-        size = path.stat().st_size
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
+            size = os.fstat(handle.fileno()).st_size
             try:
                 ds = pydicom.dcmread(handle, stop_before_pixels=True)
             except InvalidDicomError:
@@ -176,8 +186,12 @@ def _read_header(path: Path) -> tuple[Dataset | None, str | None]:
                 return ds, "DICOM file without study/series identifiers"
             reason = non_image_reason(ds)
             if reason is None:
+                reason = header_problem(path, ds, size)
+            if reason is None:
                 reason = _pixel_problem(handle, ds, size)
             return ds, reason
+    except NotRegularFileError as exc:
+        return None, str(exc)
     except OSError as exc:
         return None, f"cannot open ({exc.strerror or type(exc).__name__})"
     except Exception as exc:  # pydicom raises many types on malformed input

@@ -39,15 +39,26 @@ def redact_component(name: str) -> str:
     return name
 
 
+def _inside(path: Path, root: Path) -> Path:
+    """``path`` relative to ``root`` when it lies inside it, else unchanged.  The lexical test comes
+    first: a link inside the input tree (to ``/dev/zero``, or to itself) is named where it lies,
+    not where it points (resolving a link loop raises)."""
+    try:
+        return Path(os.path.abspath(path)).relative_to(os.path.abspath(root))
+    except ValueError:
+        pass
+    try:
+        return path.resolve().relative_to(root.resolve())
+    except (ValueError, OSError, RuntimeError):
+        return path
+
+
 def describe_path(path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> str:
     """A label for ``path`` that is safe to print: relative to ``root`` when it lies inside it,
     with UID-like components hashed."""
     p = Path(path)
     if root is not None:
-        try:
-            p = p.resolve().relative_to(Path(root).resolve())
-        except ValueError:
-            pass
+        p = _inside(p, Path(root))
     parts = [redact_component(part) for part in p.parts]
     if not parts:
         return "."
