@@ -119,7 +119,8 @@ class StudyWorker:
         outputs = score_volume_to_dir(volume, staged, self.scorer, other_series=other, extra_report=report,
                                       parametric_map=self.outputs.parametric_map)
         final = publish(staged, key_path(self.options.out_dir, task.key))
-        notes = f"{len(chosen.skipped)} file(s) of the series skipped" if chosen.skipped else ""
+        notes = "; ".join([*([f"{len(chosen.skipped)} file(s) of the series skipped"] if chosen.skipped else []),
+                           *outputs.not_written.values()])
         record = StudyRecord(task.key, DONE, score=float(outputs.score),
                              top_slice=outputs.top_slices[0] if outputs.top_slices else None,
                              series=attempt.series, output=task.key, notes=notes)

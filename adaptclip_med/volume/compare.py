@@ -41,11 +41,13 @@ def score_with_methods(study: Path, out: Path, runs: Sequence[ScoringOptions], s
         folder = Path(out) if len(runs) == 1 else Path(out) / options.model.method
         started = time.time()
         result = scorer.score(volume)
-        write_study_outputs(volume, result, folder, scorer, time.time() - started, max(0, len(candidates) - 1),
-                            parametric_map=options.output.parametric_map)
+        files = write_study_outputs(volume, result, folder, scorer, time.time() - started, max(0, len(candidates) - 1),
+                                    parametric_map=options.output.parametric_map)
         mode = f"{scorer.shots}-shot" if scorer.shots else "zero-shot"
+        missing = getattr(files, "not_written", {})
+        lacking = f" (not written: {', '.join(missing)}; reasons in study.json)" if missing else ""
         lines.append(f"{options.model.method}: study score {result.score:.4f} ({mode}, {options.output.aggregate}); "
-                     f"top slices {result.top_slices}; outputs in {folder}")
+                     f"top slices {result.top_slices}; outputs in {folder}{lacking}")
         summary.append({"method": options.model.method, "folder": folder.name if len(runs) > 1 else ".", "score": result.score,
                         "mode": mode, "top_slices": result.top_slices, "threshold": result.threshold,
                         "threshold_source": result.threshold_source, "identity": scorer.method.identity(),
