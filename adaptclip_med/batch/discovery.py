@@ -19,7 +19,7 @@ import pydicom
 
 from adaptclip_med.batch.rules import SeriesDecision, SeriesRules
 from adaptclip_med.errors import InputError
-from adaptclip_med.io.dicom_scan import scan_dicom
+from adaptclip_med.io.dicom_scan import is_input_folder, scan_dicom
 from adaptclip_med.io.file_kinds import regular_file_problem
 from adaptclip_med.utils.redact import describe_path, pseudonymous_key
 
@@ -64,11 +64,12 @@ class StudyFiles:
 class FolderSource:
     """Studies found in a folder tree (or one file); files are read in place."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, exclude: tuple[Path, ...] = ()) -> None:
         self.root = Path(root)
+        self.exclude = tuple(Path(p) for p in exclude)  # e.g. the run's --out inside the input tree
 
     def discover(self) -> Discovery:
-        return discover_folder(self.root)
+        return discover_folder(self.root, self.exclude)
 
     def open_study(self, task: StudyTask, scratch: Path, rules: SeriesRules) -> StudyFiles:
         return StudyFiles([Path(p) for p in task.files], self.root if self.root.is_dir() else self.root.parent)
@@ -99,9 +100,10 @@ def nifti_task(path: Path, root: Path) -> StudyTask:
     return StudyTask(f"nifti-{pseudonymous_key('nifti', relative)}", (str(path),), kind="nifti")
 
 
-def discover_folder(root: Path) -> Discovery:
+def discover_folder(root: Path, exclude: tuple[Path, ...] = ()) -> Discovery:
     """All studies under ``root`` (a folder tree or a single file), sorted by key: DICOM studies
-    grouped by Study UID, and one study per NIfTI file."""
+    grouped by Study UID, and one study per NIfTI file.  Folders under ``exclude`` and this
+    program's output folders are not inputs."""
     root = Path(root)
     if not root.exists():
         raise InputError(f"{describe_path(root)}: no such file or folder")
@@ -109,7 +111,7 @@ def discover_folder(root: Path) -> Discovery:
     errors: list[FileError] = []
     niftis: list[StudyTask] = []
     unreadable: list[Path] = []
-    for info in scan_dicom(root, root=root if root.is_dir() else root.parent):
+    for info in scan_dicom(root, root=root if root.is_dir() else root.parent, exclude=exclude):
         if info.kind == "unreadable":
             for skip in info.skipped:
                 if _is_nifti_study(skip.path) and regular_file_problem(skip.path) is None:
@@ -124,7 +126,7 @@ def discover_folder(root: Path) -> Discovery:
         files_by_study.setdefault(info.study_key, set()).update(str(p) for p in paths)
     _attach_to_their_study(unreadable, files_by_study)
     if root.is_dir():
-        errors.extend(dicomdir_problems(root))
+        errors.extend(dicomdir_problems(root, exclude))
     studies = [StudyTask(key, tuple(sorted(files))) for key, files in sorted(files_by_study.items())]
     studies = sorted(studies + niftis, key=lambda t: t.key)
     return Discovery(studies, sorted(errors, key=lambda e: e.key))
@@ -162,11 +164,12 @@ def _find_case_insensitive(base: Path, parts: list[str]) -> Path | None:
     return current
 
 
-def dicomdir_problems(root: Path) -> list[FileError]:
+def dicomdir_problems(root: Path, exclude: tuple[Path, ...] = ()) -> list[FileError]:
     """Files a DICOMDIR under ``root`` lists that are missing (a truncated copy of the media)."""
     errors: list[FileError] = []
+    excluded = frozenset(os.path.realpath(p) for p in exclude)
     for folder, dirs, names in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        dirs[:] = sorted(d for d in dirs if is_input_folder(Path(folder) / d, excluded))
         for name in names:
             if name.upper() != "DICOMDIR":
                 continue

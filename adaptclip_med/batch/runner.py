@@ -34,6 +34,7 @@ from adaptclip_med.batch.staging import is_disk_full, reset_scratch, reset_stagi
 from adaptclip_med.batch.worker import BatchOptions, DiskFullError, StudySource, StudyWorker
 from adaptclip_med.batch.worklist import ERRORS, WORKLIST, write_errors, write_worklist
 from adaptclip_med.errors import AdaptClipError
+from adaptclip_med.utils.ownership import mark_owned, require_owned
 from adaptclip_med.utils.atomic import ensure_writable_folder
 from adaptclip_med.utils.keys import is_safe_key
 from adaptclip_med.utils.progress import progress_enabled
@@ -205,7 +206,9 @@ def _run(source: StudySource, scoring: ScoringOptions, options: BatchOptions, ra
     options = replace(options, out_dir=out_dir)
     if options.stow and not hasattr(source, "store"):
         raise AdaptClipError("storing results back (--stow) needs a DICOMweb source (--dicomweb URL)")
+    require_owned(out_dir, "output folder")  # worklist.csv / errors.csv are rewritten there
     ensure_writable_folder(out_dir, "output folder")
+    mark_owned(out_dir)
     if options.scratch_dir is not None:
         ensure_writable_folder(Path(options.scratch_dir), "scratch folder")
     scorer = make_scorer(scoring)  # fail fast on a bad model or bank, before scanning a whole tree

@@ -34,6 +34,7 @@ from adaptclip_med.io.dicom_headers import (
     plane_of,
     series_frames,
 )
+from adaptclip_med.utils.ownership import OWNER_MARKER
 from adaptclip_med.utils.redact import describe_path, pseudonymous_key
 
 log = logging.getLogger(__name__)
@@ -120,14 +121,24 @@ def unreadable_near(series: SeriesInfo, candidates: Iterable[SeriesInfo]) -> lis
             if skip.path.parent in folders]
 
 
-def _iter_files(paths: Sequence[Path]) -> list[Path]:
+def is_input_folder(folder: Path, excluded: frozenset[str]) -> bool:
+    """A sub-folder to walk: not hidden, not this program's output folder (it holds the owner
+    marker, or it is an output folder the caller names), so outputs are never read as inputs."""
+    if folder.name.startswith(".") or (folder / OWNER_MARKER).is_file():
+        return False
+    return not excluded or os.path.realpath(folder) not in excluded
+
+
+def _iter_files(paths: Sequence[Path], exclude: Sequence[Path] = ()) -> list[Path]:
     """Files under the given folders/files, sorted for reproducibility; hidden files and the
-    DICOMDIR index are left out (DICOMDIR only lists files that the walk finds anyway)."""
+    DICOMDIR index are left out (DICOMDIR only lists files that the walk finds anyway), and so
+    are output folders (see :func:`is_input_folder`)."""
     found: list[Path] = []
+    excluded = frozenset(os.path.realpath(p) for p in exclude)
     for path in paths:
         if path.is_dir():
             for folder, dirs, names in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                dirs[:] = sorted(d for d in dirs if is_input_folder(Path(folder) / d, excluded))
                 found.extend(Path(folder) / n for n in sorted(names)
                              if not n.startswith(".") and n.upper() != "DICOMDIR")
         elif path.exists() or path.is_symlink():  # not only regular files: _read_header names the others
@@ -237,14 +248,16 @@ def _finish(info: SeriesInfo) -> None:
     info.is_multiframe = any(number_of_frames(ds) > 1 for ds in info.headers)
 
 
-def scan_dicom(paths: Path | str | Sequence[Path | str], root: Path | str | None = None) -> list[SeriesInfo]:
+def scan_dicom(paths: Path | str | Sequence[Path | str], root: Path | str | None = None,
+               exclude: Sequence[Path] = ()) -> list[SeriesInfo]:
     """Group DICOM files (folders are walked recursively) into series.
 
     Returns image series first (ordered by study, series number, key), then non-image series, then
     at most one ``"unreadable"`` pseudo-series.  Localizer images mixed into an image series are
     moved to its ``skipped`` list; a series made only of localizers is kept and flagged
     ``is_localizer`` so the default selection avoids it.  Duplicate SOP instances are skipped.
-    ``root`` only affects how skipped files are labelled.
+    ``root`` only affects how skipped files are labelled; folders under ``exclude`` (and any
+    folder holding this program's output marker) are not walked.
     """
     items = [Path(paths)] if isinstance(paths, (str, os.PathLike)) else [Path(p) for p in paths]
     label_root = Path(root) if root is not None else (items[0] if len(items) == 1 and items[0].is_dir() else None)
@@ -253,7 +266,7 @@ def scan_dicom(paths: Path | str | Sequence[Path | str], root: Path | str | None
     seen_instances: set[str] = set()
     unreadable = SeriesInfo(series_key="unreadable", study_key="", kind="unreadable",
                             description="files that could not be read as DICOM")
-    for path in _iter_files(items):
+    for path in _iter_files(items, exclude):
         label = describe_path(path, label_root)
         ds, reason = _read_header(path)
         if ds is None:

@@ -117,9 +117,12 @@ def write_study_outputs(volume, result: StudyResult, out_dir: Path, scorer: Volu
     ``not_written`` names it and why)."""
     from adaptclip_med.outputs.study_writers import StudyContext, WrittenFiles, default_writers, write_study
     from adaptclip_med.utils.atomic import staged_folder
+    from adaptclip_med.utils.ownership import mark_owned, require_owned
 
     out_dir = Path(out_dir)
+    require_owned(out_dir, "study output folder")
     with staged_folder(out_dir, keep=_is_foreign) as stage:
+        mark_owned(stage)
         context = StudyContext.for_scorer(volume, result, stage, scorer, seconds, other_series, extra_report)
         files = write_study(context, default_writers(parametric_map=parametric_map))
     return WrittenFiles({key: out_dir / path.name for key, path in files.items()}, files.not_written)

@@ -108,10 +108,10 @@ def test_unexpected_error_in_one_study_is_recorded_and_the_run_goes_on(tmp_path,
     victim = min(s.key for s in studies)
     real = worker.load_dicom_series
 
-    def flaky(series, axis, label):
+    def flaky(series, axis, label, **kwargs):
         if victim in label:
             raise ValueError("boom with /private/path")
-        return real(series, axis=axis, label=label)
+        return real(series, axis=axis, label=label, **kwargs)
 
     monkeypatch.setattr(worker, "load_dicom_series", flaky)
     summary = run(tmp_path / "src", tmp_path / "out", scoring)
