@@ -21,7 +21,7 @@ from adaptclip_med.batch.rules import SeriesDecision, SeriesRules
 from adaptclip_med.errors import InputError
 from adaptclip_med.io.dicom_scan import is_input_folder, scan_dicom
 from adaptclip_med.io.file_kinds import regular_file_problem
-from adaptclip_med.utils.redact import describe_path, pseudonymous_key
+from adaptclip_med.utils.redact import describe_path, file_key, pseudonymous_key, relative_label
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +43,16 @@ class FileError:
 
     key: str
     reason: str
+    #: the path relative to the input root: for the owner-only file index only, never shown
+    path: str = field(default="", repr=False, compare=False)
 
 
 @dataclass
 class Discovery:
     studies: list[StudyTask]
     file_errors: list[FileError] = field(default_factory=list)
+    #: pseudonymous file key -> path relative to the input root, for the owner-only file index
+    file_index: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass
@@ -72,7 +76,7 @@ class FolderSource:
         return discover_folder(self.root, self.exclude)
 
     def open_study(self, task: StudyTask, scratch: Path, rules: SeriesRules) -> StudyFiles:
-        return StudyFiles([Path(p) for p in task.files], self.root if self.root.is_dir() else self.root.parent)
+        return StudyFiles([Path(p) for p in task.files], self.root if self.root.is_dir() else self.root)
 
 
 def study_key_for_uid(study_uid: str) -> str:
@@ -81,8 +85,9 @@ def study_key_for_uid(study_uid: str) -> str:
 
 
 def file_error(path: Path, root: Path, reason: str) -> FileError:
-    relative = os.path.relpath(path, root) if root.is_dir() else path.name
-    return FileError(f"file-{pseudonymous_key('file', relative)}", f"{describe_path(path, root)}: {reason}")
+    """A file-level error named by the file's pseudonymous key only (never its path: folder names
+    often hold patient names); the run's owner-only file index maps keys back to paths."""
+    return FileError(file_key(path, root), reason, relative_label(path, root))
 
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -111,7 +116,14 @@ def discover_folder(root: Path, exclude: tuple[Path, ...] = ()) -> Discovery:
     errors: list[FileError] = []
     niftis: list[StudyTask] = []
     unreadable: list[Path] = []
-    for info in scan_dicom(root, root=root if root.is_dir() else root.parent, exclude=exclude):
+    index: dict[str, str] = {}
+
+    def label(path: Path) -> str:
+        key = file_key(path, root)
+        index[key] = relative_label(path, root)
+        return key
+
+    for info in scan_dicom(root, root=root if root.is_dir() else root.parent, exclude=exclude, label_for=label):
         if info.kind == "unreadable":
             for skip in info.skipped:
                 if _is_nifti_study(skip.path) and regular_file_problem(skip.path) is None:
@@ -129,7 +141,12 @@ def discover_folder(root: Path, exclude: tuple[Path, ...] = ()) -> Discovery:
         errors.extend(dicomdir_problems(root, exclude))
     studies = [StudyTask(key, tuple(sorted(files))) for key, files in sorted(files_by_study.items())]
     studies = sorted(studies + niftis, key=lambda t: t.key)
-    return Discovery(studies, sorted(errors, key=lambda e: e.key))
+    for task in studies:
+        for name in task.files:
+            index.setdefault(file_key(name, root), relative_label(name, root))
+    for error in errors:  # DICOMDIR entries (missing files) are named by key as well
+        index.setdefault(error.key, error.path)
+    return Discovery(studies, sorted(errors, key=lambda e: e.key), {k: v for k, v in index.items() if v})
 
 
 def _attach_to_their_study(unreadable: list[Path], files_by_study: dict[str, set[str]]) -> None:

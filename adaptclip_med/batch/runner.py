@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from adaptclip_med.utils import distributed
 from adaptclip_med.batch.discovery import Discovery, FileError
+from adaptclip_med.batch.file_index import write_file_index
 from adaptclip_med.batch.journal import DONE, FAILED, Journal, StudyRecord, read_journals
 from adaptclip_med.batch.staging import is_disk_full, reset_scratch, reset_staging
 from adaptclip_med.batch.worker import BatchOptions, DiskFullError, StudySource, StudyWorker
@@ -213,6 +214,9 @@ def _run(source: StudySource, scoring: ScoringOptions, options: BatchOptions, ra
         ensure_writable_folder(Path(options.scratch_dir), "scratch folder")
     scorer = make_scorer(scoring)  # fail fast on a bad model or bank, before scanning a whole tree
     discovery = _discover(source, ranks)
+    if ranks.is_main and discovery.file_index:
+        with _disk_full_stops_the_run(out_dir), _os_errors_in_one_line(out_dir):
+            write_file_index(out_dir, discovery.file_index)
     with _disk_full_stops_the_run(out_dir), _os_errors_in_one_line(out_dir):
         mine = _score_shard(source, scorer, scoring, options, ranks, discovery)
     outcomes: list[_ShardOutcome] = distributed.gather_to_main(mine, ranks)

@@ -24,7 +24,7 @@ from adaptclip_med.io.dicom import load_dicom_series
 from adaptclip_med.io.dicom_scan import scan_dicom, unreadable_near
 from adaptclip_med.outputs import layout
 from adaptclip_med.utils.keys import key_path
-from adaptclip_med.utils.redact import describe_path, header_warnings_silenced
+from adaptclip_med.utils.redact import describe_path, file_key, header_warnings_silenced
 from adaptclip_med.volume.options import OutputOptions
 from adaptclip_med.volume.pipeline import score_volume_to_dir
 from adaptclip_med.volume.scoring import VolumeScorer
@@ -102,7 +102,8 @@ class StudyWorker:
         if task.kind == "nifti":
             return self._score_nifti(task, staged, attempt)
         files = self.source.open_study(task, scratch, rules)
-        series = [s for s in scan_dicom(files.paths, root=files.root) if s.study_key in (task.key, "")]
+        series = [s for s in scan_dicom(files.paths, root=files.root, label_for=lambda p: file_key(p, files.root))
+                  if s.study_key in (task.key, "")]
         choice = select_series(series, rules)
         decisions = choice.decisions + files.left
         if choice.chosen is None:
@@ -137,7 +138,7 @@ class StudyWorker:
         from adaptclip_med.io.nifti import load_nifti
 
         attempt.series = "NIfTI volume"
-        volume = load_nifti(Path(task.files[0]), axis=self.scorer.preprocessing.axis)
+        volume = load_nifti(Path(task.files[0]), axis=self.scorer.preprocessing.axis, label=f"study {task.key}")
         report = {"batch": {"study_key": task.key, "source": "nifti", "rules": self.options.rules.describe(),
                             "series_selection": [], "skipped_files": []}}
         outputs = score_volume_to_dir(volume, staged, self.scorer, extra_report=report,

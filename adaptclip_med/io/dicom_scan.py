@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -249,25 +249,29 @@ def _finish(info: SeriesInfo) -> None:
 
 
 def scan_dicom(paths: Path | str | Sequence[Path | str], root: Path | str | None = None,
-               exclude: Sequence[Path] = ()) -> list[SeriesInfo]:
+               exclude: Sequence[Path] = (), label_for: Callable[[Path], str] | None = None) -> list[SeriesInfo]:
     """Group DICOM files (folders are walked recursively) into series.
 
     Returns image series first (ordered by study, series number, key), then non-image series, then
     at most one ``"unreadable"`` pseudo-series.  Localizer images mixed into an image series are
     moved to its ``skipped`` list; a series made only of localizers is kept and flagged
     ``is_localizer`` so the default selection avoids it.  Duplicate SOP instances are skipped.
-    ``root`` only affects how skipped files are labelled; folders under ``exclude`` (and any
-    folder holding this program's output marker) are not walked.
+    ``root`` only affects how skipped files are labelled (``label_for`` replaces the labelling,
+    e.g. batch's pseudonymous file keys); folders under ``exclude`` (and any folder holding this
+    program's output marker) are not walked.
     """
     items = [Path(paths)] if isinstance(paths, (str, os.PathLike)) else [Path(p) for p in paths]
     label_root = Path(root) if root is not None else (items[0] if len(items) == 1 and items[0].is_dir() else None)
+    if label_for is None:
+        def label_for(path: Path) -> str:
+            return describe_path(path, label_root)
     series: dict[str, SeriesInfo] = {}
     localizers: dict[str, list[tuple[Path, Dataset]]] = {}
     seen_instances: set[str] = set()
     unreadable = SeriesInfo(series_key="unreadable", study_key="", kind="unreadable",
                             description="files that could not be read as DICOM")
     for path in _iter_files(items, exclude):
-        label = describe_path(path, label_root)
+        label = label_for(path)
         ds, reason = _read_header(path)
         if ds is None:
             if reason is not None:
@@ -294,7 +298,7 @@ def scan_dicom(paths: Path | str | Sequence[Path | str], root: Path | str | None
     for series_key, entries in localizers.items():
         info = series[series_key]
         if info.headers:
-            info.skipped.extend(SkippedFile(p, describe_path(p, label_root), "localizer/scout image")
+            info.skipped.extend(SkippedFile(p, label_for(p), "localizer/scout image")
                                 for p, _ in entries)
         else:
             info.files = [p for p, _ in entries]

@@ -54,11 +54,13 @@ def _check_size(image, path: Path, label: str, first_only: bool) -> None:
                          "the header is corrupt or the image too large")
 
 
-def load_nifti(path: str | Path, axis: str = "axial", modality: str | None = None) -> Volume:
-    """Read a .nii/.nii.gz file into a :class:`Volume` (see the module docstring for choices)."""
+def load_nifti(path: str | Path, axis: str = "axial", modality: str | None = None, label: str | None = None) -> Volume:
+    """Read a .nii/.nii.gz file into a :class:`Volume` (see the module docstring for choices).
+    ``label`` names the study in messages and progress (default: the path, redacted); batch
+    passes the study key, since NIfTI file names often hold patient names."""
     check_axis(axis)
     path = Path(path)
-    label = describe_path(path)
+    label = label or describe_path(path)
     if path.exists() or path.is_symlink():
         require_regular_file(path, label)
     try:

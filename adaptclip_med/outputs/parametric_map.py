@@ -41,4 +41,4 @@ def write_parametric_map(prob_zyx: np.ndarray, volume: Volume, path: str | Path,
     conform_derived(pmap, volume, laterality=True)
     buffer = io.BytesIO()
     pmap.save_as(buffer)
-    return atomic_write_bytes(Path(path), buffer.getvalue())
+    return atomic_write_bytes(Path(path), buffer.getvalue(), private=True)  # it carries the patient's identity

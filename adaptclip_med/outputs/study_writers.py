@@ -116,7 +116,7 @@ def write_pmap(ctx: StudyContext) -> dict[str, Path]:
                                                        software_version=ctx.software_version)}
     except InputError as exc:  # e.g. 2-D sources: the IOD needs a frame of reference
         log.warning("%s", exc)
-        ctx.notes.append(str(exc))
+        ctx.notes.append(without_source_label(str(exc), ctx))
         return {}
 
 
@@ -232,13 +232,21 @@ class WrittenFiles(dict):
         self.not_written = dict(not_written)
 
 
-def _failure_reason(writer: StudyWriter, exc: Exception) -> str:
-    """One line for a writer that failed.  Our own errors are already one safe line; a library's
-    message may quote header values (patient names), so only its type is kept."""
+def without_source_label(text: str, ctx: StudyContext) -> str:
+    """``text`` without the leading ``<study input path>: ``: study.json must not carry the input's
+    path (folder names often hold patient names), and it is about that study anyway."""
+    label = str(getattr(ctx.volume, "source_label", "") or "")
+    prefix = f"{label}: "
+    return text[len(prefix):] if label and text.startswith(prefix) else text
+
+
+def _failure_reason(writer: StudyWriter, exc: Exception, ctx: StudyContext) -> str:
+    """One line for a writer that failed.  Our own errors are already one safe line (the input path
+    is dropped); a library's message may quote header values, so only its type is kept."""
     from adaptclip_med.errors import AdaptClipError
 
     if isinstance(exc, AdaptClipError):
-        return str(exc)
+        return without_source_label(str(exc), ctx)
     return f"{writer.name} not written ({type(exc).__name__}; --debug shows details)"
 
 
@@ -253,7 +261,7 @@ def run_isolated(writer: StudyWriter, context: StudyContext) -> None:
         raise
     except Exception as exc:
         log.debug("writer %s failed", writer.name, exc_info=True)
-        reason = _failure_reason(writer, exc)
+        reason = _failure_reason(writer, exc, context)
         context.not_written[writer.name] = reason
         log.warning("%s (every other output is written)", reason)
 

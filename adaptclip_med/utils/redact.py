@@ -98,3 +98,17 @@ def header_warnings_silenced() -> Iterator[None]:
         finally:
             for logger, level in zip(loggers, levels, strict=True):
                 logger.setLevel(level)
+
+
+def relative_label(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> str:
+    """``path`` relative to ``root`` (lexically; the bare name when ``root`` is a file)."""
+    root_path = Path(root)
+    return os.path.relpath(os.path.abspath(path), os.path.abspath(root_path)) if root_path.is_dir() else Path(path).name
+
+
+def file_key(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> str:
+    """The pseudonymous name of a file of an input tree: ``file-<16 hex>`` from its path relative
+    to ``root``.  Batch results name files by it, never by their path: folder and file names of
+    exports often hold patient names.  The operator finds the file again through the run's
+    owner-only file index (see :mod:`adaptclip_med.batch.file_index`)."""
+    return f"file-{pseudonymous_key('file', relative_label(path, root))}"
