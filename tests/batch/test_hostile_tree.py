@@ -13,6 +13,7 @@ from pydicom.encaps import encapsulate
 from pydicom.uid import JPEGBaseline8Bit, generate_uid
 from typer.testing import CliRunner
 
+from adaptclip_med.batch.file_index import read_file_index
 from batch_factory import ct_series, good_study, tiny_cli_args
 from test_cli import app
 
@@ -51,16 +52,21 @@ def test_hostile_files_each_get_a_reason_and_the_good_study_is_scored(tmp_path):
     assert result.exit_code == 4, result.output + result.stderr
     assert "Traceback" not in result.output + result.stderr
     with open(tmp_path / "out" / "errors.csv", newline="") as handle:
-        reasons = [row["reason"] for row in csv.DictReader(handle)]
+        rows = {row["study_key"]: row["reason"] for row in csv.DictReader(handle)}
+    reasons = list(rows.values())
     assert all("\n" not in r for r in reasons)
+    index = read_file_index(tmp_path / "out")  # files are named by key; the owner-only index has the paths
+    by_path = {index.get(key): reason for key, reason in rows.items() if key.startswith("file-")}
+    assert by_path["junk/loop"] == "symbolic link loop"
+    assert by_path["junk/pipe"] == "not a regular file (a named pipe (FIFO))"
+    assert by_path["junk/zero"] == "not a regular file (a character device)"
+    assert by_path["gap/img_0003.dcm"] == "not a DICOM file"
     text = " | ".join(reasons)
-    for expected in ("junk/loop: symbolic link loop", "junk/pipe: not a regular file (a named pipe (FIFO))",
-                     "junk/zero: not a regular file (a character device)",
-                     "the header claims 100000000x40x40 pixels", "ImageOrientationPatient 0\\0\\0\\0\\0\\0",
-                     "gap/img_0003.dcm: not a DICOM file"):
+    for expected in ("the header claims 100000000x40x40 pixels", "ImageOrientationPatient 0\\0\\0\\0\\0\\0"):
         assert expected in text, text
     gap_reason = next(r for r in reasons if "slices are missing" in r)
-    assert "not uniform" not in gap_reason and "gap/img_0003.dcm: not a DICOM file" in gap_reason
+    gap_key = next(key for key, path in index.items() if path == "gap/img_0003.dcm")
+    assert "not uniform" not in gap_reason and f"{gap_key}: not a DICOM file" in gap_reason
     with open(tmp_path / "out" / "worklist.csv", newline="") as handle:
         done = [row for row in csv.DictReader(handle) if row["status"] == "done"]
     assert [row["study_key"] for row in done] == [good.key]
