@@ -76,16 +76,30 @@ def normalise_array(array: np.ndarray, window: str | tuple[float, float] | None)
     return percentile_scale(array) if resolved is None else apply_window(array, *resolved)
 
 
-def normalise_volume(volume, window: str | tuple[float, float] | None) -> np.ndarray:
+def non_hu_window_warning(window: str | tuple[float, float], modality: str, bank: str | None = None) -> str:
+    """The warning for a CT window applied to non-HU values, naming where the window came from
+    and the fix that applies there: the user's ``--window`` can be omitted, but a bank's window
+    is the bank's (it was built with it), so the fix is a bank of this modality."""
+    shown = window if isinstance(window, str) else f"{window[0]:g},{window[1]:g}"
+    if bank is None:
+        return (f"CT window {shown} (from --window) applied to a volume of modality {modality}, whose values are not "
+                "HU; omit --window for percentile scaling")
+    return (f"CT window {shown} (from reference bank '{bank}', which was built with it) applied to a volume of "
+            f"modality {modality}, whose values are not HU; score {modality} studies against a bank built from "
+            f"{modality} references, or without --references (zero-shot, no --window)")
+
+
+def normalise_volume(volume, window: str | tuple[float, float] | None, bank: str | None = None) -> np.ndarray:
     """[0, 1] float32 slices of a :class:`~adaptclip_med.io.volume.Volume`.
 
     A window (preset or (level, width) in the volume's units) is applied as given, whatever the
     modality, since the user asked for it; ``None`` scales by the volume's 0.5/99.5 percentiles.
     A window on a non-CT volume is logged as a warning: its values are not HU, so a CT preset
-    usually saturates the whole image (a batch mixing modalities is the typical cause)."""
-    if window is not None and str(getattr(volume, "modality", "")).upper() != "CT":
-        log.warning("CT window %s applied to a volume of modality %s, whose values are not HU; omit --window "
-                    "for percentile scaling", window, getattr(volume, "modality", None) or "unknown")
+    usually saturates the whole image (a batch mixing modalities is the typical cause).  ``bank``
+    names the reference bank the window came from (None: the user's ``--window``)."""
+    modality = str(getattr(volume, "modality", "") or "")
+    if window is not None and modality.upper() != "CT":
+        log.warning("%s", non_hu_window_warning(window, modality or "unknown", bank))
     return normalise_array(volume.array, window)
 
 

@@ -29,11 +29,13 @@ from tqdm.auto import tqdm
 
 from adaptclip_med.utils import distributed
 from adaptclip_med.batch.discovery import Discovery, FileError
+from adaptclip_med.batch.file_index import write_file_index
 from adaptclip_med.batch.journal import DONE, FAILED, Journal, StudyRecord, read_journals
 from adaptclip_med.batch.staging import is_disk_full, reset_scratch, reset_staging
 from adaptclip_med.batch.worker import BatchOptions, DiskFullError, StudySource, StudyWorker
 from adaptclip_med.batch.worklist import ERRORS, WORKLIST, write_errors, write_worklist
 from adaptclip_med.errors import AdaptClipError
+from adaptclip_med.utils.ownership import mark_owned, require_owned
 from adaptclip_med.utils.atomic import ensure_writable_folder
 from adaptclip_med.utils.keys import is_safe_key
 from adaptclip_med.utils.progress import progress_enabled
@@ -205,11 +207,16 @@ def _run(source: StudySource, scoring: ScoringOptions, options: BatchOptions, ra
     options = replace(options, out_dir=out_dir)
     if options.stow and not hasattr(source, "store"):
         raise AdaptClipError("storing results back (--stow) needs a DICOMweb source (--dicomweb URL)")
+    require_owned(out_dir, "output folder")  # worklist.csv / errors.csv are rewritten there
     ensure_writable_folder(out_dir, "output folder")
+    mark_owned(out_dir)
     if options.scratch_dir is not None:
         ensure_writable_folder(Path(options.scratch_dir), "scratch folder")
     scorer = make_scorer(scoring)  # fail fast on a bad model or bank, before scanning a whole tree
     discovery = _discover(source, ranks)
+    if ranks.is_main and discovery.file_index:
+        with _disk_full_stops_the_run(out_dir), _os_errors_in_one_line(out_dir):
+            write_file_index(out_dir, discovery.file_index)
     with _disk_full_stops_the_run(out_dir), _os_errors_in_one_line(out_dir):
         mine = _score_shard(source, scorer, scoring, options, ranks, discovery)
     outcomes: list[_ShardOutcome] = distributed.gather_to_main(mine, ranks)

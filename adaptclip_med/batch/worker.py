@@ -21,10 +21,10 @@ from adaptclip_med.batch.rules import SeriesRules, no_series_reason, select_seri
 from adaptclip_med.batch.staging import is_disk_full, publish
 from adaptclip_med.errors import AdaptClipError
 from adaptclip_med.io.dicom import load_dicom_series
-from adaptclip_med.io.dicom_scan import scan_dicom
+from adaptclip_med.io.dicom_scan import scan_dicom, unreadable_near
 from adaptclip_med.outputs import layout
 from adaptclip_med.utils.keys import key_path
-from adaptclip_med.utils.redact import describe_path, header_warnings_silenced
+from adaptclip_med.utils.redact import describe_path, file_key, header_warnings_silenced
 from adaptclip_med.volume.options import OutputOptions
 from adaptclip_med.volume.pipeline import score_volume_to_dir
 from adaptclip_med.volume.scoring import VolumeScorer
@@ -102,7 +102,8 @@ class StudyWorker:
         if task.kind == "nifti":
             return self._score_nifti(task, staged, attempt)
         files = self.source.open_study(task, scratch, rules)
-        series = [s for s in scan_dicom(files.paths, root=files.root) if s.study_key in (task.key, "")]
+        series = [s for s in scan_dicom(files.paths, root=files.root, label_for=lambda p: file_key(p, files.root))
+                  if s.study_key in (task.key, "")]
         choice = select_series(series, rules)
         decisions = choice.decisions + files.left
         if choice.chosen is None:
@@ -110,7 +111,8 @@ class StudyWorker:
         chosen = choice.chosen
         taken = next(d for d in decisions if d.taken)
         attempt.series = f"{chosen.label} [{taken.reason}]"
-        volume = load_dicom_series(chosen, axis=self.scorer.preprocessing.axis, label=f"study {task.key}")
+        volume = load_dicom_series(chosen, axis=self.scorer.preprocessing.axis, label=f"study {task.key}",
+                                   unreadable=unreadable_near(chosen, series))
         report = {"batch": {"study_key": task.key, "rules": rules.describe(),
                             "series_selection": [d.as_dict() for d in decisions],
                             "skipped_files": [{"file": s.label, "reason": s.reason} for s in chosen.skipped]}}
@@ -119,7 +121,8 @@ class StudyWorker:
                                       parametric_map=self.outputs.parametric_map,
                                       key_objects=self.outputs.key_objects)
         final = publish(staged, key_path(self.options.out_dir, task.key))
-        notes = f"{len(chosen.skipped)} file(s) of the series skipped" if chosen.skipped else ""
+        notes = "; ".join([*([f"{len(chosen.skipped)} file(s) of the series skipped"] if chosen.skipped else []),
+                           *outputs.not_written.values()])
         record = StudyRecord(task.key, DONE, score=float(outputs.score),
                              top_slice=outputs.top_slices[0] if outputs.top_slices else None,
                              series=attempt.series, output=task.key, notes=notes)
@@ -136,7 +139,7 @@ class StudyWorker:
         from adaptclip_med.io.nifti import load_nifti
 
         attempt.series = "NIfTI volume"
-        volume = load_nifti(Path(task.files[0]), axis=self.scorer.preprocessing.axis)
+        volume = load_nifti(Path(task.files[0]), axis=self.scorer.preprocessing.axis, label=f"study {task.key}")
         report = {"batch": {"study_key": task.key, "source": "nifti", "rules": self.options.rules.describe(),
                             "series_selection": [], "skipped_files": []}}
         outputs = score_volume_to_dir(volume, staged, self.scorer, extra_report=report,

@@ -50,8 +50,8 @@ class SaveStudyOutputd(MapTransform):
         d = dict(data)
         for key in self.key_iterator(d):
             context = study_context(d[key], self.output_dir)
-            for writer in self.writers:
-                writer(context)
+            for writer in self.writers:  # each isolated: one failing output never loses the others
+                writer(context) if writer is sw.STUDY_REPORT else sw.run_isolated(writer, context)
         return d
 
 
@@ -109,7 +109,8 @@ class SaveStudyJsond(SaveStudyOutputd):
         for key in self.key_iterator(d):
             pred = d[key]
             pred["outputs"] = StudyOutputs(self.output_dir / str(pred["study"]), pred["result"].score,
-                                           pred["result"].top_slices, dict(pred["files"]))
+                                           pred["result"].top_slices, dict(pred["files"]),
+                                           not_written=dict(pred[CONTEXT_KEY].not_written))
         return d
 
 

@@ -82,7 +82,7 @@ def batch(
                                    window=window, axis=axis, batch_size=parse_batch_size(batch_size), threshold=threshold, aggregate=aggregate,
                                    match=match, parametric_map=parametric_map, key_objects=key_objects, triage=triage)
     studies = (DicomwebSource(dicomweb, filters, RetryPolicy(retries, backoff), timeout) if dicomweb is not None
-               else FolderSource(source))
+               else FolderSource(source, exclude=(out,)))
     batch_options = BatchOptions(out_dir=out, rules=load_rules(rules), stow=stow, retry_failed=retry_failed,
                                  scratch_dir=scratch_dir)
     summary = run_batch(studies, opts, batch_options)

@@ -27,7 +27,9 @@ from adaptclip_med.errors import InputError
 from adaptclip_med.io.dicom_headers import FrameHeader, image_type, series_frames
 from adaptclip_med.io.dicom_pixels import decode_grey_frames
 from adaptclip_med.io.dicom_scan import SeriesInfo, SkippedFile, all_skipped, scan_dicom
+from adaptclip_med.io.file_kinds import NotRegularFileError, open_regular
 from adaptclip_med.io.geometry import check_axis
+from adaptclip_med.io.limits import decoded_size_problem
 from adaptclip_med.io.volume import SliceSource, Volume, volume_from_source
 from adaptclip_med.utils.redact import describe_path
 
@@ -53,19 +55,21 @@ def _check_uniform(frames: list[FrameHeader], label: str) -> None:
         raise InputError(f"{label}: the series mixes image sizes ({shown}); export one size per series")
 
 
-def _skipped_cause(skipped: list | None) -> str:
+def _skipped_cause(skipped: list | None, whose: str = "of the series could not be used") -> str:
     """Files of the series left out by the scan (truncated, unreadable): the likely cause of a gap."""
     broken = [skip for skip in (skipped or []) if "localizer" not in skip.reason and "duplicate" not in skip.reason]
     if not broken:
         return ""
     shown = "; ".join(f"{skip.label}: {skip.reason}" for skip in broken[:3])
     more = f" (+{len(broken) - 3} more)" if len(broken) > 3 else ""
-    return f" because {len(broken)} file(s) of the series could not be used ({shown}{more})"
+    return f" because {len(broken)} file(s) {whose} ({shown}{more})"
 
 
-def _sort_frames(frames: list[FrameHeader], label: str,
-                 skipped: list | None = None) -> tuple[list[FrameHeader], np.ndarray | None]:
-    """Frames in ascending position along the slice normal, and that normal (None without geometry)."""
+def _sort_frames(frames: list[FrameHeader], label: str, skipped: list | None = None,
+                 unreadable: list | None = None) -> tuple[list[FrameHeader], np.ndarray | None]:
+    """Frames in ascending position along the slice normal, and that normal (None without geometry).
+
+    A gap is blamed on the series' own skipped files first, then on unreadable files beside it."""
     with_geometry = all(f.orientation is not None and f.position is not None for f in frames)
     if not with_geometry:
         order = sorted(range(len(frames)), key=lambda i: (frames[i].instance_number is None,
@@ -88,7 +92,7 @@ def _sort_frames(frames: list[FrameHeader], label: str,
                              f"points in one series); split the series before scoring")
         median = float(np.median(gaps))
         if np.max(np.abs(gaps - median)) > _SPACING_TOLERANCE * median:
-            cause = _skipped_cause(skipped)
+            cause = _skipped_cause(skipped) or _skipped_cause(unreadable, "beside the series could not be read")
             if cause:
                 raise InputError(f"{label}: slices are missing from the series{cause}; re-export the series")
             raise InputError(f"{label}: slice spacing is not uniform ({gaps.min():.3g} to {gaps.max():.3g} mm); "
@@ -127,7 +131,11 @@ def _source_affine(frames: list[FrameHeader], normal: np.ndarray | None) -> tupl
 
 def _read_pixels(series: SeriesInfo, frames: list[FrameHeader], label: str) -> tuple[np.ndarray, bool]:
     """Rescaled float32 (slice, row, column) array in ``frames`` order; each file decoded once."""
-    out = np.empty((len(frames), frames[0].rows, frames[0].columns), dtype=np.float32)
+    shape = (len(frames), frames[0].rows, frames[0].columns)
+    too_large = decoded_size_problem(shape, "pixels in the series")
+    if too_large is not None:
+        raise InputError(f"{label}: {too_large}")
+    out = np.empty(shape, dtype=np.float32)
     by_file: dict[int, list[int]] = {}
     for slot, frame in enumerate(frames):
         by_file.setdefault(frame.header_index, []).append(slot)
@@ -136,7 +144,10 @@ def _read_pixels(series: SeriesInfo, frames: list[FrameHeader], label: str) -> t
         path = series.files[header_index]
         file_label = describe_path(path)
         try:
-            ds = pydicom.dcmread(path)
+            with open_regular(path) as handle:
+                ds = pydicom.dcmread(handle)  # not deferred: every element is read while the file is open
+        except NotRegularFileError as exc:
+            raise InputError(f"{file_label}: {exc}") from exc
         except Exception as exc:
             raise InputError(f"{file_label}: cannot read the DICOM file ({type(exc).__name__})") from exc
         pixels = decode_grey_frames(ds, file_label)
@@ -155,10 +166,13 @@ def _read_pixels(series: SeriesInfo, frames: list[FrameHeader], label: str) -> t
     return out, inverted
 
 
-def load_dicom_series(series: SeriesInfo, axis: str = "axial", label: str | None = None) -> Volume:
+def load_dicom_series(series: SeriesInfo, axis: str = "axial", label: str | None = None,
+                      unreadable: list[SkippedFile] | None = None) -> Volume:
     """Read the pixels of an image series found by :func:`scan_dicom` into a :class:`Volume`.
 
-    ``label`` names the study in messages (default: the series' common folder, redacted)."""
+    ``label`` names the study in messages (default: the series' common folder, redacted).
+    ``unreadable``: files near the series that could not be read at all (see
+    :func:`~adaptclip_med.io.dicom_scan.unreadable_near`), named as the cause of a gap."""
     check_axis(axis)
     if label is None:
         label = describe_path(_common_folder(series.files)) if series.files else "DICOM series"
@@ -166,7 +180,7 @@ def load_dicom_series(series: SeriesInfo, axis: str = "axial", label: str | None
         raise InputError(f"{label}: {series.label} has no image to load")
     frames = series_frames(series.files, series.headers)
     _check_uniform(frames, label)
-    frames, normal = _sort_frames(frames, label, series.skipped)
+    frames, normal = _sort_frames(frames, label, series.skipped, unreadable)
     affine, geometry = _source_affine(frames, normal)
     source, inverted = _read_pixels(series, frames, label)
     first = series.headers[0]

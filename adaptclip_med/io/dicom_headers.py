@@ -103,6 +103,21 @@ def _float_or_none(value: Any) -> float | None:
     return number if np.isfinite(number) else None
 
 
+def _is_absent(value: Any) -> bool:
+    return value is None or (isinstance(value, (str, bytes)) and not value.strip())
+
+
+def rescale_problem(keyword: str, value: Any) -> str | None:
+    """Why a present RescaleSlope/RescaleIntercept value cannot be used ('NaN', 'inf', text), or
+    None.  An absent value means the default (slope 1, intercept 0); a present value that is not a
+    finite number must not silently become that default: the HU would be invented."""
+    if _is_absent(value):
+        return None
+    if _float_or_none(value) is None:
+        return f"{keyword} '{str(value).strip()[:16]}' is not a finite number"
+    return None
+
+
 @dataclass
 class FrameHeader:
     """Geometry and value scaling of one 2-D image (a single-frame file or one frame)."""
@@ -120,6 +135,7 @@ class FrameHeader:
     slope: float
     intercept: float
     instance_number: int | None
+    value_problem: str | None = None  # a rescale value present but unusable (the file must be skipped)
 
 
 def frame_headers(path: Path, header_index: int, ds: Dataset) -> list[FrameHeader]:
@@ -139,6 +155,8 @@ def frame_headers(path: Path, header_index: int, ds: Dataset) -> list[FrameHeade
         between = _float_or_none(ds.get("SpacingBetweenSlices"))
         slope = _float_or_none(ds.get("RescaleSlope"))
         intercept = _float_or_none(ds.get("RescaleIntercept"))
+        problem = rescale_problem("RescaleSlope", ds.get("RescaleSlope")) or \
+            rescale_problem("RescaleIntercept", ds.get("RescaleIntercept"))
         if multi:
             plane = _frame_item(ds, index, "PlanePositionSequence")
             if plane is not None:
@@ -155,12 +173,14 @@ def frame_headers(path: Path, header_index: int, ds: Dataset) -> list[FrameHeade
             if transform is not None:
                 slope = _float_or_none(transform.get("RescaleSlope"))
                 intercept = _float_or_none(transform.get("RescaleIntercept"))
+                problem = rescale_problem("RescaleSlope", transform.get("RescaleSlope")) or \
+                    rescale_problem("RescaleIntercept", transform.get("RescaleIntercept"))
         out.append(FrameHeader(
             path=path, header_index=header_index, frame_number=index + 1 if multi else None,
             rows=int(ds.Rows), columns=int(ds.Columns), position=position, orientation=orientation,
             pixel_spacing=spacing, slice_thickness=thickness, spacing_between_slices=between,
             slope=1.0 if slope is None or slope == 0 else slope, intercept=0.0 if intercept is None else intercept,
-            instance_number=instance,
+            instance_number=instance, value_problem=problem,
         ))
     return out
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,8 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from adaptclip_med.errors import InputError
+from adaptclip_med.io.dicom_sanity import header_problem
+from adaptclip_med.io.file_kinds import NotRegularFileError, open_regular
 from adaptclip_med.io.dicom_headers import (
     DICOMDIR_SOP_CLASS,
     SECONDARY_CAPTURE_PREFIX,
@@ -32,6 +34,7 @@ from adaptclip_med.io.dicom_headers import (
     plane_of,
     series_frames,
 )
+from adaptclip_med.utils.ownership import OWNER_MARKER
 from adaptclip_med.utils.redact import describe_path, pseudonymous_key
 
 log = logging.getLogger(__name__)
@@ -110,17 +113,35 @@ def all_skipped(series: Iterable[SeriesInfo]) -> list[SkippedFile]:
     return [skip for info in series for skip in info.skipped]
 
 
-def _iter_files(paths: Sequence[Path]) -> list[Path]:
+def unreadable_near(series: SeriesInfo, candidates: Iterable[SeriesInfo]) -> list[SkippedFile]:
+    """Files in ``series``' folders that could not be read at all (no header, so no series): the
+    likely cause when the series turns out to have a gap, e.g. one slice with a corrupt header."""
+    folders = {path.parent for path in series.files}
+    return [skip for info in candidates if info.kind == "unreadable" for skip in info.skipped
+            if skip.path.parent in folders]
+
+
+def is_input_folder(folder: Path, excluded: frozenset[str]) -> bool:
+    """A sub-folder to walk: not hidden, not this program's output folder (it holds the owner
+    marker, or it is an output folder the caller names), so outputs are never read as inputs."""
+    if folder.name.startswith(".") or (folder / OWNER_MARKER).is_file():
+        return False
+    return not excluded or os.path.realpath(folder) not in excluded
+
+
+def _iter_files(paths: Sequence[Path], exclude: Sequence[Path] = ()) -> list[Path]:
     """Files under the given folders/files, sorted for reproducibility; hidden files and the
-    DICOMDIR index are left out (DICOMDIR only lists files that the walk finds anyway)."""
+    DICOMDIR index are left out (DICOMDIR only lists files that the walk finds anyway), and so
+    are output folders (see :func:`is_input_folder`)."""
     found: list[Path] = []
+    excluded = frozenset(os.path.realpath(p) for p in exclude)
     for path in paths:
         if path.is_dir():
             for folder, dirs, names in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                dirs[:] = sorted(d for d in dirs if is_input_folder(Path(folder) / d, excluded))
                 found.extend(Path(folder) / n for n in sorted(names)
                              if not n.startswith(".") and n.upper() != "DICOMDIR")
-        elif path.is_file():
+        elif path.exists() or path.is_symlink():  # not only regular files: _read_header names the others
             if path.name.upper() != "DICOMDIR":
                 found.append(path)
         else:
@@ -161,8 +182,8 @@ def _pixel_problem(handle: Any, ds: Dataset, file_size: int) -> str | None:
 def _read_header(path: Path) -> tuple[Dataset | None, str | None]:
     """Header of ``path`` (pixel data not read) or the reason it cannot be used."""
     try:
-        size = path.stat().st_size
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
+            size = os.fstat(handle.fileno()).st_size
             try:
                 ds = pydicom.dcmread(handle, stop_before_pixels=True)
             except InvalidDicomError:
@@ -176,8 +197,12 @@ def _read_header(path: Path) -> tuple[Dataset | None, str | None]:
                 return ds, "DICOM file without study/series identifiers"
             reason = non_image_reason(ds)
             if reason is None:
+                reason = header_problem(path, ds, size)
+            if reason is None:
                 reason = _pixel_problem(handle, ds, size)
             return ds, reason
+    except NotRegularFileError as exc:
+        return None, str(exc)
     except OSError as exc:
         return None, f"cannot open ({exc.strerror or type(exc).__name__})"
     except Exception as exc:  # pydicom raises many types on malformed input
@@ -223,24 +248,30 @@ def _finish(info: SeriesInfo) -> None:
     info.is_multiframe = any(number_of_frames(ds) > 1 for ds in info.headers)
 
 
-def scan_dicom(paths: Path | str | Sequence[Path | str], root: Path | str | None = None) -> list[SeriesInfo]:
+def scan_dicom(paths: Path | str | Sequence[Path | str], root: Path | str | None = None,
+               exclude: Sequence[Path] = (), label_for: Callable[[Path], str] | None = None) -> list[SeriesInfo]:
     """Group DICOM files (folders are walked recursively) into series.
 
     Returns image series first (ordered by study, series number, key), then non-image series, then
     at most one ``"unreadable"`` pseudo-series.  Localizer images mixed into an image series are
     moved to its ``skipped`` list; a series made only of localizers is kept and flagged
     ``is_localizer`` so the default selection avoids it.  Duplicate SOP instances are skipped.
-    ``root`` only affects how skipped files are labelled.
+    ``root`` only affects how skipped files are labelled (``label_for`` replaces the labelling,
+    e.g. batch's pseudonymous file keys); folders under ``exclude`` (and any folder holding this
+    program's output marker) are not walked.
     """
     items = [Path(paths)] if isinstance(paths, (str, os.PathLike)) else [Path(p) for p in paths]
     label_root = Path(root) if root is not None else (items[0] if len(items) == 1 and items[0].is_dir() else None)
+    if label_for is None:
+        def label_for(path: Path) -> str:
+            return describe_path(path, label_root)
     series: dict[str, SeriesInfo] = {}
     localizers: dict[str, list[tuple[Path, Dataset]]] = {}
     seen_instances: set[str] = set()
     unreadable = SeriesInfo(series_key="unreadable", study_key="", kind="unreadable",
                             description="files that could not be read as DICOM")
-    for path in _iter_files(items):
-        label = describe_path(path, label_root)
+    for path in _iter_files(items, exclude):
+        label = label_for(path)
         ds, reason = _read_header(path)
         if ds is None:
             if reason is not None:
@@ -267,7 +298,7 @@ def scan_dicom(paths: Path | str | Sequence[Path | str], root: Path | str | None
     for series_key, entries in localizers.items():
         info = series[series_key]
         if info.headers:
-            info.skipped.extend(SkippedFile(p, describe_path(p, label_root), "localizer/scout image")
+            info.skipped.extend(SkippedFile(p, label_for(p), "localizer/scout image")
                                 for p, _ in entries)
         else:
             info.files = [p for p, _ in entries]

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from adaptclip_med.errors import InputError
 from adaptclip_med.io.dicom import load_dicom_series
-from adaptclip_med.io.dicom_scan import SeriesInfo, all_skipped, scan_dicom
+from adaptclip_med.io.dicom_scan import SeriesInfo, all_skipped, scan_dicom, unreadable_near
+from adaptclip_med.io.file_kinds import require_regular_file
 from adaptclip_med.io.geometry import check_axis
 from adaptclip_med.io.image2d import load_image2d
 from adaptclip_med.io.nifti import load_nifti
@@ -137,7 +138,7 @@ def load_dicom_study(paths: Path | Sequence[Path], series_rule: SeriesRule = Non
     if not any(s.kind == "image" for s in candidates):
         raise _no_series_error(label, candidates, items[0] if len(items) == 1 and items[0].is_dir() else None)
     chosen = choose_series(candidates, series_rule, label, study)
-    volume = load_dicom_series(chosen, axis=axis, label=label)
+    volume = load_dicom_series(chosen, axis=axis, label=label, unreadable=unreadable_near(chosen, candidates))
     return volume, candidates
 
 
@@ -156,10 +157,11 @@ def load_study(path: str | Path | Sequence[str | Path], series_rule: SeriesRule 
         return load_dicom_study([Path(p) for p in path], series_rule, axis, study=study)
     path = Path(path)
     label = describe_path(path)
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         raise InputError(f"{label}: no such file or folder")
     if path.is_dir():
         return load_dicom_study(path, series_rule, axis, study=study)
+    require_regular_file(path, label)
     if _is_nifti(path):
         return load_nifti(path, axis=axis, modality=modality), []
     if path.suffix.lower() in IMAGE_SUFFIXES:

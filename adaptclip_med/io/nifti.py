@@ -15,7 +15,9 @@ import nibabel as nib
 import numpy as np
 
 from adaptclip_med.errors import InputError
+from adaptclip_med.io.file_kinds import require_regular_file
 from adaptclip_med.io.geometry import check_axis
+from adaptclip_med.io.limits import MAX_DECODED_BYTES
 from adaptclip_med.io.volume import Volume, volume_from_source
 from adaptclip_med.utils.redact import describe_path
 
@@ -27,9 +29,6 @@ def guess_modality(data: np.ndarray) -> str:
     low, high = np.percentile(data, [0.1, 99.9])
     return "CT" if low <= -900 and high >= 300 else "OT"
 
-
-#: Largest image decoded (as float32): a header claiming more is refused before allocating.
-MAX_DECODED_BYTES = 4 * 1024**3
 
 
 def _check_size(image, path: Path, label: str, first_only: bool) -> None:
@@ -55,11 +54,15 @@ def _check_size(image, path: Path, label: str, first_only: bool) -> None:
                          "the header is corrupt or the image too large")
 
 
-def load_nifti(path: str | Path, axis: str = "axial", modality: str | None = None) -> Volume:
-    """Read a .nii/.nii.gz file into a :class:`Volume` (see the module docstring for choices)."""
+def load_nifti(path: str | Path, axis: str = "axial", modality: str | None = None, label: str | None = None) -> Volume:
+    """Read a .nii/.nii.gz file into a :class:`Volume` (see the module docstring for choices).
+    ``label`` names the study in messages and progress (default: the path, redacted); batch
+    passes the study key, since NIfTI file names often hold patient names."""
     check_axis(axis)
     path = Path(path)
-    label = describe_path(path)
+    label = label or describe_path(path)
+    if path.exists() or path.is_symlink():
+        require_regular_file(path, label)
     try:
         image = nib.load(str(path))
         # A 4-D series is read for its first volume only: decoding all of it (200 fMRI/DWI

@@ -31,7 +31,7 @@ from adaptclip_med.model.backbone_source import (
     pretrained_weights_file,
     random_seed,
     read_state_dict,
-    resolve_activation,
+    choose_activation,
     resolve_architecture,
     sha256_of_file,
 )
@@ -128,7 +128,8 @@ class ClipBackbone(nn.Module):
             path = pretrained_weights_file(name, spec.weights, spec.cache_dir, spec.offline)
             state, openai_hint = read_state_dict(path)
             weights_label = f"open_clip:{spec.weights}"
-        activation = resolve_activation(name, config, None if demo else spec.weights, spec.activation, openai_hint)
+        choice = choose_activation(name, config, None if demo else spec.weights, spec.activation, openai_hint)
+        activation = choice.activation
         if demo:
             torch.manual_seed(demo_backbone.TEXT_SEED)
         elif is_random_weights(spec.weights):
@@ -143,7 +144,8 @@ class ClipBackbone(nn.Module):
         clip = clip.float()
         identity = BackboneIdentity(architecture=name, model_config=config, weights=weights_label,
                                     weights_sha256=sha, activation=activation)
-        log.info("backbone %s", identity.short())
+        (log.info if choice.certain else log.warning)("backbone %s: %s because %s", identity.short(), activation,
+                                                      choice.reason)
         return cls(clip, identity, open_clip.get_tokenizer(name), tap_layers, vv_start_layer)
 
     @staticmethod

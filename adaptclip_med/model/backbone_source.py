@@ -114,33 +114,54 @@ def is_local_file(weights: str | None) -> bool:
     return bool(weights) and not is_random_weights(weights) and (os.sep in weights or Path(weights).suffix != "" or Path(weights).exists())
 
 
-def resolve_activation(name: str, config: dict[str, Any], weights: str | None, requested: str = "auto",
-                       openai_layout_hint: bool = False) -> str:
-    """Choose QuickGELU or GELU.
+@dataclass(frozen=True)
+class ActivationChoice:
+    """The activation chosen for a load and why (printed once per load); ``certain`` is False when
+    ``auto`` had to assume (a local file whose origin nothing tells), which is printed as a warning."""
+
+    activation: str
+    reason: str
+    certain: bool = True
+
+
+def choose_activation(name: str, config: dict[str, Any], weights: str | None, requested: str = "auto",
+                      openai_layout_hint: bool = False) -> ActivationChoice:
+    """Choose QuickGELU or GELU, with the reason.
 
     ``auto``: QuickGELU when the name or config says so, when the tag is ``openai``, when a local
-    file looks like an original OpenAI archive, or when the architecture's only published weights
-    are OpenAI's (e.g. ``ViT-L-14-336``: any local file for it is OpenAI-derived).  Otherwise the
-    config's own activation.
+    file has the original OpenAI layout (a TorchScript archive or OpenAI-only keys), or when the
+    architecture's only published weights are OpenAI's (e.g. ``ViT-L-14-336``: any local file for
+    it is OpenAI-derived).  GELU when every published weight of the architecture is non-OpenAI
+    (e.g. ``ViT-B-16-plus-240``: LAION only).  Otherwise the config's own activation.  Half
+    precision storage is NOT evidence: LAION and fine-tuned open_clip weights are often saved in
+    fp16 too, and running their GELU as QuickGELU moves every output.
     """
     if requested not in ACTIVATIONS:
         raise AdaptClipError(f"activation '{requested}' is not one of {', '.join(ACTIVATIONS)}")
     if requested != "auto":
-        return requested
+        return ActivationChoice(requested, f"{requested} was asked for (--backbone-activation, or the method's own rule)")
     if name.endswith(QUICKGELU_SUFFIX) or config.get("quick_gelu", False):
-        return "quickgelu"
+        return ActivationChoice("quickgelu", f"the {name} config says QuickGELU")
     if weights == "openai":
-        return "quickgelu"
-    if is_local_file(weights):
-        if openai_layout_hint:
-            return "quickgelu"
-        tags = open_clip.list_pretrained_tags_by_model(name)
-        if tags == ["openai"]:
-            return "quickgelu"
-        log.warning(
-            "local weights for %s: assuming the config's GELU activation; if these are OpenAI CLIP weights use "
-            "'%s%s' or --backbone-activation quickgelu", name, name, QUICKGELU_SUFFIX)
-    return "gelu"
+        return ActivationChoice("quickgelu", "OpenAI weights (trained with QuickGELU)")
+    if not is_local_file(weights):
+        return ActivationChoice("gelu", f"the {name} config says GELU")
+    if openai_layout_hint:
+        return ActivationChoice("quickgelu", "the weights file has the original OpenAI layout")
+    tags = open_clip.list_pretrained_tags_by_model(name)
+    if tags == ["openai"]:
+        return ActivationChoice("quickgelu", f"{name}'s only published weights are OpenAI's")
+    if tags and "openai" not in tags:
+        return ActivationChoice("gelu", f"{name}'s published weights are all non-OpenAI ({', '.join(tags)})")
+    return ActivationChoice("gelu", f"local weights for {name}: assuming the config's GELU; if these are OpenAI CLIP "
+                                    f"weights use '{name}{QUICKGELU_SUFFIX}' or --backbone-activation quickgelu",
+                            certain=False)
+
+
+def resolve_activation(name: str, config: dict[str, Any], weights: str | None, requested: str = "auto",
+                       openai_layout_hint: bool = False) -> str:
+    """The activation only (see :func:`choose_activation` for the rule and the reason)."""
+    return choose_activation(name, config, weights, requested, openai_layout_hint).activation
 
 
 def sha256_of_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -233,7 +254,8 @@ def read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], bool]:
     """Read CLIP weights in open_clip or original OpenAI layout (TorchScript archive or state dict).
 
     Returns the fp32 state dict and whether the file carried OpenAI-only hints (a TorchScript
-    archive, OpenAI-only keys or fp16 storage), used to resolve the activation.
+    archive or OpenAI-only keys), used to resolve the activation.  fp16 storage is not such a
+    hint: open_clip's own (GELU) checkpoints are commonly saved in half precision too.
     """
     if not path.is_file():
         raise MissingWeightsError(f"backbone weights file '{path}' does not exist: pass an existing file or an open_clip pretrained tag")
@@ -266,7 +288,5 @@ def read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], bool]:
             continue
         if not isinstance(value, torch.Tensor):
             continue
-        if value.dtype == torch.float16:
-            openai_hint = True
         state[key] = value.float() if value.is_floating_point() else value
     return state, openai_hint

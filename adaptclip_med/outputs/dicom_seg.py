@@ -59,4 +59,4 @@ def write_dicom_seg(mask_zyx: np.ndarray, volume: Volume, path: str | Path, *, a
     add_contributing_equipment(seg, equipment or AlgorithmEquipment.unidentified(algorithm_name, software_version))
     buffer = io.BytesIO()
     seg.save_as(buffer)
-    return atomic_write_bytes(Path(path), buffer.getvalue())
+    return atomic_write_bytes(Path(path), buffer.getvalue(), private=True)  # it carries the patient's identity

@@ -16,6 +16,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from adaptclip_med.utils.ownership import OWNER_MARKER  # noqa: F401  (every output folder holds it)
+
 # -- per study
 PROBABILITY_NIFTI = "anomaly_probability.nii.gz"
 MASK_NIFTI = "anomaly_mask.nii.gz"

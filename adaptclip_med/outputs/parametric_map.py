@@ -49,4 +49,4 @@ def write_parametric_map(prob_zyx: np.ndarray, volume: Volume, path: str | Path,
     add_contributing_equipment(pmap, equipment or AlgorithmEquipment.unidentified(algorithm_name, software_version))
     buffer = io.BytesIO()
     pmap.save_as(buffer)
-    return atomic_write_bytes(Path(path), buffer.getvalue())
+    return atomic_write_bytes(Path(path), buffer.getvalue(), private=True)  # it carries the patient's identity

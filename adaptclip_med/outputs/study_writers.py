@@ -57,6 +57,8 @@ class StudyContext:
     notes: list[str] = field(default_factory=list)
     #: this run (series numbers and descriptions of the DICOM results)
     run: ResultRun = field(default_factory=ResultRun)
+    #: writers that failed on this study's data: {writer name: one-line reason} (study.json lists them)
+    not_written: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def for_scorer(cls, volume: Any, result: Any, folder: Path, scorer: Any, seconds: float = 0.0,
@@ -151,7 +153,7 @@ def write_pmap(ctx: StudyContext) -> dict[str, Path]:
                                                        **ctx.series("PMAP"))}
     except InputError as exc:  # e.g. 2-D sources: the IOD needs a frame of reference
         log.warning("%s", exc)
-        ctx.note(str(exc))
+        ctx.note(without_source_label(str(exc), ctx))
         return {}
 
 
@@ -291,6 +293,8 @@ def study_report(ctx: StudyContext) -> dict[str, Any]:
                             "study_score_from": "scored slices only"}
     if ctx.notes:
         report["notes"] = list(ctx.notes)
+    if ctx.not_written:
+        report["not_written"] = dict(ctx.not_written)
     if ctx.extra_report:
         report.update(ctx.extra_report)
     return report
@@ -349,11 +353,54 @@ def writers_named(names: Iterable[str]) -> tuple[StudyWriter, ...]:
     return tuple(WRITERS[n] for n in names)
 
 
-def write_study(context: StudyContext, writers: Sequence[StudyWriter]) -> dict[str, Path]:
-    """Run each writer into ``context.folder``, then ``study.json`` last; returns every file."""
+class WrittenFiles(dict):
+    """``{files key: path}`` of one study, plus ``not_written``: the writers that failed and why."""
+
+    def __init__(self, files: dict[str, Path], not_written: dict[str, str]) -> None:
+        super().__init__(files)
+        self.not_written = dict(not_written)
+
+
+def without_source_label(text: str, ctx: StudyContext) -> str:
+    """``text`` without the leading ``<study input path>: ``: study.json must not carry the input's
+    path (folder names often hold patient names), and it is about that study anyway."""
+    label = str(getattr(ctx.volume, "source_label", "") or "")
+    prefix = f"{label}: "
+    return text[len(prefix):] if label and text.startswith(prefix) else text
+
+
+def _failure_reason(writer: StudyWriter, exc: Exception, ctx: StudyContext) -> str:
+    """One line for a writer that failed.  Our own errors are already one safe line (the input path
+    is dropped); a library's message may quote header values, so only its type is kept."""
+    from adaptclip_med.errors import AdaptClipError
+
+    if isinstance(exc, AdaptClipError):
+        return without_source_label(str(exc), ctx)
+    return f"{writer.name} not written ({type(exc).__name__}; --debug shows details)"
+
+
+def run_isolated(writer: StudyWriter, context: StudyContext) -> None:
+    """Run one writer; a failure on this study's data (a header value the SEG writer refuses, a
+    source without a frame of reference) loses that output only: it is logged, recorded in
+    ``context.not_written`` and the other writers still run.  A failure of the output folder
+    itself (``OSError``: disk full, permissions) would hit every writer alike and is raised."""
+    try:
+        writer(context)
+    except OSError:
+        raise
+    except Exception as exc:
+        log.debug("writer %s failed", writer.name, exc_info=True)
+        reason = _failure_reason(writer, exc, context)
+        context.not_written[writer.name] = reason
+        log.warning("%s (every other output is written)", reason)
+
+
+def write_study(context: StudyContext, writers: Sequence[StudyWriter]) -> WrittenFiles:
+    """Run each writer into ``context.folder`` (each isolated: see :func:`run_isolated`), then
+    ``study.json`` last; returns every file written and the writers that failed."""
     context.prepare_folder()
     for writer in writers:
         if writer is not STUDY_REPORT:
-            writer(context)
+            run_isolated(writer, context)
     STUDY_REPORT(context)
-    return context.files
+    return WrittenFiles(context.files, context.not_written)

@@ -17,6 +17,7 @@ import sqlite3
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+import os
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -152,6 +153,7 @@ class ReviewStore:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        _create_private(self.path)
         with self._connect() as connection:
             connection.execute("PRAGMA journal_mode = WAL")
             migrate(connection)
@@ -303,6 +305,19 @@ def _dumps(value: dict[str, Any] | None) -> str | None:
 
 def _loads(value: str | None) -> dict[str, Any] | None:
     return None if value is None else json.loads(value)
+
+
+def _create_private(path: Path) -> None:
+    """The database holds reviewer names, decisions and where each study's images are: it (and
+    the WAL/shared-memory files SQLite creates with the same mode) is readable by its owner only.
+    An existing database is narrowed to that mode too."""
+    from adaptclip_med.utils.atomic import PRIVATE_FILE_MODE
+
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE_MODE))
+        os.chmod(path, PRIVATE_FILE_MODE)
+    except OSError as exc:
+        raise InputError(f"{path.name}: cannot create the review database ({exc.strerror or type(exc).__name__})") from exc
 
 
 def _text(path: Path | None) -> str | None:

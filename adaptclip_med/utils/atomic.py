@@ -79,10 +79,22 @@ def atomic_path(final_path: str | os.PathLike[str]) -> Iterator[Path]:
     fsync_dir(final.parent)
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically and return the final path."""
+#: Mode of files that carry patient identity (DICOM SEG / Parametric Map, the review database).
+PRIVATE_FILE_MODE = 0o600
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, private: bool = False) -> Path:
+    """Write ``data`` to ``path`` atomically and return the final path.  ``private``: the file is
+    created readable and writable by its owner only (it carries patient identity), from the
+    first byte on: the temporary file is created with that mode, never widened later."""
     with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
+        if private:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+            os.fchmod(fd, PRIVATE_FILE_MODE)  # whatever the umask
+            handle = os.fdopen(fd, "wb")
+        else:
+            handle = open(tmp, "wb")
+        with handle:
             handle.write(data)
     return Path(path)
 

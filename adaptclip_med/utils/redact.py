@@ -39,15 +39,26 @@ def redact_component(name: str) -> str:
     return name
 
 
+def _inside(path: Path, root: Path) -> Path:
+    """``path`` relative to ``root`` when it lies inside it, else unchanged.  The lexical test comes
+    first: a link inside the input tree (to ``/dev/zero``, or to itself) is named where it lies,
+    not where it points (resolving a link loop raises)."""
+    try:
+        return Path(os.path.abspath(path)).relative_to(os.path.abspath(root))
+    except ValueError:
+        pass
+    try:
+        return path.resolve().relative_to(root.resolve())
+    except (ValueError, OSError, RuntimeError):
+        return path
+
+
 def describe_path(path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> str:
     """A label for ``path`` that is safe to print: relative to ``root`` when it lies inside it,
     with UID-like components hashed."""
     p = Path(path)
     if root is not None:
-        try:
-            p = p.resolve().relative_to(Path(root).resolve())
-        except ValueError:
-            pass
+        p = _inside(p, Path(root))
     parts = [redact_component(part) for part in p.parts]
     if not parts:
         return "."
@@ -87,3 +98,17 @@ def header_warnings_silenced() -> Iterator[None]:
         finally:
             for logger, level in zip(loggers, levels, strict=True):
                 logger.setLevel(level)
+
+
+def relative_label(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> str:
+    """``path`` relative to ``root`` (lexically; the bare name when ``root`` is a file)."""
+    root_path = Path(root)
+    return os.path.relpath(os.path.abspath(path), os.path.abspath(root_path)) if root_path.is_dir() else Path(path).name
+
+
+def file_key(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> str:
+    """The pseudonymous name of a file of an input tree: ``file-<16 hex>`` from its path relative
+    to ``root``.  Batch results name files by it, never by their path: folder and file names of
+    exports often hold patient names.  The operator finds the file again through the run's
+    owner-only file index (see :mod:`adaptclip_med.batch.file_index`)."""
+    return f"file-{pseudonymous_key('file', relative_label(path, root))}"

@@ -12,6 +12,8 @@ def list_banks(root: Path) -> list[dict[str, Any]]:
     """Summaries of the banks under ``root`` (for the CLI and the dashboard)."""
     banks = []
     for meta_file in sorted(Path(root).glob("*/bank.json")):
+        if meta_file.parent.name.startswith("."):  # a build in progress (staging) is not a bank yet
+            continue
         meta = json.loads(meta_file.read_text())
         banks.append({"name": meta.get("name"), "path": str(meta_file.parent), "scans": len(meta.get("scans", [])),
                       "method": (meta.get("model") or {}).get("method", "adaptclip"),

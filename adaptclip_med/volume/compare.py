@@ -17,6 +17,7 @@ import numpy as np
 
 from adaptclip_med import __version__
 from adaptclip_med.outputs import layout
+from adaptclip_med.utils.ownership import claim_output_folder, require_owned
 from adaptclip_med.volume.options import ScoringOptions
 from adaptclip_med.volume.pipeline import NOT_FOR_CLINICAL_USE, make_scorer, write_study_outputs
 
@@ -30,22 +31,27 @@ def score_with_methods(study: Path, out: Path, runs: Sequence[ScoringOptions], s
     an int ``series_rule`` choose when the input holds several studies / series."""
     from adaptclip_med.io.loader import load_study
 
+    require_owned(Path(out), "output folder")  # before any work: refuse a folder of the user's own files
     scorers = [make_scorer(options) for options in runs]
     axes = {s.preprocessing.axis for s in scorers}
     volume, candidates = load_study(Path(study), series_rule=series_rule, axis=scorers[0].preprocessing.axis,
                                     study=study_index)
     if len(axes) > 1:
         raise ValueError("all methods of one comparison slice along the same axis")
+    if len(runs) > 1:  # the comparison folder holds methods.json and one folder per method
+        claim_output_folder(Path(out), "output folder")
     lines, summary, curves = [], [], []
     for options, scorer in zip(runs, scorers):
         folder = Path(out) if len(runs) == 1 else Path(out) / options.model.method
         started = time.time()
         result = scorer.score(volume)
-        write_study_outputs(volume, result, folder, scorer, time.time() - started, max(0, len(candidates) - 1),
-                            parametric_map=options.output.parametric_map, key_objects=options.output.key_objects)
+        files = write_study_outputs(volume, result, folder, scorer, time.time() - started, max(0, len(candidates) - 1),
+                                    parametric_map=options.output.parametric_map, key_objects=options.output.key_objects)
         mode = f"{scorer.shots}-shot" if scorer.shots else "zero-shot"
+        missing = getattr(files, "not_written", {})
+        lacking = f" (not written: {', '.join(missing)}; reasons in study.json)" if missing else ""
         lines.append(f"{options.model.method}: study score {result.score:.4f} ({mode}, {options.output.aggregate}); "
-                     f"top slices {result.top_slices}; outputs in {folder}")
+                     f"top slices {result.top_slices}; outputs in {folder}{lacking}")
         summary.append({"method": options.model.method, "folder": folder.name if len(runs) > 1 else ".", "score": result.score,
                         "mode": mode, "top_slices": result.top_slices, "threshold": result.threshold,
                         "threshold_source": result.threshold_source, "identity": scorer.method.identity(),

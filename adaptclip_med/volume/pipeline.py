@@ -76,6 +76,8 @@ class StudyOutputs:
     top_slices: list[int]
     files: dict[str, Path] = field(default_factory=dict)
     other_series: int = 0
+    #: outputs that could not be written for this study: {writer name: one-line reason}
+    not_written: dict[str, str] = field(default_factory=dict)
 
 
 def score_study(study: Path, out_dir: Path, scorer: VolumeScorer, series_rule: Any = None,
@@ -97,7 +99,8 @@ def score_volume_to_dir(volume, out_dir: Path, scorer: VolumeScorer, other_serie
     result = scorer.score(volume)
     files = write_study_outputs(volume, result, Path(out_dir), scorer, time.time() - started, other_series, extra_report,
                                 parametric_map, key_objects)
-    return StudyOutputs(Path(out_dir), result.score, result.top_slices, files, other_series)
+    return StudyOutputs(Path(out_dir), result.score, result.top_slices, files, other_series,
+                        dict(getattr(files, "not_written", {})))
 
 
 def _is_foreign(name: str) -> bool:
@@ -111,12 +114,17 @@ def write_study_outputs(volume, result: StudyResult, out_dir: Path, scorer: Volu
     """Write every output into a staging folder next to ``out_dir`` and swap it in whole on
     success: a failure leaves the previous complete result of ``out_dir`` untouched, and no file
     of an earlier study (overlays, parametric map) survives beside the new ones.  The outputs are
-    the writer units of :mod:`adaptclip_med.outputs.study_writers`, ``study.json`` last."""
-    from adaptclip_med.outputs.study_writers import StudyContext, default_writers, write_study
+    the writer units of :mod:`adaptclip_med.outputs.study_writers`, ``study.json`` last; one
+    writer failing on the study's data loses only its own output (the returned mapping's
+    ``not_written`` names it and why)."""
+    from adaptclip_med.outputs.study_writers import StudyContext, WrittenFiles, default_writers, write_study
     from adaptclip_med.utils.atomic import staged_folder
+    from adaptclip_med.utils.ownership import mark_owned, require_owned
 
     out_dir = Path(out_dir)
+    require_owned(out_dir, "study output folder")
     with staged_folder(out_dir, keep=_is_foreign) as stage:
+        mark_owned(stage)
         context = StudyContext.for_scorer(volume, result, stage, scorer, seconds, other_series, extra_report)
         files = write_study(context, default_writers(parametric_map=parametric_map, key_objects=key_objects))
-    return {key: out_dir / path.name for key, path in files.items()}
+    return WrittenFiles({key: out_dir / path.name for key, path in files.items()}, files.not_written)

@@ -53,14 +53,16 @@ class PreparedVolume:
     relative_position: np.ndarray  # (Z,) position within the body extent, 0..1 (nan for background)
 
 
-def prepare_volume(volume, preprocessing: SlicePreprocessing | None, slices01: np.ndarray | None = None) -> PreparedVolume:
+def prepare_volume(volume, preprocessing: SlicePreprocessing | None, slices01: np.ndarray | None = None,
+                   window_bank: str | None = None) -> PreparedVolume:
     """Windowed slices plus air-only slice flags and body-relative positions.  ``slices01`` given
     (e.g. by the bundle's MONAI transforms) is used instead of windowing here, so every entry
-    point detects background the same way, on the physical values."""
+    point detects background the same way, on the physical values.  ``window_bank``: the bank
+    whose window this is (named in warnings), None when the user chose it."""
     from adaptclip_med.intensity import background_slices, normalise_volume
 
     if slices01 is None:
-        slices01 = normalise_volume(volume, preprocessing.window)
+        slices01 = normalise_volume(volume, preprocessing.window, bank=window_bank)
     slices01 = np.asarray(slices01, dtype=np.float32)
     background = background_slices(volume)
     return PreparedVolume(slices01, background, relative_positions(background))

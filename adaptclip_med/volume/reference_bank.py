@@ -41,6 +41,8 @@ from adaptclip_med import __version__
 from adaptclip_med.errors import AdaptClipError, InputError
 from adaptclip_med.methods.base import RESERVED_ROW_NAMES, AnomalyMethod
 from adaptclip_med.utils.progress import progress_bar
+from adaptclip_med.volume.bank_building import building_slot
+from adaptclip_med.volume.bank_integrity import BUILD_ID, check_consistency, file_stamp, manifest
 from adaptclip_med.volume.bank_listing import list_banks  # noqa: F401 - re-exported
 from adaptclip_med.volume.preprocessing import PreparedVolume, SlicePreprocessing, prepare_volume
 
@@ -168,14 +170,12 @@ def build_reference_bank(name: str, scans: list[Path], method: AnomalyMethod, pr
         raise InputError("a reference bank needs at least one normal scan")
     out_root = Path(out_root)
     final = _bank_dir(out_root, name)
-    staging = out_root / f".{name}.building"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
     key = bank_key(method, preprocessing)
     entries = []
     sources = []
     calibration_inputs: list[tuple[np.ndarray, np.ndarray]] = []
-    try:
+    with building_slot(out_root, name, final) as slot:  # one build per name, a private staging folder
+        staging = slot.staging
         for index, scan in enumerate(scans):
             shown = describe_path(Path(scan))
             volume, _ = load_study(Path(scan), axis=preprocessing.axis)
@@ -184,7 +184,7 @@ def build_reference_bank(name: str, scans: list[Path], method: AnomalyMethod, pr
             # Folder names are often patient names: the bank records a pseudonymous label only.
             label = f"normal scan {index + 1}"
             file = f"scan_{index:02d}.safetensors"
-            save_file(tensors, str(staging / file))
+            save_file(tensors, str(staging / file), metadata=file_stamp(slot.build_id, key))
             entries.append({"label": label, "file": file, "num_slices": int(volume.array.shape[0]),
                             "body_slices": int(tensors["rows"].numel()), "modality": volume.modality,
                             "spacing_mm": [float(s) for s in volume.spacing]})
@@ -197,19 +197,15 @@ def build_reference_bank(name: str, scans: list[Path], method: AnomalyMethod, pr
             "format": BANK_FORMAT, "format_version": BANK_VERSION, "name": name, "key": key,
             "model": method.identity(), "preprocessing": preprocessing.describe(), "scans": entries,
             "software_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "calibration": None,
+            BUILD_ID: slot.build_id, "manifest": manifest(staging, [entry["file"] for entry in entries]),
         }
         (staging / "bank.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
         (staging / SOURCES_JSON).write_text(json.dumps({"format": SOURCES_FORMAT, "scans": sources}, indent=1))
         if calibrate and len(scans) >= 2:
             bank = ReferenceBank.open(staging)
-            meta["calibration"] = calibrate_bank(bank, method, calibration_inputs, batch_size)
+            meta["calibration"] = {**calibrate_bank(bank, method, calibration_inputs, batch_size), BUILD_ID: slot.build_id}
             bank.close()
             (staging / "bank.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
-        if final.exists():
-            shutil.rmtree(final)
-        staging.rename(final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return final
 
 
@@ -261,6 +257,8 @@ class ReferenceBank:
         self._rows: OrderedDict[tuple[int, int], list[torch.Tensor]] = OrderedDict()
         self.scans: list[BankScan] = []
         self._globals: list[torch.Tensor] = []
+        check_consistency(root, meta, lambda: {entry["file"]: self._handle(i, entry["file"]).metadata()
+                                               for i, entry in enumerate(meta["scans"])})
         for index, entry in enumerate(meta["scans"]):
             handle = self._handle(index, entry["file"])
             self.scans.append(BankScan(entry["label"], entry["file"], entry["num_slices"],
@@ -309,7 +307,11 @@ class ReferenceBank:
 
     def _handle(self, index: int, file: str):
         if index not in self._handles:
-            self._handles[index] = safe_open(str(self.root / file), framework="pt")
+            try:
+                self._handles[index] = safe_open(str(self.root / file), framework="pt")
+            except Exception as exc:  # safetensors raises its own error type for a damaged file
+                raise InputError(f"reference bank '{self.meta.get('name')}': {file} is unreadable "
+                                 f"({type(exc).__name__}); rebuild it with 'adaptclip-med references build'") from exc
         return self._handles[index]
 
     def close(self) -> None:

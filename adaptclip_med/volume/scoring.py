@@ -127,7 +127,8 @@ class VolumeScorer:
         return DEFAULT_THRESHOLD, "default"
 
     def score(self, volume) -> StudyResult:
-        prepared = prepare_volume(volume, self.preprocessing)
+        prepared = prepare_volume(volume, self.preprocessing,
+                                  window_bank=self.bank.name if self.bank is not None else None)
         return self.score_prepared(volume, prepared)
 
     def score_prepared(self, volume, prepared: PreparedVolume) -> StudyResult:

@@ -24,7 +24,8 @@ def test_studies_are_grouped_by_header_uids_not_folders(tmp_path):
     assert sorted(by_key[split.key].files) == sorted(str(p) for p in split.files)
     shared_folder = tree.good[1]  # shares export_a with the first study
     assert sorted(by_key[shared_folder.key].files) == sorted(str(p) for p in shared_folder.files)
-    assert [e.reason for e in found.file_errors] == ["broken/garbage.dcm: not a DICOM file"]
+    assert [e.reason for e in found.file_errors] == ["not a DICOM file"]  # named by key: paths hold names
+    assert found.file_index[found.file_errors[0].key] == "broken/garbage.dcm"
 
 
 def test_study_key_is_the_scanners_pseudonymous_key_and_hides_the_uid(tmp_path):
