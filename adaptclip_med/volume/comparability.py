@@ -79,7 +79,7 @@ def check_modality(study_modality: str, bank: "ReferenceBank", allow_other: bool
     matches = study in known
     if not matches and not allow_other:
         raise InputError(f"the study is {study} but reference bank '{bank.name}' holds {'/'.join(known)} scans: "
-                         f"not comparable (use a {study} bank, or pass {OVERRIDE_FLAG} to score it anyway)")
+                         f"not comparable (use a bank of {study} scans, or pass {OVERRIDE_FLAG} to score it anyway)")
     return ModalityCheck(study, known, matches, allow_other)
 
 
