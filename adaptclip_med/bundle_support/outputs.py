@@ -99,7 +99,8 @@ class SaveStudyJsond(SaveStudyOutputd):
         for key in self.key_iterator(d):
             pred = d[key]
             pred["outputs"] = StudyOutputs(self.output_dir / str(pred["study"]), pred["result"].score,
-                                           pred["result"].top_slices, dict(pred["files"]))
+                                           pred["result"].top_slices, dict(pred["files"]),
+                                           comparability=pred["result"].comparability)
         return d
 
 

@@ -56,6 +56,7 @@ def batch(
     threshold: float = options.ThresholdOpt,
     aggregate: str = options.AggregateOpt,
     match: str = options.MatchOpt,
+    allow_other_modality: bool = options.AllowOtherModalityOpt,
     parametric_map: bool = options.ParametricMapOpt,
     batch_size: str = options.ScoringBatchSizeOpt,
     triage: int = options.TriageOpt,
@@ -79,7 +80,8 @@ def batch(
     opts = options.scoring_options(model,
                                    bank=options.resolve_bank(references, banks_root), shots=shots, zero_shot=zero_shot,
                                    window=window, axis=axis, batch_size=parse_batch_size(batch_size), threshold=threshold, aggregate=aggregate,
-                                   match=match, parametric_map=parametric_map, triage=triage)
+                                   match=match, parametric_map=parametric_map, triage=triage,
+                                   allow_other_modality=allow_other_modality)
     studies = (DicomwebSource(dicomweb, filters, RetryPolicy(retries, backoff), timeout) if dicomweb is not None
                else FolderSource(source))
     batch_options = BatchOptions(out_dir=out, rules=load_rules(rules), stow=stow, retry_failed=retry_failed,

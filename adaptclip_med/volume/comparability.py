@@ -115,6 +115,16 @@ class StudyComparability:
                 "score_all_scored_slices": self.score_all_slices}
 
 
+def line_from_report(report: dict[str, Any]) -> str:
+    """The one line of a written verdict (``study.json``'s ``comparability``); "" for results
+    written before the guard existed."""
+    verdict = report.get("comparability") if isinstance(report, dict) else None
+    if not isinstance(verdict, dict) or not verdict.get("status"):
+        return ""
+    reasons = [str(r) for r in verdict.get("reasons") or []]
+    return str(verdict["status"]) + (f": {'; '.join(reasons)}" if reasons else "")
+
+
 def not_assessed(reason: str) -> StudyComparability:
     return StudyComparability(NOT_ASSESSED, [reason])
 
