@@ -82,7 +82,7 @@ class GuardRun:
         assert self.plan is not None
         return self.plan.reason(z)
 
-    def finish(self, slices: list) -> StudyComparability:
+    def finish(self, slices: list, method_name: str) -> StudyComparability:
         """Flag the scored slices beyond the bound; the study's verdict."""
         if self.bank is None:
             return not_assessed(NO_BANK_REASON)
@@ -93,7 +93,7 @@ class GuardRun:
             limit = float(self.bound["bound"])
             measured = [s for s in slices if not s.skipped and math.isfinite(s.reference_distance)]
             if not measured and any(not s.skipped for s in slices):
-                notes.append(NO_FEATURES_NOTE.format(method=getattr(self.bank, "method_name", "this method")))
+                notes.append(NO_FEATURES_NOTE.format(method=method_name))
             for s in measured:
                 if s.reference_distance > limit:
                     s.comparability = SLICE_OUT_OF_DISTRIBUTION

@@ -175,7 +175,7 @@ class VolumeScorer:
                 slices[z].skipped, slices[z].skip_reason = True, NOT_SCORED_REASON
         if not body.size and not guard.outside.any():
             raise InputError(f"{volume.source_label}: every slice is background (air only); nothing to score")
-        comparability = guard.finish(slices)
+        comparability = guard.finish(slices, self.method.name)
         every = np.array([s.score for s in slices if not s.skipped], dtype=np.float64)
         counted = [s for s in slices if not s.skipped and s.comparability != SLICE_OUT_OF_DISTRIBUTION]
         comparability.score_all_slices = aggregate_scores(every, self.aggregate) if every.size else None
