@@ -42,6 +42,8 @@ TOLERANCE_SLICES = 1.5
 MIN_OVERLAP = 0.5
 #: the relative placement is kept unless the best shift is clearly better (5 % lower cost)
 RELATIVE_SLACK = 1.05
+#: at most this many shifts are tried (half-slice steps, coarser for very long studies)
+MAX_SHIFTS = 600
 
 
 def body_extent_mm(volume: Any, background: np.ndarray) -> tuple[float, float]:
@@ -138,17 +140,23 @@ def _bank_descriptors(bank: "ReferenceBank") -> list[torch.Tensor]:
     return cached
 
 
-def _placement_cost(relative: np.ndarray, query: torch.Tensor, bank: "ReferenceBank", described: list[torch.Tensor]) -> float:
+def _pair_costs(query: torch.Tensor, described: list[torch.Tensor]) -> list[np.ndarray]:
+    """Per bank scan, the (query slices x stored slices) mean absolute difference of descriptors,
+    computed once so that trying a shift is only a lookup."""
+    return [(torch.cdist(query, descriptors, p=1) / query.shape[1]).numpy() for descriptors in described]
+
+
+def _placement_cost(relative: np.ndarray, bank: "ReferenceBank", costs: list[np.ndarray]) -> float:
     """Mean over the slices placed inside 0..1 of the smallest difference to the nearest-position
     slice of any bank scan."""
     inside = np.flatnonzero((relative >= 0) & (relative <= 1))
     if inside.size == 0:
         return float("inf")
-    costs = torch.full((inside.size,), float("inf"))
-    for scan, descriptors in zip(bank.scans, described):
+    best = np.full(inside.size, np.inf)
+    for scan, pair in zip(bank.scans, costs):
         nearest = np.abs(scan.relative_position[None, :] - relative[inside, None]).argmin(axis=1)
-        costs = torch.minimum(costs, (query[inside] - descriptors[nearest]).abs().mean(dim=1))
-    return float(costs.mean())
+        best = np.minimum(best, pair[inside, nearest])
+    return float(best.mean())
 
 
 def plan_coverage(bank: "ReferenceBank", volume: Any, prepared: "PreparedVolume") -> CoveragePlan | None:
@@ -167,17 +175,16 @@ def plan_coverage(bank: "ReferenceBank", volume: Any, prepared: "PreparedVolume"
     if body.size == 0:
         return plan
     plan.aligned_mm[body] = relative[body] * extent
-    query = _descriptors(prepared.slices01[body])
-    described = _bank_descriptors(bank)
-    relative_cost = _placement_cost(relative[body], query, bank, described)
-    step = max(min(_spacing(volume), coverage.slice_spacing_mm) / 2.0, 0.5)
+    costs = _pair_costs(_descriptors(prepared.slices01[body]), _bank_descriptors(bank))
+    relative_cost = _placement_cost(relative[body], bank, costs)
+    step = max(min(_spacing(volume), coverage.slice_spacing_mm) / 2.0, 0.5, (query_extent + extent) / MAX_SHIFTS)
     overlap_needed = MIN_OVERLAP * min(query_extent, extent)
     best_cost, best_shift = float("inf"), 0.0
     for shift in np.arange(-query_extent, extent + step, step):
         overlap = min(extent, shift + query_extent) - max(0.0, shift)
         if overlap + 1e-6 < overlap_needed:
             continue
-        cost = _placement_cost((query_mm + shift) / max(extent, 1e-6), query, bank, described)
+        cost = _placement_cost((query_mm + shift) / max(extent, 1e-6), bank, costs)
         if cost < best_cost - 1e-9 or (abs(cost - best_cost) <= 1e-9 and abs(shift) < abs(best_shift)):
             best_cost, best_shift = cost, float(shift)
     lowest, highest = min(coverage.extents_mm) - tolerance, max(coverage.extents_mm) + tolerance
