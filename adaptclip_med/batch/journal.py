@@ -30,8 +30,11 @@ FAILED = "failed"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS studies (
     key TEXT PRIMARY KEY, status TEXT NOT NULL, score REAL, top_slice INTEGER, series TEXT NOT NULL,
-    reason TEXT NOT NULL, output TEXT NOT NULL, notes TEXT NOT NULL, seconds REAL NOT NULL, updated REAL NOT NULL
+    reason TEXT NOT NULL, output TEXT NOT NULL, notes TEXT NOT NULL, seconds REAL NOT NULL, updated REAL NOT NULL,
+    comparability TEXT NOT NULL DEFAULT ''
 )"""
+#: Columns added after the first schema: (name, declaration), added to older journals on open.
+_ADDED_COLUMNS = (("comparability", "TEXT NOT NULL DEFAULT ''"),)
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,8 @@ class StudyRecord:
     notes: str = ""
     seconds: float = 0.0
     updated: float = 0.0
+    #: the comparability guard's one line (volume/comparability.py), "" for failed studies
+    comparability: str = ""
 
 
 _COLUMNS = [f.name for f in fields(StudyRecord)]
@@ -76,6 +81,7 @@ class Journal:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute(_SCHEMA)
+        _add_missing_columns(self._db)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -95,13 +101,23 @@ class Journal:
         return stamped
 
 
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    """A journal written by an earlier version lacks the newer columns: add them (resume works)."""
+    present = {row[1] for row in db.execute("PRAGMA table_info(studies)")}
+    for name, declaration in _ADDED_COLUMNS:
+        if name not in present:
+            db.execute(f"ALTER TABLE studies ADD COLUMN {name} {declaration}")
+
+
 def read_journals(out_dir: Path) -> dict[str, StudyRecord]:
     """Newest record per study over every rank's journal in ``out_dir``."""
     merged: dict[str, StudyRecord] = {}
     for path in sorted((Path(out_dir) / STATE_DIR).glob("journal-rank-*.sqlite")):
         db = sqlite3.connect(path)
         try:
-            rows = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM studies").fetchall()
+            present = {row[1] for row in db.execute("PRAGMA table_info(studies)")}
+            columns = [c if c in present else f"'' AS {c}" for c in _COLUMNS]
+            rows = db.execute(f"SELECT {', '.join(columns)} FROM studies").fetchall() if present else []
         except sqlite3.OperationalError:
             rows = []  # a journal created but killed before its table existed
         finally:

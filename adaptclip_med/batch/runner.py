@@ -190,7 +190,8 @@ def _score_shard(source: StudySource, scorer: VolumeScorer, scoring: ScoringOpti
                 outcome.scored += record.status == DONE
                 outcome.failed += record.status == FAILED
                 if record.status == DONE:
-                    log.info("study %s: score %.4f (%.1f s)", task.key, record.score, record.seconds)
+                    log.info("study %s: score %.4f (%.1f s); %s", task.key, record.score, record.seconds,
+                             record.comparability or "comparability not assessed")
                 else:
                     log.warning("study %s failed: %s", task.key, record.reason)
                 bar.update(1)

@@ -125,7 +125,7 @@ class StudyWorker:
                            *outputs.not_written.values()])
         record = StudyRecord(task.key, DONE, score=float(outputs.score),
                              top_slice=outputs.top_slices[0] if outputs.top_slices else None,
-                             series=attempt.series, output=task.key, notes=notes)
+                             series=attempt.series, output=task.key, notes=notes, comparability=_comparability(outputs))
         if self.options.stow:
             results = layout.dicom_results_in(final)
             try:
@@ -148,6 +148,11 @@ class StudyWorker:
         publish(staged, key_path(self.options.out_dir, task.key))
         return StudyRecord(task.key, DONE, score=float(outputs.score),
                            top_slice=outputs.top_slices[0] if outputs.top_slices else None,
-                           series=attempt.series, output=task.key)
+                           series=attempt.series, output=task.key, comparability=_comparability(outputs))
+
+
+def _comparability(outputs) -> str:
+    """The guard's one line for the worklist (volume/comparability.py)."""
+    return outputs.comparability.line() if outputs.comparability is not None else ""
 
 

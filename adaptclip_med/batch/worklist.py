@@ -3,7 +3,8 @@
 Both files are rewritten atomically from the records of the studies in the current run (never
 appended to), so a crash leaves either the previous complete file or the new complete file, and
 a study can never appear twice.  The worklist is what a radiologist opens first: highest score on
-top, failed studies at the bottom.
+top, then the studies that are not comparable with the reference bank (no study score, the reason
+in the ``comparability`` column: volume/comparability.py), failed studies at the bottom.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from adaptclip_med.utils.atomic import atomic_write_bytes
 
 WORKLIST = layout.WORKLIST_CSV
 ERRORS = layout.ERRORS_CSV
-WORKLIST_COLUMNS = ("study_key", "score", "top_slice", "series", "status", "output", "notes")
+WORKLIST_COLUMNS = ("study_key", "score", "top_slice", "series", "status", "comparability", "output", "notes")
 ERROR_COLUMNS = ("study_key", "reason")
 
 
@@ -33,14 +34,19 @@ def _csv_bytes(header: Iterable[str], rows: Iterable[Iterable[object]]) -> bytes
     return buffer.getvalue().encode("utf-8")
 
 
+def _ranked(record: StudyRecord) -> bool:
+    """Whether a study has a study score to rank by (a not-comparable one has none)."""
+    return record.status == DONE and record.score is not None and not math.isnan(record.score)
+
+
 def _order(record: StudyRecord) -> tuple:
-    scored = record.status == DONE and record.score is not None and not math.isnan(record.score)
-    return (not scored, -(record.score or 0.0) if scored else 0.0, record.key)
+    scored = _ranked(record)
+    return (not scored, record.status != DONE, -(record.score or 0.0) if scored else 0.0, record.key)
 
 
 def write_worklist(out_dir: Path, records: Iterable[StudyRecord]) -> Path:
-    rows = [(r.key, "" if r.score is None else f"{r.score:.6f}", "" if r.top_slice is None else r.top_slice,
-             r.series, r.status, r.output, r.notes) for r in sorted(records, key=_order)]
+    rows = [(r.key, f"{r.score:.6f}" if _ranked(r) else "", "" if r.top_slice is None else r.top_slice,
+             r.series, r.status, r.comparability, r.output, r.notes) for r in sorted(records, key=_order)]
     return atomic_write_bytes(Path(out_dir) / WORKLIST, _csv_bytes(WORKLIST_COLUMNS, rows))
 
 

@@ -129,10 +129,11 @@ class StudyInferer(Inferer):
     def __init__(self, reference_bank: str | None = None, zero_shot: bool = False, shots: int | None = None,
                  window: str | None = None, axis: str = "axial", threshold: float | None = None,
                  aggregate: str = DEFAULT_AGGREGATE, match: str | None = None, slices_per_scan: int | None = None,
-                 slice_batch_size: int = 4, image_key: str = "image") -> None:
+                 slice_batch_size: int = 4, image_key: str = "image", allow_other_modality: bool = False) -> None:
         self.settings = {"bank": str(reference_bank) if reference_bank else None, "zero_shot": bool(zero_shot),
                          "shots": shots, "window": window, "axis": axis, "threshold": threshold, "aggregate": aggregate,
-                         "match": match, "slices_per_scan": slices_per_scan, "batch_size": int(slice_batch_size)}
+                         "match": match, "slices_per_scan": slices_per_scan, "batch_size": int(slice_batch_size),
+                         "allow_other_modality": bool(allow_other_modality)}
         self.image_key = image_key
 
     def __call__(self, inputs: dict[str, list[Any]], network: Any, *args: Any, **kwargs: Any) -> dict[str, list[Any]]:
@@ -145,6 +146,7 @@ class StudyInferer(Inferer):
             for key, value in (("study", str(item["study"])), ("score", float(result.score)), ("volume", volume),
                                ("result", result), ("scorer", scorer), ("seconds", time.time() - started)):
                 preds[key].append(_plain(value))
-            log.info("%s: study score %.4f (%s)", item["study"], result.score,
-                     f"{scorer.shots}-shot" if scorer.shots else "zero-shot")
+            log.info("%s: study score %.4f (%s); comparability: %s", item["study"], result.score,
+                     f"{scorer.shots}-shot" if scorer.shots else "zero-shot",
+                     result.comparability.line() if result.comparability is not None else "n/a")
         return preds

@@ -80,7 +80,7 @@ class AnomalyMetrics(Metric):
         for item, prediction in pairs:
             result, study = _field(prediction, "result"), _field(prediction, "volume")
             truth = truth_in_study_geometry(study, item.get(f"{self.label_key}_{VOLUME_POSTFIX}"))
-            self._studies.update(result.score, int(truth is not None and bool(truth.any())))
+            self._studies.update(_evaluated_score(result), int(truth is not None and bool(truth.any())))
             for z, info in enumerate(result.slices):
                 slice_truth = truth[z] if truth is not None else None
                 positive = slice_truth is not None and bool(slice_truth.any())
@@ -113,3 +113,13 @@ class MetricsReport:
         payload = {"metrics_percent": metrics, "studies": int(engine.state.iteration),
                    "note": "NaN/None = undefined for this set (e.g. no normal or no abnormal study)"}
         atomic_write_text(self.path, json.dumps(payload, indent=1, sort_keys=True))
+
+
+def _evaluated_score(result: Any) -> float:
+    """The study score to evaluate: a not-comparable study has none (volume/comparability.py), so
+    evaluation uses the aggregate over all its scored slices (what it would have been)."""
+    if result.score == result.score:
+        return float(result.score)
+    verdict = getattr(result, "comparability", None)
+    fallback = getattr(verdict, "score_all_slices", None)
+    return float(fallback) if fallback is not None else 0.0

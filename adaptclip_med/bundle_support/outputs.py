@@ -110,7 +110,8 @@ class SaveStudyJsond(SaveStudyOutputd):
             pred = d[key]
             pred["outputs"] = StudyOutputs(self.output_dir / str(pred["study"]), pred["result"].score,
                                            pred["result"].top_slices, dict(pred["files"]),
-                                           not_written=dict(pred[CONTEXT_KEY].not_written))
+                                           not_written=dict(pred[CONTEXT_KEY].not_written),
+                                           comparability=pred["result"].comparability)
         return d
 
 

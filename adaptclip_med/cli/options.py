@@ -23,6 +23,7 @@ AggregateOpt = typer.Option("max", "--aggregate", help="Study score from slice s
 MatchOpt = typer.Option(None, "--match", help="Reference slice matching: position (default) or retrieval (docs/volumes.md).")
 ScoringBatchSizeOpt = typer.Option("4", "--batch-size", help="Slices per forward pass, or auto: on a GPU the largest batch that fits in 70% of the free memory (measured per method), on a CPU 4.")
 TriageOpt = typer.Option(None, "--triage", min=2, help="Triage mode: score every N-th body slice, then the neighbours of the highest-scoring and above-threshold slices until none is left; unscored slices get no map and are listed as not scored (docs/performance.md). Default: score every slice.")
+AllowOtherModalityOpt = typer.Option(False, "--allow-other-modality", help="Score a study whose modality differs from the reference bank's (refused otherwise: the comparison is meaningless); recorded in study.json (docs/comparability.md).")
 ParametricMapOpt = typer.Option(False, "--parametric-map", help="Also write a DICOM Parametric Map (DICOM input).")
 KeyObjectsOpt = typer.Option(False, "--key-objects", help="Also write a DICOM Key Object Selection of the top slices (DICOM input).")
 

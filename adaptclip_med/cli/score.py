@@ -27,6 +27,7 @@ def score(
     threshold: float = options.ThresholdOpt,
     aggregate: str = options.AggregateOpt,
     match: str = options.MatchOpt,
+    allow_other_modality: bool = options.AllowOtherModalityOpt,
     parametric_map: bool = options.ParametricMapOpt,
     key_objects: bool = options.KeyObjectsOpt,
     batch_size: str = options.ScoringBatchSizeOpt,
@@ -41,7 +42,8 @@ def score(
 
     volume = dict(bank=options.resolve_bank(references, banks_root), shots=shots, zero_shot=zero_shot, window=window,
                   axis=axis, batch_size=parse_batch_size(batch_size), threshold=threshold, aggregate=aggregate, match=match,
-                  parametric_map=parametric_map, key_objects=key_objects, triage=triage)
+                  parametric_map=parametric_map, key_objects=key_objects, triage=triage,
+                  allow_other_modality=allow_other_modality)
     runs = [options.scoring_options(model, name, **volume) for name in model.methods]
     for line in score_with_methods(study, out, runs, series_rule=series_index, study_index=study_index):
         typer.echo(line)

@@ -47,13 +47,26 @@ def _header(ctx: state.Context, study: ReviewStudy) -> None:
     description = (study.report.get("review_info") or {}).get("description") or ""
     st.markdown(f"**{description or 'Study'}** `{study.study_key[:12]}` "
                 f":{STATUS_COLOURS[status]}-badge[{STATUS_LABELS[status]}]")
-    st.caption(f"score **{study.score:.3f}** · {study.depth} slices · {method_of(study.report)} · "
+    score = f"score **{study.score:.3f}**" if study.score == study.score else "**no study score**"
+    st.caption(f"{score} · {study.depth} slices · {method_of(study.report)} · "
                f"threshold {study.threshold:.3f} ({study.threshold_source or 'n/a'})  \n{study.model_summary()}")
+    _comparability(study)
     if study.volume is None:
         st.warning("Source images not found under the data roots: the map is shown on a black background; "
                    "no DICOM SEG export.", icon=":material/warning:")
     st.slider("Mask threshold", 0.0, 1.0, step=0.005, key=state.THRESHOLD, format="%.3f",
               help="Pixels at or above it form the mask outline and the findings; save it with the sign-off as an override.")
+
+
+def _comparability(study: ReviewStudy) -> None:
+    """The comparability guard's verdict (volume/comparability.py): red when the study is not
+    comparable with its reference bank, amber when only some slices are (slices.csv lists which)."""
+    line = study.comparability
+    if line.startswith("not comparable"):
+        st.error(f"{line}. The map compares this study with references it does not resemble: it is not a finding.",
+                 icon=":material/block:")
+    elif line.startswith("partly comparable"):
+        st.warning(f"{line} (those slices have no map or do not count towards the score).", icon=":material/warning:")
 
 
 @st.fragment

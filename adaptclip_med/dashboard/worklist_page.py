@@ -1,8 +1,9 @@
 """Worklist: studies ranked by score with their review status; click a row to open it (or score it).
 
 Rows that cannot be opened (damaged or incomplete results) are flagged and listed after the
-readable ones, never ranked first; studies found under the data roots without results are
-listed with a "score" action.  The open study is in the URL (``?study=<key>``): a deep link.
+readable ones, never ranked first; so are studies not comparable with their reference bank (no
+study score; the reason in the "comparability" column); studies found under the data roots
+without results are listed with a "score" action.  The open study is in the URL (``?study=<key>``): a deep link.
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ def _action(entry: WorklistEntry) -> str:
     return entry.problem or entry.scoring_status
 
 
+def _short_comparability(entry: WorklistEntry) -> str:
+    """"not comparable" / "partly comparable" for the study picker ("" when comparable or unknown)."""
+    status = entry.comparability.split(":", 1)[0]
+    return status if status in ("not comparable", "partly comparable") else ""
+
+
 def _open_entry(entry: WorklistEntry) -> None:
     state.request_open("worklist", entry.study_key)
 
@@ -43,12 +50,13 @@ def render(ctx: state.Context) -> None:
         st.info("No studies yet. Run `adaptclip-med batch ... --out DIR` and start the dashboard with "
                 "`--results DIR`, or open a study below and score it here.")
     elif shown:
-        ranked = [e for e in entries if e.openable]
+        ranked = [e for e in entries if e.openable and e.score is not None]
         table = pd.DataFrame([{
             "rank": str(ranked.index(e) + 1) if e in ranked else "—", "description": e.description or "—",
             "date": e.study_date or "—", "modality": e.modality or "—", "series": e.series or "—",
             "slices": e.slices, "score": e.score if e.openable else None, "method": e.method or "—",
-            "status": STATUS_LABELS.get(e.status, e.status) if e.scored else "—", "action": _action(e),
+            "status": STATUS_LABELS.get(e.status, e.status) if e.scored else "—",
+            "comparability": e.comparability or "—", "action": _action(e),
             "study": e.study_key} for e in shown])
         st.caption("Click a row to open the study (or to score it).")
         event = st.dataframe(table, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
@@ -68,6 +76,7 @@ def render(ctx: state.Context) -> None:
         if openable:
             labels = {e.study_key: (f"#{ranked.index(e) + 1}  " if e in ranked else "") +
                       f"{e.description or e.study_key}  " + (f"score {e.score:.3f}  " if e.score is not None else "") +
+                      (f"({_short_comparability(e)})  " if _short_comparability(e) else "") +
                       (f"[{STATUS_LABELS.get(e.status, e.status)}]" if e.scored else "[not scored]") for e in openable}
             left, right = st.columns([4, 1], vertical_alignment="bottom")
             pick = left.selectbox("Study", list(labels), format_func=labels.get, key="wl_pick")

@@ -173,6 +173,17 @@ class AnomalyMethod(ABC):
         """Per-image reference features to store (images on dim 0); ``{}`` without a reference branch."""
         return {}
 
+    def comparison_features(self, rows: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """(B, N, D) local features of B images, from their memory rows, for the comparability
+        guard (``volume/distribution_check.py``): how far a whole slice is from its matched normal
+        slices.  Default: the first float memory row with a token axis, i.e. (B, N, D).  None
+        when the rows hold no such tensor (the guard then uses :meth:`global_embedding`).
+        Override when another row describes the image better."""
+        for tensor in rows.values():
+            if tensor.is_floating_point() and tensor.dim() == 3:
+                return tensor
+        return None
+
     def memory_from_rows(self, rows: Sequence[dict[str, torch.Tensor]]) -> Any:
         """Pool the rows of the k reference images one query is compared with into a memory."""
         return None

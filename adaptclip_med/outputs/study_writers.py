@@ -237,8 +237,19 @@ def write_slices_table(ctx: StudyContext) -> dict[str, Path]:
     from adaptclip_med.outputs.tables import write_slices_csv
 
     rows = [{"index": s.index, "position_mm": round(s.position_mm, 3), "score": None if s.skipped else round(s.score, 6),
-             "skipped": s.skipped, "skip_reason": s.skip_reason or ""} for s in ctx.result.slices]
+             "skipped": s.skipped, "skip_reason": s.skip_reason or "", **_slice_comparability(s)}
+            for s in ctx.result.slices]
     return {"slices_csv": write_slices_csv(ctx.path(layout.SLICES_CSV), rows)}
+
+
+def _slice_comparability(s: Any) -> dict[str, Any]:
+    """The guard's columns of slices.csv: ``comparability`` (comparable / outside coverage / out of
+    reference distribution; empty for background) and ``reference_distance``."""
+    state = getattr(s, "comparability", "")
+    if not state:
+        state = "" if (s.skip_reason or "").startswith("background") or s.skip_reason == TRIAGE_REASON else "comparable"
+    distance = getattr(s, "reference_distance", float("nan"))
+    return {"comparability": state, "reference_distance": None if distance != distance else round(float(distance), 6)}
 
 
 def write_overlays(ctx: StudyContext) -> dict[str, Path]:
@@ -264,8 +275,17 @@ def slice_counts(result: Any) -> dict[str, int]:
     """Slices by outcome; ``skipped`` = background + not scored by triage (both have no map)."""
     total, scored = len(result.slices), len(result.scored())
     not_scored = sum(1 for s in result.slices if s.skipped and s.skip_reason == TRIAGE_REASON)
-    return {"total": total, "scored": scored, "skipped": total - scored, "background": total - scored - not_scored,
-            "not_scored_triage": not_scored}
+    outside = sum(1 for s in result.slices if s.skipped and getattr(s, "comparability", "") == "outside coverage")
+    out_of_distribution = sum(1 for s in result.slices if getattr(s, "comparability", "") == "out of reference distribution")
+    return {"total": total, "scored": scored, "skipped": total - scored,
+            "background": total - scored - not_scored - outside, "not_scored_triage": not_scored,
+            "not_comparable_outside_coverage": outside, "out_of_reference_distribution": out_of_distribution}
+
+
+def comparability_report(result: Any) -> dict[str, Any] | None:
+    """``study.json``'s ``comparability``: the guard's verdict (volume/comparability.py)."""
+    verdict = getattr(result, "comparability", None)
+    return None if verdict is None else verdict.describe()
 
 
 def study_report(ctx: StudyContext) -> dict[str, Any]:
@@ -283,6 +303,7 @@ def study_report(ctx: StudyContext) -> dict[str, Any]:
                                                           "other_image_series_in_input": ctx.other_series},
         "scoring": ctx.scoring, "software": {"name": SOFTWARE_NAME, "version": ctx.software_version},
         "dicom_results": dicom_results_report(ctx),
+        "comparability": comparability_report(result),
         "seconds": round(ctx.seconds, 2), "files": {k: p.name for k, p in ctx.files.items()},
         "disclaimer": NOT_FOR_CLINICAL_USE,
     }

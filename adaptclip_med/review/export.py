@@ -104,7 +104,7 @@ def report_content(study: ReviewStudy, review: Review, window: Window, bank: Ref
         key_slices.append(KeySlice(z, float(study.slice_scores[z]), image,
                                    grey_rgb(match.thumbnail, REPORT_IMAGE_SIZE) if match is not None else None))
     return ReportContent(study.study_key, review, study.score, study.threshold, threshold, study.model_summary(),
-                         [f.describe() for f in findings], study.slice_scores, key_slices)
+                         [f.describe() for f in findings], study.slice_scores, key_slices, study.comparability)
 
 
 def export_review(study: ReviewStudy, review: Review, output: Path, window: Window,

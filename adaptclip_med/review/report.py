@@ -39,6 +39,7 @@ class ReportContent:
     findings: list[str]
     slice_scores: np.ndarray  # (Z,) nan where skipped
     key_slices: list[KeySlice] = field(default_factory=list)
+    comparability: str = ""  # the comparability guard's line (volume/comparability.py)
 
 
 def score_curve_png(scores: np.ndarray, marks: list[int]) -> bytes:
@@ -87,7 +88,9 @@ def _facts(content: ReportContent) -> list[tuple[str, str]]:
     override = "none" if review.threshold_override is None else f"{review.threshold_override:.3f}"
     return [("Study", content.study_key), ("Decision", review.decision_label), ("Reviewer", review.reviewer),
             ("Signed off (UTC)", review.reviewed_at), ("Revision", str(review.revision)),
-            ("Study score", f"{content.study_score:.4f}"), ("Model threshold", f"{content.model_threshold:.3f}"),
+            ("Study score", f"{content.study_score:.4f}" if content.study_score == content.study_score else "none (not comparable)"),
+            *([("Comparability", content.comparability)] if content.comparability else []),
+            ("Model threshold", f"{content.model_threshold:.3f}"),
             ("Threshold override", override), ("Model", content.model_summary)]
 
 

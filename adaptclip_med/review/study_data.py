@@ -44,6 +44,13 @@ class ReviewStudy:
     matched: dict[int, list[tuple[int, int]]] = field(default_factory=dict)  # slice -> [(bank scan, source slice)]
 
     @property
+    def comparability(self) -> str:
+        """The comparability guard's line from study.json ("" for results older than the guard)."""
+        from adaptclip_med.volume.comparability import line_from_report
+
+        return line_from_report(self.report)
+
+    @property
     def depth(self) -> int:
         return int(self.probability.shape[0])
 
@@ -124,9 +131,15 @@ def from_output_dir(study_key: str, output_dir: Path, volume=None) -> ReviewStud
     matched = {int(t["index"]): [tuple(int(v) for v in pair) for pair in t.get("matched_reference_slices") or []]
                for t in report.get("top_slices") or []}
     return ReviewStudy(study_key, output_dir, probability.astype(np.float32), scores,
-                       [int(t["index"]) for t in report.get("top_slices") or []], float(report.get("score", np.nan)),
+                       [int(t["index"]) for t in report.get("top_slices") or []], _score(report),
                        float(report.get("threshold", 0.5)), str(report.get("threshold_source", "")), report, volume,
                        {z: m for z, m in matched.items() if m})
+
+
+def _score(report: dict[str, Any]) -> float:
+    """The study score (nan when there is none: a study not comparable with its bank)."""
+    value = report.get("score")
+    return float(value) if isinstance(value, (int, float)) else float("nan")
 
 
 def _read_report(output_dir: Path) -> dict[str, Any]:

@@ -50,12 +50,14 @@ def score_with_methods(study: Path, out: Path, runs: Sequence[ScoringOptions], s
         mode = f"{scorer.shots}-shot" if scorer.shots else "zero-shot"
         missing = getattr(files, "not_written", {})
         lacking = f" (not written: {', '.join(missing)}; reasons in study.json)" if missing else ""
-        lines.append(f"{options.model.method}: study score {result.score:.4f} ({mode}, {options.output.aggregate}); "
+        lines.append(f"{options.model.method}: {score_phrase(result)} ({mode}, {options.output.aggregate}); "
                      f"top slices {result.top_slices}; outputs in {folder}{lacking}")
+        lines.extend(comparability_lines(options.model.method, result))
         summary.append({"method": options.model.method, "folder": folder.name if len(runs) > 1 else ".", "score": result.score,
                         "mode": mode, "top_slices": result.top_slices, "threshold": result.threshold,
                         "threshold_source": result.threshold_source, "identity": scorer.method.identity(),
-                        "references_note": scorer.references_note()})
+                        "references_note": scorer.references_note(),
+                        "comparability": None if result.comparability is None else result.comparability.line()})
         curves.append((options.model.method, np.array([s.position_mm for s in result.slices]),
                        np.array([np.nan if s.skipped else s.score for s in result.slices])))
     if len(runs) > 1:
@@ -64,11 +66,26 @@ def score_with_methods(study: Path, out: Path, runs: Sequence[ScoringOptions], s
     return lines
 
 
+def score_phrase(result) -> str:
+    """``study score 0.1234``, or why there is none (a not-comparable study is never ranked)."""
+    if result.score == result.score:
+        return f"study score {result.score:.4f}"
+    return "no study score (not comparable)"
+
+
+def comparability_lines(method: str, result) -> list[str]:
+    """The guard's verdict for ``score``'s output: one line, plus its notes (old bank ...)."""
+    verdict = result.comparability
+    if verdict is None:
+        return []
+    return [f"{method}: comparability: {verdict.line()}", *[f"{method}: note: {note}" for note in verdict.notes]]
+
+
 def _write_comparison(out: Path, summary: list[dict], curves: list[tuple[str, np.ndarray, np.ndarray]]) -> None:
     from adaptclip_med.outputs.plots import save_methods_plot
     from adaptclip_med.outputs.tables import write_study_json
 
-    ranked = sorted(summary, key=lambda item: item["score"], reverse=True)
+    ranked = sorted(summary, key=lambda item: item["score"] if item["score"] == item["score"] else float("-inf"), reverse=True)
     write_study_json(out / METHODS_JSON, {"methods": summary, "ranking": [m["method"] for m in ranked],
                                           "software": {"name": "adaptclip-med", "version": __version__},
                                           "disclaimer": NOT_FOR_CLINICAL_USE})

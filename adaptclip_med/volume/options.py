@@ -62,13 +62,16 @@ class ModelOptions:
 class ReferenceOptions:
     """Which normal references the study is compared with: a bank folder (None or ``zero_shot`` =
     text-only), how many of its scans (``shots``), how a study slice finds its reference slices
-    (``match``: position or retrieval) and how many matched slices per scan."""
+    (``match``: position or retrieval), how many matched slices per scan, and whether a study of
+    another modality than the bank's may be scored anyway (``allow_other_modality``)."""
 
     bank: str | None = None
     shots: int | None = None
     zero_shot: bool = False
     match: str | None = None
     slices_per_scan: int | None = None
+    #: score a study whose modality differs from the bank's (refused otherwise; volume/comparability.py)
+    allow_other_modality: bool = False
 
     @property
     def uses_bank(self) -> bool:

@@ -22,6 +22,7 @@ from adaptclip_med.methods import AnomalyMethod, load_method
 from adaptclip_med.outputs import layout
 from adaptclip_med.outputs.study_writers import NOT_FOR_CLINICAL_USE  # noqa: F401  (re-exported)
 from adaptclip_med.volume.batch_size import resolve_batch_size
+from adaptclip_med.volume.comparability import StudyComparability
 from adaptclip_med.volume.options import ScoringOptions
 from adaptclip_med.volume.reference_bank import ReferenceBank
 from adaptclip_med.volume.scoring import StudyResult, VolumeScorer
@@ -66,7 +67,8 @@ def make_scorer(options: ScoringOptions, method: AnomalyMethod | None = None) ->
                         batch_size=resolve_batch_size(slicing.batch_size, method),
                         device=options.model.device, threshold=output.threshold, aggregate=output.aggregate,
                         match=references.match, slices_per_scan=references.slices_per_scan,
-                        triage=TriagePlan(slicing.triage) if slicing.triage else None)
+                        triage=TriagePlan(slicing.triage) if slicing.triage else None,
+                        allow_other_modality=references.allow_other_modality)
 
 
 @dataclass
@@ -78,6 +80,8 @@ class StudyOutputs:
     other_series: int = 0
     #: outputs that could not be written for this study: {writer name: one-line reason}
     not_written: dict[str, str] = field(default_factory=dict)
+    #: the guard's verdict (volume/comparability.py); None only for callers that build this by hand
+    comparability: StudyComparability | None = None
 
 
 def score_study(study: Path, out_dir: Path, scorer: VolumeScorer, series_rule: Any = None,
@@ -100,7 +104,7 @@ def score_volume_to_dir(volume, out_dir: Path, scorer: VolumeScorer, other_serie
     files = write_study_outputs(volume, result, Path(out_dir), scorer, time.time() - started, other_series, extra_report,
                                 parametric_map, key_objects)
     return StudyOutputs(Path(out_dir), result.score, result.top_slices, files, other_series,
-                        dict(getattr(files, "not_written", {})))
+                        dict(getattr(files, "not_written", {})), result.comparability)
 
 
 def _is_foreign(name: str) -> bool:

@@ -44,6 +44,8 @@ from adaptclip_med.utils.progress import progress_bar
 from adaptclip_med.volume.bank_building import building_slot
 from adaptclip_med.volume.bank_integrity import BUILD_ID, check_consistency, file_stamp, manifest
 from adaptclip_med.volume.bank_listing import list_banks  # noqa: F401 - re-exported
+from adaptclip_med.volume.coverage import body_extent_mm
+from adaptclip_med.volume.distribution_check import calibrate_distribution
 from adaptclip_med.volume.preprocessing import PreparedVolume, SlicePreprocessing, prepare_volume
 
 log = logging.getLogger(__name__)
@@ -185,9 +187,11 @@ def build_reference_bank(name: str, scans: list[Path], method: AnomalyMethod, pr
             label = f"normal scan {index + 1}"
             file = f"scan_{index:02d}.safetensors"
             save_file(tensors, str(staging / file), metadata=file_stamp(slot.build_id, key))
+            extent_mm, slice_spacing_mm = body_extent_mm(volume, prepared.background)
             entries.append({"label": label, "file": file, "num_slices": int(volume.array.shape[0]),
                             "body_slices": int(tensors["rows"].numel()), "modality": volume.modality,
-                            "spacing_mm": [float(s) for s in volume.spacing]})
+                            "spacing_mm": [float(s) for s in volume.spacing], "body_extent_mm": extent_mm,
+                            "slice_spacing_mm": slice_spacing_mm})
             sources.append({"file": file, "path": str(Path(scan).resolve()), "axis": preprocessing.axis,
                             "num_slices": int(volume.array.shape[0]), "fingerprint": voxel_fingerprint(volume.array)})
             rows = tensors["rows"].numpy()
@@ -201,9 +205,12 @@ def build_reference_bank(name: str, scans: list[Path], method: AnomalyMethod, pr
         }
         (staging / "bank.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
         (staging / SOURCES_JSON).write_text(json.dumps({"format": SOURCES_FORMAT, "scans": sources}, indent=1))
-        if calibrate and len(scans) >= 2:
+        if len(scans) >= 2:
             bank = ReferenceBank.open(staging)
-            meta["calibration"] = {**calibrate_bank(bank, method, calibration_inputs, batch_size), BUILD_ID: slot.build_id}
+            if calibrate:
+                meta["calibration"] = {**calibrate_bank(bank, method, calibration_inputs, batch_size),
+                                       BUILD_ID: slot.build_id}
+            meta["comparability"] = {"distribution": calibrate_distribution(bank, method)}
             bank.close()
             (staging / "bank.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
     return final
@@ -369,6 +376,15 @@ class ReferenceBank:
             return None
         file = self.scans[scan].file if 0 <= scan < len(self.scans) else None
         return next((r for r in records if isinstance(r, dict) and r.get("file") == file and r.get("path")), None)
+
+    def global_row(self, scan: int, row: int) -> torch.Tensor | None:
+        """The stored global embedding of one slice, (1, D) float32 (None when the method has none)."""
+        stored = self._globals[scan]
+        return None if stored is None else stored[row:row + 1].float()
+
+    def thumbnails(self, scan: int) -> np.ndarray:
+        """Every stored thumbnail of one scan, (rows, 128, 128) uint8 (coverage alignment)."""
+        return self._handle(scan, self.scans[scan].file).get_tensor("thumbs").numpy()
 
     def thumbnail(self, scan: int, row: int) -> np.ndarray:
         return self._handle(scan, self.scans[scan].file).get_slice("thumbs")[row:row + 1][0].numpy()

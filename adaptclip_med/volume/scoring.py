@@ -26,7 +26,14 @@ from adaptclip_med.utils.progress import progress_bar
 from adaptclip_med.volume.preprocessing import PreparedVolume, SlicePreprocessing, prepare_volume
 from adaptclip_med.volume.reference_bank import ReferenceBank
 from adaptclip_med.volume.options import DEFAULT_AGGREGATE
-from adaptclip_med.volume.slice_step import predict_slices
+from adaptclip_med.volume.comparability import (
+    SLICE_OUT_OF_DISTRIBUTION,
+    SLICE_OUTSIDE,
+    StudyComparability,
+    check_modality,
+)
+from adaptclip_med.volume.guard import GuardRun
+from adaptclip_med.volume.slice_step import predict_and_measure
 from adaptclip_med.volume.triage import NOT_SCORED_REASON, TriagePlan, run_triage
 
 log = logging.getLogger(__name__)
@@ -43,6 +50,9 @@ class SliceResult:
     skipped: bool
     skip_reason: str | None = None
     matched: list[tuple[int, int]] = field(default_factory=list)  # (bank scan, source slice index)
+    #: "" (comparable or not assessed), "outside coverage" or "out of reference distribution"
+    comparability: str = ""
+    reference_distance: float = float("nan")  # the distribution check's statistic (nan: not measured)
 
 
 @dataclass
@@ -61,9 +71,15 @@ class StudyResult:
     prepared: PreparedVolume
     #: None for full scoring; else what triage did (volume/triage.py: TriageRun.describe())
     triage: dict[str, Any] | None = None
+    #: the comparability guard's verdict (volume/comparability.py); the SR and worklists read it
+    comparability: StudyComparability | None = None
 
     def scored(self) -> list[SliceResult]:
         return [s for s in self.slices if not s.skipped]
+
+    def comparable_scored(self) -> list[SliceResult]:
+        """Scored slices that count towards the study score (not out of reference distribution)."""
+        return [s for s in self.slices if not s.skipped and s.comparability != SLICE_OUT_OF_DISTRIBUTION]
 
 
 def aggregate_scores(scores: np.ndarray, method: str = DEFAULT_AGGREGATE) -> float:
@@ -88,8 +104,9 @@ class VolumeScorer:
                  preprocessing: SlicePreprocessing | None = None, shots: int | None = None, batch_size: int = 4,
                  device: str = "cpu", threshold: float | None = None, aggregate: str = DEFAULT_AGGREGATE,
                  match: str | None = None, slices_per_scan: int | None = None,
-                 triage: TriagePlan | None = None) -> None:
+                 triage: TriagePlan | None = None, allow_other_modality: bool = False) -> None:
         self.method = method
+        self.allow_other_modality = allow_other_modality
         self.triage = triage
         self.bank = bank
         if bank is not None:
@@ -135,36 +152,46 @@ class VolumeScorer:
         depth, height, width = prepared.slices01.shape
         if not np.isfinite(prepared.slices01).all():
             raise InputError(f"{volume.source_label}: the image contains NaN or infinite values after windowing")
+        modality = (check_modality(volume.modality, self.bank, self.allow_other_modality)
+                    if self.bank is not None else None)
+        guard = GuardRun.start(self.bank, volume, prepared, modality)
         probability = np.zeros((depth, height, width), dtype=np.float32)
         positions = np.asarray(volume.positions, dtype=np.float64)
         slices = [SliceResult(z, float(positions[z]) if positions.size == depth else float(z), float("nan"),
                               bool(prepared.background[z]), "background (no body)" if prepared.background[z] else None)
                   for z in range(depth)]
-        body = np.flatnonzero(~prepared.background)
+        for z in guard.outside_slices():
+            slices[z].skipped, slices[z].skip_reason, slices[z].comparability = True, guard.outside_reason(z), SLICE_OUTSIDE
+        body = np.flatnonzero(~prepared.background & ~guard.outside)
 
         def score_batch(positions: list[int]) -> tuple[np.ndarray, np.ndarray]:
-            return self._score_slices(volume, prepared, body[positions], probability, slices)
+            return self._score_slices(volume, prepared, body[positions], probability, slices, guard)
 
         triage_run = None
         if self.triage is None:
             score_batch(list(range(body.size)))
-        else:
+        elif body.size:
             triage_run = run_triage(int(body.size), score_batch, self.triage, self.threshold)
             for z in body[triage_run.unscored]:
                 slices[z].skipped, slices[z].skip_reason = True, NOT_SCORED_REASON
-        scores = np.array([s.score for s in slices if not s.skipped], dtype=np.float64)
-        if scores.size == 0:
+        if not body.size and not guard.outside.any():
             raise InputError(f"{volume.source_label}: every slice is background (air only); nothing to score")
-        ranked = sorted((s for s in slices if not s.skipped), key=lambda s: s.score, reverse=True)
+        comparability = guard.finish(slices, self.method.name)
+        every = np.array([s.score for s in slices if not s.skipped], dtype=np.float64)
+        counted = [s for s in slices if not s.skipped and s.comparability != SLICE_OUT_OF_DISTRIBUTION]
+        comparability.score_all_slices = aggregate_scores(every, self.aggregate) if every.size else None
+        shown = counted or [s for s in slices if not s.skipped]  # top slices still point a reader somewhere
+        ranked = sorted(shown, key=lambda s: s.score, reverse=True)
+        score = aggregate_scores(np.array([s.score for s in counted], dtype=np.float64), self.aggregate)
         return StudyResult(
             probability=probability, mask=probability >= self.threshold, slices=slices,
-            score=aggregate_scores(scores, self.aggregate), aggregate=self.aggregate,
+            score=score if comparability.comparable else float("nan"), aggregate=self.aggregate,
             top_slices=[s.index for s in ranked[:TOP_SLICES]], threshold=self.threshold,
             threshold_source=self.threshold_source, shots=self.shots if self.bank is not None else 0, prepared=prepared,
-            triage=None if triage_run is None else triage_run.describe())
+            triage=None if triage_run is None else triage_run.describe(), comparability=comparability)
 
     def _score_slices(self, volume, prepared: PreparedVolume, index: np.ndarray, probability: np.ndarray,
-                      slices: list[SliceResult]) -> tuple[np.ndarray, np.ndarray]:
+                      slices: list[SliceResult], guard: GuardRun) -> tuple[np.ndarray, np.ndarray]:
         """Score the slices ``index`` (z) in batches into ``probability``/``slices``; returns their
         slice scores and map peaks (what triage decides on), in the order asked."""
         height, width = probability.shape[1:]
@@ -173,14 +200,16 @@ class VolumeScorer:
         batches = range(0, index.size, self.batch_size)
         for start in progress_bar(batches, desc=f"scoring {volume.source_label}", total=len(batches), unit="batch"):
             chunk = index[start:start + self.batch_size]
-            pred, matches = predict_slices(self.method, prepared.slices01[chunk], prepared.relative_position[chunk],
-                                           self.bank, range(self.shots))
+            pred, matches, distances = predict_and_measure(self.method, prepared.slices01[chunk],
+                                                           guard.relative_position[chunk], self.bank, range(self.shots),
+                                                           measure=guard.measures)
             maps = F.interpolate(pred.anomaly_map.unsqueeze(1).float(), size=(height, width), mode="bilinear",
                                  align_corners=False).squeeze(1).cpu().numpy()
             for j, z in enumerate(chunk):
                 probability[z] = maps[j]
                 slices[z].score = float(pred.score[j])
                 slices[z].matched = matches[j]
+                slices[z].reference_distance = distances[j]
                 scores[start + j] = slices[z].score
                 peaks[start + j] = float(maps[j].max())
         return scores, peaks
@@ -203,4 +232,5 @@ class VolumeScorer:
                 "references_note": self.references_note(),
                 "preprocessing": self.preprocessing.describe(), "aggregate": self.aggregate,
                 "triage": None if self.triage is None else self.triage.describe(),
-                "threshold": self.threshold, "threshold_source": self.threshold_source}
+                "threshold": self.threshold, "threshold_source": self.threshold_source,
+                "allow_other_modality": self.allow_other_modality}

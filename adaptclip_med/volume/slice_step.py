@@ -24,12 +24,32 @@ def predict_slices(method: AnomalyMethod, slices01: np.ndarray, relative_positio
                    bank: "ReferenceBank | None", scans: Sequence[int]) -> tuple[SlicePrediction, Matches]:
     """Predict a batch of slices (B, H, W) in [0, 1]; returns the prediction at model size and,
     per slice, the matched (bank scan, stored row) pairs (empty when zero-shot)."""
+    prediction, matches, _ = predict_and_measure(method, slices01, relative_position, bank, scans, measure=False)
+    return prediction, matches
+
+
+def predict_and_measure(method: AnomalyMethod, slices01: np.ndarray, relative_position: np.ndarray,
+                        bank: "ReferenceBank | None", scans: Sequence[int],
+                        measure: bool = True) -> tuple[SlicePrediction, Matches, list[float]]:
+    """:func:`predict_slices` plus, with ``measure`` and a bank, each slice's reference distance
+    (``volume/distribution_check.py``) against the slices it was matched with (for a method that
+    compares with no reference, the position-matched slices of every bank scan); nan otherwise."""
     encoded = method.encode(method.slice_input(slices01))
-    if bank is None or not scans or method.references == "unused":
-        return method.predict_encoded(encoded, None), [[] for _ in range(len(slices01))]
     embedding = method.global_embedding(encoded)
-    matches: Matches = []
-    for j, rel in enumerate(relative_position):
-        matches.append(bank.match(float(rel), None if embedding is None else embedding[j], scans=list(scans)))
+    uses_references = bank is not None and bool(scans) and method.references != "unused"
+    matches: Matches = [[] for _ in range(len(slices01))]
+    if uses_references:
+        matches = [bank.match(float(rel), None if embedding is None else embedding[j], scans=list(scans))
+                   for j, rel in enumerate(relative_position)]
+    distances = [float("nan")] * len(slices01)
+    if measure and bank is not None:
+        from adaptclip_med.volume.distribution_check import query_distances
+
+        compared = matches if uses_references else [
+            bank.match(float(rel), None if embedding is None else embedding[j], strategy="position")
+            for j, rel in enumerate(relative_position)]
+        distances = query_distances(method, encoded, bank, compared)
+    if not uses_references:
+        return method.predict_encoded(encoded, None), matches, distances
     memories = [method.memory_from_rows(bank.rows(m)) for m in matches]
-    return method.predict_encoded(encoded, memories), matches
+    return method.predict_encoded(encoded, memories), matches, distances

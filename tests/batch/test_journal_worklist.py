@@ -49,7 +49,46 @@ def test_worklist_sorted_by_score_with_failures_last_and_errors_only_failures(tm
     worklist = rows(tmp_path / "worklist.csv")
     assert [r["study_key"] for r in worklist] == ["high", "low", "bad", "todo"]
     assert worklist[0] == {"study_key": "high", "score": "0.800000", "top_slice": "7", "series": "CT #2",
-                           "status": "done", "output": "high", "notes": "1 file(s) skipped"}
+                           "status": "done", "comparability": "", "output": "high", "notes": "1 file(s) skipped"}
     assert rows(tmp_path / "errors.csv") == [{"study_key": "bad", "reason": "no eligible series (...)"},
                                             {"study_key": "file-1", "reason": "x.dcm: not a DICOM file"}]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["errors.csv", "worklist.csv"]  # no temp files left
+
+
+def test_not_comparable_study_is_listed_with_its_reason_after_every_ranked_study(tmp_path):
+    """A study not comparable with the bank has no study score (nan): it is never ranked above a
+    real one, and the worklist says why (issue 24: a body CT ranked above the lesion study)."""
+    records = [StudyRecord("lesion", DONE, score=0.14, top_slice=5, output="lesion", comparability="comparable"),
+               StudyRecord("body-ct", DONE, score=float("nan"), top_slice=0, output="body-ct",
+                           comparability="not comparable: 1 of 1 body slices out of the reference distribution"),
+               StudyRecord("shifted", DONE, score=0.05, top_slice=9, output="shifted",
+                           comparability="partly comparable: 5 of 16 body slices outside the bank's body-axis coverage"),
+               StudyRecord("bad", FAILED, reason="the study is MR but reference bank 'head' holds CT scans: not comparable")]
+    write_worklist(tmp_path, records)
+    worklist = rows(tmp_path / "worklist.csv")
+    assert [r["study_key"] for r in worklist] == ["lesion", "shifted", "body-ct", "bad"]
+    assert worklist[2]["score"] == "" and worklist[2]["comparability"].startswith("not comparable: 1 of 1")
+    assert worklist[1]["comparability"].startswith("partly comparable")
+
+
+def test_journal_of_an_earlier_version_gains_the_comparability_column(tmp_path):
+    """Resuming a batch whose journal predates the guard works: the column is added on open."""
+    import sqlite3
+
+    from adaptclip_med.batch.journal import journal_path
+
+    path = journal_path(tmp_path, 0)
+    path.parent.mkdir(parents=True)
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE studies (key TEXT PRIMARY KEY, status TEXT NOT NULL, score REAL, top_slice INTEGER, "
+               "series TEXT NOT NULL, reason TEXT NOT NULL, output TEXT NOT NULL, notes TEXT NOT NULL, "
+               "seconds REAL NOT NULL, updated REAL NOT NULL)")
+    db.execute("INSERT INTO studies VALUES ('old', 'done', 0.3, 1, '', '', 'old', '', 1.0, 1.0)")
+    db.commit()
+    db.close()
+    assert read_journals(tmp_path)["old"].comparability == ""  # readable before any writer opened it
+    with Journal(tmp_path, rank=0) as journal:
+        journal.record(StudyRecord("new", DONE, score=0.2, comparability="comparable"))
+    merged = read_journals(tmp_path)
+    assert merged["old"].score == 0.3 and merged["new"].comparability == "comparable"
+
