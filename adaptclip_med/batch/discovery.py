@@ -20,6 +20,7 @@ import pydicom
 from adaptclip_med.batch.rules import SeriesDecision, SeriesRules
 from adaptclip_med.errors import InputError
 from adaptclip_med.io.dicom_scan import scan_dicom
+from adaptclip_med.io.itk_image import ITK_SUFFIXES, is_itk_image
 from adaptclip_med.utils.redact import describe_path, pseudonymous_key
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ class StudyTask:
     key: str
     files: tuple[str, ...] = field(default=(), repr=False)
     study_uid: str | None = field(default=None, repr=False)
-    kind: str = "dicom"  # or "nifti": one study per .nii/.nii.gz file
+    kind: str = "dicom"  # or "nifti" / "itk": one study per .nii/.nii.gz or .mha/.mhd/.nrrd/.nhdr file
 
 
 @dataclass(frozen=True)
@@ -90,12 +91,26 @@ _RESULT_PREFIXES = ("anomaly_", "reviewed_")
 
 def _is_nifti_study(path: Path) -> bool:
     name = path.name.lower()
-    return name.endswith(NIFTI_SUFFIXES) and not name.startswith(_RESULT_PREFIXES)
+    return name.endswith(NIFTI_SUFFIXES + ITK_SUFFIXES) and not name.startswith(_RESULT_PREFIXES)
 
 
 def nifti_task(path: Path, root: Path) -> StudyTask:
+    """One study per volume file; the kind (and key prefix) says which reader: 'nifti' or 'itk'."""
     relative = os.path.relpath(path, root) if root.is_dir() else path.name
-    return StudyTask(f"nifti-{pseudonymous_key('nifti', relative)}", (str(path),), kind="nifti")
+    kind = "itk" if is_itk_image(path) else "nifti"
+    return StudyTask(f"{kind}-{pseudonymous_key(kind, relative)}", (str(path),), kind=kind)
+
+
+#: Data files a detached header (.mhd, .nhdr) points at: part of that study, not files in error.
+_DETACHED_DATA_SUFFIXES = (".raw", ".zraw", ".img", ".gz", ".bz2", ".raw.gz")
+
+
+def _is_detached_data(path: Path) -> bool:
+    """A data file with a MetaImage/NRRD header of the same stem beside it."""
+    if not path.name.lower().endswith(_DETACHED_DATA_SUFFIXES):
+        return False
+    stem = path.name.split(".")[0]
+    return any((path.parent / f"{stem}{suffix}").is_file() for suffix in (".mhd", ".nhdr", ".MHD", ".NHDR"))
 
 
 def discover_folder(root: Path) -> Discovery:
@@ -114,6 +129,8 @@ def discover_folder(root: Path) -> Discovery:
                     niftis.append(nifti_task(skip.path, root))
                 elif skip.path.name.lower().endswith(NIFTI_SUFFIXES):
                     log.info("%s: a result file of this project, not a study", describe_path(skip.path, root))
+                elif _is_detached_data(skip.path):
+                    log.info("%s: the data file of a MetaImage/NRRD header", describe_path(skip.path, root))
                 else:
                     errors.append(file_error(skip.path, root, skip.reason))
             continue

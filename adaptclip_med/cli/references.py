@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
 @common.model_options()
 def build(
     name: str = typer.Argument(..., help="Bank name, e.g. ct-head-noncontrast."),
-    scans: list[Path] = typer.Argument(..., help="Normal scans (DICOM folders/files or NIfTI)."),
+    scans: list[Path] = typer.Argument(..., help="Normal scans (DICOM folders/files, NIfTI, MetaImage .mha/.mhd or NRRD .nrrd)."),
     window: str = options.WindowOpt,
     axis: str = options.AxisOpt,
     grid: str = options.GridOpt,
