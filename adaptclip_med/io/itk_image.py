@@ -82,7 +82,7 @@ def load_itk_image(path: str | Path, axis: str = "axial", modality: str | None =
     try:
         image = reader.Execute()
     except RuntimeError as exc:
-        raise InputError(f"{label}: the {_format_name(path)} data is truncated or unreadable") from exc
+        raise InputError(f"{label}: the {_format_name(path)} data is truncated, unreadable or its data file is missing") from exc
     data = np.asarray(sitk.GetArrayViewFromImage(image), dtype=np.float32).T.copy()  # (k, j, i) -> (i, j, k)
     if not np.all(np.isfinite(data)):
         raise InputError(f"{label}: the image contains NaN or infinite values")

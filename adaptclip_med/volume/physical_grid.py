@@ -144,11 +144,11 @@ def choose_grid(choice: GridChoice, geometries: Sequence[InPlaneGeometry]) -> Ph
     the median field of view of the bank's scans; None for 'off'."""
     if choice.mode == "off":
         return None
+    if choice.pixel_mm is not None and choice.fov_mm is not None:
+        return PhysicalGrid.with_fov(choice.pixel_mm, choice.fov_mm)
     if not geometries:
         raise InputError("a physical grid needs at least one scan with a physical pixel size")
     pixel = choice.pixel_mm if choice.pixel_mm is not None else float(np.median([g.pixel_mm for g in geometries]))
-    if choice.fov_mm is not None:
-        return PhysicalGrid.with_fov(pixel, choice.fov_mm)
     rows_mm = float(np.median([g.fov_mm[0] for g in geometries]))
     cols_mm = float(np.median([g.fov_mm[1] for g in geometries]))
     return PhysicalGrid.with_fov(pixel, rows_mm, cols_mm)
@@ -203,6 +203,16 @@ class GridMapping:
         """True when the grid is the study's own in-plane grid: no resampling at all."""
         same_pixel = np.allclose(self.native_spacing[:2], self.grid.pixel_mm, rtol=SAME_SPACING, atol=0.0)
         return same_pixel and self.native_shape[1:] == (self.grid.rows, self.grid.cols)
+
+    @property
+    def grid_canonical_affine(self) -> np.ndarray:
+        """RAS affine of the grid's (z, row, col) voxels, like ``Volume.canonical_affine``."""
+        columns = self.direction * self.grid_spacing[None, :]  # LPS, (col, row, slice) order
+        to_ras = np.diag([-1.0, -1.0, 1.0])
+        affine = np.eye(4)
+        affine[:3, :3] = to_ras @ columns[:, [2, 1, 0]]
+        affine[:3, 3] = to_ras @ self.grid_origin
+        return affine
 
     def native_image(self, array: np.ndarray) -> sitk.Image:
         return _sitk_image(array, self.origin, self.direction, self.native_spacing)
