@@ -56,7 +56,12 @@ def list_(banks_root: Path = options.BanksRootOpt) -> None:
         typer.echo(f"no reference banks under {options.banks_root(banks_root)}")
     for bank in banks:
         typer.echo(f"{bank['name']:30s} {bank['method']:10s} {bank['scans']} scans  window={bank['preprocessing'].get('window')}  "
-                   f"calibrated={bank['calibrated']}  created {bank['created']}")
+                   f"calibrated={bank['calibrated']}  grid={_grid_text(bank.get('grid'))}  created {bank['created']}")
+
+
+def _grid_text(record: dict | None) -> str:
+    """'0.9mm/256x256' for a bank on a physical grid, 'none' for one without (each study at its own size)."""
+    return f"{record['pixel_mm']:g}mm/{record['rows']}x{record['cols']}" if record else "none"
 
 
 @references_app.command("rename")

@@ -139,3 +139,23 @@ def test_tiny_scale_robustness_of_what_the_model_sees(tmp_path):
         without = float(np.abs(windowed - reference).mean())
         with_grid = float(np.abs(to_grid(grid_mapping(volume, grid), windowed) - reference).mean())
         assert with_grid < 0.35 * without, (scale, with_grid, without)
+
+
+def test_cli_grid_option(tmp_path, demo_data):
+    from typer.testing import CliRunner
+
+    from adaptclip_med.cli.main import app
+
+    tiny = ["--backbone", "adaptclip-tiny-vit", "--backbone-weights", "random:0", "--adapters", "untrained",
+            "--image-size", "56", "--offline", "--window", "brain", "--banks-root", str(tmp_path / "banks")]
+    runner = CliRunner()
+    result = runner.invoke(app, ["references", "build", "given", str(demo_data.reference_dirs[0]), "--grid", "2,100",
+                                 "--no-calibrate", *tiny])
+    assert result.exit_code == 0, result.output
+    assert "grid 2 mm pixels, 50x50 (100.0x100.0 mm)" in result.output
+    listed = runner.invoke(app, ["references", "list", "--banks-root", str(tmp_path / "banks")])
+    assert "grid=2mm/50x50" in listed.output
+    bad = runner.invoke(app, ["references", "build", "bad", str(demo_data.reference_dirs[0]), "--grid", "fine", *tiny])
+    assert bad.exit_code != 0 and "grid 'fine' is not" in bad.output and "Traceback" not in bad.output
+    help_text = runner.invoke(app, ["references", "build", "--help"]).output
+    assert "--grid" in help_text and "field of view" in help_text
