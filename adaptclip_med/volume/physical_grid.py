@@ -170,12 +170,7 @@ def _sitk_image(array: np.ndarray, origin: np.ndarray, direction: np.ndarray, sp
     image = sitk.GetImageFromArray(np.ascontiguousarray(array))
     image.SetSpacing([float(s) for s in spacing])
     image.SetOrigin([float(o) for o in origin])
-    try:
-        image.SetDirection([float(v) for v in direction.flatten()])
-    except RuntimeError:
-        # ITK wants an orthonormal direction; a sheared affine keeps the identity frame, which
-        # gives the same in-plane result because grid and study share their frame.
-        pass
+    image.SetDirection([float(v) for v in direction.flatten()])
     return image
 
 
@@ -225,6 +220,10 @@ def grid_mapping(volume, grid: PhysicalGrid) -> GridMapping:
     """Lay ``grid`` on the study: the study's direction, its slice planes, centred on the centre
     of its field of view (the origin moves within the slice plane only)."""
     origin, direction, spacing = _lps(volume.canonical_affine)
+    if not np.allclose(direction.T @ direction, np.eye(3), atol=1e-4):
+        # ITK needs orthonormal directions; a sheared affine is laid out in an identity frame,
+        # which gives the same in-plane resampling because study and grid share that frame.
+        direction = np.eye(3)
     depth, rows, cols = volume.array.shape
     native_centre = np.array([(cols - 1) / 2.0, (rows - 1) / 2.0, 0.0]) * spacing
     grid_centre = np.array([(grid.cols - 1) / 2.0, (grid.rows - 1) / 2.0, 0.0]) * np.array([grid.pixel_mm, grid.pixel_mm, 0.0])

@@ -109,3 +109,17 @@ def test_coverage_says_when_the_study_field_of_view_is_too_small():
     partial = grid_coverage(volume, PhysicalGrid(1.0, 125, 125))
     assert not partial.covers and partial.fraction == pytest.approx(0.64)
     assert "covers 64%" in partial.reason and "\n" not in partial.reason
+
+
+def test_single_slice_and_sheared_studies_round_trip():
+    """One slice (2-D studies) and a sheared affine (no orthonormal ITK direction) still go to the
+    grid and back; a smooth image survives the round trip inside the field of view."""
+    affine = np.eye(4)
+    affine[:3, :3] = [[-0.7, 0.2, 0.0], [0.0, -0.7, 0.0], [0.0, 0.0, 5.0]]
+    cols, rows = np.mgrid[0:40, 0:30]
+    smooth = (np.sin(cols / 9.0) + np.cos(rows / 7.0)).astype(np.float32)[..., None]
+    volume = volume_from_source(smooth, affine, "axial", modality="CT", source_kind="nifti", source_label="x", meta={})
+    mapping = grid_mapping(volume, PhysicalGrid(0.5, 60, 70))
+    back = to_native(mapping, to_grid(mapping, volume.array))
+    assert back.shape == volume.array.shape == (1, 30, 40)
+    np.testing.assert_allclose(back[:, 2:-2, 2:-2], volume.array[:, 2:-2, 2:-2], atol=0.02)
