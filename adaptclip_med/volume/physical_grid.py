@@ -264,19 +264,24 @@ def to_native(mapping: GridMapping, array: np.ndarray, label: bool = False, fill
 # ----------------------------------------------------------------------------- coverage
 @dataclass(frozen=True)
 class GridCoverage:
-    """How much of the bank's field of view the study's field of view covers (item for the
-    comparability guard): ``fraction`` of the grid's area inside the study's field of view,
-    ``covers`` when that is (nearly) all of it, ``reason`` a one-line explanation otherwise."""
+    """How the study's field of view and the bank's grid overlap (both centred on the study's
+    field-of-view centre).  For the comparability guard: ``fraction`` of the grid's area inside
+    the study's field of view and ``covers`` when that is (nearly) all of it, with a one-line
+    ``reason`` otherwise; ``study_inside_fraction`` of the study's area inside the grid (the rest
+    is not scored: the maps are 0 there), with ``outside_reason`` when some of it is outside."""
 
     fraction: float
     rows_fraction: float
     cols_fraction: float
     covers: bool
     reason: str | None
+    study_inside_fraction: float = 1.0
+    outside_reason: str | None = None
 
     def describe(self) -> dict[str, Any]:
         return {"fraction": round(self.fraction, 4), "rows_fraction": round(self.rows_fraction, 4),
-                "cols_fraction": round(self.cols_fraction, 4), "covers": self.covers, "reason": self.reason}
+                "cols_fraction": round(self.cols_fraction, 4), "covers": self.covers, "reason": self.reason,
+                "study_inside_fraction": round(self.study_inside_fraction, 4), "outside_reason": self.outside_reason}
 
 
 #: A study covering at least this share of the grid's extent along both axes counts as covering it.
@@ -284,9 +289,9 @@ COVERAGE_TOLERANCE = 0.98
 
 
 def grid_coverage(volume, grid: PhysicalGrid, tolerance: float = COVERAGE_TOLERANCE) -> GridCoverage:
-    """Whether the study's field of view covers the bank's grid (both centred on the study's
-    field-of-view centre).  A study that does not is only partly comparable: the uncovered
-    border is air-filled, where the normal references show anatomy or the table."""
+    """Whether the study's field of view covers the bank's grid.  A study that does not is only
+    partly comparable: the uncovered border is air-filled, where the normal references show
+    anatomy or the table.  A study larger than the grid is scored inside the grid only."""
     geometry = in_plane_geometry(volume)
     study_rows, study_cols = geometry.fov_mm
     grid_rows, grid_cols = grid.fov_mm
@@ -298,4 +303,9 @@ def grid_coverage(volume, grid: PhysicalGrid, tolerance: float = COVERAGE_TOLERA
     if not covers:
         reason = (f"the study's field of view ({study_rows:.0f}x{study_cols:.0f} mm) covers {fraction:.0%} of the "
                   f"reference bank's ({grid_rows:.0f}x{grid_cols:.0f} mm): the rest is compared as air")
-    return GridCoverage(fraction, rows_fraction, cols_fraction, covers, reason)
+    inside = min(1.0, grid_rows / study_rows) * min(1.0, grid_cols / study_cols)
+    outside_reason = None
+    if inside < tolerance:
+        outside_reason = (f"{1 - inside:.0%} of the study's field of view ({study_rows:.0f}x{study_cols:.0f} mm) lies "
+                          f"outside the reference bank's ({grid_rows:.0f}x{grid_cols:.0f} mm) and is not scored")
+    return GridCoverage(fraction, rows_fraction, cols_fraction, covers, reason, inside, outside_reason)

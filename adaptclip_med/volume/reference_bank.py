@@ -180,10 +180,10 @@ def build_reference_bank(name: str, scans: list[Path], method: AnomalyMethod, pr
         raise InputError("a reference bank needs at least one normal scan")
     out_root = Path(out_root)
     final = _bank_dir(out_root, name)
+    chosen_grid = resolve_bank_grid(grid, scans, preprocessing.axis)  # before anything is written
     staging = out_root / f".{name}.building"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    chosen_grid = resolve_bank_grid(grid, scans, preprocessing.axis)
     key = bank_key(method, preprocessing, chosen_grid)
     entries = []
     sources = []

@@ -109,6 +109,10 @@ def test_coverage_says_when_the_study_field_of_view_is_too_small():
     partial = grid_coverage(volume, PhysicalGrid(1.0, 125, 125))
     assert not partial.covers and partial.fraction == pytest.approx(0.64)
     assert "covers 64%" in partial.reason and "\n" not in partial.reason
+    assert partial.study_inside_fraction == 1.0 and partial.outside_reason is None
+    larger = grid_coverage(volume, PhysicalGrid(1.0, 80, 100))  # the study reaches beyond the grid
+    assert larger.covers and larger.study_inside_fraction == pytest.approx(0.8)
+    assert "20% of the study's field of view" in larger.outside_reason and "not scored" in larger.outside_reason
 
 
 def test_single_slice_and_sheared_studies_round_trip():
