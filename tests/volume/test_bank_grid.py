@@ -159,3 +159,38 @@ def test_cli_grid_option(tmp_path, demo_data):
     assert bad.exit_code != 0 and "grid 'fine' is not" in bad.output and "Traceback" not in bad.output
     help_text = runner.invoke(app, ["references", "build", "--help"]).output
     assert "--grid" in help_text and "field of view" in help_text
+
+
+def test_tiny_scale_robustness_with_the_demo_model(tmp_path):
+    """The issue's symptom at tiny scale, with the packaged demo model: a normal head reconstructed
+    at 0.8x the bank's pixel size scores far above the same head at 1.0x without the grid, and
+    about the same with it (benchmarks/physical_grid.py measures it at full size)."""
+    from adaptclip_med.demo.ct_head import PIXEL_MM, SLICE_MM, make_ct_head
+    from adaptclip_med.demo.run import demo_options
+    from adaptclip_med.io.volume import Volume
+    from adaptclip_med.outputs.nifti import write_nifti
+    from adaptclip_med.volume.pipeline import make_scorer, model_for
+
+    size, slices, bank_fov = 96, 6, 1.25  # the bank's scans have a margin around the head
+
+    def volume(seed, fov):
+        hu, _ = make_ct_head(seed, slices, size, fov_scale=fov)
+        return Volume(array=hu, spacing=(SLICE_MM, PIXEL_MM * fov, PIXEL_MM * fov), modality="CT",
+                      positions=np.arange(slices) * SLICE_MM, source_kind="nifti", source_label="phantom")
+
+    scans = []
+    for index in range(2):
+        scan = volume(1000 + index, bank_fov)
+        scans.append(write_nifti(scan.array, scan, tmp_path / f"normal_{index}.nii.gz"))
+    method = model_for(demo_options())
+    studies = {scale: volume(3000, bank_fov * scale) for scale in (0.8, 1.0)}
+    scores = {}
+    for grid in ("auto", "off"):
+        bank = build_reference_bank(grid, scans, method, demo_options().preprocessing(), tmp_path / "banks", grid=grid,
+                                    calibrate=False)
+        scorer = make_scorer(demo_options(bank), method)
+        scores[grid] = {scale: scorer.score(study).score for scale, study in studies.items()}
+    off, on = scores["off"], scores["auto"]
+    assert on[1.0] == pytest.approx(off[1.0])  # a study on the bank's grid goes through unchanged
+    assert off[0.8] > 1.3 * off[1.0], scores
+    assert abs(on[0.8] - on[1.0]) < 0.5 * abs(off[0.8] - off[1.0]), scores
