@@ -20,7 +20,7 @@ import pydicom
 from adaptclip_med.batch.rules import SeriesDecision, SeriesRules
 from adaptclip_med.errors import InputError
 from adaptclip_med.io.dicom_scan import scan_dicom
-from adaptclip_med.io.itk_image import ITK_SUFFIXES, is_itk_image
+from adaptclip_med.io.itk_image import ITK_SUFFIXES, is_detached_itk_data, is_itk_image
 from adaptclip_med.utils.redact import describe_path, pseudonymous_key
 
 log = logging.getLogger(__name__)
@@ -101,18 +101,6 @@ def nifti_task(path: Path, root: Path) -> StudyTask:
     return StudyTask(f"{kind}-{pseudonymous_key(kind, relative)}", (str(path),), kind=kind)
 
 
-#: Data files a detached header (.mhd, .nhdr) points at: part of that study, not files in error.
-_DETACHED_DATA_SUFFIXES = (".raw", ".zraw", ".img", ".gz", ".bz2", ".raw.gz")
-
-
-def _is_detached_data(path: Path) -> bool:
-    """A data file with a MetaImage/NRRD header of the same stem beside it."""
-    if not path.name.lower().endswith(_DETACHED_DATA_SUFFIXES):
-        return False
-    stem = path.name.split(".")[0]
-    return any((path.parent / f"{stem}{suffix}").is_file() for suffix in (".mhd", ".nhdr", ".MHD", ".NHDR"))
-
-
 def discover_folder(root: Path) -> Discovery:
     """All studies under ``root`` (a folder tree or a single file), sorted by key: DICOM studies
     grouped by Study UID, and one study per NIfTI file."""
@@ -129,7 +117,7 @@ def discover_folder(root: Path) -> Discovery:
                     niftis.append(nifti_task(skip.path, root))
                 elif skip.path.name.lower().endswith(NIFTI_SUFFIXES):
                     log.info("%s: a result file of this project, not a study", describe_path(skip.path, root))
-                elif _is_detached_data(skip.path):
+                elif is_detached_itk_data(skip.path):
                     log.info("%s: the data file of a MetaImage/NRRD header", describe_path(skip.path, root))
                 else:
                     errors.append(file_error(skip.path, root, skip.reason))

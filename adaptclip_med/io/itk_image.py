@@ -33,6 +33,20 @@ def is_itk_image(path: Path) -> bool:
     return Path(path).name.lower().endswith(ITK_SUFFIXES)
 
 
+#: Data files a detached header (.mhd, .nhdr) points at.
+_DETACHED_DATA_SUFFIXES = (".raw", ".zraw", ".img", ".gz", ".bz2")
+
+
+def is_detached_itk_data(path: Path) -> bool:
+    """The data file of a MetaImage/NRRD header of the same stem beside it: read with its header,
+    so folder walks neither list it as a study nor report it as an unreadable file."""
+    path = Path(path)
+    if not path.name.lower().endswith(_DETACHED_DATA_SUFFIXES):
+        return False
+    stem = path.name.split(".")[0]
+    return any((path.parent / f"{stem}{suffix}").is_file() for suffix in (".mhd", ".nhdr", ".MHD", ".NHDR"))
+
+
 def itk_affine(spacing: tuple[float, ...], origin: tuple[float, ...], direction: tuple[float, ...]) -> np.ndarray:
     """RAS affine of the ``(i, j, k)`` voxel array of an ITK image (2-D images get a unit third
     axis along the normal of their plane)."""
@@ -65,6 +79,13 @@ def _read_information(path: Path, label: str) -> sitk.ImageFileReader:
         raise InputError(f"{label}: the header claims {'x'.join(map(str, size))} voxels ({decoded / 1024**3:.0f} GiB "
                          f"decoded), more than the {MAX_DECODED_BYTES // 1024**3} GiB limit")
     return reader
+
+
+def itk_header_geometry(path: Path) -> tuple[np.ndarray, tuple[int, ...]]:
+    """(RAS affine, size in (i, j, k) order) from the header alone: listing studies reads no voxels."""
+    path = Path(path)
+    reader = _read_information(path, describe_path(path))
+    return itk_affine(reader.GetSpacing(), reader.GetOrigin(), reader.GetDirection()), tuple(int(n) for n in reader.GetSize())
 
 
 def _format_name(path: Path) -> str:

@@ -147,8 +147,8 @@ def load_dicom_study(paths: Path | Sequence[Path], series_rule: SeriesRule = Non
 def load_study(path: str | Path | Sequence[str | Path], series_rule: SeriesRule = None, axis: str = "axial",
                modality: str | None = None, study: int | None = None) -> tuple[Volume, list[SeriesInfo]]:
     """Load a study from a DICOM folder, a list of DICOM files, a DICOM file, a NIfTI file, a
-    MetaImage (.mha/.mhd) or NRRD (.nrrd/.nhdr) file or a PNG/JPEG/TIFF/BMP image.  Returns the volume and the DICOM series candidates (empty for
-    non-DICOM inputs).
+    MetaImage (.mha/.mhd) or NRRD (.nrrd/.nhdr) file or a PNG/JPEG/TIFF/BMP image.  Returns the
+    volume and the DICOM series candidates (empty for non-DICOM inputs).
 
     ``series_rule``: None/'default' (see :func:`default_series`), a series key, an index into the
     image candidates, or a callable choosing from them.  ``axis``: 'axial', 'coronal' or

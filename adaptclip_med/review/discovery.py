@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from adaptclip_med.io.itk_image import is_itk_image
+from adaptclip_med.io.itk_image import is_detached_itk_data, is_itk_image, itk_header_geometry
 from adaptclip_med.io.loader import VOLUME_FILE_SUFFIXES
 from adaptclip_med.review.paths import AllowedRoots
 from adaptclip_med.review.store import StudyLocation
@@ -72,7 +72,7 @@ def discover(roots: AllowedRoots, show_patient_names: bool = False, axis: str = 
     files = list(roots.walk_files(limit))
     nifti = [p for p in files if p.name.lower().endswith(VOLUME_FILE_SUFFIXES)]
     others = [p for p in files if not p.name.lower().endswith(VOLUME_FILE_SUFFIXES) and not _is_result_file(p)
-              and not _is_detached_data(p)]
+              and not is_detached_itk_data(p)]
     candidates = [_nifti_candidate(p, roots, axis) for p in nifti if not _is_result_file(p)]
     unusable = 0
     for info in scan_dicom(others) if others else []:
@@ -129,7 +129,7 @@ def _nifti_candidate(path: Path, roots: AllowedRoots, axis: str) -> Candidate:
 
     itk = is_itk_image(path)
     try:
-        affine, shape = _itk_header(path) if itk else _nifti_header(path)
+        affine, shape = itk_header_geometry(path) if itk else _nifti_header(path)
         slices = plan_reorientation(affine, shape[:3], axis).canonical_shape[0] if len(shape) >= 3 else 1
     except Exception:  # an unreadable file still shows up; opening it explains why
         slices = 0
@@ -142,24 +142,6 @@ def _nifti_header(path: Path) -> tuple[Any, tuple[int, ...]]:
 
     image = nib.load(str(path))
     return image.affine, tuple(image.shape)
-
-
-def _itk_header(path: Path) -> tuple[Any, tuple[int, ...]]:
-    import SimpleITK as sitk
-
-    from adaptclip_med.io.itk_image import itk_affine
-
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(str(path))
-    reader.ReadImageInformation()
-    return itk_affine(reader.GetSpacing(), reader.GetOrigin(), reader.GetDirection()), tuple(reader.GetSize())
-
-
-def _is_detached_data(path: Path) -> bool:
-    """The data file of a .mhd/.nhdr header beside it (read with its header, not a DICOM candidate)."""
-    stem = path.name.split(".")[0]
-    return path.suffix.lower() in (".raw", ".zraw", ".img", ".gz", ".bz2") and any(
-        (path.parent / f"{stem}{suffix}").is_file() for suffix in (".mhd", ".nhdr"))
 
 
 def _is_result_file(path: Path) -> bool:
