@@ -29,16 +29,19 @@ def load_method(name: str = "adaptclip", *, weights: str | Path | None = None, b
 
 
 def build_bank(name: str, scans: Sequence[str | Path], method: AnomalyMethod, *, window: str | None = None,
-               axis: str = "axial", root: str | Path | None = None, batch_size: int = 4, calibrate: bool = True) -> Path:
+               axis: str = "axial", root: str | Path | None = None, batch_size: int = 4, calibrate: bool = True,
+               grid: str = "auto") -> Path:
     """Encode normal scans once into a reference bank folder (``root/name``; default root
-    ``$ADAPTCLIP_MED_HOME/banks``); returns the folder."""
+    ``$ADAPTCLIP_MED_HOME/banks``); returns the folder.  ``grid``: the physical in-plane grid
+    ('auto', 'off', 'PIXEL_MM' or 'PIXEL_MM,FOV_MM'; see docs/physical-grid.md)."""
     from adaptclip_med.utils.home import home
     from adaptclip_med.volume.preprocessing import SlicePreprocessing, parse_window
     from adaptclip_med.volume.reference_bank import build_reference_bank
 
     preprocessing = SlicePreprocessing(window=parse_window(window), axis=axis)
     return build_reference_bank(name, [Path(s) for s in scans], method, preprocessing,
-                                Path(root) if root else home() / "banks", batch_size=batch_size, calibrate=calibrate)
+                                Path(root) if root else home() / "banks", batch_size=batch_size, calibrate=calibrate,
+                                grid=grid)
 
 
 def score_study(study: str | Path, method: AnomalyMethod, *, bank: str | Path | None = None, out: str | Path,

@@ -21,6 +21,7 @@ from adaptclip_med.batch.rules import SeriesDecision, SeriesRules
 from adaptclip_med.errors import InputError
 from adaptclip_med.io.dicom_scan import is_input_folder, scan_dicom
 from adaptclip_med.io.file_kinds import regular_file_problem
+from adaptclip_med.io.itk_image import ITK_SUFFIXES, is_detached_itk_data, is_itk_image
 from adaptclip_med.utils.redact import describe_path, file_key, pseudonymous_key, relative_label
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ class StudyTask:
     key: str
     files: tuple[str, ...] = field(default=(), repr=False)
     study_uid: str | None = field(default=None, repr=False)
-    kind: str = "dicom"  # or "nifti": one study per .nii/.nii.gz file
+    kind: str = "dicom"  # or "nifti" / "itk": one study per .nii/.nii.gz or .mha/.mhd/.nrrd/.nhdr file
 
 
 @dataclass(frozen=True)
@@ -97,12 +98,14 @@ _RESULT_PREFIXES = ("anomaly_", "reviewed_")
 
 def _is_nifti_study(path: Path) -> bool:
     name = path.name.lower()
-    return name.endswith(NIFTI_SUFFIXES) and not name.startswith(_RESULT_PREFIXES)
+    return name.endswith(NIFTI_SUFFIXES + ITK_SUFFIXES) and not name.startswith(_RESULT_PREFIXES)
 
 
 def nifti_task(path: Path, root: Path) -> StudyTask:
+    """One study per volume file; the kind (and key prefix) says which reader: 'nifti' or 'itk'."""
     relative = os.path.relpath(path, root) if root.is_dir() else path.name
-    return StudyTask(f"nifti-{pseudonymous_key('nifti', relative)}", (str(path),), kind="nifti")
+    kind = "itk" if is_itk_image(path) else "nifti"
+    return StudyTask(f"{kind}-{pseudonymous_key(kind, relative)}", (str(path),), kind=kind)
 
 
 def discover_folder(root: Path, exclude: tuple[Path, ...] = ()) -> Discovery:
@@ -130,6 +133,8 @@ def discover_folder(root: Path, exclude: tuple[Path, ...] = ()) -> Discovery:
                     niftis.append(nifti_task(skip.path, root))
                 elif skip.path.name.lower().endswith(NIFTI_SUFFIXES):
                     log.info("%s: a result file of this project, not a study", describe_path(skip.path, root))
+                elif is_detached_itk_data(skip.path):
+                    log.info("%s: the data file of a MetaImage/NRRD header", describe_path(skip.path, root))
                 else:
                     errors.append(file_error(skip.path, root, skip.reason))
                     unreadable.append(skip.path)

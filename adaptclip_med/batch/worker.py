@@ -99,7 +99,7 @@ class StudyWorker:
 
     def _score(self, task: StudyTask, staged: Path, scratch: Path, attempt: _Attempt) -> StudyRecord:
         rules = self.options.rules
-        if task.kind == "nifti":
+        if task.kind in ("nifti", "itk"):
             return self._score_nifti(task, staged, attempt)
         files = self.source.open_study(task, scratch, rules)
         series = [s for s in scan_dicom(files.paths, root=files.root, label_for=lambda p: file_key(p, files.root))
@@ -135,12 +135,15 @@ class StudyWorker:
         return record
 
     def _score_nifti(self, task: StudyTask, staged: Path, attempt: _Attempt) -> StudyRecord:
-        """A NIfTI file is one study of one volume: no series to choose, nothing to store back."""
+        """A NIfTI/MetaImage/NRRD file is one study of one volume: no series to choose, nothing to
+        store back."""
+        from adaptclip_med.io.itk_image import load_itk_image
         from adaptclip_med.io.nifti import load_nifti
 
-        attempt.series = "NIfTI volume"
-        volume = load_nifti(Path(task.files[0]), axis=self.scorer.preprocessing.axis, label=f"study {task.key}")
-        report = {"batch": {"study_key": task.key, "source": "nifti", "rules": self.options.rules.describe(),
+        attempt.series = "ITK image volume" if task.kind == "itk" else "NIfTI volume"
+        read = load_itk_image if task.kind == "itk" else load_nifti
+        volume = read(Path(task.files[0]), axis=self.scorer.preprocessing.axis, label=f"study {task.key}")
+        report = {"batch": {"study_key": task.key, "source": task.kind, "rules": self.options.rules.describe(),
                             "series_selection": [], "skipped_files": []}}
         outputs = score_volume_to_dir(volume, staged, self.scorer, extra_report=report,
                                       parametric_map=self.outputs.parametric_map,

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from adaptclip_med.errors import InputError
-from adaptclip_med.io.loader import NIFTI_SUFFIXES
+from adaptclip_med.io.loader import VOLUME_FILE_SUFFIXES
 from adaptclip_med.preprocess import IMAGE_SUFFIXES
 from adaptclip_med.utils.redact import describe_path, pseudonymous_key
 
@@ -31,7 +31,7 @@ def _has_suffix(path: Path, suffixes: tuple[str, ...]) -> bool:
 
 
 def _is_study_file(path: Path) -> bool:
-    return path.is_file() and _has_suffix(path, NIFTI_SUFFIXES + IMAGE_SUFFIXES)
+    return path.is_file() and _has_suffix(path, VOLUME_FILE_SUFFIXES + IMAGE_SUFFIXES)
 
 
 def _visible(folder: Path) -> list[Path]:

@@ -35,7 +35,7 @@ def _qido_filters(modality: str | None, study_date: str | None, qido: list[str])
 @common.user_errors
 @common.model_options()
 def batch(
-    source: Path = typer.Argument(None, help="Folder tree (any structure, DICOMDIR-aware; DICOM studies and .nii/.nii.gz files, one study each) or one file; omit with --dicomweb."),
+    source: Path = typer.Argument(None, help="Folder tree (any structure, DICOMDIR-aware; DICOM studies and .nii/.nii.gz, .mha/.mhd or .nrrd/.nhdr files, one study each) or one file; omit with --dicomweb."),
     references: str = options.ReferencesOpt,
     out: Path = typer.Option(..., "--out", help="Output folder: <study_key>/ per study, worklist.csv, errors.csv."),
     rules: Path = typer.Option(None, "--rules", help="Series selection rules (YAML); default: any image modality, no localizers/derived/secondary captures, thinnest axial."),

@@ -12,6 +12,10 @@ from adaptclip_med.volume.options import ModelOptions, ScoringOptions
 
 WindowOpt = typer.Option(None, "--window", help="CT window preset (brain, subdural, stroke, bone, lung, mediastinum, abdomen, soft_tissue, liver), 'LEVEL,WIDTH' in HU, or 'percentile' (default: the bank's; percentile scaling when none).")
 AxisOpt = typer.Option("axial", "--axis", help="Slice axis: axial, coronal or sagittal.")
+GridOpt = typer.Option("auto", "--grid", help="Physical in-plane grid every scan and study is resampled to, so studies "
+                       "reconstructed at another field of view are compared at the references' scale: 'auto' (the "
+                       "scans' median pixel size and field of view), 'PIXEL_MM' (field of view from the scans), "
+                       "'PIXEL_MM,FOV_MM' (e.g. 0.5,250), or 'off' (each study at its own pixel size).")
 BatchSizeOpt = typer.Option(4, "--batch-size", help="Slices per forward pass.")
 BanksRootOpt = typer.Option(None, "--banks-root", help="Folder holding reference banks (default: the banks folder of $ADAPTCLIP_MED_HOME).")
 # Study-scoring options shared by ``score`` and ``batch`` (one help text each).

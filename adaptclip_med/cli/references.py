@@ -20,24 +20,29 @@ def register(app: typer.Typer) -> None:
 @common.model_options()
 def build(
     name: str = typer.Argument(..., help="Bank name, e.g. ct-head-noncontrast."),
-    scans: list[Path] = typer.Argument(..., help="Normal scans (DICOM folders/files or NIfTI)."),
+    scans: list[Path] = typer.Argument(..., help="Normal scans (DICOM folders/files, NIfTI, MetaImage .mha/.mhd or NRRD .nrrd)."),
     window: str = options.WindowOpt,
     axis: str = options.AxisOpt,
+    grid: str = options.GridOpt,
     calibrate: bool = typer.Option(True, "--calibrate/--no-calibrate", help="Leave-one-scan-out calibration of the mask threshold (needs >= 2 scans)."),
     batch_size: int = options.BatchSizeOpt,
     banks_root: Path = options.BanksRootOpt,
     model: common.ModelChoice = None,
 ) -> None:
     """Encode k normal scans once and store their per-slice features on disk."""
+    from adaptclip_med.volume.physical_grid import parse_grid
     from adaptclip_med.volume.pipeline import model_for
-    from adaptclip_med.volume.reference_bank import build_reference_bank
+    from adaptclip_med.volume.reference_bank import ReferenceBank, build_reference_bank
 
+    grid_choice = parse_grid(grid)  # a bad --grid is refused before the model loads
     opts = options.scoring_options(model, window=window, axis=axis, batch_size=batch_size)
     method = model_for(opts)
     path = build_reference_bank(name, list(scans), method, opts.preprocessing(), options.banks_root(banks_root),
-                                batch_size=batch_size, calibrate=calibrate)
+                                batch_size=batch_size, calibrate=calibrate, grid=grid_choice)
     note = " (zero-shot method: the bank serves threshold calibration only)" if method.references == "unused" else ""
-    typer.echo(f"reference bank '{name}' ({len(scans)} scans, {method.describe()}) -> {path}{note}")
+    built_grid = ReferenceBank.open(path).grid
+    grid_text = f"grid {built_grid.text()}" if built_grid is not None else "no physical grid"
+    typer.echo(f"reference bank '{name}' ({len(scans)} scans, {method.describe()}, {grid_text}) -> {path}{note}")
 
 
 @references_app.command("list")
@@ -51,7 +56,12 @@ def list_(banks_root: Path = options.BanksRootOpt) -> None:
         typer.echo(f"no reference banks under {options.banks_root(banks_root)}")
     for bank in banks:
         typer.echo(f"{bank['name']:30s} {bank['method']:10s} {bank['scans']} scans  window={bank['preprocessing'].get('window')}  "
-                   f"calibrated={bank['calibrated']}  created {bank['created']}")
+                   f"calibrated={bank['calibrated']}  grid={_grid_text(bank.get('grid'))}  created {bank['created']}")
+
+
+def _grid_text(record: dict | None) -> str:
+    """'0.9mm/256x256' for a bank on a physical grid, 'none' for one without (each study at its own size)."""
+    return f"{record['pixel_mm']:g}mm/{record['rows']}x{record['cols']}" if record else "none"
 
 
 @references_app.command("rename")

@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
 @common.user_errors
 @common.model_options(multi=True)
 def score(
-    study: Path = typer.Argument(..., help="DICOM folder or file, NIfTI (.nii/.nii.gz) or 2-D image."),
+    study: Path = typer.Argument(..., help="DICOM folder or file, NIfTI (.nii/.nii.gz), MetaImage (.mha/.mhd), NRRD (.nrrd/.nhdr) or 2-D image."),
     references: str = options.ReferencesOpt,
     out: Path = typer.Option(..., "--out", help="Output folder for this study."),
     window: str = options.WindowOpt,

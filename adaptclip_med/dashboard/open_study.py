@@ -57,7 +57,8 @@ def _candidate_picker(ctx: state.Context, found: Discovery, pick_key: str, butto
 
 def _upload_panel(ctx: state.Context) -> None:
     limit = ctx.config.max_upload_mb
-    st.caption(f"DICOM files (or a .zip of a DICOM folder) or one NIfTI file (.nii, .nii.gz), at most {limit} MB in "
+    st.caption(f"DICOM files (or a .zip of a DICOM folder) or one NIfTI (.nii, .nii.gz), MetaImage (.mha) or NRRD "
+               f"(.nrrd) file, at most {limit} MB in "
                "total. Uploads are kept in a private temporary folder for this browser session only.")
     for line in st.session_state.get(UPLOAD_REPORT, []):
         st.error(line, icon=":material/block:")

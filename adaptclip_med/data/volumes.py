@@ -6,7 +6,7 @@ reads them with the SAME readers, orientation and windowing as inference
 so a model trained or evaluated here sees the slices the scorer will see, and no conversion script
 is needed.  Folder convention (Medical Segmentation Decathlon / nnU-Net naming)::
 
-    <root>/imagesTr/<case>.nii.gz | <case>_0000.nii.gz | <case>/   (NIfTI file or DICOM folder)
+    <root>/imagesTr/<case>.nii.gz | <case>_0000.nii.gz | <case>.mha/.nrrd | <case>/   (volume file or DICOM folder)
     <root>/labelsTr/<case>.nii.gz     label map in the image's geometry, > 0 = anomalous;
                                       a case WITHOUT a label file is a normal scan
     <root>/dataset.json               optional: "name" (the class name) and
@@ -35,7 +35,7 @@ from PIL import Image
 
 from adaptclip_med.data.samples import AnomalySample, DatasetIndex
 from adaptclip_med.errors import InputError
-from adaptclip_med.io.loader import NIFTI_SUFFIXES
+from adaptclip_med.io.loader import VOLUME_FILE_SUFFIXES
 from adaptclip_med.utils.progress import progress_bar
 from adaptclip_med.utils.redact import describe_path
 from adaptclip_med.volume.preprocessing import SlicePreprocessing, parse_window
@@ -70,7 +70,7 @@ def _case_name(path: Path) -> str | None:
         return None
     if path.is_dir():
         return path.name
-    for suffix in NIFTI_SUFFIXES:
+    for suffix in VOLUME_FILE_SUFFIXES:
         if path.name.endswith(suffix):
             stem = path.name[: -len(suffix)]
             return stem[: -len(CHANNEL_SUFFIX)] if stem.endswith(CHANNEL_SUFFIX) else stem
@@ -89,7 +89,7 @@ def list_cases(root: Path) -> list[VolumeCase]:
             continue
         label = None
         if labels_dir is not None:
-            label = next((labels_dir / f"{name}{s}" for s in NIFTI_SUFFIXES if (labels_dir / f"{name}{s}").is_file()), None)
+            label = next((labels_dir / f"{name}{s}" for s in VOLUME_FILE_SUFFIXES if (labels_dir / f"{name}{s}").is_file()), None)
         cases.append(VolumeCase(name, path, label))
     return cases
 

@@ -22,7 +22,9 @@ def ensure_demo_bank(scans: Sequence[Path], method: "AnomalyMethod", preprocessi
     folder = Path(banks_root) / name
     if not rebuild and (folder / "bank.json").is_file():
         recorded = ReferenceBank.recorded_identity(folder)
-        same_preprocessing = ReferenceBank.open(folder).preprocessing() == preprocessing
-        if not identity_differences(recorded, method.identity()) and same_preprocessing:
+        existing = ReferenceBank.open(folder)
+        same_preprocessing = existing.preprocessing() == preprocessing
+        on_a_grid = existing.grid is not None  # demo banks from before physical grids are rebuilt
+        if not identity_differences(recorded, method.identity()) and same_preprocessing and on_a_grid:
             return folder
     return build_reference_bank(name, list(scans), method, preprocessing, Path(banks_root))

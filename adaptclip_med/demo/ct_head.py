@@ -85,17 +85,36 @@ def _mass_warp(yy: np.ndarray, xx: np.ndarray, zz: np.ndarray, lesions: Sequence
     return yy, xx
 
 
-def make_ct_head(seed: int, slices: int = 16, size: int = 256,
-                 lesions: Sequence[LesionSpec] = ()) -> tuple[np.ndarray, np.ndarray]:
+def _at_field_of_view(field: np.ndarray, fov_scale: float) -> np.ndarray:
+    """A smooth field drawn over the head's own [-1, 1] square, read where an array covering
+    [-fov_scale, fov_scale] puts its pixels (separable linear interpolation, edges held), so the
+    anatomy it shapes is the same whatever the field of view."""
+    fine = field.shape[1]
+    base = (np.linspace(-1.0, 1.0, fine) * fov_scale + 1.0) * (fine - 1) / 2.0
+    base = np.clip(base, 0.0, fine - 1.0)
+    low = np.floor(base).astype(int)
+    high = np.minimum(low + 1, fine - 1)
+    weight = (base - low).astype(np.float32)
+    rows = field[:, low, :] * (1 - weight)[None, :, None] + field[:, high, :] * weight[None, :, None]
+    return rows[:, :, low] * (1 - weight)[None, None, :] + rows[:, :, high] * weight[None, None, :]
+
+
+def make_ct_head(seed: int, slices: int = 16, size: int = 256, lesions: Sequence[LesionSpec] = (),
+                 fov_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """HU volume (float32, (Z, Y, X)) and label map (uint8: 0 normal, else the lesion kind's label).
 
-    Different seeds give different heads (size, pose, ventricle size, gyri, noise)."""
+    Different seeds give different heads (size, pose, ventricle size, gyri, noise).
+    ``fov_scale``: the same head (same anatomy and lesions, in mm) reconstructed over a field of
+    view ``fov_scale`` times the default one with the same matrix, i.e. at a pixel size of
+    ``fov_scale * PIXEL_MM`` (the physical grid benchmark); 1.0 gives the demo's phantom unchanged."""
     if size % 2 or size < 64 or slices < 1:
         raise ValueError(f"phantom size {size} must be even and >= 64, slices >= 1")
     rng = np.random.default_rng(seed)
     fine = 2 * size
     height = np.linspace(-0.25, 0.7, slices)[:, None, None]
     coords = np.linspace(-1.0, 1.0, fine, dtype=np.float32)
+    if fov_scale != 1.0:
+        coords = coords * np.float32(fov_scale)
     yy = np.broadcast_to(coords[None, :, None], (slices, fine, fine))
     xx = np.broadcast_to(coords[None, None, :], (slices, fine, fine))
     zz = np.arange(slices, dtype=np.float32)[:, None, None]
@@ -119,6 +138,8 @@ def make_ct_head(seed: int, slices: int = 16, size: int = 256,
     hu[inside] = HU["csf"]  # subarachnoid space under the inner table
     brain = radius <= 0.86
     gyri = 0.05 * _smooth_field(rng, radius.shape, (max(slices // 3, 2), 12, 12))
+    if fov_scale != 1.0:
+        gyri = _at_field_of_view(gyri, fov_scale)
     hu[brain] = HU["grey"]
     white = brain & (radius < 0.74 + gyri)
     hu[white] = HU["white"]
@@ -135,7 +156,8 @@ def make_ct_head(seed: int, slices: int = 16, size: int = 256,
 
     labels = np.zeros(radius.shape, dtype=np.uint8)
     zi = np.arange(slices)[:, None, None]
-    grid_y, grid_x = np.linspace(-1.0, 1.0, fine)[None, :, None], np.linspace(-1.0, 1.0, fine)[None, None, :]
+    head = np.linspace(-1.0, 1.0, fine) * fov_scale  # float64 as the label geometry always was
+    grid_y, grid_x = head[None, :, None], head[None, None, :]
     for lesion in lesions:
         lz, ly, lx = lesion.centre
         rz, ry, rx = lesion.radius_mm
@@ -145,7 +167,10 @@ def make_ct_head(seed: int, slices: int = 16, size: int = 256,
         hu[region] = LESION_HU[lesion.kind]
         labels[region] = LESION_LABEL[lesion.kind]
 
-    hu += 2.0 * _smooth_field(rng, radius.shape, (max(slices // 4, 2), 6, 6)) * brain
+    drift = _smooth_field(rng, radius.shape, (max(slices // 4, 2), 6, 6))
+    if fov_scale != 1.0:
+        drift = _at_field_of_view(drift, fov_scale)
+    hu += 2.0 * drift * brain
     coarse = hu.reshape(slices, size, 2, size, 2).mean(axis=(2, 4))
     noise = ndimage.gaussian_filter(rng.normal(0.0, 1.0, size=coarse.shape), sigma=(0, 0.7, 0.7))
     coarse += noise * (NOISE_HU / max(float(noise.std()), 1e-6))

@@ -16,6 +16,7 @@ from adaptclip_med.io.dicom_scan import SeriesInfo, all_skipped, scan_dicom, unr
 from adaptclip_med.io.file_kinds import require_regular_file
 from adaptclip_med.io.geometry import check_axis
 from adaptclip_med.io.image2d import load_image2d
+from adaptclip_med.io.itk_image import ITK_SUFFIXES, is_itk_image, load_itk_image
 from adaptclip_med.io.nifti import load_nifti
 from adaptclip_med.io.volume import Volume
 from adaptclip_med.preprocess import IMAGE_SUFFIXES
@@ -23,6 +24,8 @@ from adaptclip_med.utils.redact import describe_path
 
 SeriesRule = str | int | Callable[[list[SeriesInfo]], SeriesInfo] | None
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
+#: Single-file volumes (one study each): NIfTI and the ITK formats (MetaImage, NRRD).
+VOLUME_FILE_SUFFIXES = NIFTI_SUFFIXES + ITK_SUFFIXES
 
 
 def _is_nifti(path: Path) -> bool:
@@ -71,8 +74,8 @@ def _no_series_error(label: str, candidates: list[SeriesInfo], folder: Path | No
     skipped = all_skipped(candidates)
     if folder is not None and not skipped and not any(True for _ in folder.rglob("*")):
         return InputError(f"{label}: the folder is empty")
-    if folder is not None and any(_is_nifti(p) for p in folder.rglob("*")):
-        return InputError(f"{label}: no DICOM image series; the folder holds NIfTI files, pass one of them instead")
+    if folder is not None and any(_is_nifti(p) or is_itk_image(p) for p in folder.rglob("*")):
+        return InputError(f"{label}: no DICOM image series; the folder holds NIfTI/MetaImage/NRRD files, pass one of them instead")
     reasons: dict[str, int] = {}
     for skip in skipped:
         reasons[skip.reason] = reasons.get(skip.reason, 0) + 1
@@ -144,13 +147,13 @@ def load_dicom_study(paths: Path | Sequence[Path], series_rule: SeriesRule = Non
 
 def load_study(path: str | Path | Sequence[str | Path], series_rule: SeriesRule = None, axis: str = "axial",
                modality: str | None = None, study: int | None = None) -> tuple[Volume, list[SeriesInfo]]:
-    """Load a study from a DICOM folder, a list of DICOM files, a DICOM file, a NIfTI file or a
-    PNG/JPEG/TIFF/BMP image.  Returns the volume and the DICOM series candidates (empty for
-    non-DICOM inputs).
+    """Load a study from a DICOM folder, a list of DICOM files, a DICOM file, a NIfTI file, a
+    MetaImage (.mha/.mhd) or NRRD (.nrrd/.nhdr) file or a PNG/JPEG/TIFF/BMP image.  Returns the
+    volume and the DICOM series candidates (empty for non-DICOM inputs).
 
     ``series_rule``: None/'default' (see :func:`default_series`), a series key, an index into the
     image candidates, or a callable choosing from them.  ``axis``: 'axial', 'coronal' or
-    'sagittal'.  ``modality`` overrides the guess for NIfTI inputs (ignored otherwise: DICOM says).
+    'sagittal'.  ``modality`` overrides the guess for NIfTI/ITK inputs (ignored otherwise: DICOM says).
     ``study``: index of the study when the input holds several (required then)."""
     check_axis(axis)
     if not isinstance(path, (str, os.PathLike)):
@@ -164,6 +167,8 @@ def load_study(path: str | Path | Sequence[str | Path], series_rule: SeriesRule 
     require_regular_file(path, label)
     if _is_nifti(path):
         return load_nifti(path, axis=axis, modality=modality), []
+    if is_itk_image(path):
+        return load_itk_image(path, axis=axis, modality=modality), []
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return load_image2d(path, axis=axis), []
     return load_dicom_study(path, series_rule, axis, study=study)

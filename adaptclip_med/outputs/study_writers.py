@@ -312,6 +312,9 @@ def study_report(ctx: StudyContext) -> dict[str, Any]:
         report["triage"] = {**triage, "unscored_slices": [s.index for s in result.slices if s.skip_reason == TRIAGE_REASON],
                             "unscored_maps": "left empty (probability 0, no mask); not interpolated",
                             "study_score_from": "scored slices only"}
+    physical_grid = getattr(result, "physical_grid", None)
+    if physical_grid is not None:
+        report["physical_grid"] = physical_grid
     if ctx.notes:
         report["notes"] = list(ctx.notes)
     if ctx.not_written:

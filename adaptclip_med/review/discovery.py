@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from adaptclip_med.io.loader import NIFTI_SUFFIXES
+from adaptclip_med.io.itk_image import is_detached_itk_data, is_itk_image, itk_header_geometry
+from adaptclip_med.io.loader import VOLUME_FILE_SUFFIXES
 from adaptclip_med.review.paths import AllowedRoots
 from adaptclip_med.review.store import StudyLocation
 from adaptclip_med.utils.keys import check_key
@@ -29,7 +30,7 @@ class Candidate:
 
     key: str  # series key (DICOM) or file key (NIfTI); pseudonymous
     study_key: str
-    kind: str  # "dicom" | "nifti"
+    kind: str  # "dicom" | "nifti" | "itk" (MetaImage/NRRD file)
     modality: str
     description: str
     num_slices: int
@@ -69,8 +70,9 @@ def discover(roots: AllowedRoots, show_patient_names: bool = False, axis: str = 
     from adaptclip_med.io.dicom import scan_dicom
 
     files = list(roots.walk_files(limit))
-    nifti = [p for p in files if p.name.lower().endswith(NIFTI_SUFFIXES)]
-    others = [p for p in files if not p.name.lower().endswith(NIFTI_SUFFIXES) and not _is_result_file(p)]
+    nifti = [p for p in files if p.name.lower().endswith(VOLUME_FILE_SUFFIXES)]
+    others = [p for p in files if not p.name.lower().endswith(VOLUME_FILE_SUFFIXES) and not _is_result_file(p)
+              and not is_detached_itk_data(p)]
     candidates = [_nifti_candidate(p, roots, axis) for p in nifti if not _is_result_file(p)]
     unusable = 0
     for info in scan_dicom(others) if others else []:
@@ -103,7 +105,7 @@ def scan_path(candidate: Candidate, all_candidates: list[Candidate], staging: Pa
 
     Usually the series' own folder; when other image series share it, a private folder of
     symlinks to just this series' files (inside ``staging``) instead."""
-    if candidate.kind == "nifti":
+    if candidate.kind in ("nifti", "itk"):
         return candidate.paths[0]
     folder = _common_folder(list(candidate.paths))
     shared = any(other.key != candidate.key and other.kind == "dicom" and
@@ -121,18 +123,25 @@ def study_key_for_file(path: Path) -> str:
 
 
 def _nifti_candidate(path: Path, roots: AllowedRoots, axis: str) -> Candidate:
-    """Slice count from the header alone (the image is read only when opened)."""
-    import nibabel as nib
-
+    """A NIfTI or MetaImage/NRRD file; slice count from the header alone (the image is read only
+    when opened)."""
     from adaptclip_med.io.geometry import plan_reorientation
 
+    itk = is_itk_image(path)
     try:
-        image = nib.load(str(path))
-        slices = plan_reorientation(image.affine, image.shape[:3], axis).canonical_shape[0] if len(image.shape) >= 3 else 1
+        affine, shape = itk_header_geometry(path) if itk else _nifti_header(path)
+        slices = plan_reorientation(affine, shape[:3], axis).canonical_shape[0] if len(shape) >= 3 else 1
     except Exception:  # an unreadable file still shows up; opening it explains why
         slices = 0
     key = study_key_for_file(path)
-    return Candidate(key, key, "nifti", "", "", slices, _location(path, roots), None, (path,))
+    return Candidate(key, key, "itk" if itk else "nifti", "", "", slices, _location(path, roots), None, (path,))
+
+
+def _nifti_header(path: Path) -> tuple[Any, tuple[int, ...]]:
+    import nibabel as nib
+
+    image = nib.load(str(path))
+    return image.affine, tuple(image.shape)
 
 
 def _is_result_file(path: Path) -> bool:
@@ -160,17 +169,16 @@ _LABEL_CHECK_VOXELS = 64 * 1024 * 1024
 def label_map_reason(candidate: Candidate) -> str:
     """Why a NIfTI candidate looks like a label map rather than an image ("" if it does not):
     integer data with few distinct values, or a name that says mask/label/segmentation."""
-    if candidate.kind != "nifti":
+    if candidate.kind not in ("nifti", "itk"):
         return ""
-    import nibabel as nib
     import numpy as np
 
     name = candidate.paths[0].name.lower()
     try:
-        image = nib.load(str(candidate.paths[0]))
-        integer = np.issubdtype(image.get_data_dtype(), np.integer)
-        if integer and int(np.prod(image.shape)) <= _LABEL_CHECK_VOXELS:
-            values = np.unique(np.asarray(image.dataobj))
+        dtype, shape, read = _volume_file_data(candidate)
+        integer = np.issubdtype(dtype, np.integer)
+        if integer and int(np.prod(shape)) <= _LABEL_CHECK_VOXELS:
+            values = np.unique(read())
             if values.size <= 16 and values.min() >= 0:
                 return f"label map: only {values.size} distinct integer values (a segmentation, not an image)"
     except Exception:  # unreadable files are reported when opened
@@ -178,6 +186,27 @@ def label_map_reason(candidate: Candidate) -> str:
     if any(hint in name for hint in LABEL_NAME_HINTS):
         return "label map: the file name says mask/label/segmentation"
     return ""
+
+
+def _volume_file_data(candidate: Candidate):
+    """(stored dtype, shape, a function reading the voxels) of a NIfTI or MetaImage/NRRD file."""
+    import numpy as np
+
+    path = candidate.paths[0]
+    if candidate.kind == "itk":
+        import SimpleITK as sitk
+
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(path))
+        reader.ReadImageInformation()
+        integer = reader.GetPixelID() in (sitk.sitkUInt8, sitk.sitkInt8, sitk.sitkUInt16, sitk.sitkInt16,
+                                          sitk.sitkUInt32, sitk.sitkInt32, sitk.sitkUInt64, sitk.sitkInt64)
+        return (np.dtype(np.int32) if integer else np.dtype(np.float32), tuple(reader.GetSize()),
+                lambda: sitk.GetArrayFromImage(reader.Execute()))
+    import nibabel as nib
+
+    image = nib.load(str(path))
+    return image.get_data_dtype(), tuple(image.shape), lambda: np.asarray(image.dataobj)
 
 
 def finding_reason(candidate: Candidate, decisions: dict[str, str], above_threshold: set[str]) -> str:

@@ -111,8 +111,8 @@ def _extract(data: bytes, target: Path, limit: int, label: str = "zip") -> None:
 
 
 #: What the upload accepts: DICOM files (with or without a suffix), zips of them, NIfTI volumes.
-ACCEPTED_SUFFIXES = (".dcm", ".dicom", ".ima", ".zip", ".nii", ".nii.gz")
-UPLOAD_TYPES = ["dcm", "dicom", "ima", "zip", "nii", "gz"]  # st.file_uploader(type=...); extension-less DICOM via screening
+ACCEPTED_SUFFIXES = (".dcm", ".dicom", ".ima", ".zip", ".nii", ".nii.gz", ".mha", ".nrrd")
+UPLOAD_TYPES = ["dcm", "dicom", "ima", "zip", "nii", "gz", "mha", "nrrd"]  # st.file_uploader(type=...); extension-less DICOM via screening
 
 
 @dataclass(frozen=True)
@@ -146,13 +146,15 @@ def _problem(lower: str, data: bytes) -> str | None:
         return "empty file"
     if lower.endswith((".nii", ".nii.gz")):
         return _nifti_problem(data, lower.endswith(".gz"))
+    if lower.endswith((".mha", ".mhd", ".nrrd", ".nhdr")):
+        return _itk_problem(lower, data)
     if lower.endswith(".zip"):
         return None if zipfile.is_zipfile(io.BytesIO(data)) else "not a zip archive (damaged or another format)"
     if lower.endswith(".gz"):
         return "compressed file that is not a NIfTI (.nii.gz) volume"
     suffix = PurePosixPath(lower).suffix
     if suffix and suffix not in ACCEPTED_SUFFIXES:
-        return f"file type '{suffix}' not accepted (DICOM, a .zip of DICOM files, or NIfTI .nii/.nii.gz)"
+        return f"file type '{suffix}' not accepted (DICOM, a .zip of DICOM files, NIfTI .nii/.nii.gz, MetaImage .mha or NRRD .nrrd)"
     if len(data) > 132 and data[128:132] == b"DICM":
         return None
     try:
@@ -162,6 +164,26 @@ def _problem(lower: str, data: bytes) -> str | None:
         return None if "SOPClassUID" in dataset else "not a DICOM image file"
     except Exception:  # any parse failure means "not DICOM": the reason shown is the same
         return "not a DICOM file (no DICOM header)"
+
+
+def _itk_problem(lower: str, data: bytes) -> str | None:
+    """A MetaImage/NRRD upload must be the single-file form with its header where it belongs;
+    the full read (and its one-line reason when damaged) happens when the upload is opened."""
+    if lower.endswith((".mhd", ".nhdr")):
+        return "detached header without its data file: upload the single-file form (.mha or .nrrd)"
+    head = data[:4096]
+    if lower.endswith(".nrrd"):
+        if not head.startswith(b"NRRD"):
+            return "not an NRRD file (no NRRD magic line)"
+        if b"\ndata file:" in head.lower() or b"\ndatafile:" in head.lower():
+            return "NRRD header pointing at a separate data file: upload a single-file .nrrd"
+        return None
+    text = head.lower()
+    if b"ndims" not in text or b"elementdatafile" not in text:
+        return "not a MetaImage file (no NDims / ElementDataFile header)"
+    if b"elementdatafile = local" not in text.replace(b"\t", b" ") and b"elementdatafile=local" not in text:
+        return "MetaImage header pointing at a separate data file: upload the single-file .mha form"
+    return None
 
 
 def _nifti_problem(data: bytes, compressed: bool) -> str | None:

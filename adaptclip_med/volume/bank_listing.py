@@ -19,5 +19,5 @@ def list_banks(root: Path) -> list[dict[str, Any]]:
                       "method": (meta.get("model") or {}).get("method", "adaptclip"),
                       "class_name": (meta.get("model") or {}).get("class_name"),
                       "key": meta.get("key"), "created": meta.get("created"), "preprocessing": meta.get("preprocessing"),
-                      "calibrated": meta.get("calibration") is not None})
+                      "calibrated": meta.get("calibration") is not None, "grid": meta.get("grid")})
     return banks

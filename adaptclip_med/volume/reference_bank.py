@@ -46,6 +46,7 @@ from adaptclip_med.volume.bank_integrity import BUILD_ID, check_consistency, fil
 from adaptclip_med.volume.bank_listing import list_banks  # noqa: F401 - re-exported
 from adaptclip_med.volume.coverage import body_extent_mm
 from adaptclip_med.volume.distribution_check import calibrate_distribution
+from adaptclip_med.volume.physical_grid import GridChoice, PhysicalGrid, grid_mapping, parse_grid, to_grid
 from adaptclip_med.volume.preprocessing import PreparedVolume, SlicePreprocessing, prepare_volume
 
 log = logging.getLogger(__name__)
@@ -70,9 +71,15 @@ _ROW_CACHE = 64
 #: benchmarks/matching.py, ``fp16_storage`` in results/matching.json).
 
 
-def bank_key(method: AnomalyMethod, preprocessing: SlicePreprocessing) -> str:
-    """Everything that changes the stored features or the calibration, hashed."""
-    payload = {"model": method.identity(), "preprocessing": preprocessing.describe(), "format": BANK_VERSION}
+def bank_key(method: AnomalyMethod | dict[str, Any], preprocessing: SlicePreprocessing | dict[str, Any],
+             grid: PhysicalGrid | None = None) -> str:
+    """Everything that changes the stored features or the calibration, hashed (the physical grid
+    only when there is one, so keys of banks without a grid are unchanged)."""
+    identity = method if isinstance(method, dict) else method.identity()
+    described = preprocessing if isinstance(preprocessing, dict) else preprocessing.describe()
+    payload: dict[str, Any] = {"model": identity, "preprocessing": described, "format": BANK_VERSION}
+    if grid is not None:
+        payload["grid"] = grid.describe()
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
@@ -159,12 +166,17 @@ def _encode_scan(method: AnomalyMethod, prepared: PreparedVolume, batch_size: in
 
 def build_reference_bank(name: str, scans: list[Path], method: AnomalyMethod, preprocessing: SlicePreprocessing,
                          out_root: Path, batch_size: int = 4, calibrate: bool = True,
-                         calibration_slices: int = 12) -> Path:
+                         calibration_slices: int = 12, grid: str | GridChoice | PhysicalGrid | None = "auto") -> Path:
     """Encode k normal scans into ``out_root/name`` (atomically: built in a temp folder, then renamed).
 
     The bank stores the method's memory rows for every body slice and is keyed by the method's
     identity.  For a method without a reference branch it stores positions and thumbnails only
-    and still serves leave-one-scan-out threshold calibration."""
+    and still serves leave-one-scan-out threshold calibration.
+
+    ``grid``: the physical in-plane grid every scan (and later every study) is resampled to
+    before encoding (``volume/physical_grid.py``): 'auto' (the scans' median pixel size and
+    field of view), 'off'/None (each scan at its own pixel size, the behaviour before grids), a
+    ``--grid`` text or a :class:`PhysicalGrid`."""
     from adaptclip_med.io.loader import load_study
     from adaptclip_med.utils.redact import describe_path
 
@@ -172,7 +184,8 @@ def build_reference_bank(name: str, scans: list[Path], method: AnomalyMethod, pr
         raise InputError("a reference bank needs at least one normal scan")
     out_root = Path(out_root)
     final = _bank_dir(out_root, name)
-    key = bank_key(method, preprocessing)
+    chosen_grid = resolve_bank_grid(grid, scans, preprocessing.axis)  # before anything is written
+    key = bank_key(method, preprocessing, chosen_grid)
     entries = []
     sources = []
     calibration_inputs: list[tuple[np.ndarray, np.ndarray]] = []
@@ -182,6 +195,9 @@ def build_reference_bank(name: str, scans: list[Path], method: AnomalyMethod, pr
             shown = describe_path(Path(scan))
             volume, _ = load_study(Path(scan), axis=preprocessing.axis)
             prepared = prepare_volume(volume, preprocessing)
+            if chosen_grid is not None:
+                prepared = PreparedVolume(to_grid(grid_mapping(volume, chosen_grid), prepared.slices01, fill=0.0),
+                                          prepared.background, prepared.relative_position)
             tensors = _encode_scan(method, prepared, batch_size, shown)
             # Folder names are often patient names: the bank records a pseudonymous label only.
             label = f"normal scan {index + 1}"
@@ -200,6 +216,7 @@ def build_reference_bank(name: str, scans: list[Path], method: AnomalyMethod, pr
         meta: dict[str, Any] = {
             "format": BANK_FORMAT, "format_version": BANK_VERSION, "name": name, "key": key,
             "model": method.identity(), "preprocessing": preprocessing.describe(), "scans": entries,
+            "grid": None if chosen_grid is None else chosen_grid.describe(),
             "software_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "calibration": None,
             BUILD_ID: slot.build_id, "manifest": manifest(staging, [entry["file"] for entry in entries]),
         }
@@ -214,6 +231,33 @@ def build_reference_bank(name: str, scans: list[Path], method: AnomalyMethod, pr
             bank.close()
             (staging / "bank.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
     return final
+
+
+def resolve_bank_grid(grid: str | GridChoice | PhysicalGrid | None, scans: list[Path], axis: str) -> PhysicalGrid | None:
+    """The grid a bank is built on.  'auto' and a pixel size without a field of view read each
+    scan's geometry first (one extra read per scan, before any encoding); scans without a
+    physical pixel size (2-D images) make 'auto' fall back to no grid, with a warning."""
+    from adaptclip_med.io.loader import load_study
+    from adaptclip_med.volume.physical_grid import choose_grid, has_physical_spacing, in_plane_geometry
+
+    if grid is None or isinstance(grid, PhysicalGrid):
+        return grid
+    choice = grid if isinstance(grid, GridChoice) else parse_grid(grid)
+    if choice.mode == "off":
+        return None
+    if choice.mode == "given" and choice.fov_mm is not None:
+        return choose_grid(choice, [])
+    geometries = []
+    for scan in progress_bar(scans, desc="reading the scans' pixel sizes"):
+        volume, _ = load_study(Path(scan), axis=axis)
+        if not has_physical_spacing(volume):
+            if choice.mode == "auto":
+                log.warning("a normal scan has no physical pixel size (2-D image): the bank gets no physical grid")
+                return None
+            raise InputError("--grid needs scans with a physical pixel size; a normal scan has none (2-D image)")
+        geometries.append(in_plane_geometry(volume))
+        del volume
+    return choose_grid(choice, geometries)
 
 
 def voxel_fingerprint(array: np.ndarray) -> str:
@@ -283,6 +327,7 @@ class ReferenceBank:
         meta = json.loads(meta_file.read_text())
         if meta.get("format") != BANK_FORMAT or meta.get("format_version", 0) > BANK_VERSION:
             raise InputError(f"{path.name}: unsupported reference bank format; rebuild it with this version")
+        _check_grid_identity(path, meta)
         if expected_identity is not None:
             differences = identity_differences(meta.get("model") or {}, expected_identity)
             if differences:
@@ -290,6 +335,11 @@ class ReferenceBank:
                     f"reference bank '{meta.get('name')}' was built with other model settings: {'; '.join(differences[:3])} "
                     "(or rebuild it with 'adaptclip-med references build' using the current settings)")
         return cls(path, meta)
+
+    @property
+    def grid(self) -> PhysicalGrid | None:
+        """The physical in-plane grid studies are compared on (None: a bank without one)."""
+        return PhysicalGrid.from_record(self.meta.get("grid"))
 
     @staticmethod
     def recorded_identity(path: Path) -> dict[str, Any]:
@@ -391,6 +441,18 @@ class ReferenceBank:
 
     def source_slice(self, scan: int, row: int) -> int:
         return int(self.scans[scan].rows[row])
+
+
+def _check_grid_identity(path: Path, meta: dict[str, Any]) -> None:
+    """A bank recording a physical grid must record the key computed with that grid: a grid
+    edited in (or out of) ``bank.json`` after the build would compare studies on a grid the
+    references were not encoded on, so such a bank is refused."""
+    grid = PhysicalGrid.from_record(meta.get("grid"))
+    if grid is None or not meta.get("key") or not isinstance(meta.get("model"), dict):
+        return
+    if bank_key(meta["model"], meta.get("preprocessing") or {}, grid) != meta["key"]:
+        raise InputError(f"{path.name}: the bank's physical grid ({grid.text()}) does not match its identity key "
+                         "(bank.json was edited?); rebuild it with 'adaptclip-med references build'")
 
 
 def _as_float(tensor: torch.Tensor) -> torch.Tensor:

@@ -33,6 +33,8 @@ from adaptclip_med.volume.comparability import (
     check_modality,
 )
 from adaptclip_med.volume.guard import GuardRun
+from adaptclip_med.volume.physical_grid import PhysicalGrid
+from adaptclip_med.volume.scoring_grid import bank_grid_for_scoring, score_on_grid
 from adaptclip_med.volume.slice_step import predict_and_measure
 from adaptclip_med.volume.triage import NOT_SCORED_REASON, TriagePlan, run_triage
 
@@ -73,6 +75,8 @@ class StudyResult:
     triage: dict[str, Any] | None = None
     #: the comparability guard's verdict (volume/comparability.py); the SR and worklists read it
     comparability: StudyComparability | None = None
+    #: None without a bank grid; else how the study was laid on it (volume/physical_grid.py)
+    physical_grid: dict[str, Any] | None = None
 
     def scored(self) -> list[SliceResult]:
         return [s for s in self.slices if not s.skipped]
@@ -104,11 +108,13 @@ class VolumeScorer:
                  preprocessing: SlicePreprocessing | None = None, shots: int | None = None, batch_size: int = 4,
                  device: str = "cpu", threshold: float | None = None, aggregate: str = DEFAULT_AGGREGATE,
                  match: str | None = None, slices_per_scan: int | None = None,
-                 triage: TriagePlan | None = None, allow_other_modality: bool = False) -> None:
+                 triage: TriagePlan | None = None, allow_other_modality: bool = False,
+                 expected_grid: "PhysicalGrid | str | None" = None) -> None:
         self.method = method
         self.allow_other_modality = allow_other_modality
         self.triage = triage
         self.bank = bank
+        self.grid, self.grid_note = bank_grid_for_scoring(bank, method, expected_grid)
         if bank is not None:
             bank_pre = bank.preprocessing()
             if preprocessing is not None and preprocessing != bank_pre:
@@ -149,6 +155,13 @@ class VolumeScorer:
         return self.score_prepared(volume, prepared)
 
     def score_prepared(self, volume, prepared: PreparedVolume) -> StudyResult:
+        """Score windowed slices; with a bank grid the slices are laid on it first and the maps
+        brought back to the study's native grid (``volume/physical_grid.py``)."""
+        if self.grid is None:
+            return self._score_on_own_grid(volume, prepared)
+        return score_on_grid(self._score_on_own_grid, volume, prepared, self.grid, self.threshold)
+
+    def _score_on_own_grid(self, volume, prepared: PreparedVolume) -> StudyResult:
         depth, height, width = prepared.slices01.shape
         if not np.isfinite(prepared.slices01).all():
             raise InputError(f"{volume.source_label}: the image contains NaN or infinite values after windowing")
@@ -230,6 +243,7 @@ class VolumeScorer:
                     "calibration": self.bank.calibration}
         return {"method": self.method.name, "model": self.method.identity(), "reference_bank": bank, "shots": self.shots,
                 "references_note": self.references_note(),
+                "physical_grid": None if self.grid is None else self.grid.describe(), "physical_grid_note": self.grid_note,
                 "preprocessing": self.preprocessing.describe(), "aggregate": self.aggregate,
                 "triage": None if self.triage is None else self.triage.describe(),
                 "threshold": self.threshold, "threshold_source": self.threshold_source,

@@ -32,3 +32,25 @@ def test_nifti_files_are_studies_and_are_scored(tmp_path, scoring):
     assert len(nifti) == 1 and nifti[0]["status"] == "done" and nifti[0]["series"] == "NIfTI volume"
     assert (out / nifti[0]["study_key"] / "anomaly_probability.nii.gz").is_file()
     assert "head" not in nifti[0]["study_key"]
+
+
+def test_metaimage_and_nrrd_files_are_studies_and_are_scored(tmp_path, scoring):
+    import SimpleITK as sitk
+
+    src = tmp_path / "src"
+    (src / "itk").mkdir(parents=True)
+    hu, _ = make_head_ct_phantom(3, SHAPE)
+    image = sitk.GetImageFromArray(hu.astype(np.int16))  # (Z, Y, X) -> ITK (x, y, z)
+    image.SetSpacing((4.0, 4.0, 3.0))
+    sitk.WriteImage(image, str(src / "itk" / "head.mha"))
+    sitk.WriteImage(image, str(src / "itk" / "detached.mhd"))  # + detached.raw: part of the study, not an error
+    sitk.WriteImage(image, str(src / "itk" / "head.nrrd"))
+    discovery = discover_folder(src)
+    assert [t.kind for t in discovery.studies] == ["itk"] * 3 and not discovery.file_errors
+    out = tmp_path / "out"
+    summary = run_batch(FolderSource(src), scoring, BatchOptions(out_dir=out))
+    assert summary.scored == 3 and summary.failed == 0
+    with open(out / "worklist.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert all(r["study_key"].startswith("itk-") and r["series"] == "ITK image volume" for r in rows)
+    assert all((out / r["study_key"] / "anomaly_probability.nii.gz").is_file() for r in rows)

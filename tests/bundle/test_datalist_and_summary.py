@@ -30,6 +30,13 @@ def test_each_entry_is_a_study_and_keys_hide_identifying_names(tmp_path):
     assert keys == [item["study"] for item in discover_studies(tmp_path)]  # stable: every rank agrees
 
 
+def test_metaimage_and_nrrd_files_are_studies(tmp_path):
+    for name in ("head.mha", "chest.nrrd", "split.mhd", "split.raw", "notes.txt"):
+        touch(tmp_path / name)
+    names = [item["image"].rsplit("/", 1)[-1] for item in discover_studies(tmp_path)]
+    assert names == ["chest.nrrd", "head.mha", "split.mhd"]  # the .raw data file is not a study
+
+
 def test_a_folder_of_dicom_files_is_one_study(tmp_path):
     for i in range(3):
         touch(tmp_path / f"IM{i:04d}")

@@ -98,3 +98,28 @@ def test_uploads_are_screened_one_reason_per_rejected_file(tmp_path):
     assert "not a gzip-compressed NIfTI" in lines[0] and "'.txt' not accepted" in lines[1]
     assert "empty file" in lines[2] and "not a readable NIfTI" in lines[3]
     assert not any("Error" in line or "/tmp" in line for line in lines)
+
+
+def test_metaimage_and_nrrd_uploads_are_screened(tmp_path):
+    import numpy as np
+    import SimpleITK as sitk
+
+    from adaptclip_med.review.discovery import discover, load_candidate
+    from adaptclip_med.review.paths import AllowedRoots
+    from adaptclip_med.review.uploads import screen_uploads
+
+    image = sitk.GetImageFromArray(np.arange(3 * 8 * 8, dtype=np.int16).reshape(3, 8, 8))
+    for name in ("scan.mha", "scan.nrrd", "split.mhd"):
+        sitk.WriteImage(image, str(tmp_path / name))
+    files = [("scan.mha", (tmp_path / "scan.mha").read_bytes()), ("scan.nrrd", (tmp_path / "scan.nrrd").read_bytes()),
+             ("split.mhd", (tmp_path / "split.mhd").read_bytes()), ("fake.mha", b"hello, not an image"),
+             ("fake.nrrd", b"NRRD0004\ntype: short\ndimension: 3\ndata file: elsewhere.raw\n\n")]
+    accepted, rejected = screen_uploads(files)
+    assert [name for name, _ in accepted] == ["scan.mha", "scan.nrrd"]
+    lines = {r.name: r.line() for r in rejected}
+    assert "single-file form" in lines["split.mhd"] and "not a MetaImage" in lines["fake.mha"]
+    assert "separate data file" in lines["fake.nrrd"]
+    folder = save_uploads(accepted, tmp_path, 10)
+    found = discover(AllowedRoots([folder]))
+    assert sorted(c.kind for c in found.candidates) == ["itk", "itk"] and all(c.num_slices == 3 for c in found.candidates)
+    assert load_candidate(found.candidates[0]).array.shape == (3, 8, 8)

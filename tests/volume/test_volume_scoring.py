@@ -36,7 +36,9 @@ def test_aggregates_and_windows():
 
 def test_bank_contents_and_calibration(bank, tiny_loaded, tiny_options):
     meta = json.loads((bank / "bank.json").read_text())
-    assert meta["key"] == bank_key(tiny_loaded, tiny_options.preprocessing())
+    # new banks are built on a physical grid (the scans' own here), which is part of the key
+    assert meta["grid"]["pixel_mm"] > 0
+    assert meta["key"] == bank_key(tiny_loaded, tiny_options.preprocessing(), ReferenceBank.open(bank).grid)
     assert len(meta["scans"]) == 2 and meta["preprocessing"]["window"] == "brain"
     assert meta["calibration"]["method"] == "leave-one-scan-out" and 0 < meta["calibration"]["pixel_threshold"] < 1
     assert "PHANTOM" not in (bank / "bank.json").read_text()  # no patient names
