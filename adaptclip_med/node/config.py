@@ -83,12 +83,17 @@ class NodeConfig:
         from adaptclip_med.volume.options import ScoringOptions
 
         settings = {"device": "cpu", **self.scoring}
+        if settings.get("adapters") == "untrained":  # as the CLI's --adapters untrained: fresh weights, no diagnostic value
+            settings["adapters"] = None
+            untrained = True
+        else:
+            untrained = False
         try:
             options = ScoringOptions.build(**settings)
         except TypeError as exc:
             raise ConfigError(f"[scoring]: {exc}") from None
         cls = get_method(options.model.method)
-        if cls.trainable and not options.model.adapters:
+        if cls.trainable and not options.model.adapters and not untrained:
             raise ConfigError(f"[scoring]: method '{options.model.method}' needs trained weights: set adapters = FILE "
                               f"(or \"demo\" for the packaged demo model, no diagnostic value)")
         if options.model.device == "auto":
@@ -187,7 +192,7 @@ def load_config(path: Path) -> NodeConfig:
     if scoring.get("bank"):
         bank = Path(str(scoring["bank"])).expanduser()
         scoring["bank"] = str(bank if bank.is_absolute() else base / bank)
-    if scoring.get("adapters") and scoring["adapters"] != "demo":
+    if scoring.get("adapters") and scoring["adapters"] not in ("demo", "untrained"):
         adapters = Path(str(scoring["adapters"])).expanduser()
         scoring["adapters"] = str(adapters if adapters.is_absolute() else base / adapters)
     modalities = node.get("modalities", list(defaults.modalities))

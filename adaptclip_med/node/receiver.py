@@ -126,6 +126,7 @@ class Receiver:
         # the AE title of a stranger is not an identifier of a patient, but keep it short
         log.warning("refused an association from AE '%s' at %s (not in the allow-list)", calling[:16], requestor.address)
         event.assoc.acse.send_reject(0x01, 0x01, 0x03)  # rejected-permanent, user, calling AE not recognised
+        event.assoc.kill()  # waits until the rejection has gone out, then ends the association thread
 
     def _on_store(self, event) -> int:
         try:
