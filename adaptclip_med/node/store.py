@@ -232,9 +232,13 @@ class NodeStore:
 
     def recover(self, max_score_attempts: int) -> dict[str, int]:
         """After a crash: ``scoring`` -> ``queued`` (or ``failed`` once the node died this often
-        while scoring it, so one study cannot crash-loop the node), ``sending`` -> ``scored``."""
+        while scoring it, so one study cannot crash-loop the node), ``sending`` -> ``scored``; studies
+        still receiving (or queued) get a fresh quiet period from now, since a sender whose
+        association the crash cut off resends only after it noticed."""
         now = self.clock()
         with self._tx() as db:
+            # a sender cut off by the crash needs time to notice and send again: the quiet period restarts now
+            db.execute("UPDATE studies SET state=?, last_received=? WHERE state IN (?, ?)", (RECEIVING, now, RECEIVING, QUEUED))
             gave_up = db.execute("UPDATE studies SET state=?, updated=?, last_error=? WHERE state=? AND score_attempts>=?",
                                  (FAILED, now, f"the node stopped while scoring this study {max_score_attempts} time(s)",
                                   SCORING, max_score_attempts)).rowcount

@@ -86,6 +86,18 @@ def test_recovery_after_a_kill_requeues_scoring_resends_sending_and_gives_up_on_
         assert "stopped while scoring" in reopened.row(keys[2]).last_error
 
 
+def test_recovery_restarts_the_quiet_period_of_studies_still_receiving(tmp_path):
+    clock = Clock()
+    with NodeStore(tmp_path, clock=clock) as store:
+        key = store.record_instance(STUDY, STUDY + ".1").study_key
+    clock.now += 60  # the node was down for a minute
+    with NodeStore(tmp_path, clock=clock) as store:
+        store.recover(max_score_attempts=2)
+        assert store.queue_quiet_studies(10) == []  # the cut-off sender gets time to resend
+        clock.now += 10
+        assert store.queue_quiet_studies(10) == [key]
+
+
 def test_keys_are_salted_per_node_and_the_uid_lives_only_in_the_database(tmp_path):
     with NodeStore(tmp_path / "a") as a, NodeStore(tmp_path / "b") as b:
         key = a.record_instance(STUDY, STUDY + ".1").study_key
