@@ -28,6 +28,7 @@ def score(
     aggregate: str = options.AggregateOpt,
     match: str = options.MatchOpt,
     parametric_map: bool = options.ParametricMapOpt,
+    key_objects: bool = options.KeyObjectsOpt,
     batch_size: str = options.ScoringBatchSizeOpt,
     triage: int = options.TriageOpt,
     banks_root: Path = options.BanksRootOpt,
@@ -40,7 +41,7 @@ def score(
 
     volume = dict(bank=options.resolve_bank(references, banks_root), shots=shots, zero_shot=zero_shot, window=window,
                   axis=axis, batch_size=parse_batch_size(batch_size), threshold=threshold, aggregate=aggregate, match=match,
-                  parametric_map=parametric_map, triage=triage)
+                  parametric_map=parametric_map, key_objects=key_objects, triage=triage)
     runs = [options.scoring_options(model, name, **volume) for name in model.methods]
     for line in score_with_methods(study, out, runs, series_rule=series_index, study_index=study_index):
         typer.echo(line)
