@@ -20,6 +20,9 @@ from adaptclip_med.utils.redact import describe_path
 
 #: Modalities scored by default: the demo model and the windows are CT/MR ones.
 DEFAULT_MODALITIES = ("CT", "MR")
+#: Where the node's scoring differs from batch's defaults: on the CPU unless told, and a Key Object
+#: Selection of the top slices sent with the SEG and SR (IHE AIR), so a PACS worklist flags them.
+NODE_SCORING_DEFAULTS = {"device": "cpu", "key_objects": True}
 #: AE titles are at most 16 characters of the DICOM default repertoire, no backslash.
 MAX_AE_TITLE = 16
 
@@ -59,7 +62,6 @@ class NodeConfig:
     modalities: tuple[str, ...] = DEFAULT_MODALITIES
     score_attempts: int = 2  # a node killed while scoring the same study this often gives up on it
     poll_seconds: float = 1.0
-    key_objects: bool = True  # also send a Key Object Selection of the top slices when the writers make one
     scoring: dict[str, Any] = field(default_factory=dict)
 
     def with_overrides(self, ae_title: str | None = None, port: int | None = None, bind: str | None = None,
@@ -82,7 +84,7 @@ class NodeConfig:
         from adaptclip_med.methods import get_method
         from adaptclip_med.volume.options import ScoringOptions
 
-        settings = {"device": "cpu", **self.scoring}
+        settings = {**NODE_SCORING_DEFAULTS, **self.scoring}
         if settings.get("adapters") == "untrained":  # as the CLI's --adapters untrained: fresh weights, no diagnostic value
             settings["adapters"] = None
             untrained = True
@@ -136,8 +138,7 @@ def _peer(entry: Any, where: str, needs_port: bool) -> Peer:
     return Peer(_ae_title(entry["ae_title"], f"{where}.ae_title"), str(entry["host"]), port)
 
 
-_NODE_KEYS = {"ae_title", "bind", "port", "state_dir", "quiet_seconds", "modalities", "score_attempts", "poll_seconds",
-              "key_objects"}
+_NODE_KEYS = {"ae_title", "bind", "port", "state_dir", "quiet_seconds", "modalities", "score_attempts", "poll_seconds"}
 _TOP_KEYS = {"node", "allow", "destination", "scoring"}
 
 
@@ -209,7 +210,6 @@ def load_config(path: Path) -> NodeConfig:
         modalities=tuple(m.strip().upper() for m in modalities),
         score_attempts=int(_number(node.get("score_attempts", defaults.score_attempts), f"{label}: [node].score_attempts", 1)),
         poll_seconds=_number(node.get("poll_seconds", defaults.poll_seconds), f"{label}: [node].poll_seconds", 0.05),
-        key_objects=bool(node.get("key_objects", defaults.key_objects)),
         scoring=scoring)
 
 
@@ -225,7 +225,6 @@ state_dir = "adaptclip-node"    # spool, results and the queue database (node.sq
 quiet_seconds = 30              # a study is complete when nothing arrived for it this long
 modalities = ["CT", "MR"]       # anything else is logged and skipped; results (SEG/SR/KO/PMAP) never scored
 score_attempts = 2              # a node that dies this often while scoring one study marks it failed
-key_objects = true              # also send a Key Object Selection of the top slices (when written)
 
 # Who may send to us: calling AE title AND host must match one entry; everyone else is refused
 # at association.  No entry: nobody may send.
@@ -243,14 +242,16 @@ attempts = 3
 backoff_seconds = 5             # first retry delay, doubled at each attempt
 timeout_seconds = 60
 
-# How studies are scored: the flags of `adaptclip-med batch`, by name.
+# How studies are scored: the flags of `adaptclip-med batch`, by name.  Always sent: a DICOM SEG and a
+# TID 1500 Comprehensive 3D SR (findings, regions, measurements), in the source study.
 [scoring]
 method = "adaptclip"
 adapters = "demo"               # the packaged demo model (synthetic training data, NO diagnostic value)
 # bank = "banks/demo-ct-head"   # reference bank folder (omit for zero-shot)
 window = "brain"
 # threshold = 0.5               # default: the bank's calibrated value
-parametric_map = true
+parametric_map = true           # also a DICOM Parametric Map of the anomaly probability
+key_objects = true              # and a Key Object Selection of the top slices (the node's default)
 device = "cpu"
 '''
 

@@ -51,10 +51,11 @@ def test_a_study_is_scored_once_and_every_result_object_sent_once(tmp_path, pacs
         assert run_until_idle(worker) == 2  # one scoring step, one sending step
         key = store.study_key(uid)
         row = store.row(key)
-        assert (row.state, row.score_attempts, row.send_attempts, row.sent_objects) == (SENT, 1, 1, 2)
+        assert (row.state, row.score_attempts, row.send_attempts, row.sent_objects) == (SENT, 1, 1, 4)
         assert run_until_idle(worker) == 0  # nothing left: never scored or sent twice
         classes = sorted(ds.SOPClassUID.name for ds in pacs.received)
-        assert classes == ["Parametric Map Storage", "Segmentation Storage"]
+        assert classes == ["Comprehensive 3D SR Storage", "Key Object Selection Document Storage", "Parametric Map Storage",
+                           "Segmentation Storage"]
         assert {str(ds.StudyInstanceUID) for ds in pacs.received} == {uid}  # back into the same study
         sent_files = result_objects(worker.results_folder(key))
         assert {pydicom.dcmread(p).SOPInstanceUID for p in sent_files} == {ds.SOPInstanceUID for ds in pacs.received}

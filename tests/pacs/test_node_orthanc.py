@@ -29,8 +29,10 @@ _spec.loader.exec_module(node_testbed)
 
 SEG_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 PMAP_CLASS = "1.2.840.10008.5.1.4.1.1.30"
-#: What the node must bring back into the study (SOP classes).
-EXPECTED_RESULTS = {SEG_CLASS, PMAP_CLASS}
+SR_CLASS = "1.2.840.10008.5.1.4.1.1.88.34"  # Comprehensive 3D SR (TID 1500)
+KO_CLASS = "1.2.840.10008.5.1.4.1.1.88.59"  # Key Object Selection
+#: What the node must bring back into the study (SOP classes): IHE AI Results, KO on by default.
+EXPECTED_RESULTS = {SEG_CLASS, PMAP_CLASS, SR_CLASS, KO_CLASS}
 
 
 def uid_of(folder: Path) -> str:
@@ -78,7 +80,7 @@ def test_a_study_stored_into_orthanc_comes_back_scored_in_the_same_study(tmp_pat
         assert sent.returncode == 0, sent.stderr
         results = node_testbed.wait_for(
             lambda: (found := setup.results_in_pacs(study_uid)) and {s["SOPClassUID"] for s in found} >= EXPECTED_RESULTS
-            and found, 600, what="SEG and Parametric Map in Orthanc")
+            and found, 600, what="SEG, Parametric Map, SR and KO in Orthanc")
         for series in results:  # in the source study, not a new one
             assert series["StudyInstanceUID"] == study_uid
         seg = next(s for s in results if s["SOPClassUID"] == SEG_CLASS)
