@@ -57,8 +57,8 @@ def demo_bank(work: Path, normals: list[Path]) -> Path:
 
 
 def write_node_config(path: Path, node_port: int, pacs_port: int, bank: Path, state_dir: Path,
-                      quiet_seconds: float = 3.0) -> Path:
-    """A node configuration like the documented one: Orthanc may send, results go to Orthanc."""
+                      quiet_seconds: float = 3.0, allow_ae: str = PACS_AET) -> Path:
+    """A node configuration like the documented one: Orthanc (``allow_ae``) may send, results go to Orthanc."""
     path.write_text(f"""\
 [node]
 ae_title = "{NODE_AET}"
@@ -69,7 +69,7 @@ quiet_seconds = {quiet_seconds}
 poll_seconds = 0.2
 
 [[allow]]
-ae_title = "{PACS_AET}"
+ae_title = "{allow_ae}"
 host = "127.0.0.1"
 
 [destination]
