@@ -25,6 +25,9 @@ def test_help_names_every_subcommand_and_the_config():
         assert word in result.output
     run_help = invoke("node", "run", "--help").output
     assert "[[allow]]" in run_help and "quiet_seconds" in run_help and "--ae-title" in run_help
+    for command in (["node", "run"], ["node", "status"], ["node", "example-config"]):
+        text = invoke(*command, "--help").output
+        assert "<bool>" not in text and "…" not in text  # the project's help style (tests/cli/test_help.py)
 
 
 def test_the_example_config_loads_and_flags_override_it(tmp_path):
@@ -76,12 +79,17 @@ def test_scoring_names_are_checked(tmp_path):
     assert result.exit_code == 2 and "needs trained weights" in result.output
 
 
-def test_missing_weights_offline_is_one_line_before_anything_listens(tmp_path):
+@pytest.mark.parametrize("scoring", ["adapters = '{missing}'\noffline = true\n",
+                                     "method = 'winclip'\noffline = true\n"])  # backbone weights not cached
+def test_missing_weights_offline_is_one_line_before_anything_listens(tmp_path, monkeypatch, scoring):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hub"))
     path = tmp_path / "node.toml"
-    path.write_text(f"[node]\nport = 0\nstate_dir = 'state'\n[scoring]\nadapters = '{tmp_path / 'missing.safetensors'}'\n"
-                    "offline = true\n")
+    path.write_text("[node]\nport = 0\nstate_dir = 'state'\n[scoring]\n"
+                    + scoring.format(missing=tmp_path / "missing.safetensors"))
     result = invoke("node", "run", "--config", str(path))
-    assert result.exit_code in (2, 3) and result.output.count("\n") == 1 and "Traceback" not in result.output
+    assert result.exit_code == 3 and result.output.count("\n") == 1 and "Traceback" not in result.output
+    assert "weights" in result.output or "checkpoint" in result.output
     assert not (tmp_path / "state").exists()
 
 

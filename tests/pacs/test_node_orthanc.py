@@ -109,6 +109,7 @@ def test_a_study_stored_into_orthanc_comes_back_scored_in_the_same_study(tmp_pat
         assert to_pacs.returncode != 0
         log = setup.node.log_text()
         assert study_uid not in log and "PHANTOM" not in log
+        assert setup.node.stop() == 0 and "node AINODE stopped" in setup.node.log_text()  # SIGTERM: a clean stop
 
 
 def test_a_node_killed_while_receiving_scores_and_sends_the_study_once(tmp_path, demo):
