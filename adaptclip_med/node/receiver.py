@@ -21,6 +21,7 @@ from pydicom.dataset import Dataset
 from pynetdicom import AE, AllStoragePresentationContexts, evt
 from pynetdicom.sop_class import Verification
 
+from adaptclip_med.errors import AdaptClipError
 from adaptclip_med.node.config import NodeConfig, Peer
 from adaptclip_med.node.spool import Spool
 from adaptclip_med.outputs.dicom_seg import MANUFACTURER
@@ -107,7 +108,12 @@ class Receiver:
         """Listen on the configured address (port 0: a free one); returns the port."""
         handlers = [(evt.EVT_REQUESTED, self._on_requested), (evt.EVT_C_STORE, self._on_store),
                     (evt.EVT_C_ECHO, lambda event: SUCCESS)]
-        self._server = self.ae.start_server((self.config.bind, self.config.port), block=False, evt_handlers=handlers)
+        try:
+            self._server = self.ae.start_server((self.config.bind, self.config.port), block=False, evt_handlers=handlers)
+        except OSError as exc:
+            raise AdaptClipError(f"cannot listen on {self.config.bind}:{self.config.port} "
+                                 f"({exc.strerror or type(exc).__name__}): another program uses the port, or the "
+                                 f"address is not this machine's; change [node].port/bind or --port/--bind") from None
         return self.port
 
     def stop(self) -> None:

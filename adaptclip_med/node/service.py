@@ -11,18 +11,20 @@ from __future__ import annotations
 
 import logging
 import signal
+import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from adaptclip_med.errors import AdaptClipError
 from adaptclip_med.node.config import NodeConfig
 from adaptclip_med.node.receiver import Receiver
 from adaptclip_med.node.spool import Spool
 from adaptclip_med.node.store import NodeStore
 from adaptclip_med.node.worker import NodeWorker
 from adaptclip_med.utils.atomic import ensure_writable_folder
-from adaptclip_med.utils.redact import header_warnings_silenced
+from adaptclip_med.utils.redact import describe_path, header_warnings_silenced
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,9 @@ class NodeService:
                     while not self.stop_event.is_set():
                         if not worker.step():
                             self.stop_event.wait(config.poll_seconds)
+            except sqlite3.Error as exc:  # the queue itself failed (disk, permissions): stop, the state is kept
+                raise AdaptClipError(f"{describe_path(store.path)}: the node's queue database failed "
+                                     f"({str(exc).splitlines()[0]}); fix it and start the node again") from exc
             finally:
                 self._close_receiver()
         log.info("node %s stopped", config.ae_title)

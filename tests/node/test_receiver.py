@@ -114,3 +114,12 @@ def test_an_instance_written_but_not_recorded_before_a_kill_is_recovered(tmp_pat
         assert store.row(store.study_key(uid)).instances == 1
         assert not (folder / ".tmp-1234.half.dcm").exists()
         assert os.listdir(folder) == [f"{store.instance_key(ds.SOPInstanceUID)}.dcm"]
+
+
+def test_a_port_in_use_is_a_one_line_error(tmp_path, node):
+    receiver, store = node
+    from adaptclip_med.errors import AdaptClipError
+
+    taken = node_config(tmp_path / "other", port=receiver.port)
+    with pytest.raises(AdaptClipError, match=f"cannot listen on 127.0.0.1:{receiver.port}"):
+        Receiver(taken, receiver.spool).start()
