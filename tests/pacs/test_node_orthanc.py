@@ -19,13 +19,13 @@ from adaptclip_med.demo.dataset import make_ct_demo_dataset
 from adaptclip_med.demo.phantom import write_dicom_series
 from adaptclip_med.node.store import SENT
 
-from conftest import ROOT, testbed
-
 pytestmark = pytest.mark.slow
 
+ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("node_testbed", ROOT / "scripts" / "node_testbed.py")
 node_testbed = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(node_testbed)
+testbed = node_testbed.orthanc_testbed
 
 SEG_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 PMAP_CLASS = "1.2.840.10008.5.1.4.1.1.30"

@@ -17,7 +17,7 @@ from adaptclip_med.node.spool import Spool
 from adaptclip_med.node.store import NodeStore
 
 from batch_factory import PATIENT_ID, PATIENT_NAME, ct_series, sr_document
-from conftest import node_config, send
+from node_helpers import node_config, send
 
 
 @pytest.fixture()

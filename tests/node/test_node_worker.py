@@ -19,7 +19,7 @@ from adaptclip_med.node.worker import NodeWorker, result_objects
 from adaptclip_med.volume.pipeline import make_scorer
 
 from batch_factory import ct_series
-from conftest import node_config, send
+from node_helpers import node_config, send
 
 
 def make_worker(config, store):
