@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import sqlite3
+import time
 from pathlib import Path
 
 import pydicom
@@ -89,8 +90,6 @@ def test_a_study_stored_into_orthanc_comes_back_scored_in_the_same_study(tmp_pat
         # the results are stable series too: give the Lua rule every chance to route them, then check it did not
         node_testbed.wait_for(lambda: all(j["State"] == "Success" for j in setup.pacs.jobs("DicomModalityStore")), 60,
                               what="routing jobs finished")
-        import time
-
         time.sleep(3 * 2 + setup.quiet_seconds + 2)
         routed = setup.pacs.jobs("DicomModalityStore")
         assert len(routed) == 1, "the study must be routed once (its CT series), never its results"
@@ -116,7 +115,7 @@ def test_a_node_killed_while_receiving_scores_and_sends_the_study_once(tmp_path,
     _, bank = demo
     study = second_study(tmp_path / "study2")
     study_uid = uid_of(study)
-    with node_testbed.PacsWithNode(tmp_path / "run", bank, quiet_seconds=5.0) as setup:
+    with node_testbed.PacsWithNode(tmp_path / "run", bank, quiet_seconds=10.0) as setup:
         spool = setup.state_dir / "spool"
         assert setup.storescu(study).returncode == 0
         node_testbed.wait_for(lambda: spool.is_dir() and any(spool.rglob("*.dcm")), 300, poll=0.02,
@@ -133,11 +132,13 @@ def test_a_node_killed_while_receiving_scores_and_sends_the_study_once(tmp_path,
 
         # Orthanc's routing job fails when the node dies mid-association; once the node is back, the PACS
         # resends it (here through Orthanc's REST API, as its administrator or a retry script would)
-        failed = node_testbed.wait_for(lambda: [j for j in setup.pacs.jobs("DicomModalityStore") if j["State"] == "Failure"],
-                                       120, what="Orthanc noticing the failed routing")
+        jobs = node_testbed.wait_for(
+            lambda: (found := setup.pacs.jobs("DicomModalityStore")) and all(j["State"] in ("Success", "Failure") for j in found)
+            and found, 120, what="Orthanc's routing job ending")
         setup.node.start()
-        for job in failed:
-            setup.pacs.post_json(f"/jobs/{job['ID']}/resubmit", {})
+        for job in jobs:  # Failure unless every instance had gone out before the kill
+            if job["State"] == "Failure":
+                setup.pacs.post_json(f"/jobs/{job['ID']}/resubmit", {})
         node_testbed.wait_for(lambda: (r := node_rows(setup.state_dir)) and r[0]["state"] == SENT, 600,
                               what="study sent after the restart")
         row = node_rows(setup.state_dir)[0]
