@@ -6,6 +6,12 @@ DICOM ports, no remote access, no authentication and the DICOMweb plugin enabled
 ``Orthanc config.json`` as a subprocess, waits until ``/system`` answers, and stops it (and
 deletes the storage) at the end.  Needs the Debian packages ``orthanc`` and ``orthanc-dicomweb``.
 
+For the AI node (``adaptclip-med node``, docs/deploy-pacs.md) it also plays the hospital PACS:
+``modalities`` registers DICOM peers (``DicomModalities``); ``strict=True`` accepts C-STOREs only
+from those registered AE title + host pairs (``DicomAlwaysAllowStore: false``,
+``DicomCheckModalityHost: true``); ``route_to`` installs :data:`ROUTING_LUA`, an ``OnStableSeries``
+route of original CT/MR series to that modality, with ``stable_age`` seconds of quiet.
+
     python scripts/orthanc_testbed.py [FILES_OR_FOLDERS...]   # upload, print the URL, wait for Ctrl-C
 """
 
@@ -22,6 +28,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import NamedTuple
 
 PLUGIN_CANDIDATES = ("/usr/share/orthanc/plugins/libOrthancDicomWeb.so",)
 
@@ -43,21 +50,91 @@ def orthanc_available() -> bool:
     return shutil.which("Orthanc") is not None and find_dicomweb_plugin() is not None
 
 
+def dcmtk_tool(name: str) -> str | None:
+    """The Debian dcmtk binary ``name`` (storescu, echoscu ...), not a same-named script that comes
+    first on PATH (pynetdicom installs its own ``storescu``): the first candidate whose version
+    line says dcmtk."""
+    candidates = [f"/usr/bin/{name}", f"/bin/{name}", f"/usr/local/bin/{name}", shutil.which(name)]
+    for candidate in dict.fromkeys(c for c in candidates if c and Path(c).is_file()):
+        try:
+            version = subprocess.run([candidate, "--version"], capture_output=True, text=True, timeout=10).stdout
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if "dcmtk" in version.lower():
+            return candidate
+    return None
+
+
+def free_port() -> int:
+    """A free TCP port on loopback (bound then released: good enough for tests)."""
+    return _free_port()
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
+#: The routing rule of docs/deploy-pacs.md: when a series has been stable (nothing new for
+#: StableAge seconds), send it to the AI node if it is an ORIGINAL CT or MR series.  SEG, SR, KO,
+#: Parametric Maps (modality OT) and DERIVED images are never routed, so the results the node
+#: stores back cannot be routed again.  Series-level, not OnStableStudy: the results make the
+#: STUDY unstable again, which would re-route it.
+ROUTING_LUA = """\
+-- adaptclip-med AI node routing (docs/deploy-pacs.md)
+local AI_NODE = '%(modality)s'
+local ROUTED_MODALITIES = { CT = true, MR = true }
+
+local function IsDerived(seriesId)
+  -- ImageType is an instance attribute: look at the series' first instance
+  local instances = ParseJson(RestApiGet('/series/' .. seriesId .. '/instances'))
+  if #instances == 0 then return true end
+  local tags = ParseJson(RestApiGet('/instances/' .. instances[1]['ID'] .. '/simplified-tags'))
+  local imageType = tags['ImageType'] or ''
+  return string.find(imageType, 'DERIVED', 1, true) ~= nil
+end
+
+function OnStableSeries(seriesId, tags, metadata)
+  if ROUTED_MODALITIES[tags['Modality']] == nil then
+    return  -- SEG, SR, KO, OT (Parametric Map), PR ...: never routed
+  end
+  if IsDerived(seriesId) then
+    return
+  end
+  RestApiPost('/modalities/' .. AI_NODE .. '/store', seriesId)
+end
+"""
+
+
+class DicomPeer(NamedTuple):
+    """A DICOM application entity registered in Orthanc's ``DicomModalities``."""
+
+    aet: str
+    port: int
+    host: str = "127.0.0.1"
+
+    def as_config(self) -> dict:
+        return {"AET": self.aet, "Host": self.host, "Port": self.port, "AllowEcho": True, "AllowStore": True,
+                "AllowFind": False, "AllowMove": False, "AllowGet": False}
+
+
 class OrthancTestbed:
     """``with OrthancTestbed() as pacs: pacs.dicomweb_url ...``"""
 
-    def __init__(self, workdir: Path | None = None, startup_timeout: float = 30.0) -> None:
+    def __init__(self, workdir: Path | None = None, startup_timeout: float = 30.0, aet: str = "TESTBED",
+                 modalities: dict[str, DicomPeer] | None = None, strict: bool = False, route_to: str | None = None,
+                 stable_age: int = 60) -> None:
         self._own_workdir = workdir is None
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="orthanc-testbed-"))
         self.startup_timeout = startup_timeout
         self.http_port = _free_port()
         self.dicom_port = _free_port()
+        self.aet = aet
+        self.modalities = dict(modalities or {})
+        self.strict = strict
+        self.route_to = route_to
+        self.stable_age = stable_age
         self.process: subprocess.Popen | None = None
 
     @property
@@ -76,11 +153,21 @@ class OrthancTestbed:
         storage.mkdir(parents=True, exist_ok=True)
         config = {
             "Name": "adaptclip-testbed", "StorageDirectory": str(storage), "IndexDirectory": str(storage),
-            "HttpPort": self.http_port, "DicomPort": self.dicom_port, "DicomAet": "TESTBED",
+            "HttpPort": self.http_port, "DicomPort": self.dicom_port, "DicomAet": self.aet,
             "RemoteAccessAllowed": False, "AuthenticationEnabled": False, "HttpServerEnabled": True,
             "DicomServerEnabled": True, "Plugins": [str(plugin)], "UnknownSopClassAccepted": True,
             "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": False, "Host": f"127.0.0.1:{self.http_port}"},
+            "DicomModalities": {name: peer.as_config() for name, peer in self.modalities.items()},
+            "StableAge": self.stable_age,
         }
+        if self.strict:  # only registered AE title + host pairs may store (the node included)
+            config.update({"DicomAlwaysAllowStore": False, "DicomAlwaysAllowEcho": False, "DicomCheckModalityHost": True})
+        if self.route_to is not None:
+            if self.route_to not in self.modalities:
+                raise ValueError(f"route_to={self.route_to!r} is not one of the registered modalities")
+            lua = self.workdir / "route-to-ai-node.lua"
+            lua.write_text(ROUTING_LUA % {"modality": self.route_to})
+            config["LuaScripts"] = [str(lua)]
         path = self.workdir / "orthanc.json"
         path.write_text(json.dumps(config, indent=2))
         return path
@@ -141,6 +228,28 @@ class OrthancTestbed:
             except urllib.error.HTTPError:
                 continue
         return stored
+
+    def post_json(self, path: str, body: object):
+        request = urllib.request.Request(self.url + path, data=json.dumps(body).encode(), method="POST",
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
+
+    def study_series(self, study_uid: str) -> list[dict]:
+        """Every series Orthanc holds in the study with this Study Instance UID: its main tags
+        (Modality, SeriesDescription ...), its own StudyInstanceUID and its instance count."""
+        found = self.post_json("/tools/find", {"Level": "Series", "Query": {"StudyInstanceUID": study_uid}, "Expand": True})
+        series = []
+        for item in found:
+            first = self.get_json(f"/instances/{item['Instances'][0]}/simplified-tags") if item["Instances"] else {}
+            series.append({**item["MainDicomTags"], "StudyInstanceUID": first.get("StudyInstanceUID"),
+                           "SOPClassUID": first.get("SOPClassUID"), "instances": len(item["Instances"])})
+        return series
+
+    def jobs(self, job_type: str | None = None) -> list[dict]:
+        """Orthanc's jobs (routing sends are ``DicomModalityStore`` jobs), oldest first."""
+        found = [self.get_json(f"/jobs/{job_id}") for job_id in self.get_json("/jobs")]
+        return sorted((j for j in found if job_type is None or j.get("Type") == job_type), key=lambda j: j["CreationTime"])
 
     def series_modalities(self) -> list[str]:
         return sorted(self.get_json(f"/series/{sid}")["MainDicomTags"].get("Modality", "")

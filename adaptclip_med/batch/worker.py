@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
-from adaptclip_med.batch.discovery import Discovery, StudyFiles, StudyTask
+from adaptclip_med.batch.discovery import Discovery, StudyFiles, StudyTask, study_key_for_uid
 from adaptclip_med.batch.journal import DONE, FAILED, StudyRecord
 from adaptclip_med.batch.rules import SeriesRules, no_series_reason, select_series
 from adaptclip_med.batch.staging import is_disk_full, publish
@@ -61,6 +61,15 @@ class _Attempt:
     series: str = ""
 
 
+def _scan_keys(task: StudyTask) -> set[str]:
+    """The :func:`scan_dicom` study keys that belong to ``task``: its own key, or the key of its
+    Study UID when the source names studies its own way (the node's salted keys)."""
+    keys = {task.key, ""}
+    if task.study_uid:
+        keys.add(study_key_for_uid(task.study_uid))
+    return keys
+
+
 class StudyWorker:
     """Scores one study at a time into staging and publishes it; returns its journal record."""
 
@@ -103,7 +112,7 @@ class StudyWorker:
             return self._score_nifti(task, staged, attempt)
         files = self.source.open_study(task, scratch, rules)
         series = [s for s in scan_dicom(files.paths, root=files.root, label_for=lambda p: file_key(p, files.root))
-                  if s.study_key in (task.key, "")]
+                  if s.study_key in _scan_keys(task)]
         choice = select_series(series, rules)
         decisions = choice.decisions + files.left
         if choice.chosen is None:
