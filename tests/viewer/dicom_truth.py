@@ -93,3 +93,35 @@ def same_signature(a, b, rel: float = 1e-3, px: float = 0.05) -> bool:
     """Sums and maxima equal to ``rel`` (float32 rounding), centroids to ``px`` pixels."""
     close = lambda u, v, tol: abs(u - v) <= tol * max(1.0, abs(u), abs(v))  # noqa: E731
     return close(a[0], b[0], rel) and close(a[1], b[1], rel) and abs(a[2] - b[2]) <= px and abs(a[3] - b[3]) <= px
+
+
+@dataclass(frozen=True)
+class SrRegion:
+    """One region of our TID 1500 SR as a viewer should show it: the planar outline (TID 1410) and
+    every measurement of the groups sharing its tracking identifier."""
+
+    tracking_identifier: str
+    graphic_type: str
+    points: tuple[tuple[float, float], ...]
+    slice_index: int
+    measurements: tuple[tuple[str, float, str], ...]  # (concept meaning, value, UCUM unit)
+
+
+def sr_regions(sr_path: Path, source: SourceSeries) -> list[SrRegion]:
+    """The planar regions of our SR, read back through highdicom (the reader the SR is written for),
+    each with the measurements of its volumetric and planar groups."""
+    import highdicom as hd
+
+    content = hd.sr.srread(sr_path).content
+    measured: dict[str, list[tuple[str, float, str]]] = {}
+    for group in [*content.get_volumetric_roi_measurement_groups(), *content.get_planar_roi_measurement_groups()]:
+        measured.setdefault(group.tracking_identifier, []).extend(
+            (m.name.meaning, float(m.value), str(m.unit.value)) for m in group.get_measurements())
+    regions = []
+    for group in content.get_planar_roi_measurement_groups():
+        roi = group.roi
+        image_uid = str(roi.ContentSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID)
+        regions.append(SrRegion(group.tracking_identifier, str(roi.graphic_type.value),
+                                tuple((float(x), float(y)) for x, y in roi.value), source.slice_of_sop[image_uid],
+                                tuple(measured[group.tracking_identifier])))
+    return regions

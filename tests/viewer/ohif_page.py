@@ -87,23 +87,27 @@ PMAP_SLICES = """(displaySetUid) => {
   return out;
 }"""
 
-#: the measurements OHIF parsed from an SR display set: label / text lines, graphic type and
-#: points, and the SOP UID of the image each one is drawn on
+#: the measurements OHIF parsed from an SR display set (one per tracking UID, groups merged): whether
+#: it was placed on an image, its tracking identifier, its label lines, graphic type and points, and
+#: the SOP UID of the image it is drawn on
 SR_MEASUREMENTS = """(displaySetUid) => {
   const ds = window.services.displaySetService.getDisplaySetByUID(displaySetUid);
-  return (ds.measurements || []).map(m => ({
-    label: m.label || '', text: JSON.stringify(m.displayText || m.labels || ''),
-    graphicType: (m.coords && m.coords[0] && m.coords[0].GraphicType) || m.graphicType || '',
-    points: (m.coords || []).map(c => Array.from(c.GraphicData || [])),
-    sop: (m.coords && m.coords[0] && m.coords[0].ReferencedSOPSequence && m.coords[0].ReferencedSOPSequence.ReferencedSOPInstanceUID)
-         || m.ReferencedSOPInstanceUID || '',
-  }));
+  if (!ds || !ds.isLoaded) return null;
+  return (ds.measurements || []).map(m => {
+    const coord = (m.coords || [])[0] || {};
+    const ref = coord.ReferencedSOPSequence || {};
+    return {loaded: Boolean(m.loaded), trackingIdentifier: m.TrackingIdentifier || '',
+            labels: (m.labels || []).map(l => [String(l.label), String(l.value)]),
+            graphicType: coord.GraphicType || '', points: Array.from(coord.GraphicData || []),
+            sop: m.ReferencedSOPInstanceUID || ref.ReferencedSOPInstanceUID || ''};
+  });
 }"""
 
-#: the measurements OHIF's measurement service holds (after an SR is loaded into a viewport)
-TRACKED_MEASUREMENTS = """() => window.services.measurementService.getMeasurements().map(m => ({
-  label: m.label || '', toolName: m.toolName || '', sop: m.referenceSeriesUID ? (m.SOPInstanceUID || '') : (m.SOPInstanceUID || ''),
-  displayText: JSON.stringify(m.displayText || ''), points: m.points ? m.points.length : 0}))"""
+#: the text Cornerstone draws next to annotations in the viewport (SVG layer)
+ANNOTATION_TEXT = """() => [...document.querySelectorAll('[data-cy="viewport-pane"] svg text')].map(t => t.textContent)"""
+
+#: OHIF's error boundary ("Something went wrong") replaced a viewport or the route
+ERROR_BOUNDARY = """() => document.body.innerText.includes('Something went wrong')"""
 
 #: the SOP UID of the image the first viewport shows now
 CURRENT_SOP = """() => {
@@ -129,17 +133,20 @@ JUMP_TO_SOP = """async (sop) => {
 
 @dataclass
 class PageWatch:
-    """Console errors, uncaught page errors and failed same-origin requests seen by one page."""
+    """Console errors (and error-boundary catches) and uncaught page errors seen by one page."""
 
     console_errors: list[str] = field(default_factory=list)
     page_errors: list[str] = field(default_factory=list)
-    failed_requests: list[str] = field(default_factory=list)
 
     def attach(self, page) -> PageWatch:
-        page.on("console", lambda message: message.type == "error" and self.console_errors.append(message.text[:300]))
+        page.on("console", self._on_console)
         page.on("pageerror", lambda error: self.page_errors.append(str(error)[:300]))
-        page.on("requestfailed", lambda request: self.failed_requests.append(request.url.split("?")[0].rsplit("/", 1)[-1][:60]))
         return self
+
+    def _on_console(self, message) -> None:
+        # OHIF logs a React error boundary's catch at *debug* level ("Route viewer Error Boundary ...")
+        if message.type == "error" or "Error Boundary" in message.text:
+            self.console_errors.append(message.text[:300])
 
     def problems(self) -> list[str]:
         return ([f"console error: {e}" for e in self.console_errors] + [f"page error: {e}" for e in self.page_errors])

@@ -14,9 +14,9 @@ from __future__ import annotations
 import pytest
 
 from dicom_truth import (COMPREHENSIVE_3D_SR_CLASS, PMAP_CLASS, SEG_CLASS, pmap_frames_per_slice, same_signature,
-                         seg_voxels_per_slice)
-from ohif_page import (DISPLAY_SETS, JUMP_TO_SOP, PMAP_SLICES, SEG_VOXELS, SEGMENTATION_IDS, SHOTS, STEP_TIMEOUT_MS,
-                       PageWatch, load_series, notifications, open_study)
+                         seg_voxels_per_slice, sr_regions)
+from ohif_page import (ANNOTATION_TEXT, DISPLAY_SETS, ERROR_BOUNDARY, JUMP_TO_SOP, PMAP_SLICES, SEG_VOXELS, SEGMENTATION_IDS,
+                       SHOTS, SR_MEASUREMENTS, STEP_TIMEOUT_MS, PageWatch, load_series, notifications, open_study)
 
 pytestmark = pytest.mark.slow
 
@@ -59,6 +59,11 @@ def _screenshot(page, name: str) -> None:
 
 def _assert_clean(watch: PageWatch) -> None:
     assert not watch.problems(), "OHIF reported errors:\n" + "\n".join(watch.problems())
+
+
+def _shown_value(labels: list[list[str]], meaning: str) -> list[float]:
+    """The numbers OHIF shows for one concept ("11502.00 mm3" -> 11502.0)."""
+    return [float(value.split()[0]) for label, value in labels if label == meaning and value.strip()]
 
 
 # ----------------------------------------------------------------------------------------------- tests
@@ -130,6 +135,41 @@ def test_parametric_map_lands_on_the_slices_it_references(page, ohif, scored_stu
     _assert_clean(watch)
 
 
-def test_sr_is_among_our_results(scored_study):
-    assert scored_study.by_class.get(COMPREHENSIVE_3D_SR_CLASS), \
-        f"no Comprehensive 3D SR among the outputs ({sorted(p.name for ps in scored_study.by_class.values() for p in ps)})"
+def test_sr_regions_and_measurements_show_on_their_slices(page, ohif, scored_study):
+    """Our TID 1500 SR opens in OHIF's SR viewport without breaking it; every region is drawn as our
+    POLYLINE on the image it references, with our measurements (volume, scores, area) as its
+    labels, and the labels are on screen next to the outline."""
+    sr_paths = scored_study.by_class.get(COMPREHENSIVE_3D_SR_CLASS)
+    assert sr_paths, f"no Comprehensive 3D SR among the outputs ({sorted(p.name for p in scored_study.outputs.glob('*.dcm'))})"
+    expected = sr_regions(sr_paths[0], scored_study.source)
+    assert expected, "our SR of the lesion study holds no region"
+
+    watch, _ = _open(page, ohif, scored_study)
+    load_series(page, _description(sr_paths[0]))
+    uid = next(d["uid"] for d in page.evaluate(DISPLAY_SETS) if d["modality"] == "SR")
+    page.wait_for_function(f"(() => {{ const m = ({SR_MEASUREMENTS})({uid!r}); return m !== null && m.length > 0; }})",
+                           timeout=STEP_TIMEOUT_MS)
+    page.wait_for_timeout(2000)  # the SR viewport places the measurements on the source images
+    assert not page.evaluate(ERROR_BOUNDARY), "OHIF's SR viewport broke ('Something went wrong'): " + "; ".join(watch.problems())
+    shown = {m["trackingIdentifier"]: m for m in page.evaluate(SR_MEASUREMENTS, uid)}
+    for region in expected:
+        measurement = shown.get(region.tracking_identifier)
+        assert measurement is not None, f"OHIF lists no measurement for {region.tracking_identifier!r}: {sorted(shown)}"
+        assert measurement["loaded"], f"{region.tracking_identifier!r} was not placed on any image"
+        assert measurement["graphicType"] == region.graphic_type == "POLYLINE"
+        assert scored_study.source.slice_of_sop.get(measurement["sop"]) == region.slice_index, \
+            f"{region.tracking_identifier!r} drawn on another slice than {region.slice_index}"
+        drawn = [tuple(measurement["points"][i:i + 2]) for i in range(0, len(measurement["points"]), 2)]
+        assert drawn == pytest.approx(list(region.points), abs=1e-3), f"{region.tracking_identifier!r}: outline differs"
+        for meaning, value, _unit in region.measurements:
+            assert any(abs(v - value) <= 0.0051 * max(1.0, abs(value)) for v in _shown_value(measurement["labels"], meaning)), \
+                f"{region.tracking_identifier!r}: OHIF shows {meaning} as {measurement['labels']}, ours is {value}"
+
+    largest = max(expected, key=lambda r: dict((m, v) for m, v, _ in r.measurements).get("Volume", 0.0))
+    _jump_to_slice(page, scored_study, largest.slice_index)
+    volume = dict((m, v) for m, v, _ in largest.measurements)["Volume"]
+    texts = page.evaluate(ANNOTATION_TEXT)
+    assert any(t.startswith("Volume:") and abs(float(t.split()[1]) - volume) <= 0.0051 * volume for t in texts), \
+        f"the viewport does not label the region with its volume: {texts}"
+    _screenshot(page, "sr")
+    _assert_clean(watch)
