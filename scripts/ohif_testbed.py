@@ -12,10 +12,10 @@ dashboard, so the project checks them there.  This script owns that set-up:
   uploads the files (REST ``POST /instances``), writes an nginx configuration at run time that serves
   ``dist/`` (``try_files $uri /index.html``) and proxies ``/dicom-web/`` and ``/wado`` to Orthanc on
   a free loopback port - one origin, because Orthanc sends no CORS headers by design - and prints the
-  viewer URL of each uploaded study until Ctrl-C.
+  viewer's study list URL (``--study-urls``: each study's viewer link too) until Ctrl-C or SIGTERM.
 
     python scripts/ohif_testbed.py install
-    python scripts/ohif_testbed.py serve path/to/study/ path/to/outputs/*.dcm
+    python scripts/ohif_testbed.py serve path/to/study/ path/to/outputs/*.dcm [--study-urls]
 
 Needs ``npm`` (install only), Debian ``nginx``, ``orthanc`` and ``orthanc-dicomweb``.
 """
@@ -313,17 +313,20 @@ def _files(arguments: list[str]) -> list[Path]:
             if p.is_file()]
 
 
-def _serve(arguments: list[str]) -> int:
+def _serve(arguments: list[str], study_urls: bool = False) -> int:
     missing = missing_parts()
     if missing:
         print("cannot start the OHIF testbed; missing: " + "; ".join(missing), file=sys.stderr)
         return 1
     files = _files(arguments)
+    # SIGTERM (kill, a service manager) stops and cleans up like Ctrl-C does
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with OhifTestbed() as viewer:
         if files:
             print(f"uploaded {viewer.upload(files)} of {len(files)} files")
-        print(f"OHIF study list: {viewer.url}/   (Ctrl-C stops both servers and deletes the storage)")
-        for uid in viewer.study_uids():
+        uids = viewer.study_uids()
+        print(f"OHIF study list: {viewer.url}/  ({len(uids)} studies; Ctrl-C stops both servers and deletes the storage)")
+        for uid in uids if study_urls else ():  # on request only: the links carry StudyInstanceUIDs
             print(f"  viewer: {viewer.viewer_url(uid)}")
         try:
             signal.pause()
@@ -339,11 +342,13 @@ def main(argv: list[str]) -> int:
     commands.add_parser("install", help=f"fetch {OHIF_PACKAGE} {OHIF_VERSION} into {INSTALL_ROOT} (skipped when there)")
     serve = commands.add_parser("serve", help="start Orthanc + nginx + OHIF, upload FILES, print viewer URLs, wait for Ctrl-C")
     serve.add_argument("files", nargs="*", help="DICOM files or folders to upload (source series and our outputs)")
+    serve.add_argument("--study-urls", action="store_true",
+                       help="also print each study's /viewer?StudyInstanceUIDs=... link (they show the study UIDs)")
     args = parser.parse_args(argv)
     if args.command == "install":
         install()
         return 0
-    return _serve(args.files)
+    return _serve(args.files, args.study_urls)
 
 
 if __name__ == "__main__":
