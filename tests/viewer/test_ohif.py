@@ -31,7 +31,8 @@ def _study_uid(scored_study) -> str:
 
 
 def _expected_series(scored_study) -> int:
-    return 1 + sum(len(paths) for paths in scored_study.by_class.values())
+    """The source series plus our SEG, Parametric Map and SR series (OHIF lists each as a display set)."""
+    return 1 + sum(len(scored_study.by_class.get(c, [])) for c in (SEG_CLASS, PMAP_CLASS, COMPREHENSIVE_3D_SR_CLASS))
 
 
 def _open(page, ohif, scored_study) -> tuple[PageWatch, list[dict]]:
