@@ -69,6 +69,7 @@ SEGMENTATION_IDS = "() => window.services.segmentationService.getSegmentations()
 PMAP_SLICES = """(displaySetUid) => {
   const cs = window.cornerstone;
   const pmap = window.services.displaySetService.getDisplaySetByUID(displaySetUid);
+  if (!pmap || !pmap.isLoaded) return null;  // set once the values are in the volume
   const volume = cs.cache.getVolume(displaySetUid);
   const reference = cs.cache.getVolume(pmap.getReferencedVolumeId());
   if (!volume || !reference) return null;
@@ -121,6 +122,7 @@ CURRENT_SOP = """() => {
 JUMP_TO_SOP = """async (sop) => {
   const vp = window.services.cornerstoneViewportService.getCornerstoneViewport(
       window.services.viewportGridService.getActiveViewportId());
+  if (!vp) return false;
   const n = vp.getNumberOfSlices ? vp.getNumberOfSlices() : vp.getImageIds().length;
   const shown = () => window.cornerstone.metaData.get('sopCommonModule', vp.getCurrentImageId()).sopInstanceUID;
   for (let i = 0; i < n; i++) {
