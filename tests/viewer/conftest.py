@@ -35,46 +35,75 @@ ohif_testbed = _load_testbed()
 @dataclass(frozen=True)
 class ScoredStudy:
     study_dir: Path
+    bank: Path
     outputs: Path
     source: SourceSeries
     by_class: dict[str, list[Path]]
 
+    def source_files(self) -> list[Path]:
+        return sorted(p for p in self.study_dir.iterdir() if p.is_file())
+
     def upload_files(self) -> list[Path]:
-        return sorted(p for p in self.study_dir.iterdir() if p.is_file()) + [p for paths in self.by_class.values() for p in paths]
+        return self.source_files() + [p for paths in self.by_class.values() for p in paths]
+
+
+def score_with_cli(study_dir: Path, bank: Path, outputs: Path) -> dict[str, list[Path]]:
+    """``adaptclip-med score --adapters demo --window brain --parametric-map`` in a subprocess (the
+    user's path); returns the DICOM objects it wrote, by SOP Class UID."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "ADAPTCLIP_MED_PROGRESS": "0"}
+    run = subprocess.run([sys.executable, "-m", "adaptclip_med.cli.main", "score", str(study_dir), "--references",
+                          str(bank), "--adapters", "demo", "--window", "brain", "--parametric-map", "--out", str(outputs)],
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return outputs_by_class(outputs)
 
 
 @pytest.fixture(scope="session")
 def scored_study(tmp_path_factory) -> ScoredStudy:
-    """The demo phantom with lesions, 16 slices, scored with ``adaptclip-med score --adapters demo
-    --parametric-map`` against a bank of two normal phantoms (the demo bank builder)."""
+    """The demo phantom with lesions, 16 slices, scored against a bank of two normal phantoms (the
+    demo bank builder)."""
     from adaptclip_med.demo.bank import ensure_demo_bank
     from adaptclip_med.demo.phantom import make_demo_dataset
     from adaptclip_med.demo.run import demo_options
     from adaptclip_med.volume.pipeline import model_for
 
+    require_testbed()  # before the scoring: nothing to look at without the viewer
     base = tmp_path_factory.mktemp("ohif-study")
     data = make_demo_dataset(base / "data", seed=0, n_references=2, shape=(16, 96, 96))
     options = demo_options()
     bank = ensure_demo_bank(data.reference_dirs, model_for(options), options.preprocessing(), base / "banks")
     outputs = base / "scored"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "ADAPTCLIP_MED_PROGRESS": "0"}
-    run = subprocess.run([sys.executable, "-m", "adaptclip_med.cli.main", "score", str(data.study_dir), "--references",
-                          str(bank), "--adapters", "demo", "--window", "brain", "--parametric-map", "--out", str(outputs)],
-                         env=env, capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr[-2000:]
-    return ScoredStudy(data.study_dir, outputs, SourceSeries.read(data.study_dir, data.ground_truth_nifti),
-                       outputs_by_class(outputs))
+    by_class = score_with_cli(data.study_dir, bank, outputs)
+    return ScoredStudy(data.study_dir, bank, outputs, SourceSeries.read(data.study_dir, data.ground_truth_nifti), by_class)
+
+
+def require_testbed() -> None:
+    missing = ohif_testbed.missing_parts()
+    if missing:
+        pytest.skip("OHIF testbed unavailable: missing " + "; ".join(missing))
 
 
 @pytest.fixture(scope="session")
 def ohif(scored_study, tmp_path_factory):
     """OHIF + nginx + Orthanc on loopback with the scored study uploaded; yields the testbed."""
-    missing = ohif_testbed.missing_parts()
-    if missing:
-        pytest.skip("OHIF testbed unavailable: missing " + "; ".join(missing))
+    require_testbed()
     with ohif_testbed.OhifTestbed(tmp_path_factory.mktemp("ohif-testbed")) as viewer:
         files = scored_study.upload_files()
         assert viewer.upload(files) == len(files)
+        yield viewer
+
+
+@pytest.fixture()
+def rescored(scored_study, tmp_path) -> dict[str, list[Path]]:
+    """The same study scored a second time (a re-run), into another folder."""
+    return score_with_cli(scored_study.study_dir, scored_study.bank, tmp_path / "rescored")
+
+
+@pytest.fixture()
+def empty_ohif(tmp_path):
+    """A second, empty testbed (for tests that need their own set of series in Orthanc)."""
+    require_testbed()
+    with ohif_testbed.OhifTestbed(tmp_path / "testbed") as viewer:
         yield viewer
 
 

@@ -185,3 +185,18 @@ def test_sr_regions_and_measurements_show_on_their_slices(page, ohif, scored_stu
         f"the viewport does not label the region with its volume: {texts}"
     _screenshot(page, "sr")
     _assert_clean(watch)
+
+
+def test_a_rescored_study_lists_its_result_series_apart(page, empty_ohif, scored_study, rescored):
+    """Scoring a study again adds a second SEG: the series list must tell the two runs apart."""
+    files = scored_study.source_files() + scored_study.by_class[SEG_CLASS] + rescored[SEG_CLASS]
+    assert empty_ohif.upload(files) == len(files)
+    watch = PageWatch().attach(page)
+    display_sets = open_study(page, empty_ohif.viewer_url(_study_uid(scored_study)), 3, STEP_TIMEOUT_MS)
+    segs = [d for d in display_sets if d["modality"] == "SEG"]
+    assert len(segs) == 2
+    assert segs[0]["seriesNumber"] != segs[1]["seriesNumber"], \
+        f"both runs' SEGs are series {segs[0]['seriesNumber']} ({segs[0]['description']!r}, {segs[1]['description']!r})"
+    entries = page.locator("[data-cy='study-browser-thumbnail-no-image']").filter(has_text="SEG").all_inner_texts()
+    assert len(entries) == 2 and entries[0] != entries[1], f"the series list shows the two SEGs alike: {entries}"
+    _assert_clean(watch)
