@@ -158,6 +158,7 @@ def test_sr_regions_and_measurements_show_on_their_slices(page, ohif, scored_stu
     except PlaywrightTimeout:
         pass  # a measurement OHIF could not place: named by the checks below
     page.wait_for_timeout(500)
+    _screenshot(page, "sr")  # as opened (replaced below by the largest region's slice when all is well)
     broken = page.evaluate(ERROR_BOUNDARY)
     assert not broken and not watch.problems(), \
         "OHIF's SR viewport broke ('Something went wrong'): " + "; ".join(watch.problems())
