@@ -48,12 +48,13 @@ class ScoredStudy:
 
 
 def score_with_cli(study_dir: Path, bank: Path, outputs: Path) -> dict[str, list[Path]]:
-    """``adaptclip-med score --adapters demo --window brain --parametric-map`` in a subprocess (the
-    user's path); returns the DICOM objects it wrote, by SOP Class UID."""
+    """``adaptclip-med score --adapters demo --window brain --parametric-map --key-objects`` in a
+    subprocess (the user's path); returns the DICOM objects it wrote, by SOP Class UID (SEG, PMAP,
+    SR, KOS: all go to Orthanc, so a KOS that upset OHIF would show as a console error)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "ADAPTCLIP_MED_PROGRESS": "0"}
-    run = subprocess.run([sys.executable, "-m", "adaptclip_med.cli.main", "score", str(study_dir), "--references",
-                          str(bank), "--adapters", "demo", "--window", "brain", "--parametric-map", "--out", str(outputs)],
-                         env=env, capture_output=True, text=True, timeout=600)
+    command = [sys.executable, "-m", "adaptclip_med.cli.main", "score", str(study_dir), "--references", str(bank),
+               "--adapters", "demo", "--window", "brain", "--parametric-map", "--key-objects", "--out", str(outputs)]
+    run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     return outputs_by_class(outputs)
 
