@@ -55,11 +55,15 @@ def labelled_findings(probability: np.ndarray, threshold: float, spacing_mm: tup
     labels, count = ndimage.label(mask, structure=np.ones((3, 3, 3), dtype=bool))
     if count == 0:
         return LabelledFindings([], np.zeros(mask.shape, dtype=np.int32), 0)
-    index = np.arange(1, count + 1)
-    peaks = np.asarray(ndimage.maximum(probability, labels, index), dtype=np.float64)
-    sizes = np.asarray(ndimage.sum(mask, labels, index), dtype=np.int64)
-    peak_at = ndimage.maximum_position(probability, labels, index)
     extents = ndimage.find_objects(labels)
+    sizes = np.bincount(labels.ravel(), minlength=count + 1)[1:].astype(np.int64)
+    peaks = np.empty(count, dtype=np.float64)
+    peak_at = []
+    for i, box in enumerate(extents):  # inside each bounding box: scipy's maximum_position sorts the whole map
+        values = np.where(labels[box] == i + 1, probability[box], -np.inf)
+        at = np.unravel_index(int(np.argmax(values)), values.shape)  # first maximum in raster order, as scipy's
+        peaks[i] = float(values[at])
+        peak_at.append(tuple(s.start + int(k) for s, k in zip(box, at)))
     voxel_ml = float(np.prod(spacing_mm)) / 1000.0
     order = np.argsort(-peaks, kind="stable")[:limit]
     findings = [Finding(rank, int(extents[i][0].start), int(extents[i][0].stop - 1), int(peak_at[i][0]), int(sizes[i]),
