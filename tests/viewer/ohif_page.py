@@ -2,7 +2,7 @@
 
 OHIF's own objects are on ``window`` once a viewer route is up (extensions/cornerstone's init sets
 ``window.services``, ``window.cornerstone`` and ``window.cornerstoneTools``): the display set,
-segmentation, measurement, viewport-grid and notification services and the Cornerstone3D cache.
+segmentation, viewport and notification services and the Cornerstone3D cache and metadata.
 The probes below read the *rendered state* from there (labelmap images, the Parametric Map volume,
 the SR measurements) and return plain numbers keyed by the source SOP Instance UID, which the test
 maps back to slice indices (tests/viewer/dicom_truth.py).  The user actions are real clicks in the

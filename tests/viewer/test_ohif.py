@@ -1,7 +1,8 @@
 """Our results in the viewer radiologists use: OHIF 3.13 (prebuilt, served by nginx) on top of a
 real Orthanc, driven in Debian's headless Chromium (SwiftShader WebGL).
 
-The demo lesion study is scored by ``adaptclip-med score --adapters demo --parametric-map``; the
+The demo lesion study is scored by ``adaptclip-med score --adapters demo --parametric-map
+--key-objects``; the
 source CT series and every DICOM object we wrote are stored in Orthanc; OHIF opens
 ``/viewer?StudyInstanceUIDs=...``.  Each check compares what OHIF *rendered* (its labelmap images,
 its Parametric Map volume, its parsed SR measurements: tests/viewer/ohif_page.py) with what our
@@ -73,7 +74,7 @@ def _shown_value(labels: list[list[str]], meaning: str) -> list[float]:
 def test_study_opens_with_the_source_series_and_our_results(page, ohif, scored_study):
     watch, display_sets = _open(page, ohif, scored_study)
     modalities = sorted(d["modality"] for d in display_sets)
-    assert modalities.count("CT") == 1 and "SEG" in modalities and "PMAP" in modalities, modalities
+    assert modalities.count("CT") == 1 and {"SEG", "PMAP", "SR"} <= set(modalities), modalities
     ct = next(d for d in display_sets if d["modality"] == "CT")
     assert ct["description"] == SOURCE_DESCRIPTION
     numbers = [d["seriesNumber"] for d in display_sets]
