@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args(argv)
     machine = machine_description()
+    run_size(4, 64, 1)  # warm-up: first calls import and initialise highdicom's pieces
     studies = [run_size(int(s), args.matrix, args.repeats) for s in args.sizes.split(",")]
     write_results(RESULTS, {"what": "IHE AI Results writers per study (phantom CT, synthetic map)",
                             "command": "python -m benchmarks.ai_results " + " ".join(argv or []), "machine": machine,
