@@ -60,7 +60,7 @@ def score_with_cli(study_dir: Path, bank: Path, outputs: Path) -> dict[str, list
 
 
 @pytest.fixture(scope="session")
-def scored_study(tmp_path_factory) -> ScoredStudy:
+def scored_outputs(tmp_path_factory) -> ScoredStudy:
     """The demo phantom with lesions, 16 slices, scored against a bank of two normal phantoms (the
     demo bank builder)."""
     from adaptclip_med.demo.bank import ensure_demo_bank
@@ -68,7 +68,6 @@ def scored_study(tmp_path_factory) -> ScoredStudy:
     from adaptclip_med.demo.run import demo_options
     from adaptclip_med.volume.pipeline import model_for
 
-    require_testbed()  # before the scoring: nothing to look at without the viewer
     base = tmp_path_factory.mktemp("ohif-study")
     data = make_demo_dataset(base / "data", seed=0, n_references=2, shape=(16, 96, 96))
     options = demo_options()
@@ -82,6 +81,14 @@ def require_testbed() -> None:
     missing = ohif_testbed.missing_parts()
     if missing:
         pytest.skip("OHIF testbed unavailable: missing " + "; ".join(missing))
+
+
+@pytest.fixture(scope="session")
+def scored_study(request) -> ScoredStudy:
+    """:func:`scored_outputs` for the browser tests: skipped before the scoring when the testbed is
+    missing (nothing to look at without the viewer)."""
+    require_testbed()
+    return request.getfixturevalue("scored_outputs")
 
 
 @pytest.fixture(scope="session")
