@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from adaptclip_med import __version__
-from adaptclip_med.cli import batch, common, dashboard, demo, evaluate, help_style, predict, references, score, train, weights
+from adaptclip_med.cli import batch, common, dashboard, demo, evaluate, help_style, predict, references, review, score, train, weights
 
 help_style.apply()
 
@@ -38,6 +38,7 @@ train.register(app)
 evaluate.register(app)
 batch.register(app)
 dashboard.register(app)
+review.register(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -88,7 +88,9 @@ def _facts(content: ReportContent) -> list[tuple[str, str]]:
     return [("Study", content.study_key), ("Decision", review.decision_label), ("Reviewer", review.reviewer),
             ("Signed off (UTC)", review.reviewed_at), ("Revision", str(review.revision)),
             ("Study score", f"{content.study_score:.4f}"), ("Model threshold", f"{content.model_threshold:.3f}"),
-            ("Threshold override", override), ("Model", content.model_summary)]
+            ("Threshold override", override), ("Model", content.model_summary),
+            *([("Reviewer identity", review.reviewer_id)] if review.reviewer_id else []),
+            *([("Audit chain head at sign-off", review.record_hash)] if review.record_hash else [])]
 
 
 def render_html(content: ReportContent) -> str:

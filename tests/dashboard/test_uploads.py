@@ -91,10 +91,54 @@ def test_uploads_are_screened_one_reason_per_rejected_file(tmp_path):
     dicom = b"\0" * 128 + b"DICM" + b"\0" * 64
     files = [("/tmp/secret/fake.nii.gz", b"not gzip"), ("notes.txt", b"hello"), ("scan.nii.gz", good.read_bytes()),
              ("IM0001", dicom), ("empty.dcm", b""), ("flat.nii", b"x" * 400)]
-    accepted, rejected = screen_uploads(files)
+    accepted, rejected = screen_uploads(files, 200)
     assert [name for name, _ in accepted] == ["scan.nii.gz", "IM0001"]
     lines = [r.line() for r in rejected]
     assert [r.name for r in rejected] == ["fake.nii.gz", "notes.txt", "empty.dcm", "flat.nii"]  # no server path
     assert "not a gzip-compressed NIfTI" in lines[0] and "'.txt' not accepted" in lines[1]
     assert "empty file" in lines[2] and "not a readable NIfTI" in lines[3]
     assert not any("Error" in line or "/tmp" in line for line in lines)
+
+
+def test_a_nifti_bomb_is_refused_before_it_is_expanded(tmp_path):
+    """A 2 MB .nii.gz that expands to gigabytes once grew the server by 4 GB: now it is refused
+    after at most limit x ZIP_EXPANSION_LIMIT bytes of output."""
+    import gzip
+    import tracemalloc
+
+    import nibabel as nib
+    import numpy as np
+
+    from adaptclip_med.review.uploads import ZIP_EXPANSION_LIMIT, screen_uploads
+
+    header = nib.Nifti1Image(np.zeros((2, 2, 2), np.uint8), np.eye(4)).header.binaryblock
+    bomb = gzip.compress(header + b"\0" * (64 * 1024 * 1024), compresslevel=9)  # 64 MB of zeros in ~65 kB
+    assert len(bomb) < 200_000
+    tracemalloc.start()
+    accepted, rejected = screen_uploads([("bomb.nii.gz", bomb)], limit_mb=1)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert accepted == [] and rejected[0].name == "bomb.nii.gz"
+    assert f"expands to more than {ZIP_EXPANSION_LIMIT} MB" in rejected[0].reason
+    assert peak < 4 * ZIP_EXPANSION_LIMIT * 1024 * 1024  # bounded by the limit, not by the 64 MB it would expand to
+
+
+def test_expired_session_upload_folders_are_swept(tmp_path):
+    from adaptclip_med.review.uploads import new_session_folder, sweep_expired
+
+    old = new_session_folder(tmp_path)
+    (tmp_path / "unrelated").mkdir()
+    created = int(old.name.split("session-")[1].split("-")[0])
+    assert sweep_expired(60, tmp_path, now=created + 30 * 60) == []  # young: kept
+    assert sweep_expired(60, tmp_path, now=created + 61 * 60) == [tmp_path / old.name.split("/")[-1]]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["unrelated"]
+    old.cleanup()  # already gone: no error
+
+
+def test_header_text_is_shown_as_text_not_markdown():
+    from adaptclip_med.dashboard.plain import md_text
+
+    crafted = "![Normal](http://evil.example/badge.png) :green-badge[Normal] <img src=x>\nline"
+    escaped = md_text(crafted)
+    assert "\n" not in escaped and "![" not in escaped and "](" not in escaped and "\\:green\\-badge\\[" in escaped
+    assert escaped.replace("\\", "") == crafted.replace("\n", " ")  # nothing lost but the line break
