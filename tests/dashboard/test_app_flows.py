@@ -22,6 +22,7 @@ from adaptclip_med.volume.pipeline import make_scorer, model_for, score_study
 from adaptclip_med.volume.reference_bank import build_reference_bank
 
 TIMEOUT = 180
+LOCAL_USER = __import__("getpass").getuser()  # local mode: the OS account signs
 APP = Path(__file__).resolve().parents[2] / "adaptclip_med" / "dashboard" / "entry.py"
 
 
@@ -126,22 +127,24 @@ def test_open_score_view_sign_off_and_reload(dashboard_config, demo_data, bank_f
     assert finding_inputs, "a low threshold must produce at least one finding to annotate"
 
     # sign-off with a finding note and the threshold override
-    at.text_input(key="reviewer").set_value("Dr Test").run()
+    assert not [t for t in at.text_input if t.key == "reviewer"]  # no free-text reviewer any more
     at.button(key="decide_confirmed").click().run()
     at.text_area(key=f"so_notes_{study_key}").set_value("hyperdense focus")
     [t for t in at.text_input if t.key.startswith(f"so_finding_{study_key}_")][0].set_value("looks like a bleed")
     at.checkbox(key=f"so_override_{study_key}").check()
     at.button(key="sign").click().run()
     assert not _problems(at)
-    assert any("Signed off: **Confirmed anomaly** by Dr Test" in s.value for s in at.success)
+    assert any(f"Signed off: **Confirmed anomaly** by {LOCAL_USER}" in s.value.replace("\\", "") for s in at.success)
     review = ReviewStore.in_folder(config.output).review(study_key)
+    assert review.reviewer == LOCAL_USER and review.reviewer_id.endswith(f"#{LOCAL_USER}")
     assert review.threshold_override == pytest.approx(0.05) and review.findings[0].note == "looks like a bleed"
 
     at.button(key="export").click().run()
     exported = config.output / "reviewed" / study_key
     assert {p.name for p in exported.iterdir()} == {f"{study_key}_r1_{n}" for n in
                                                     ("reviewed_mask.nii.gz", "reviewed_seg.dcm", "report.html", "report.pdf")}
-    assert "Dr Test" in (exported / f"{study_key}_r1_report.html").read_text()
+    report_html = (exported / f"{study_key}_r1_report.html").read_text()
+    assert LOCAL_USER in report_html and review.record_hash in report_html  # the chain head travels with the export
 
     # reload = a fresh session: the worklist shows the decision, the viewer restores the override
     again = _app().run()
@@ -150,7 +153,7 @@ def test_open_score_view_sign_off_and_reload(dashboard_config, demo_data, bank_f
     again.button(key="wl_open").click().run()
     assert not _problems(again)
     assert again.slider(key="threshold").value == pytest.approx(0.05)
-    assert any("Signed off: **Confirmed anomaly** by Dr Test" in s.value for s in again.success)
+    assert any(f"Signed off: **Confirmed anomaly** by {LOCAL_USER}" in s.value.replace("\\", "") for s in again.success)
     assert [e.action for e in ReviewStore.in_folder(config.output).audit_trail(study_key)] == ["score", "sign_off", "export"]
 
 
@@ -171,6 +174,49 @@ def test_batch_results_open_with_their_source_found_by_study_key(dashboard_confi
     assert not _problems(at)
     assert not any("source images" in w.value for w in at.warning)  # found under the data roots by study key
     assert at.session_state["view_state"]["z"] == outputs.top_slices[0]
+
+
+def test_a_refused_concurrent_sign_off_keeps_only_the_readers_own_choice(dashboard_config, demo_data, bank_for, tmp_path,
+                                                                       tiny_options):
+    """The race: this reader (the local OS account) has a study open; another radiologist signs it
+    off meanwhile.  The reader's sign-off is refused; the form keeps the reader's decision and notes
+    (not the other's) and shows the other decision beside them; what is stored under the reader's
+    name is only ever what the reader chose."""
+    from adaptclip_med.review.access import READ, SIGN_OFF, Identity
+
+    config = dashboard_config()
+    bank = bank_for(config)
+    results = tmp_path / "batch"
+    outputs = score_study(demo_data.study_dir, results / "s1", make_scorer(tiny_options.with_(bank=str(bank), window=None)))
+    key = next(c.study_key for c in _candidates(demo_data.root) if "LESIONS" in c.description)
+    (results / "worklist.csv").write_text("study_key,score,top_slice,series,status,output,notes\n"
+                                          f"{key},{outputs.score},{outputs.top_slices[0]},CT,done,s1,\n")
+    dashboard_config(results=(results,))
+    at = _app().run()
+    at.button(key="wl_open").click().run()  # the reader opens the study (revision 0)
+    at.button(key="decide_confirmed").click().run()
+    at.text_area(key=f"so_notes_{key}").set_value("my own reading: bleed").run()
+
+    store = ReviewStore.in_folder(config.output)
+    other = Identity("https://idp.test", "other-rad", "Dr Other", "", frozenset({READ, SIGN_OFF}))
+    store.sign_off(key, "normal", other, "nothing there", expected_revision=0)  # meanwhile, elsewhere
+
+    at.button(key="sign").click().run()
+    assert any("signed off meanwhile" in e.value for e in at.error) and not at.exception
+    assert store.review(key).reviewer == "Dr Other"  # refused: nothing of the reader's stored
+    # the form still holds the reader's own choice and notes; the other decision is shown beside them
+    assert at.session_state[f"so_decision_{key}"] == "confirmed"
+    assert at.text_area(key=f"so_notes_{key}").value == "my own reading: bleed"
+    shown = "\n".join(t.value for t in at.text)
+    assert "Normal\nnothing there" in shown and "Confirmed anomaly\nmy own reading: bleed" in shown
+
+    at.button(key="sign").click().run()  # a deliberate second click: an amendment with the reader's choice
+    review = store.review(key)
+    assert (review.decision, review.notes, review.reviewer, review.revision) == ("confirmed", "my own reading: bleed", LOCAL_USER, 2)
+    for entry in store.audit_trail(key):  # under the reader's identity, only the reader's own decision
+        if entry.reviewer == LOCAL_USER and entry.action in ("sign_off", "amend"):
+            assert (entry.after["decision"], entry.after["notes"]) == ("confirmed", "my own reading: bleed")
+    assert store.verify().ok
 
 
 def test_without_weights_the_pages_say_so(dashboard_config, tiny_options):
