@@ -92,6 +92,7 @@ def dashboard(
     oidc_client_id: str = typer.Option(None, "--oidc-client-id", help="The client (application) id registered for the dashboard at the provider."),
     oidc_client_secret_file: Path = typer.Option(None, "--oidc-client-secret-file", help=f"File holding the client secret (else the environment variable {SECRET_ENV}); never on the command line."),
     oidc_scope: str = typer.Option("openid profile email", "--oidc-scope", help="Scopes to request; add the one that releases the role claim (e.g. 'groups') if the provider needs it."),
+    oidc_prompt: str = typer.Option("login", "--oidc-prompt", help="OIDC prompt: 'login' (default: the password at every login, right for shared workstations), 'select_account', or '' (the provider decides)."),
     public_url: str = typer.Option(None, "--public-url", help="The address browsers use (e.g. https://ai-review.hospital.example); the provider must accept PUBLIC_URL/oauth2callback as redirect and post-logout URI. Default: http://ADDRESS:PORT."),
     role_claim: str = typer.Option("groups", "--role-claim", help="ID-token claim listing the user's roles or groups (Entra ID app roles: 'roles')."),
     sign_off_role: str = typer.Option("radiologist", "--sign-off-role", help="Value of the role claim that may sign off; every other logged-in user reads only."),
@@ -111,7 +112,7 @@ def dashboard(
     if oidc_metadata_url or oidc_client_id:
         if not (oidc_metadata_url and oidc_client_id):
             raise InputError("--oidc-metadata-url and --oidc-client-id go together")
-        oidc = OidcOptions(oidc_metadata_url, oidc_client_id, oidc_client_secret_file, oidc_scope, public_url)
+        oidc = OidcOptions(oidc_metadata_url, oidc_client_id, oidc_client_secret_file, oidc_scope, public_url, oidc_prompt)
     login = plan_login(address, port, oidc, trusted_header, tuple(allowed_host))
     if not APP.is_file():
         raise InputError(f"{APP.name} is missing from the installed package: reinstall adaptclip-med")

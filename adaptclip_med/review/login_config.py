@@ -28,6 +28,9 @@ from adaptclip_med.utils.redact import describe_path
 SECRET_ENV = "ADAPTCLIP_MED_OIDC_CLIENT_SECRET"
 COOKIE_SECRET_ENV = "ADAPTCLIP_MED_COOKIE_SECRET"
 DEFAULT_SCOPE = "openid profile email"
+#: ``prompt=login``: the provider asks for the password at every dashboard login, so a shared
+#: reading-room workstation never signs in silently as the previous user's single-sign-on session.
+DEFAULT_PROMPT = "login"
 CALLBACK = "/oauth2callback"
 
 
@@ -40,6 +43,7 @@ class OidcOptions:
     secret_file: Path | None = None
     scope: str = DEFAULT_SCOPE
     public_url: str | None = None  # the address browsers use; its /oauth2callback is the redirect URI
+    prompt: str = DEFAULT_PROMPT  # OIDC prompt parameter ("" to let the provider decide)
 
 
 @dataclass(frozen=True)
@@ -115,7 +119,8 @@ def _secrets_toml(oidc: OidcOptions, public_url: str, env: Mapping[str, str]) ->
     values = {"redirect_uri": public_url + CALLBACK, "cookie_secret": cookie, "client_id": oidc.client_id,
               "client_secret": _client_secret(oidc, env), "server_metadata_url": oidc.metadata_url}
     lines = ["[auth]", *(f"{k} = {json.dumps(v)}" for k, v in values.items()),
-             "", "[auth.client_kwargs]", f"scope = {json.dumps(oidc.scope)}", ""]
+             "", "[auth.client_kwargs]", f"scope = {json.dumps(oidc.scope)}",
+             *([f"prompt = {json.dumps(oidc.prompt)}"] if oidc.prompt else []), ""]
     return "\n".join(lines)
 
 
