@@ -116,7 +116,8 @@ class StudyWorker:
                             "skipped_files": [{"file": s.label, "reason": s.reason} for s in chosen.skipped]}}
         other = sum(1 for s in series if s.kind == "image") - 1
         outputs = score_volume_to_dir(volume, staged, self.scorer, other_series=other, extra_report=report,
-                                      parametric_map=self.outputs.parametric_map)
+                                      parametric_map=self.outputs.parametric_map,
+                                      key_objects=self.outputs.key_objects)
         final = publish(staged, key_path(self.options.out_dir, task.key))
         notes = f"{len(chosen.skipped)} file(s) of the series skipped" if chosen.skipped else ""
         record = StudyRecord(task.key, DONE, score=float(outputs.score),
@@ -139,7 +140,8 @@ class StudyWorker:
         report = {"batch": {"study_key": task.key, "source": "nifti", "rules": self.options.rules.describe(),
                             "series_selection": [], "skipped_files": []}}
         outputs = score_volume_to_dir(volume, staged, self.scorer, extra_report=report,
-                                      parametric_map=self.outputs.parametric_map)
+                                      parametric_map=self.outputs.parametric_map,
+                                      key_objects=self.outputs.key_objects)
         publish(staged, key_path(self.options.out_dir, task.key))
         return StudyRecord(task.key, DONE, score=float(outputs.score),
                            top_slice=outputs.top_slices[0] if outputs.top_slices else None,

@@ -24,6 +24,8 @@ from adaptclip_med.bundle_support.inference import (
 from adaptclip_med.bundle_support.outputs import (
     OUTPUT_TRANSFORMS,
     SaveDicomSegd,
+    SaveDicomSrd,
+    SaveKeyObjectsd,
     SaveMaskNiftid,
     SaveOverlaysd,
     SaveParametricMapd,
@@ -40,7 +42,7 @@ from adaptclip_med.bundle_support.training import AdapterTrainingRun
 
 __all__ = [
     "AdaptCLIPMapNetwork", "AnomalyMapNetwork", "AdapterTrainingRun", "AnomalyMetrics", "DemoStudies", "MetricsReport",
-    "OUTPUT_TRANSFORMS", "SaveDicomSegd", "SaveMaskNiftid", "SaveOverlaysd", "SaveParametricMapd", "SaveProbabilityNiftid",
+    "OUTPUT_TRANSFORMS", "SaveDicomSegd", "SaveDicomSrd", "SaveKeyObjectsd", "SaveMaskNiftid", "SaveOverlaysd", "SaveParametricMapd", "SaveProbabilityNiftid",
     "SaveScorePlotd", "SaveSlicesCsvd", "SaveStudyJsond", "StudyInferer", "StudyShardSampler", "WriteStudyOutputsd",
     "collate_studies", "opaque", "study_items",
     "discover_studies", "init_distributed", "prepare_study_batch", "process_device", "rank_zero_first",

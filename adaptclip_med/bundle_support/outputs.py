@@ -75,6 +75,16 @@ class SaveParametricMapd(SaveStudyOutputd):
     writers = (sw.PARAMETRIC_MAP,)
 
 
+class SaveDicomSrd(SaveStudyOutputd):
+    """``anomaly_sr.dcm``: TID 1500 measurement report (DICOM input only; after :class:`SaveDicomSegd`)."""
+    writers = (sw.DICOM_SR,)
+
+
+class SaveKeyObjectsd(SaveStudyOutputd):
+    """``anomaly_kos.dcm``: Key Object Selection of the top slices (DICOM input only)."""
+    writers = (sw.KEY_OBJECTS,)
+
+
 class SaveSlicesCsvd(SaveStudyOutputd):
     """``slices.csv``."""
     writers = (sw.SLICES_CSV,)
@@ -107,12 +117,14 @@ class WriteStudyOutputsd(SaveStudyOutputd):
     """Every default output in one transform (what ``adaptclip-med score`` writes), ``study.json`` last."""
 
     def __init__(self, keys: KeysCollection = "pred", output_dir: str | Path = "eval", parametric_map: bool = False,
-                 allow_missing_keys: bool = False) -> None:
+                 allow_missing_keys: bool = False, key_objects: bool = False) -> None:
         super().__init__(keys, output_dir, allow_missing_keys)
-        self.writers = (*sw.default_writers(parametric_map=parametric_map), sw.STUDY_REPORT)  # type: ignore[misc]
+        self.writers = (*sw.default_writers(parametric_map=parametric_map, key_objects=key_objects),  # type: ignore[misc]
+                        sw.STUDY_REPORT)
 
 
 #: Config name -> transform, in the order the default config lists them.
 OUTPUT_TRANSFORMS = {"probability_nifti": SaveProbabilityNiftid, "mask_nifti": SaveMaskNiftid,
-                     "dicom_seg": SaveDicomSegd, "parametric_map": SaveParametricMapd, "slices_csv": SaveSlicesCsvd,
+                     "dicom_seg": SaveDicomSegd, "parametric_map": SaveParametricMapd, "dicom_sr": SaveDicomSrd,
+                     "key_objects": SaveKeyObjectsd, "slices_csv": SaveSlicesCsvd,
                      "overlays": SaveOverlaysd, "score_plot": SaveScorePlotd, "study_json": SaveStudyJsond}

@@ -43,7 +43,7 @@ def batch(
     modality: str = typer.Option(None, "--modality", help="QIDO filter ModalitiesInStudy (e.g. CT)."),
     study_date: str = typer.Option(None, "--study-date", help="QIDO filter StudyDate: YYYYMMDD or a range YYYYMMDD-YYYYMMDD."),
     qido: list[str] = typer.Option([], "--qido", help="Extra QIDO filter KEY=VALUE; repeatable."),
-    stow: bool = typer.Option(False, "--stow", help="Store the DICOM SEG (and Parametric Map) back to the PACS."),
+    stow: bool = typer.Option(False, "--stow", help="Store the DICOM results (SEG, SR; Parametric Map and key objects when written) back to the PACS."),
     retries: int = typer.Option(3, "--retries", help="Attempts per PACS request before the study is recorded as failed."),
     backoff: float = typer.Option(1.0, "--backoff", help="First retry delay in seconds (doubles at each attempt)."),
     timeout: float = typer.Option(60.0, "--timeout", help="PACS request timeout in seconds."),
@@ -57,6 +57,7 @@ def batch(
     aggregate: str = options.AggregateOpt,
     match: str = options.MatchOpt,
     parametric_map: bool = options.ParametricMapOpt,
+    key_objects: bool = options.KeyObjectsOpt,
     batch_size: str = options.ScoringBatchSizeOpt,
     triage: int = options.TriageOpt,
     banks_root: Path = options.BanksRootOpt,
@@ -79,7 +80,7 @@ def batch(
     opts = options.scoring_options(model,
                                    bank=options.resolve_bank(references, banks_root), shots=shots, zero_shot=zero_shot,
                                    window=window, axis=axis, batch_size=parse_batch_size(batch_size), threshold=threshold, aggregate=aggregate,
-                                   match=match, parametric_map=parametric_map, triage=triage)
+                                   match=match, parametric_map=parametric_map, key_objects=key_objects, triage=triage)
     studies = (DicomwebSource(dicomweb, filters, RetryPolicy(retries, backoff), timeout) if dicomweb is not None
                else FolderSource(source))
     batch_options = BatchOptions(out_dir=out, rules=load_rules(rules), stow=stow, retry_failed=retry_failed,

@@ -24,6 +24,7 @@ MatchOpt = typer.Option(None, "--match", help="Reference slice matching: positio
 ScoringBatchSizeOpt = typer.Option("4", "--batch-size", help="Slices per forward pass, or auto: on a GPU the largest batch that fits in 70% of the free memory (measured per method), on a CPU 4.")
 TriageOpt = typer.Option(None, "--triage", min=2, help="Triage mode: score every N-th body slice, then the neighbours of the highest-scoring and above-threshold slices until none is left; unscored slices get no map and are listed as not scored (docs/performance.md). Default: score every slice.")
 ParametricMapOpt = typer.Option(False, "--parametric-map", help="Also write a DICOM Parametric Map (DICOM input).")
+KeyObjectsOpt = typer.Option(False, "--key-objects", help="Also write a DICOM Key Object Selection of the top slices (DICOM input).")
 
 
 def banks_root(value: Path | None) -> Path:

@@ -28,6 +28,7 @@ def score(
     aggregate: str = options.AggregateOpt,
     match: str = options.MatchOpt,
     parametric_map: bool = options.ParametricMapOpt,
+    key_objects: bool = options.KeyObjectsOpt,
     batch_size: str = options.ScoringBatchSizeOpt,
     triage: int = options.TriageOpt,
     banks_root: Path = options.BanksRootOpt,
@@ -35,12 +36,12 @@ def score(
     study_index: int = typer.Option(None, "--study", min=0, help="When the input holds several studies: the index (0, 1, ...) of the one to score, as listed by the refusal."),
     series_index: int = typer.Option(None, "--series", min=0, help="Index of the image series to score within the study, as listed by the refusal."),
 ) -> None:
-    """Score a study and write NIfTI map/mask, DICOM SEG (DICOM input), slices.csv, overlays and study.json."""
+    """Score a study and write NIfTI map/mask, DICOM SEG + TID 1500 SR (DICOM input), slices.csv, overlays and study.json."""
     from adaptclip_med.volume.compare import score_with_methods
 
     volume = dict(bank=options.resolve_bank(references, banks_root), shots=shots, zero_shot=zero_shot, window=window,
                   axis=axis, batch_size=parse_batch_size(batch_size), threshold=threshold, aggregate=aggregate, match=match,
-                  parametric_map=parametric_map, triage=triage)
+                  parametric_map=parametric_map, key_objects=key_objects, triage=triage)
     runs = [options.scoring_options(model, name, **volume) for name in model.methods]
     for line in score_with_methods(study, out, runs, series_rule=series_index, study_index=study_index):
         typer.echo(line)

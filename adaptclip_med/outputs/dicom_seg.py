@@ -1,7 +1,9 @@
 """DICOM Segmentation (BINARY) of the anomaly mask, referencing the source images frame by frame.
 
 BINARY is used because every SEG viewer supports it.  An empty mask still produces a valid SEG
-with all frames encoded (empty), so "nothing found" is recorded explicitly in the PACS.
+with all frames encoded (empty), so "nothing found" is recorded explicitly in the PACS.  The
+segment carries a recommended display colour (viewers such as OHIF log its absence and pick one
+themselves) and the algorithm is listed in Contributing Equipment (IHE AI Results).
 """
 
 from __future__ import annotations
@@ -17,18 +19,23 @@ from pydicom.sr.codedict import codes
 from adaptclip_med import __version__
 from adaptclip_med.io.volume import Volume
 from adaptclip_med.outputs.dicom_sources import conform_derived, deriving_from, has_plane_positions, source_aligned_frames
+from adaptclip_med.outputs.equipment import MANUFACTURER, AlgorithmEquipment, add_contributing_equipment
 from adaptclip_med.utils.atomic import atomic_write_bytes
 
-MANUFACTURER = "adaptclip-med"
+__all__ = ["MANUFACTURER", "SEGMENT_RGB", "write_dicom_seg"]
+
+#: The anomaly segment's recommended display colour (an orange-red distinct from grey anatomy).
+SEGMENT_RGB = (255, 96, 0)
 
 
 def write_dicom_seg(mask_zyx: np.ndarray, volume: Volume, path: str | Path, *, algorithm_name: str,
                     software_version: str = __version__, series_description: str = "Anomaly mask (research)", segment_label: str = "anomaly",
-                    series_number: int = 9901) -> Path:
+                    series_number: int = 9901, equipment: AlgorithmEquipment | None = None) -> Path:
     """Write ``mask_zyx`` (bool, shaped like ``volume.array``) as a DICOM SEG next to the study.
 
     Patient and study attributes are copied from the source headers by highdicom; they are never
-    used in the file name, which the caller chooses."""
+    used in the file name, which the caller chooses.  ``equipment``: the algorithm for Contributing
+    Equipment (default: identified by ``algorithm_name`` and ``software_version`` only)."""
     sources, frames = source_aligned_frames(np.asarray(mask_zyx).astype(bool), volume, "SEG")
     description = SegmentDescription(
         segment_number=1, segment_label=segment_label,
@@ -37,6 +44,7 @@ def write_dicom_seg(mask_zyx: np.ndarray, volume: Volume, path: str | Path, *, a
         algorithm_type=SegmentAlgorithmTypeValues.AUTOMATIC,
         algorithm_identification=hd.AlgorithmIdentificationSequence(
             name=algorithm_name, family=codes.cid7162.ArtificialIntelligence, version=software_version),
+        display_color=hd.color.CIELabColor.from_rgb(*SEGMENT_RGB),
     )
     with deriving_from(volume, "DICOM SEG"):
         seg = Segmentation(
@@ -48,6 +56,7 @@ def write_dicom_seg(mask_zyx: np.ndarray, volume: Volume, path: str | Path, *, a
             omit_empty_frames=bool(frames.any()) and has_plane_positions(sources[0]),
         )
     conform_derived(seg, volume)
+    add_contributing_equipment(seg, equipment or AlgorithmEquipment.unidentified(algorithm_name, software_version))
     buffer = io.BytesIO()
     seg.save_as(buffer)
     return atomic_write_bytes(Path(path), buffer.getvalue())

@@ -12,14 +12,22 @@ import copy
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
+from pydicom import uid
 from pydicom.dataset import Dataset
 from pydicom.valuerep import DA, TM
 
 from adaptclip_med.errors import InputError
 from adaptclip_med.io.volume import Volume
 from adaptclip_med.utils.redact import header_warnings_silenced
+
+
+def derivable_headers(volume: Volume) -> list[Dataset]:
+    """The source headers as highdicom can derive from them (:func:`with_type2_attributes`), in
+    source order: the evidence of an SR or KOS."""
+    return [with_type2_attributes(h) for h in volume.source_datasets_header or []]
 
 
 def source_aligned_frames(array_zyx: np.ndarray, volume: Volume, what: str) -> tuple[list[Dataset], np.ndarray]:
@@ -32,7 +40,7 @@ def source_aligned_frames(array_zyx: np.ndarray, volume: Volume, what: str) -> t
         raise InputError(f"{volume.source_label}: result of shape {array.shape} does not match the study "
                          f"{volume.array.shape}")
     frames = volume.to_source_array(array)
-    headers = [with_type2_attributes(h) for h in volume.source_datasets_header]
+    headers = derivable_headers(volume)
     frame_numbers = [s.frame_number for s in volume.sources]
     if all(n is None for n in frame_numbers):
         return headers, frames
@@ -42,6 +50,64 @@ def source_aligned_frames(array_zyx: np.ndarray, volume: Volume, what: str) -> t
     ordered = np.zeros_like(frames)
     ordered[[int(n) - 1 for n in frame_numbers]] = frames
     return headers, ordered
+
+
+#: Image storage SOP classes that are single-frame by definition (a reference to them names no frame).
+SINGLE_FRAME_CLASSES = frozenset({
+    uid.CTImageStorage, uid.MRImageStorage, uid.ComputedRadiographyImageStorage, uid.SecondaryCaptureImageStorage,
+    uid.DigitalXRayImageStorageForPresentation, uid.DigitalXRayImageStorageForProcessing,
+    uid.DigitalMammographyXRayImageStorageForPresentation, uid.DigitalMammographyXRayImageStorageForProcessing,
+    uid.DigitalIntraOralXRayImageStorageForPresentation, uid.DigitalIntraOralXRayImageStorageForProcessing,
+    uid.PositronEmissionTomographyImageStorage, uid.UltrasoundImageStorage, uid.VLPhotographicImageStorage,
+})
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """One source image (a frame of a multi-frame object when ``frame_number`` is set)."""
+
+    header: Dataset  # the source header (no pixel data)
+    frame_number: int | None = None
+
+    @property
+    def sop_class_uid(self) -> str:
+        return str(self.header.SOPClassUID)
+
+    @property
+    def sop_instance_uid(self) -> str:
+        return str(self.header.SOPInstanceUID)
+
+    @property
+    def referenced_frames(self) -> list[int] | None:
+        """Frame numbers to put in a reference: none for single-frame SOP classes, which may not
+        carry Referenced Frame Number even when an odd file holds several frames (dciodvfy)."""
+        if self.frame_number is None or self.sop_class_uid in SINGLE_FRAME_CLASSES:
+            return None
+        return [self.frame_number]
+
+
+def source_image_refs(headers: list[Dataset], frames: int) -> list[ImageRef]:
+    """The image of each frame of :func:`source_aligned_frames`' array: one header per frame for
+    single-frame series, else frames 1..n of the one multi-frame object."""
+    if len(headers) == frames:
+        return [ImageRef(h) for h in headers]
+    return [ImageRef(headers[0], index + 1) for index in range(frames)]
+
+
+def slice_images(volume: Volume, slices: list[int]) -> list[ImageRef | None]:
+    """The source image each canonical slice index IS (None where the volume was scored along
+    another axis than it was acquired, so a slice cuts across many source images)."""
+    marker = np.zeros(volume.array.shape, dtype=np.int32)
+    for rank, z in enumerate(slices, start=1):
+        marker[z] = rank
+    headers, frames = source_aligned_frames(marker, volume, "key object selection")
+    images = source_image_refs(headers, frames.shape[0])
+    found: list[ImageRef | None] = []
+    for rank in range(1, len(slices) + 1):
+        hits = [f for f in range(frames.shape[0]) if (frames[f] == rank).any()]
+        whole = len(hits) == 1 and bool((frames[hits[0]] == rank).all())
+        found.append(images[hits[0]] if whole else None)
+    return found
 
 
 #: Type 2 attributes of the Patient and General Study modules that highdicom copies into derived

@@ -1,7 +1,8 @@
 """Every output file name of the project, in one place.
 
 Per study (one folder per study): the probability map and mask in the source geometry (NIfTI),
-for DICOM input a DICOM SEG and optionally a Parametric Map, the per-slice table, PNG overlays of
+for DICOM input the IHE AI Results objects (DICOM SEG, TID 1500 SR, optionally a Parametric Map
+and a Key Object Selection of the top slices), the per-slice table, PNG overlays of
 the top slices, the slice-score plot and ``study.json``, written LAST (its presence means the
 study is complete).  Per batch run: ``worklist.csv`` and ``errors.csv``.  Per bundle run:
 ``summary.json`` and ``summary.csv``.  No name carries a patient identifier.
@@ -20,6 +21,8 @@ PROBABILITY_NIFTI = "anomaly_probability.nii.gz"
 MASK_NIFTI = "anomaly_mask.nii.gz"
 DICOM_SEG = "anomaly_seg.dcm"
 PARAMETRIC_MAP = "anomaly_pmap.dcm"
+DICOM_SR = "anomaly_sr.dcm"  # TID 1500 measurement report (Comprehensive 3D SR)
+KEY_OBJECTS = "anomaly_kos.dcm"  # Key Object Selection of the top slices
 SLICES_CSV = "slices.csv"
 SCORE_PLOT = "score_plot.png"
 STUDY_JSON = "study.json"
@@ -29,8 +32,9 @@ OVERLAY_PATTERN = "overlay_top{rank}_slice{z:04d}.png"
 OVERLAY_GLOB = "overlay_top*_slice*.png"
 _OVERLAY_RE = re.compile(r"^overlay_top(\d+)_slice(\d{4,})\.png$")
 
-#: The DICOM objects of a study a PACS can take back (batch's STOW-RS list), in sending order.
-DICOM_RESULTS = (DICOM_SEG, PARAMETRIC_MAP)
+#: The DICOM objects of a study a PACS can take back (batch's STOW-RS list, the node's C-STORE
+#: list), in sending order: the SR after the SEG it references.
+DICOM_RESULTS = (DICOM_SEG, PARAMETRIC_MAP, DICOM_SR, KEY_OBJECTS)
 
 # -- per reviewed study (dashboard export, next to the study outputs)
 REVIEWED_MASK_NIFTI = "reviewed_mask.nii.gz"
@@ -71,7 +75,8 @@ def dicom_results_in(folder: Path) -> list[Path]:
 
 
 #: What a study folder holds that this project wrote (the staged rewrite replaces exactly these).
-STUDY_FILES = frozenset({PROBABILITY_NIFTI, MASK_NIFTI, DICOM_SEG, PARAMETRIC_MAP, SLICES_CSV, SCORE_PLOT, STUDY_JSON})
+STUDY_FILES = frozenset({PROBABILITY_NIFTI, MASK_NIFTI, DICOM_SEG, PARAMETRIC_MAP, DICOM_SR, KEY_OBJECTS, SLICES_CSV,
+                         SCORE_PLOT, STUDY_JSON})
 
 
 def is_study_output(name: str) -> bool:

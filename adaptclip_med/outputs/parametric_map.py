@@ -1,4 +1,8 @@
-"""DICOM Parametric Map (float32) of the anomaly probability, for viewers that show heat maps."""
+"""DICOM Parametric Map (float32) of the anomaly probability, for viewers that show heat maps.
+
+Frames are written in ascending slice position (:mod:`adaptclip_med.outputs.frame_order`: OHIF
+stacks Parametric Map frames in file order) and the algorithm is listed in Contributing Equipment.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,9 @@ from highdicom.pm import ParametricMap, RealWorldValueMapping
 
 from adaptclip_med import __version__
 from adaptclip_med.io.volume import Volume
-from adaptclip_med.outputs.dicom_seg import MANUFACTURER
 from adaptclip_med.outputs.dicom_sources import conform_derived, deriving_from, require_frame_of_reference, source_aligned_frames
+from adaptclip_med.outputs.equipment import MANUFACTURER, AlgorithmEquipment, add_contributing_equipment
+from adaptclip_med.outputs.frame_order import order_frames_ascending
 from adaptclip_med.utils.atomic import atomic_write_bytes
 
 _NO_UNITS = hd.sr.CodedConcept(value="1", scheme_designator="UCUM", meaning="no units")
@@ -20,10 +25,11 @@ _NO_UNITS = hd.sr.CodedConcept(value="1", scheme_designator="UCUM", meaning="no 
 
 def write_parametric_map(prob_zyx: np.ndarray, volume: Volume, path: str | Path, *, algorithm_name: str = "AdaptCLIP",
                          software_version: str = __version__, series_description: str = "Anomaly probability",
-                         series_number: int = 9902) -> Path:
+                         series_number: int = 9902, equipment: AlgorithmEquipment | None = None) -> Path:
     """Write probabilities in [0, 1] (shaped like ``volume.array``) as a float32 Parametric Map
     aligned frame by frame with the source images; windowed 0..1 for display.  2-D sources without
-    a frame of reference are refused (:class:`InputError`): the IOD requires one."""
+    a frame of reference are refused (:class:`InputError`): the IOD requires one.  ``equipment``:
+    the algorithm for Contributing Equipment (default: identified by name and version only)."""
     sources, frames = source_aligned_frames(np.clip(np.asarray(prob_zyx, dtype=np.float32), 0.0, 1.0), volume,
                                             "parametric map")
     require_frame_of_reference(volume, "DICOM Parametric Map")
@@ -39,6 +45,8 @@ def write_parametric_map(prob_zyx: np.ndarray, volume: Volume, path: str | Path,
             series_description=series_description,
         )
     conform_derived(pmap, volume, laterality=True)
+    order_frames_ascending(pmap)
+    add_contributing_equipment(pmap, equipment or AlgorithmEquipment.unidentified(algorithm_name, software_version))
     buffer = io.BytesIO()
     pmap.save_as(buffer)
     return atomic_write_bytes(Path(path), buffer.getvalue())

@@ -7,6 +7,12 @@ not apply, e.g. DICOM SEG for NIfTI input); running a writer also records them i
 selection ``adaptclip-med score``, batch, the dashboard and the bundle write by default, and
 :data:`STUDY_REPORT` (``study.json``) always runs LAST, listing the files written before it, so its
 presence means the study is complete.  File names come from :mod:`adaptclip_med.outputs.layout`.
+
+For DICOM input the writers produce the IHE AI Results set, all in the source study: SEG, TID 1500
+SR (after the SEG it references), optionally the Parametric Map and a Key Object Selection of the
+top slices.  Every one lists the algorithm in Contributing Equipment (``context.equipment``) and
+numbers/describes its series from the run (``context.run``), so re-scored studies can be told
+apart in a viewer's series list.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +28,8 @@ import numpy as np
 
 from adaptclip_med import __version__
 from adaptclip_med.outputs import layout
+from adaptclip_med.outputs.equipment import AlgorithmEquipment
+from adaptclip_med.outputs.result_series import ResultRun
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +55,8 @@ class StudyContext:
     files: dict[str, Path] = field(default_factory=dict)
     #: one-line notes for study.json (e.g. an output that does not apply to this source)
     notes: list[str] = field(default_factory=list)
+    #: this run (series numbers and descriptions of the DICOM results)
+    run: ResultRun = field(default_factory=ResultRun)
 
     @classmethod
     def for_scorer(cls, volume: Any, result: Any, folder: Path, scorer: Any, seconds: float = 0.0,
@@ -55,6 +66,22 @@ class StudyContext:
 
     def path(self, name: str) -> Path:
         return self.folder / name
+
+    @cached_property
+    def equipment(self) -> AlgorithmEquipment:
+        """The algorithm as Contributing Equipment / SR observer (Device UID from model + bank)."""
+        return AlgorithmEquipment.for_scoring(self.algorithm_name, self.scoring, self.software_version)
+
+    def series(self, kind: str) -> dict[str, Any]:
+        """``series_number`` and ``series_description`` of this run's ``kind`` result (SEG, PMAP,
+        SR, KOS)."""
+        return {"series_number": self.run.series_number(kind),
+                "series_description": self.run.series_description(self.algorithm_name, kind)}
+
+    def note(self, text: str) -> None:
+        """Add a study.json note once."""
+        if text not in self.notes:
+            self.notes.append(text)
 
     def prepare_folder(self) -> None:
         """Create the folder and drop a stale ``study.json`` (the study is complete only when it is
@@ -92,18 +119,27 @@ def write_mask_nifti(ctx: StudyContext) -> dict[str, Path]:
                                       np.uint8)}
 
 
+def needs_dicom(ctx: StudyContext) -> bool:
+    """True for DICOM input; else a study.json note (once) that the DICOM results do not apply."""
+    if ctx.volume.source_kind == "dicom":
+        return True
+    ctx.note(f"DICOM results (SEG, SR, Parametric Map, key objects) not written: the input is {ctx.volume.source_kind}, "
+             "not DICOM (they reference the source DICOM images)")
+    return False
+
+
 def write_seg(ctx: StudyContext) -> dict[str, Path]:
-    if ctx.volume.source_kind != "dicom":
+    if not needs_dicom(ctx):
         return {}
     from adaptclip_med.outputs.dicom_seg import write_dicom_seg
 
     return {"dicom_seg": write_dicom_seg(ctx.result.mask, ctx.volume, ctx.path(layout.DICOM_SEG),
                                          algorithm_name=ctx.algorithm_name, software_version=ctx.software_version,
-                                         series_description=f"{ctx.algorithm_name} anomaly mask (research)")}
+                                         equipment=ctx.equipment, **ctx.series("SEG"))}
 
 
 def write_pmap(ctx: StudyContext) -> dict[str, Path]:
-    if ctx.volume.source_kind != "dicom":
+    if not needs_dicom(ctx):
         return {}
     from adaptclip_med.errors import InputError
     from adaptclip_med.outputs.parametric_map import write_parametric_map
@@ -111,11 +147,88 @@ def write_pmap(ctx: StudyContext) -> dict[str, Path]:
     try:
         return {"parametric_map": write_parametric_map(ctx.result.probability, ctx.volume, ctx.path(layout.PARAMETRIC_MAP),
                                                        algorithm_name=ctx.algorithm_name,
-                                                       software_version=ctx.software_version)}
+                                                       software_version=ctx.software_version, equipment=ctx.equipment,
+                                                       **ctx.series("PMAP"))}
     except InputError as exc:  # e.g. 2-D sources: the IOD needs a frame of reference
         log.warning("%s", exc)
-        ctx.notes.append(str(exc))
+        ctx.note(str(exc))
         return {}
+
+
+def comparability_statement(comparability: Any) -> str | None:
+    """One line for a study's comparability (issue 24's ``comparability`` entry: a string, or a
+    mapping whose ``status``/``summary`` is shown, else the whole mapping compactly)."""
+    if not comparability:
+        return None
+    if isinstance(comparability, str):
+        return f"Comparability: {comparability}"
+    if isinstance(comparability, dict):
+        import json
+
+        shown = [str(comparability[k]) for k in ("status", "summary") if comparability.get(k)]
+        return "Comparability: " + ("; ".join(shown) if shown else json.dumps(comparability, sort_keys=True, default=str))
+    return f"Comparability: {comparability}"
+
+
+def sr_notes(ctx: StudyContext) -> list[str]:
+    """Statements the algorithm's SR carries as TEXT comments in its study finding group: the
+    research disclaimer, a zero-shot note, and the study's comparability when the run has one
+    (from the study result or the extra report, where study.json also takes it from)."""
+    notes = [NOT_FOR_CLINICAL_USE]
+    if ctx.scoring.get("references_note"):
+        notes.append(str(ctx.scoring["references_note"]))
+    comparability = getattr(ctx.result, "comparability", None) or (ctx.extra_report or {}).get("comparability")
+    statement = comparability_statement(comparability)
+    if statement:
+        notes.append(statement)
+    return notes
+
+
+def write_sr(ctx: StudyContext) -> dict[str, Path]:
+    """The TID 1500 measurement report; it references the SEG, so it needs the SEG writer before it."""
+    if not needs_dicom(ctx):
+        return {}
+    if "dicom_seg" not in ctx.files:
+        ctx.note("DICOM SR not written: it references the DICOM SEG, which this run did not write")
+        return {}
+    import pydicom
+
+    from adaptclip_med.outputs.dicom_sources import derivable_headers, deriving_from
+    from adaptclip_med.outputs.dicom_sr import DeviceObserver, StudyFinding, write_measurement_report
+    from adaptclip_med.outputs.regions import anomaly_regions
+
+    result = ctx.result
+    found = anomaly_regions(result.probability, result.threshold, ctx.volume)
+    segmentation = pydicom.dcmread(ctx.files["dicom_seg"], stop_before_pixels=True)
+    with deriving_from(ctx.volume, "DICOM SR"):
+        path = write_measurement_report(
+            ctx.path(layout.DICOM_SR), source_images=derivable_headers(ctx.volume), segmentation=segmentation,
+            observer=DeviceObserver(ctx.equipment), algorithm=ctx.equipment,
+            finding=StudyFinding.at_threshold(found.total, result.threshold, result.threshold_source, result.score),
+            regions=found.regions, regions_total=found.total, notes=sr_notes(ctx), **ctx.series("SR"))
+    if found.total > len(found.regions):
+        ctx.note(f"DICOM SR lists the {len(found.regions)} regions with the highest peak of {found.total}")
+    return {"dicom_sr": path}
+
+
+def write_kos(ctx: StudyContext) -> dict[str, Path]:
+    """Key Object Selection of the top slices' source images."""
+    if not needs_dicom(ctx):
+        return {}
+    from adaptclip_med.outputs.dicom_sources import deriving_from, slice_images
+    from adaptclip_med.outputs.key_objects import write_key_object_selection
+
+    top = list(ctx.result.top_slices)
+    images = [image for image in slice_images(ctx.volume, top) if image is not None] if top else []
+    if not images:
+        ctx.note("key object selection not written: no top slice is one source image (none scored, or scored along "
+                 "another axis than acquired)")
+        return {}
+    description = f"Top {len(top)} slices by {ctx.algorithm_name} anomaly score (slice indices {', '.join(map(str, top))})"
+    with deriving_from(ctx.volume, "DICOM key object selection"):
+        path = write_key_object_selection(ctx.path(layout.KEY_OBJECTS), images, ctx.equipment,
+                                          description=description, **ctx.series("KOS"))
+    return {"key_objects": path}
 
 
 def write_slices_table(ctx: StudyContext) -> dict[str, Path]:
@@ -167,6 +280,7 @@ def study_report(ctx: StudyContext) -> dict[str, Any]:
                                                           "spacing_mm": [float(s) for s in volume.spacing],
                                                           "other_image_series_in_input": ctx.other_series},
         "scoring": ctx.scoring, "software": {"name": SOFTWARE_NAME, "version": ctx.software_version},
+        "dicom_results": dicom_results_report(ctx),
         "seconds": round(ctx.seconds, 2), "files": {k: p.name for k, p in ctx.files.items()},
         "disclaimer": NOT_FOR_CLINICAL_USE,
     }
@@ -182,6 +296,16 @@ def study_report(ctx: StudyContext) -> dict[str, Any]:
     return report
 
 
+def dicom_results_report(ctx: StudyContext) -> dict[str, Any] | None:
+    """What study.json says about the DICOM results written so far: the run, the device UID and
+    each object's series number and description (None when none was written)."""
+    kinds = {"dicom_seg": "SEG", "parametric_map": "PMAP", "dicom_sr": "SR", "key_objects": "KOS"}
+    written = {key: ctx.series(kind) for key, kind in kinds.items() if key in ctx.files}
+    if not written:
+        return None
+    return {"run": ctx.run.label, "device_uid": ctx.equipment.device_uid, "series": written}
+
+
 def write_study_report(ctx: StudyContext) -> dict[str, Path]:
     from adaptclip_med.outputs.tables import write_study_json
 
@@ -193,6 +317,8 @@ PROBABILITY_NIFTI = StudyWriter("probability_nifti", write_probability_nifti, la
 MASK_NIFTI = StudyWriter("mask_nifti", write_mask_nifti, layout.MASK_NIFTI)
 DICOM_SEG = StudyWriter("dicom_seg", write_seg, f"{layout.DICOM_SEG} (DICOM input only)")
 PARAMETRIC_MAP = StudyWriter("parametric_map", write_pmap, f"{layout.PARAMETRIC_MAP} (DICOM input only, on request)")
+DICOM_SR = StudyWriter("dicom_sr", write_sr, f"{layout.DICOM_SR} (DICOM input only, after the SEG)")
+KEY_OBJECTS = StudyWriter("key_objects", write_kos, f"{layout.KEY_OBJECTS} (DICOM input only, on request)")
 SLICES_CSV = StudyWriter("slices_csv", write_slices_table, layout.SLICES_CSV)
 OVERLAYS = StudyWriter("overlays", write_overlays, layout.OVERLAY_PATTERN)
 SCORE_PLOT = StudyWriter("score_plot", write_score_plot, layout.SCORE_PLOT)
@@ -200,14 +326,17 @@ STUDY_REPORT = StudyWriter("study_json", write_study_report, f"{layout.STUDY_JSO
 
 #: Every writer by name, in the order they run.
 WRITERS: dict[str, StudyWriter] = {w.name: w for w in (PROBABILITY_NIFTI, MASK_NIFTI, DICOM_SEG, PARAMETRIC_MAP,
-                                                        SLICES_CSV, OVERLAYS, SCORE_PLOT, STUDY_REPORT)}
-#: Written by default (the Parametric Map only on request; study.json always, last).
-DEFAULT_WRITER_NAMES = ("probability_nifti", "mask_nifti", "dicom_seg", "slices_csv", "overlays", "score_plot")
+                                                        DICOM_SR, KEY_OBJECTS, SLICES_CSV, OVERLAYS, SCORE_PLOT,
+                                                        STUDY_REPORT)}
+#: Written by default (the Parametric Map and the key objects only on request; study.json always, last).
+DEFAULT_WRITER_NAMES = ("probability_nifti", "mask_nifti", "dicom_seg", "dicom_sr", "slices_csv", "overlays",
+                        "score_plot")
 
 
-def default_writers(parametric_map: bool = False) -> tuple[StudyWriter, ...]:
+def default_writers(parametric_map: bool = False, key_objects: bool = False) -> tuple[StudyWriter, ...]:
     """The default writers in order, without ``study.json`` (which :func:`write_study` adds last)."""
-    names = [n for n in WRITERS if n in DEFAULT_WRITER_NAMES or (parametric_map and n == "parametric_map")]
+    requested = {"parametric_map": parametric_map, "key_objects": key_objects}
+    names = [n for n in WRITERS if n in DEFAULT_WRITER_NAMES or requested.get(n)]
     return tuple(WRITERS[n] for n in names)
 
 

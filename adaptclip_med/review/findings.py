@@ -34,10 +34,27 @@ def find_findings(probability: np.ndarray, threshold: float, spacing_mm: tuple[f
                   limit: int = MAX_FINDINGS) -> list[Finding]:
     """Connected components (26-connectivity) of ``probability >= threshold`` in a (Z, Y, X) map
     (the voxel volume is the product of the spacings, so their order does not matter)."""
+    return labelled_findings(probability, threshold, spacing_mm, limit).findings
+
+
+@dataclass(frozen=True)
+class LabelledFindings:
+    """The findings and where they are: ``labels`` holds each listed finding's id on its voxels
+    (0 elsewhere, also on regions beyond the cap); ``total`` counts every region before the cap."""
+
+    findings: list[Finding]
+    labels: np.ndarray
+    total: int
+
+
+def labelled_findings(probability: np.ndarray, threshold: float, spacing_mm: tuple[float, ...],
+                      limit: int = MAX_FINDINGS) -> LabelledFindings:
+    """:func:`find_findings` plus the label map (the DICOM SR outlines and measures each region
+    from it, with the same ids and ranking the dashboard shows)."""
     mask = probability >= threshold
     labels, count = ndimage.label(mask, structure=np.ones((3, 3, 3), dtype=bool))
     if count == 0:
-        return []
+        return LabelledFindings([], np.zeros(mask.shape, dtype=np.int32), 0)
     index = np.arange(1, count + 1)
     peaks = np.asarray(ndimage.maximum(probability, labels, index), dtype=np.float64)
     sizes = np.asarray(ndimage.sum(mask, labels, index), dtype=np.int64)
@@ -45,6 +62,9 @@ def find_findings(probability: np.ndarray, threshold: float, spacing_mm: tuple[f
     extents = ndimage.find_objects(labels)
     voxel_ml = float(np.prod(spacing_mm)) / 1000.0
     order = np.argsort(-peaks, kind="stable")[:limit]
-    return [Finding(rank, int(extents[i][0].start), int(extents[i][0].stop - 1), int(peak_at[i][0]), int(sizes[i]),
-                    round(float(sizes[i]) * voxel_ml, 3), float(peaks[i]))
-            for rank, i in enumerate(order, start=1)]
+    findings = [Finding(rank, int(extents[i][0].start), int(extents[i][0].stop - 1), int(peak_at[i][0]), int(sizes[i]),
+                        round(float(sizes[i]) * voxel_ml, 3), float(peaks[i]))
+                for rank, i in enumerate(order, start=1)]
+    relabel = np.zeros(count + 1, dtype=np.int32)
+    relabel[order + 1] = np.arange(1, len(order) + 1, dtype=np.int32)
+    return LabelledFindings(findings, relabel[labels], int(count))

@@ -42,7 +42,7 @@ def score_with_methods(study: Path, out: Path, runs: Sequence[ScoringOptions], s
         started = time.time()
         result = scorer.score(volume)
         write_study_outputs(volume, result, folder, scorer, time.time() - started, max(0, len(candidates) - 1),
-                            parametric_map=options.output.parametric_map)
+                            parametric_map=options.output.parametric_map, key_objects=options.output.key_objects)
         mode = f"{scorer.shots}-shot" if scorer.shots else "zero-shot"
         lines.append(f"{options.model.method}: study score {result.score:.4f} ({mode}, {options.output.aggregate}); "
                      f"top slices {result.top_slices}; outputs in {folder}")

@@ -95,11 +95,13 @@ class SlicingOptions:
 @dataclass(frozen=True)
 class OutputOptions:
     """What is decided and written: the mask threshold (None = the bank's calibrated value, else
-    0.5), the study score's aggregation and the optional DICOM Parametric Map."""
+    0.5), the study score's aggregation, the optional DICOM Parametric Map and the optional Key
+    Object Selection of the top slices (the AI node switches it on)."""
 
     threshold: float | None = None
     aggregate: str = DEFAULT_AGGREGATE
     parametric_map: bool = False
+    key_objects: bool = False
 
 
 _PARTS: dict[str, type] = {"model": ModelOptions, "references": ReferenceOptions, "slicing": SlicingOptions,

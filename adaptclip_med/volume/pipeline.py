@@ -3,7 +3,7 @@ dashboard.
 
 Outputs per study (in ``out_dir``, names in :mod:`adaptclip_med.outputs.layout`): the probability
 map and mask (NIfTI) in the SOURCE geometry, for DICOM input a DICOM SEG referencing the source
-instances and optionally a Parametric Map, the per-slice table, PNG overlays of the top slices,
+instances and a TID 1500 SR, optionally a Parametric Map and a Key Object Selection, the per-slice table, PNG overlays of the top slices,
 the score plot and ``study.json``, each written by one unit of
 :mod:`adaptclip_med.outputs.study_writers`.  ``study.json`` is written LAST, so its presence means
 the study is complete (batch runs resume on it).  No output name or field carries a patient
@@ -79,22 +79,24 @@ class StudyOutputs:
 
 
 def score_study(study: Path, out_dir: Path, scorer: VolumeScorer, series_rule: Any = None,
-                parametric_map: bool = False, study_index: int | None = None) -> StudyOutputs:
+                parametric_map: bool = False, study_index: int | None = None, key_objects: bool = False) -> StudyOutputs:
     """Read a study (DICOM folder/files, NIfTI, 2-D image), score it and write every output.
     ``study_index``/an int ``series_rule`` choose when the input holds several studies/series."""
     from adaptclip_med.io.loader import load_study
 
     volume, candidates = load_study(Path(study), series_rule=series_rule, axis=scorer.preprocessing.axis,
                                     study=study_index)
-    return score_volume_to_dir(volume, out_dir, scorer, other_series=max(0, len(candidates) - 1), parametric_map=parametric_map)
+    return score_volume_to_dir(volume, out_dir, scorer, other_series=max(0, len(candidates) - 1), parametric_map=parametric_map,
+                               key_objects=key_objects)
 
 
 def score_volume_to_dir(volume, out_dir: Path, scorer: VolumeScorer, other_series: int = 0,
-                        extra_report: dict[str, Any] | None = None, parametric_map: bool = False) -> StudyOutputs:
+                        extra_report: dict[str, Any] | None = None, parametric_map: bool = False,
+                        key_objects: bool = False) -> StudyOutputs:
     started = time.time()
     result = scorer.score(volume)
     files = write_study_outputs(volume, result, Path(out_dir), scorer, time.time() - started, other_series, extra_report,
-                                parametric_map)
+                                parametric_map, key_objects)
     return StudyOutputs(Path(out_dir), result.score, result.top_slices, files, other_series)
 
 
@@ -105,7 +107,7 @@ def _is_foreign(name: str) -> bool:
 
 def write_study_outputs(volume, result: StudyResult, out_dir: Path, scorer: VolumeScorer, seconds: float,
                         other_series: int = 0, extra_report: dict[str, Any] | None = None,
-                        parametric_map: bool = False) -> dict[str, Path]:
+                        parametric_map: bool = False, key_objects: bool = False) -> dict[str, Path]:
     """Write every output into a staging folder next to ``out_dir`` and swap it in whole on
     success: a failure leaves the previous complete result of ``out_dir`` untouched, and no file
     of an earlier study (overlays, parametric map) survives beside the new ones.  The outputs are
@@ -116,5 +118,5 @@ def write_study_outputs(volume, result: StudyResult, out_dir: Path, scorer: Volu
     out_dir = Path(out_dir)
     with staged_folder(out_dir, keep=_is_foreign) as stage:
         context = StudyContext.for_scorer(volume, result, stage, scorer, seconds, other_series, extra_report)
-        files = write_study(context, default_writers(parametric_map=parametric_map))
+        files = write_study(context, default_writers(parametric_map=parametric_map, key_objects=key_objects))
     return {key: out_dir / path.name for key, path in files.items()}

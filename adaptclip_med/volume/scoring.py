@@ -194,7 +194,8 @@ class VolumeScorer:
     def describe(self) -> dict[str, Any]:
         bank = None
         if self.bank is not None:
-            bank = {"name": self.bank.name, "key": self.bank.meta.get("key"), "scans": len(self.bank.scans),
+            bank = {"name": self.bank.name, "key": self.bank.meta.get("key"), "created": self.bank.meta.get("created"),
+                    "scans": len(self.bank.scans),
                     "match": self.bank.match_strategy, "slices_per_scan": self.bank.slices_per_scan,
                     "calibration": self.bank.calibration}
         return {"method": self.method.name, "model": self.method.identity(), "reference_bank": bank, "shots": self.shots,

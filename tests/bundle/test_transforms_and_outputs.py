@@ -53,10 +53,12 @@ def test_layout_names_and_default_writers():
     from adaptclip_med.outputs import layout, study_writers
 
     assert layout.overlay_name(2, 7) == "overlay_top2_slice0007.png" and layout.parse_overlay_name("overlay_top2_slice0007.png") == (2, 7)
-    assert layout.DICOM_RESULTS == ("anomaly_seg.dcm", "anomaly_pmap.dcm")
+    assert layout.DICOM_RESULTS == ("anomaly_seg.dcm", "anomaly_pmap.dcm", "anomaly_sr.dcm", "anomaly_kos.dcm")
     assert [w.name for w in study_writers.default_writers()] == ["probability_nifti", "mask_nifti", "dicom_seg",
-                                                                  "slices_csv", "overlays", "score_plot"]
+                                                                  "dicom_sr", "slices_csv", "overlays", "score_plot"]
     assert "parametric_map" in [w.name for w in study_writers.default_writers(parametric_map=True)]
+    optional = [w.name for w in study_writers.default_writers(parametric_map=True, key_objects=True)]
+    assert optional.index("dicom_seg") < optional.index("dicom_sr") and "key_objects" in optional
     from adaptclip_med.bundle_support import OUTPUT_TRANSFORMS
 
     assert list(OUTPUT_TRANSFORMS) == list(study_writers.WRITERS)  # one bundle transform per writer unit

@@ -10,6 +10,8 @@ import pydicom
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.uid import BasicTextSRStorage, ExplicitVRLittleEndian, generate_uid
 
+from dicom_validation import assert_dicom_conformant  # noqa: F401  (re-exported for the I/O tests)
+
 SHAPE = (8, 48, 48)
 SPACING = (3.0, 1.5, 1.25)
 
@@ -53,18 +55,3 @@ def assert_safe_message(message: str, forbidden: list[str]) -> None:
     for value in forbidden:
         assert value not in message, f"identifier leaked into: {message}"
     assert not re.search(r"\d+(\.\d+){4,}", message), f"UID-like token in: {message}"
-
-
-def assert_dicom_conformant(path: Path) -> None:
-    """Run dciodvfy (Debian package dicom3tools) on a written DICOM file; fail on any "Error" line."""
-    import shutil
-    import subprocess
-
-    import pytest
-
-    tool = shutil.which("dciodvfy")
-    if tool is None:
-        pytest.skip("dciodvfy not installed (apt-get install dicom3tools): DICOM conformance not checked")
-    run = subprocess.run([tool, str(path)], capture_output=True, text=True, timeout=120)
-    errors = [line for line in (run.stdout + run.stderr).splitlines() if line.startswith("Error")]
-    assert not errors, f"dciodvfy on {Path(path).name}: " + "; ".join(errors)
