@@ -25,7 +25,8 @@ from adaptclip_med.dashboard import state, viewer_state
 from adaptclip_med.dashboard.plain import md_text
 
 DOWNLOADS = {"report_html": ("HTML report", "text/html"), "report_pdf": ("PDF report", "application/pdf"),
-             "mask_nifti": ("Mask (NIfTI)", "application/gzip"), "dicom_seg": ("Mask (DICOM SEG)", "application/dicom")}
+             "mask_nifti": ("Mask (NIfTI)", "application/gzip"), "dicom_seg": ("Mask (DICOM SEG)", "application/dicom"),
+             "reviewed_sr": ("Decision (DICOM SR)", "application/dicom")}
 HOTKEYS = {"confirmed": "1", "false_positive": "2", "normal": "3"}
 SHORT = {"confirmed": "Confirmed", "false_positive": "False pos.", "normal": "Normal"}
 EXPORTED = "exported"  # session: study key -> ExportResult of the current revision

@@ -142,9 +142,10 @@ def test_open_score_view_sign_off_and_reload(dashboard_config, demo_data, bank_f
     at.button(key="export").click().run()
     exported = config.output / "reviewed" / study_key
     assert {p.name for p in exported.iterdir()} == {f"{study_key}_r1_{n}" for n in
-                                                    ("reviewed_mask.nii.gz", "reviewed_seg.dcm", "report.html", "report.pdf")}
+                                                    ("reviewed_mask.nii.gz", "reviewed_seg.dcm", "reviewed_sr.dcm", "report.html", "report.pdf")}
     report_html = (exported / f"{study_key}_r1_report.html").read_text()
     assert LOCAL_USER in report_html and review.record_hash in report_html  # the chain head travels with the export
+    _assert_reviewed_sr(exported / f"{study_key}_r1_reviewed_sr.dcm", review)
 
     # reload = a fresh session: the worklist shows the decision, the viewer restores the override
     again = _app().run()
@@ -155,6 +156,31 @@ def test_open_score_view_sign_off_and_reload(dashboard_config, demo_data, bank_f
     assert again.slider(key="threshold").value == pytest.approx(0.05)
     assert any(f"Signed off: **Confirmed anomaly** by {LOCAL_USER}" in s.value.replace("\\", "") for s in again.success)
     assert [e.action for e in ReviewStore.in_folder(config.output).audit_trail(study_key)] == ["score", "sign_off", "export"]
+
+
+def _assert_reviewed_sr(path: Path, review) -> None:
+    """The reviewed SR: dciodvfy-clean; the signed-in person is the observer and the verifier; the
+    decision is the qualitative finding; the notes are text."""
+    import highdicom as hd
+    import pydicom
+    from dicom_validation import assert_dicom_conformant
+
+    assert_dicom_conformant(path)
+    sr = hd.sr.srread(path)
+    (observer,) = sr.content.get_observer_contexts()
+    person = observer.observer_identifying_attributes
+    assert isinstance(person, hd.sr.PersonObserverIdentifyingAttributes)
+    assert str(person.name) == f"{LOCAL_USER}^" and person.login_name == review.reviewer_id
+    assert sr.VerificationFlag == "VERIFIED" and str(sr.VerifyingObserverSequence[0].VerifyingObserverName) == f"{LOCAL_USER}^"
+    group = sr.content.get_image_measurement_groups()[0]
+    items = list(group[0].ContentSequence)
+    coded = {i.ConceptNameCodeSequence[0].CodeMeaning: i.ConceptCodeSequence[0].CodeMeaning for i in items if i.ValueType == "CODE"}
+    texts = [i.TextValue for i in items if i.ValueType == "TEXT"]
+    assert coded.get("Anomaly at operating threshold") == "Present"
+    assert "Reader's decision: Confirmed anomaly (revision 1)" in texts
+    assert "Reader notes: hyperdense focus" in texts and any(t.endswith(": looks like a bleed") for t in texts)
+    assert sr.content.get_volumetric_roi_measurement_groups()  # the confirmed regions, on the reviewed SEG
+    assert pydicom.dcmread(path).SeriesDescription.startswith("Anomaly review")
 
 
 def test_batch_results_open_with_their_source_found_by_study_key(dashboard_config, demo_data, bank_for, tmp_path,
