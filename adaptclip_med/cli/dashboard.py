@@ -100,6 +100,7 @@ def dashboard(
     trusted_header: str = typer.Option(None, "--trusted-header", help="Trust this request header (set by an authenticating reverse proxy) as the user name; allowed on loopback or a Unix socket only."),
     trusted_groups_header: str = typer.Option(None, "--trusted-groups-header", help="With --trusted-header: the header listing the user's groups (mapped like --role-claim)."),
     allowed_host: list[str] = typer.Option([], "--allowed-host", help="Host header (name:port) the dashboard answers to; repeat for several. Default: the --public-url host, or loopback names. Other Host values get nothing (DNS rebinding)."),
+    send_to: str = typer.Option(None, "--send-to", help="PACS that receives signed decisions (reviewed SEG + SR) on request: dimse://CALLED_AE@host:port[?calling=AE] (C-STORE) or an http(s):// DICOMweb root (STOW-RS)."),
     upload_ttl_minutes: int = typer.Option(DEFAULT_UPLOAD_TTL_MINUTES, "--upload-ttl-minutes", help="Uploads are deleted when their browser session ends, and at the latest after this many minutes."),
     model: common.ModelChoice = None,
 ) -> None:
@@ -114,6 +115,10 @@ def dashboard(
             raise InputError("--oidc-metadata-url and --oidc-client-id go together")
         oidc = OidcOptions(oidc_metadata_url, oidc_client_id, oidc_client_secret_file, oidc_scope, public_url, oidc_prompt)
     login = plan_login(address, port, oidc, trusted_header, tuple(allowed_host))
+    if send_to:
+        from adaptclip_med.review.pacs_send import PacsDestination
+
+        PacsDestination.parse(send_to)  # a malformed destination stops the start, in one line
     if not APP.is_file():
         raise InputError(f"{APP.name} is missing from the installed package: reinstall adaptclip-med")
     output = output.expanduser().resolve()
@@ -140,7 +145,7 @@ def dashboard(
                              max_upload_mb=max_upload_mb, demo=demo, login=login.mode, allowed_hosts=login.allowed_hosts,
                              role_claim=role_claim, sign_off_role=sign_off_role, manage_role=manage_role,
                              trusted_header=trusted_header or "", trusted_groups_header=trusted_groups_header or "",
-                             upload_ttl_minutes=upload_ttl_minutes)
+                             upload_ttl_minutes=upload_ttl_minutes, send_to=send_to or "")
     with tempfile.TemporaryDirectory(prefix="adaptclip-dashboard-") as folder:
         config_file = config.save(Path(folder) / "dashboard.json")
         secrets = write_secrets(login.secrets_toml, Path(folder)) if login.secrets_toml else None

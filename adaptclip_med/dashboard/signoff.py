@@ -17,6 +17,8 @@ import streamlit as st
 from adaptclip_med.review.export import ExportResult, export_review
 from adaptclip_med.review.findings import find_findings
 from adaptclip_med.review.references import find_bank
+from adaptclip_med.errors import AdaptClipError
+from adaptclip_med.review import guarded
 from adaptclip_med.review.access import AccessDenied, SIGN_OFF
 from adaptclip_med.review.store import DECISIONS, FindingNote, Review, StaleRevisionError
 from adaptclip_med.review.study_data import ReviewStudy
@@ -150,7 +152,8 @@ def _exports(ctx: state.Context, study: ReviewStudy, review: Review | None) -> N
         else:
             return
     st.caption(f"Revision {result.revision} exported to reviewed/{study.study_key}/" +
-               ("".join(f"  \n{note}" for note in result.notes)))
+               ("".join(f"  \n{md_text(note)}" for note in result.notes)))
+    _send_to_pacs(ctx, study, result)
     columns = st.columns(2, gap="small")
     for index, (name, path) in enumerate(result.files.items()):
         label, mime = DOWNLOADS.get(name, (path.name, "application/octet-stream"))
@@ -167,6 +170,21 @@ def _export(ctx: state.Context, study: ReviewStudy, review: Review) -> ExportRes
                            {"files": sorted(p.name for p in result.files.values()), "revision": review.revision})
     st.session_state.setdefault(EXPORTED, {})[study.study_key] = result
     return result
+
+
+def _send_to_pacs(ctx: state.Context, study: ReviewStudy, result: ExportResult) -> None:
+    """Send the reviewed SEG and SR of this revision to the configured PACS (sign-off role)."""
+    objects = [result.files[name] for name in ("dicom_seg", "reviewed_sr") if name in result.files]
+    if not ctx.config.send_to or not objects:
+        return
+    if st.button(f"Send revision {result.revision} to the PACS", key=f"pacs_send_r{result.revision}",
+                 icon=":material/cloud_upload:", width="stretch", disabled=not ctx.who.may(SIGN_OFF)):
+        try:
+            accepted = guarded.send_to_pacs(ctx.who, ctx.store, study.study_key, result.revision, objects, ctx.config.send_to)
+        except AdaptClipError as exc:
+            st.error(md_text(str(exc), 400), icon=":material/cloud_off:")
+        else:
+            st.success(f"{accepted} object(s) sent to the PACS (recorded in the audit trail).", icon=":material/cloud_done:")
 
 
 def _next_unread(ctx: state.Context, current: str) -> None:

@@ -48,6 +48,7 @@ class DashboardConfig:
     trusted_header: str = ""  # trusted-header mode: the header naming the user
     trusted_groups_header: str = ""  # ... and, optionally, the one listing their groups
     upload_ttl_minutes: int = DEFAULT_UPLOAD_TTL_MINUTES
+    send_to: str = ""  # PACS for signed decisions: dimse://AE@host:port or a DICOMweb root ("" = none)
 
     def role_map(self):
         from adaptclip_med.review.access import RoleMap

@@ -4,7 +4,7 @@ Why here and not in the pages: hiding a button is not access control (a crafted 
 can still trigger a callback), so every action that changes banks or results goes through this
 module, which refuses it (:class:`~adaptclip_med.review.access.AccessDenied`) for someone
 without the role, and records it in the audit trail under their identity.  Sign-offs are checked
-by :meth:`ReviewStore.sign_off` itself.
+by :meth:`ReviewStore.sign_off` itself; sending a signed decision to the PACS needs the sign-off role.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from adaptclip_med.review.access import MANAGE, Identity, require
+from adaptclip_med.review.access import MANAGE, SIGN_OFF, Identity, require
 from adaptclip_med.review.store import ReviewStore
 
 BANKS_AUDIT_KEY = "(reference banks)"  # audit rows about banks belong to no study
@@ -52,3 +52,22 @@ def delete_bank(who: Identity, store: ReviewStore, root: Path, name: str) -> Non
     require(who, MANAGE)
     delete(root, name)
     store.record_event(BANKS_AUDIT_KEY, who, "bank_delete", {"bank": name})
+
+
+def send_to_pacs(who: Identity, store: ReviewStore, study_key: str, revision: int, files: list[Path],
+                 destination: str) -> int:
+    """Send a signed-off revision's reviewed SEG and SR to the configured PACS (``sign_off`` role);
+    the attempt is audited either way, with the destination and the objects' file names."""
+    from adaptclip_med.review.pacs_send import PacsDestination, PacsSendError, send
+
+    require(who, SIGN_OFF)
+    target = PacsDestination.parse(destination)
+    detail = {"destination": target.describe(), "protocol": "C-STORE" if target.kind == "dimse" else "STOW-RS",
+              "files": sorted(Path(f).name for f in files), "revision": revision}
+    try:
+        accepted = send(list(files), target)
+    except PacsSendError as exc:
+        store.record_event(study_key, who, "pacs_send_failed", {**detail, "reason": str(exc)})
+        raise
+    store.record_event(study_key, who, "pacs_send", {**detail, "accepted": accepted})
+    return accepted
