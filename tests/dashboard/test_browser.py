@@ -327,6 +327,7 @@ def test_sign_off_amend_and_export_serve_the_current_revision(room, page):
         page.locator(".st-key-dl_report_html_r1 button").first.click()
     assert first.value.suggested_filename == f"{room.study_key}_r1_report.html"
 
+    page.mouse.click(1300, 885)  # focus on the page again, not the notes field
     page.keyboard.press("2")
     _settle(page)
     page.keyboard.press("Control+Enter")  # sign hotkey: an amendment
@@ -338,7 +339,7 @@ def test_sign_off_amend_and_export_serve_the_current_revision(room, page):
         page.locator(".st-key-dl_report_html_r2 button").first.click()
     assert second.value.suggested_filename == f"{room.study_key}_r2_report.html"
     html = Path(second.value.path()).read_text()
-    assert "False positive" in html and LOCAL_USER in html
+    assert "False positive" in html and LOCAL_USER in html, html[:3000]
     report = page.context.new_page()
     report.set_content(html)
     SHOTS.mkdir(parents=True, exist_ok=True)
