@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 
 from adaptclip_med.errors import AdaptClipError, InputError
-from adaptclip_med.review.access import READ, SIGN_OFF, AccessDenied, Identity
+from adaptclip_med.review.access import READ, SIGN_OFF, Identity
 from adaptclip_med.review.store import MIGRATIONS, UNREAD, FindingNote, ReviewStore, StudyLocation, migrate
 
 
