@@ -99,7 +99,7 @@ def bank_for(demo_data, tiny_options):
     return make
 
 
-def test_open_score_view_sign_off_and_reload(dashboard_config, demo_data, bank_for):
+def test_open_score_view_sign_off_and_reload(dashboard_config, demo_data, bank_for, tmp_path):
     config = dashboard_config()
     bank_for(config)
     study = next(c for c in _candidates(demo_data.root) if "LESIONS" in c.description)
@@ -156,6 +156,37 @@ def test_open_score_view_sign_off_and_reload(dashboard_config, demo_data, bank_f
     assert again.slider(key="threshold").value == pytest.approx(0.05)
     assert any(f"Signed off: **Confirmed anomaly** by {LOCAL_USER}" in s.value.replace("\\", "") for s in again.success)
     assert [e.action for e in ReviewStore.in_folder(config.output).audit_trail(study_key)] == ["score", "sign_off", "export"]
+    _assert_verify_names_tampering(config.output, tmp_path)
+
+
+def _assert_verify_names_tampering(output: Path, scratch: Path) -> None:
+    """``adaptclip-med review verify`` (the real command) on copies of the store the app wrote: intact,
+    then one edited, one deleted and one reordered audit row, each named."""
+    import sqlite3
+    import subprocess
+    import sys
+
+    def verify(folder: Path) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "adaptclip_med.cli.main", "review", "verify", str(folder)],
+                              capture_output=True, text=True, timeout=120)
+
+    intact = verify(output)
+    assert intact.returncode == 0 and "intact (3 audit rows, 1 reviews)" in intact.stdout, intact.stderr
+    cases = {"edited": (["UPDATE audit SET after = replace(after, 'confirmed', 'normal') WHERE id = 2"], "audit row 2 was edited"),
+             "deleted": (["DELETE FROM audit WHERE id = 2"], "an audit row before row 3 was deleted"),
+             "reordered": (["UPDATE audit SET id = -1 WHERE id = 1", "UPDATE audit SET id = 1 WHERE id = 2",
+                            "UPDATE audit SET id = 2 WHERE id = -1"], "audit row 1 is out of order")}
+    for name, (statements, message) in cases.items():
+        copy = scratch / f"tampered-{name}"
+        copy.mkdir()
+        for part in output.glob("reviews.sqlite*"):  # with the write-ahead log, which holds recent commits
+            shutil.copy(part, copy / part.name)
+        connection = sqlite3.connect(copy / "reviews.sqlite", isolation_level=None)
+        for statement in statements:
+            connection.execute(statement)
+        connection.close()
+        result = verify(copy)
+        assert result.returncode == 1 and message in result.stderr, (name, result.stderr)
 
 
 def _assert_reviewed_sr(path: Path, review) -> None:
