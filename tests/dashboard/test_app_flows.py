@@ -233,6 +233,61 @@ def test_batch_results_open_with_their_source_found_by_study_key(dashboard_confi
     assert at.session_state["view_state"]["z"] == outputs.top_slices[0]
 
 
+def _one_scored_result(dashboard_config, demo_data, bank_for, tmp_path, tiny_options, **config_changes):
+    """The lesion phantom scored into a batch result folder listed by the dashboard: (config, study key)."""
+    config = dashboard_config()
+    bank = bank_for(config)
+    results = tmp_path / "batch"
+    outputs = score_study(demo_data.study_dir, results / "s1", make_scorer(tiny_options.with_(bank=str(bank), window=None)))
+    key = next(c.study_key for c in _candidates(demo_data.root) if "LESIONS" in c.description)
+    (results / "worklist.csv").write_text("study_key,score,top_slice,series,status,output,notes\n"
+                                          f"{key},{outputs.score},{outputs.top_slices[0]},CT,done,s1,\n")
+    return dashboard_config(results=(results,), **config_changes), key
+
+
+@pytest.mark.slow
+def test_a_signed_decision_is_sent_to_the_pacs_with_the_reader_as_observer(dashboard_config, demo_data, bank_for, tmp_path,
+                                                                           tiny_options):
+    """Sign off, export, "Send to the PACS" (C-STORE to a real Orthanc): the PACS holds the reviewed
+    SEG and SR, the SR's observer is the signed-in person, the send is audited."""
+    import importlib.util
+
+    import highdicom as hd
+    import pydicom
+
+    spec = importlib.util.spec_from_file_location("orthanc_testbed", Path(__file__).resolve().parents[2] / "scripts" / "orthanc_testbed.py")
+    testbed = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(testbed)
+    if not testbed.orthanc_available():
+        pytest.skip("Orthanc and its DICOMweb plugin are not installed (apt-get install orthanc orthanc-dicomweb)")
+    with testbed.OrthancTestbed(tmp_path / "orthanc") as pacs:
+        config, key = _one_scored_result(dashboard_config, demo_data, bank_for, tmp_path, tiny_options,
+                                         send_to=f"dimse://TESTBED@127.0.0.1:{pacs.dicom_port}")
+        at = _app().run()
+        at.button(key="wl_open").click().run()
+        at.button(key="decide_confirmed").click().run()
+        at.text_area(key=f"so_notes_{key}").set_value("sent back to the PACS")
+        at.button(key="sign").click().run()
+        at.button(key="export").click().run()
+        at.button(key="pacs_send_r1").click().run()
+        assert not _problems(at) and any("2 object(s) sent to the PACS" in s.value for s in at.success)
+        exported = config.output / "reviewed" / key
+        sent = {pydicom.dcmread(exported / f"{key}_r1_{name}").SOPInstanceUID for name in ("reviewed_seg.dcm", "reviewed_sr.dcm")}
+        stored = {pacs.get_json(f"/instances/{i}/simplified-tags")["SOPInstanceUID"]: i for i in pacs.get_json("/instances")}
+        assert sent <= set(stored)
+        sr_uid = pydicom.dcmread(exported / f"{key}_r1_reviewed_sr.dcm").SOPInstanceUID
+        import urllib.request
+
+        with urllib.request.urlopen(f"{pacs.url}/instances/{stored[sr_uid]}/file", timeout=30) as response:
+            (tmp_path / "from_pacs.dcm").write_bytes(response.read())
+        (observer,) = hd.sr.srread(tmp_path / "from_pacs.dcm").content.get_observer_contexts()
+        assert str(observer.observer_identifying_attributes.name) == f"{LOCAL_USER}^"
+    store = ReviewStore.in_folder(config.output)
+    (entry,) = [e for e in store.audit_trail(key) if e.action == "pacs_send"]
+    assert entry.reviewer == LOCAL_USER and entry.after["protocol"] == "C-STORE" and entry.after["revision"] == 1
+    assert store.verify().ok
+
+
 def test_a_refused_concurrent_sign_off_keeps_only_the_readers_own_choice(dashboard_config, demo_data, bank_for, tmp_path,
                                                                        tiny_options):
     """The race: this reader (the local OS account) has a study open; another radiologist signs it
@@ -241,14 +296,7 @@ def test_a_refused_concurrent_sign_off_keeps_only_the_readers_own_choice(dashboa
     name is only ever what the reader chose."""
     from adaptclip_med.review.access import READ, SIGN_OFF, Identity
 
-    config = dashboard_config()
-    bank = bank_for(config)
-    results = tmp_path / "batch"
-    outputs = score_study(demo_data.study_dir, results / "s1", make_scorer(tiny_options.with_(bank=str(bank), window=None)))
-    key = next(c.study_key for c in _candidates(demo_data.root) if "LESIONS" in c.description)
-    (results / "worklist.csv").write_text("study_key,score,top_slice,series,status,output,notes\n"
-                                          f"{key},{outputs.score},{outputs.top_slices[0]},CT,done,s1,\n")
-    dashboard_config(results=(results,))
+    config, key = _one_scored_result(dashboard_config, demo_data, bank_for, tmp_path, tiny_options)
     at = _app().run()
     at.button(key="wl_open").click().run()  # the reader opens the study (revision 0)
     at.button(key="decide_confirmed").click().run()
