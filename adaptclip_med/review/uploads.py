@@ -201,15 +201,57 @@ def gunzip_bounded(data: bytes, limit: int, step: int = 1 << 20) -> bytes:
     return b"".join(out)
 
 
+NIFTI_HEADER_BYTES = 544  # a NIfTI-2 header (540 bytes) and its extension flag; NIfTI-1 needs 348
+TRAILING_SLACK = 64 * 1024  # bytes a NIfTI file may hold after its image data
+
+
+def gunzip_prefix(data: bytes, size: int) -> bytes:
+    """The first ``size`` decompressed bytes of gzip ``data`` (nothing more is expanded)."""
+    return zlib.decompressobj(wbits=31).decompress(data, size)
+
+
+def declared_nifti_bytes(head: bytes) -> int | None:
+    """Image data offset + voxels x bytes per voxel, as a NIfTI-1/2 header declares them; None when
+    ``head`` does not start with a NIfTI header."""
+    import nibabel as nib
+    import numpy as np
+
+    for klass, magics in ((nib.Nifti1Header, (b"n+1", b"ni1")), (nib.Nifti2Header, (b"n+2", b"ni2"))):
+        try:
+            header = klass.from_fileobj(io.BytesIO(head), check=False)
+            if bytes(header["magic"]).rstrip(b"\0") not in magics:
+                continue
+            voxels = int(np.prod([int(n) for n in header.get_data_shape()], dtype=np.int64))
+            return int(header.get_data_offset()) + voxels * header.get_data_dtype().itemsize
+        except Exception:  # nibabel raises several types for bytes that are no such header
+            continue
+    return None
+
+
 def _nifti_problem(data: bytes, compressed: bool, expanded_limit: int) -> str | None:
+    """Why an uploaded NIfTI cannot be used, or None.  A ``.nii.gz`` is judged by its header first
+    (a few hundred bytes): one declaring more image data than the limit is refused before anything
+    else is expanded, and the rest is expanded no further than the header's size."""
     import nibabel as nib
 
-    try:
-        raw = gunzip_bounded(data, expanded_limit) if compressed else data
-    except _Expands:
-        return f"expands to more than {expanded_limit // MB} MB when decompressed (refused before expanding it)"
-    except (OSError, EOFError, zlib.error):
-        return "not a gzip-compressed NIfTI file (damaged or another format)"
+    raw = data
+    if compressed:
+        try:
+            head = gunzip_prefix(data, NIFTI_HEADER_BYTES)
+        except (OSError, EOFError, zlib.error):
+            return "not a gzip-compressed NIfTI file (damaged or another format)"
+        declared = declared_nifti_bytes(head)
+        if declared is None:
+            return "not a readable NIfTI file (no valid header)"
+        if declared > expanded_limit:
+            return (f"its header declares {declared / MB:.0f} MB of image data, more than the {expanded_limit // MB} MB "
+                    "limit (refused before expanding it)")
+        try:
+            raw = gunzip_bounded(data, declared + TRAILING_SLACK)
+        except _Expands:
+            return "expands to more than its header declares (refused; damaged or crafted file)"
+        except (OSError, EOFError, zlib.error):
+            return "not a gzip-compressed NIfTI file (damaged or another format)"
     try:
         image = nib.Nifti1Image.from_bytes(raw)
     except Exception:  # nibabel raises several types for non-NIfTI bytes

@@ -101,8 +101,9 @@ def test_uploads_are_screened_one_reason_per_rejected_file(tmp_path):
 
 
 def test_a_nifti_bomb_is_refused_before_it_is_expanded(tmp_path):
-    """A 2 MB .nii.gz that expands to gigabytes once grew the server by 4 GB: now it is refused
-    after at most limit x ZIP_EXPANSION_LIMIT bytes of output."""
+    """A 2 MB .nii.gz that expanded to 4 GB once grew the server by 4 GB.  Now: a header declaring more
+    than the limit is refused after expanding a few hundred bytes; a small header followed by a flood
+    of zeros is expanded no further than the header's size."""
     import gzip
     import tracemalloc
 
@@ -111,16 +112,23 @@ def test_a_nifti_bomb_is_refused_before_it_is_expanded(tmp_path):
 
     from adaptclip_med.review.uploads import ZIP_EXPANSION_LIMIT, screen_uploads
 
-    header = nib.Nifti1Image(np.zeros((2, 2, 2), np.uint8), np.eye(4)).header.binaryblock
-    bomb = gzip.compress(header + b"\0" * (64 * 1024 * 1024), compresslevel=9)  # 64 MB of zeros in ~65 kB
-    assert len(bomb) < 200_000
+    def nifti_gz(shape, tail: int) -> bytes:
+        image = nib.Nifti1Image(np.zeros((2, 2, 2), np.uint8), np.eye(4))
+        image.header.set_data_shape(shape)
+        header = image.header.binaryblock + b"\0" * 4  # + extension flag: data at offset 352
+        return gzip.compress(header + b"\0" * tail, compresslevel=9)
+
+    huge = nifti_gz((2048, 2048, 1024), 64 * 1024 * 1024)  # declares 4 GB, holds 64 MB of zeros, ~65 kB on disk
+    flood = nifti_gz((4, 4, 4), 64 * 1024 * 1024)  # declares 64 bytes, expands to 64 MB
+    assert len(huge) < 200_000 and len(flood) < 200_000
     tracemalloc.start()
-    accepted, rejected = screen_uploads([("bomb.nii.gz", bomb)], limit_mb=1)
+    accepted, rejected = screen_uploads([("huge.nii.gz", huge), ("flood.nii.gz", flood)], limit_mb=1)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    assert accepted == [] and rejected[0].name == "bomb.nii.gz"
-    assert f"expands to more than {ZIP_EXPANSION_LIMIT} MB" in rejected[0].reason
-    assert peak < 4 * ZIP_EXPANSION_LIMIT * 1024 * 1024  # bounded by the limit, not by the 64 MB it would expand to
+    assert accepted == [] and [r.name for r in rejected] == ["huge.nii.gz", "flood.nii.gz"]
+    assert "declares 4096 MB of image data" in rejected[0].reason and f"{ZIP_EXPANSION_LIMIT} MB limit" in rejected[0].reason
+    assert "expands to more than its header declares" in rejected[1].reason
+    assert peak < 8 * 1024 * 1024  # neither was expanded: megabytes, not the 64 MB they hold
 
 
 def test_expired_session_upload_folders_are_swept(tmp_path):
