@@ -5,8 +5,8 @@ from __future__ import annotations
 import typer
 
 from adaptclip_med import __version__
-from adaptclip_med.cli import (batch, common, dashboard, demo, evaluate, help_style, node, predict, references, score, train,
-                               weights)
+from adaptclip_med.cli import (batch, common, dashboard, demo, evaluate, help_style, node, predict, references, review, score,
+                               train, weights)
 
 help_style.apply()
 
@@ -40,6 +40,7 @@ evaluate.register(app)
 batch.register(app)
 dashboard.register(app)
 node.register(app)
+review.register(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

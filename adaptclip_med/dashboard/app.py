@@ -1,4 +1,5 @@
-"""Page frame: configuration check, top bar (navigation, reviewer), sidebar (model status), page dispatch."""
+"""Page frame: configuration check, login gate, top bar (navigation, who is signed in), sidebar
+(model status), page dispatch."""
 
 from __future__ import annotations
 
@@ -7,7 +8,11 @@ import streamlit as st
 from adaptclip_med.errors import AdaptClipError
 from adaptclip_med.volume.pipeline import NOT_FOR_CLINICAL_USE
 
-from adaptclip_med.dashboard import library_page, state, viewer_page, worklist_page
+from adaptclip_med.dashboard import auth, library_page, state, viewer_page, worklist_page
+
+#: The favicon: an emoji is drawn by the browser itself; a ``:material/...:`` page icon would make
+#: every page load fetch an SVG from Google's font server (no request may leave the machine).
+PAGE_ICON = "🩻"
 
 #: A reading room wastes no pixels: tighter page padding and gaps than Streamlit's defaults.
 COMPACT_CSS = """
@@ -22,11 +27,18 @@ COMPACT_CSS = """
 
 
 def main() -> None:
-    st.set_page_config(page_title="adaptclip-med review", page_icon=":material/radiology:", layout="wide",
+    st.set_page_config(page_title="adaptclip-med review", page_icon=PAGE_ICON, layout="wide",
                        initial_sidebar_state="collapsed")
     st.html(COMPACT_CSS)
     try:
-        ctx = state.context()
+        config = state.load()
+    except AdaptClipError as exc:
+        st.error(str(exc))
+        return
+    who = auth.gate(config)  # stops the run when nobody is logged in or the Host is wrong
+    state.sweep_uploads(config.upload_ttl_minutes)
+    try:
+        ctx = state.context(config, who)
     except AdaptClipError as exc:
         st.error(str(exc))
         return
@@ -42,13 +54,17 @@ def main() -> None:
         else:
             st.warning(model_problem, icon=":material/warning:")
         st.caption(NOT_FOR_CLINICAL_USE)
-    top = st.columns([5, 4], vertical_alignment="center")
+    top = st.columns([5, 4, 1], vertical_alignment="center")
     top[0].radio("Page", state.PAGES, key=state.NAV, horizontal=True, label_visibility="collapsed",
                  on_change=_page_changed)
-    reviewer = (st.session_state.get(state.REVIEWER) or "").strip()
     status = "model ready" if loaded is not None else "no model: review only"
     demo = " · DEMO: demo model trained on synthetic data, synthetic phantoms, no diagnostic value" if ctx.config.demo else ""
-    top[1].caption(f"reviewer: **{reviewer or '—'}** · {status}{demo} · research use only")
+    with top[1]:
+        if who.mode == "local":
+            st.badge("local, unauthenticated", icon=":material/lock_open:", color="orange")
+        st.text(f"signed in: {auth.top_bar_label(who)} · {status}{demo} · research use only")
+    with top[2]:
+        auth.log_out_button(who)
     page = st.session_state.get(state.NAV, state.PAGES[0])
     try:
         if page == "Worklist":

@@ -17,9 +17,12 @@ from adaptclip_med.review.discovery import Candidate, load_candidate, scan_path
 from adaptclip_med.review.rendering import grey_rgb, percentile_window
 from adaptclip_med.utils.redact import describe_path
 from adaptclip_med.volume.preprocessing import SlicePreprocessing, parse_window
-from adaptclip_med.volume.reference_bank import build_reference_bank, delete_bank, list_banks, rename_bank
+from adaptclip_med.review import guarded
+from adaptclip_med.review.access import MANAGE
+from adaptclip_med.volume.reference_bank import build_reference_bank, list_banks
 
 from adaptclip_med.dashboard import state
+from adaptclip_med.dashboard.plain import md_text
 from adaptclip_med.dashboard.progress import run_with_progress
 from adaptclip_med.dashboard.series_flags import flagged_label, series_warnings
 
@@ -60,19 +63,22 @@ def _existing_banks(ctx: state.Context) -> None:
                                 "calibrated": b["calibrated"], "created": b["created"]} for b in banks]),
                  hide_index=True, width="stretch")
     names = [b["name"] for b in banks]
+    if not ctx.who.may(MANAGE):
+        st.caption(f"Read only: {md_text(ctx.who.display)} may not build, rename or delete banks.")
+        return
     pick_col, rename_col, delete_col = st.columns([2, 2, 1], vertical_alignment="bottom")
     pick = pick_col.selectbox("Bank", names, key="bank_pick")
     with rename_col:
         new_name = st.text_input("New name", key="bank_new_name", placeholder="e.g. ct-head-noncontrast-2025")
         if st.button("Rename", key="bank_rename", disabled=not new_name):
             state.forget_banks()
-            rename_bank(root, pick, new_name.strip())
+            guarded.rename_bank(ctx.who, ctx.store, root, pick, new_name.strip())
             st.rerun()
     with delete_col:
         confirm = st.checkbox("Confirm", key="bank_delete_confirm")
         if st.button("Delete", key="bank_delete", disabled=not confirm, type="secondary"):
             state.forget_banks()
-            delete_bank(root, pick)
+            guarded.delete_bank(ctx.who, ctx.store, root, pick)
             st.session_state.pop("bank_delete_confirm", None)
             st.rerun()
 
@@ -107,7 +113,7 @@ def _build(ctx: state.Context, loaded, model_problem: str | None) -> None:
     picked = [c for c in shown if c.key in st.session_state.get("ref_pick", [])]
     for c in picked:
         if c.key in warnings:
-            st.warning(f"{c.label}: {warnings[c.key]} - not a normal reference.", icon=":material/warning:")
+            st.warning(f"{md_text(c.label)}: {md_text(warnings[c.key])} - not a normal reference.", icon=":material/warning:")
     if st.toggle("Show thumbnails", key="lib_thumbs"):
         _thumbnails(ctx, picked or shown[:MAX_THUMBNAILS])
     protocol_col, window_col = st.columns(2)
@@ -122,7 +128,10 @@ def _build(ctx: state.Context, loaded, model_problem: str | None) -> None:
     replace_existing = st.checkbox("Replace a bank with the same name", key="bank_replace")
     if loaded is None:
         st.warning(f"Cannot build banks: {model_problem}")
-    if st.button("Build reference bank", key="build_bank", type="primary", disabled=loaded is None or not picked,
+    if not ctx.who.may(MANAGE):
+        st.caption(f"Read only: {md_text(ctx.who.display)} has no role to build reference banks.")
+    if st.button("Build reference bank", key="build_bank", type="primary",
+                 disabled=loaded is None or not picked or not ctx.who.may(MANAGE),
                  icon=":material/library_add:"):
         name = bank_name_for(protocol)
         if (ctx.config.banks_root / name / "bank.json").is_file() and not replace_existing:
@@ -138,9 +147,12 @@ def _build_bank(ctx: state.Context, loaded, name: str, picked: list[Candidate], 
     with tempfile.TemporaryDirectory(prefix="adaptclip-bank-scans-") as staging:  # series sharing a folder
         scans = [scan_path(c, everything, Path(staging)) for c in picked]
         labels = [describe_path(Path(p)) for p in scans]
-        task = BackgroundTask(lambda: build_reference_bank(name, scans, loaded, preprocessing, ctx.config.banks_root,
-                                                           batch_size=slicing.batch_size, calibrate=calibrate), ("encoding ", "calibrating"))
-        path = run_with_progress(task, lambda bars: _bank_progress(bars, labels, calibrate))
+        # the permission is checked before the work starts (BackgroundTask starts at once)
+        path = guarded.build_bank(ctx.who, ctx.store, name, lambda: run_with_progress(
+            BackgroundTask(lambda: build_reference_bank(name, scans, loaded, preprocessing, ctx.config.banks_root,
+                                                        batch_size=slicing.batch_size, calibrate=calibrate),
+                           ("encoding ", "calibrating")),
+            lambda bars: _bank_progress(bars, labels, calibrate)))
     state.forget_banks()
     st.session_state[FLASH] = f"Reference bank '{path.name}' built from {len(scans)} scan(s)."
     st.rerun()  # redraw the bank list with the new bank
@@ -175,4 +187,4 @@ def _thumbnails(ctx: state.Context, candidates: list[Candidate]) -> None:
             if image is None:
                 st.caption(f"{candidate.key[:8]}: unreadable")
             else:
-                st.image(grey_rgb(image, 160), caption=candidate.label)
+                st.image(grey_rgb(image, 160), caption=md_text(candidate.label))

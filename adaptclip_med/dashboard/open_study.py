@@ -18,6 +18,7 @@ from adaptclip_med.outputs.layout import STUDY_JSON
 
 from adaptclip_med.dashboard import state, viewer_state
 from adaptclip_med.dashboard.series_flags import flagged_label, series_warnings
+from adaptclip_med.dashboard.plain import md_text
 
 UPLOAD_REPORT = "upload_report"  # session: lines to show after an upload (rejected files, outcome)
 
@@ -49,7 +50,7 @@ def _candidate_picker(ctx: state.Context, found: Discovery, pick_key: str, butto
     pick = left.selectbox("Series", list(labels), format_func=labels.get, key=pick_key)
     right.button("Open", key=button_key, on_click=state.request_open, args=("candidate", pick), width="stretch")
     if pick in warnings:
-        st.warning(f"{warnings[pick]}: scoring it as a study gives no meaningful result.", icon=":material/warning:")
+        st.warning(f"{md_text(warnings[pick])}: scoring it as a study gives no meaningful result.", icon=":material/warning:")
     if found.unusable_files:
         st.caption(f"{found.unusable_files} file(s) were not usable image data (non-image objects, localizers, "
                    "unreadable or truncated files).")
@@ -61,7 +62,7 @@ def _upload_panel(ctx: state.Context) -> None:
                f"(.nrrd) file, at most {limit} MB in "
                "total. Uploads are kept in a private temporary folder for this browser session only.")
     for line in st.session_state.get(UPLOAD_REPORT, []):
-        st.error(line, icon=":material/block:")
+        st.error(md_text(line), icon=":material/block:")
     files = st.file_uploader("Study files", accept_multiple_files=True, key="upload", max_upload_size=limit,
                              type=UPLOAD_TYPES)
     if files and st.button("Open upload", key="open_upload", type="primary"):
@@ -70,7 +71,7 @@ def _upload_panel(ctx: state.Context) -> None:
 
 def _open_upload(ctx: state.Context, files, limit: int) -> None:
     """Screen, save, discover and validate an upload; only a readable series joins the series list."""
-    accepted, rejected = screen_uploads([(f.name, f.getvalue()) for f in files])
+    accepted, rejected = screen_uploads([(f.name, f.getvalue()) for f in files], limit)
     report = [r.line() for r in rejected]
     st.session_state[UPLOAD_REPORT] = report
     if not accepted:
@@ -175,8 +176,11 @@ def _open_candidate(ctx: state.Context, key: str, url: dict | None = None) -> No
         raise InputError("the selected series is no longer available; scan the data roots again")
     volume = load_candidate(candidate, _axis(ctx))
     study_key = study_key_of(volume, candidate)
-    out_dir = dashboard_output_dir(ctx.config.output, study_key)
-    origin = "upload" if _is_upload(candidate) else "dashboard"
+    uploaded = _is_upload(candidate)
+    # An upload's results stay in the session's private folder (gone with it), so they never
+    # appear in another session's worklist.
+    out_dir = dashboard_output_dir(state.upload_folder() / "results" if uploaded else ctx.config.output, study_key)
+    origin = "upload" if uploaded else "dashboard"
     ctx.store.register_study(study_key, origin, replace(candidate.source(), output_dir=out_dir))
     state.set_url(study=study_key)
     if (out_dir / STUDY_JSON).is_file():

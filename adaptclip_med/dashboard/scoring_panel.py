@@ -7,6 +7,8 @@ from dataclasses import replace
 import numpy as np
 import streamlit as st
 
+from adaptclip_med.review import guarded
+from adaptclip_med.review.access import MANAGE
 from adaptclip_med.review.background import BackgroundTask, BarState
 from adaptclip_med.review.rendering import grey_rgb, percentile_window
 from adaptclip_med.review.studies import DEFAULT_METHOD, dashboard_output_dir, score_for_review
@@ -14,6 +16,7 @@ from adaptclip_med.volume.pipeline import make_scorer
 from adaptclip_med.volume.reference_bank import list_banks
 
 from adaptclip_med.dashboard import state, viewer_state
+from adaptclip_med.dashboard.plain import md_text
 from adaptclip_med.dashboard.progress import run_with_progress
 
 ZERO_SHOT = "(zero-shot: no normal references)"
@@ -32,7 +35,7 @@ def methods() -> list[str]:
 
 def render(ctx: state.Context, loaded, model_problem: str | None) -> None:
     study_key, volume, out_dir, candidate = st.session_state[state.UNSCORED]
-    description = f" '{candidate.description}'" if candidate is not None and candidate.description else ""
+    description = f" '{md_text(candidate.description)}'" if candidate is not None and candidate.description else ""
     st.subheader(f"Study {study_key}{description}: not scored yet")
     middle = volume.array[volume.array.shape[0] // 2]
     left, right = st.columns([1, 2])
@@ -55,7 +58,10 @@ def render(ctx: state.Context, loaded, model_problem: str | None) -> None:
                      index=choices.index(configured) if configured else 0,
                      help="Few-shot scoring compares every slice with matched slices of normal scans; build banks on "
                           "the Reference library page.")
-        if st.button("Score now", key="score_now", type="primary", icon=":material/play_arrow:", shortcut="Ctrl+Enter"):
+        if not ctx.who.may(MANAGE):
+            st.caption(f"Read only: {md_text(ctx.who.display)} has no role to start scoring.")
+        if st.button("Score now", key="score_now", type="primary", icon=":material/play_arrow:", shortcut="Ctrl+Enter",
+                     disabled=not ctx.who.may(MANAGE)):
             method = st.session_state.get("score_method", ctx.config.scoring.model.method)
             _score(ctx, loaded, study_key, volume, out_dir, banks.get(st.session_state["score_bank"]), method, candidate)
 
@@ -79,7 +85,6 @@ def _score(ctx: state.Context, loaded, study_key: str, volume, out_dir, bank_pat
     info = {"method": method}
     if candidate is not None:
         info.update(description=candidate.description, study_date=candidate.study_date)
-    task = BackgroundTask(lambda: score_for_review(volume, study_key, out_dir, scorer, info), (marker,))
 
     def describe(bars: list[BarState]) -> tuple[float, str]:
         if not bars:
@@ -87,9 +92,11 @@ def _score(ctx: state.Context, loaded, study_key: str, volume, out_dir, bank_pat
         bar = bars[0]
         return bar.fraction, f"scoring slices: batch {bar.done} of {bar.total}"
 
-    study = run_with_progress(task, describe)
-    ctx.store.record_event(study_key, st.session_state.get(state.REVIEWER, ""), "score",
-                           {"score": study.score, "bank": study.bank_name, "shots": scorer.shots, "method": method})
+    # the permission is checked before the work starts (BackgroundTask starts at once)
+    study = guarded.score_study(ctx.who, ctx.store, study_key, lambda: run_with_progress(
+        BackgroundTask(lambda: score_for_review(volume, study_key, out_dir, scorer, info), (marker,)), describe))
+    guarded.record_scored(ctx.who, ctx.store, study_key,
+                          {"score": study.score, "bank": study.bank_name, "shots": scorer.shots, "method": method})
     st.session_state.pop(state.UNSCORED, None)
     st.session_state[state.STUDY] = study
     viewer_state.reset_for(study, ctx.store.review(study_key), stretch=ctx.config.demo)

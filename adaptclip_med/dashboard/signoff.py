@@ -2,7 +2,10 @@
 (Ctrl+Enter), next unread (U); exports of the CURRENT revision; audit trail.
 
 The revision the reader was looking at is sent with the sign-off, so a concurrent sign-off by
-someone else is refused with a message instead of being overwritten.  Exported files are named
+someone else is refused with a message instead of being overwritten.  The refused reader's own
+decision, notes and finding notes stay in the form, with the other decision shown beside them:
+a further click stores only what this reader chose.  The reviewer is the logged-in person
+(``ctx.who``); the review store refuses a sign-off by someone without the sign-off role.  Exported files are named
 by the pseudonymous study key and the revision, and are regenerated when the revision changes.
 """
 
@@ -11,6 +14,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from adaptclip_med.errors import AdaptClipError
+from adaptclip_med.review import guarded
+from adaptclip_med.review.access import SIGN_OFF, AccessDenied
 from adaptclip_med.review.export import ExportResult, export_review
 from adaptclip_med.review.findings import find_findings
 from adaptclip_med.review.references import find_bank
@@ -18,13 +24,16 @@ from adaptclip_med.review.store import DECISIONS, FindingNote, Review, StaleRevi
 from adaptclip_med.review.study_data import ReviewStudy
 
 from adaptclip_med.dashboard import state, viewer_state
+from adaptclip_med.dashboard.plain import md_text
 
 DOWNLOADS = {"report_html": ("HTML report", "text/html"), "report_pdf": ("PDF report", "application/pdf"),
-             "mask_nifti": ("Mask (NIfTI)", "application/gzip"), "dicom_seg": ("Mask (DICOM SEG)", "application/dicom")}
+             "mask_nifti": ("Mask (NIfTI)", "application/gzip"), "dicom_seg": ("Mask (DICOM SEG)", "application/dicom"),
+             "reviewed_sr": ("Decision (DICOM SR)", "application/dicom")}
 HOTKEYS = {"confirmed": "1", "false_positive": "2", "normal": "3"}
 SHORT = {"confirmed": "Confirmed", "false_positive": "False pos.", "normal": "Normal"}
 EXPORTED = "exported"  # session: study key -> ExportResult of the current revision
 SEEN = "seen_revision"  # session: study key -> revision shown when the reader started
+CONFLICT = "signoff_conflict"  # session: study key -> (message, the other reviewer's Review)
 
 
 def render(ctx: state.Context, study: ReviewStudy) -> None:
@@ -39,34 +48,39 @@ def render(ctx: state.Context, study: ReviewStudy) -> None:
     if review is not None:
         override = "" if review.threshold_override is None else f", threshold {review.threshold_override:.3f}"
         when = review.reviewed_at.replace("T", " ").replace("+00:00", " UTC")
-        st.success(f"Signed off: **{review.decision_label}** by {review.reviewer} at {when} "
+        st.success(f"Signed off: **{review.decision_label}** by {md_text(review.reviewer)} at {when} "
                    f"(revision {review.revision}{override})", icon=":material/task_alt:")
-    if f"so_decision_{key}" not in st.session_state:
-        st.session_state[f"so_decision_{key}"] = review.decision if review else None
+    # The form's values live in the session only (initialised once from the stored review): a newer
+    # review by someone else never replaces what this reader has chosen or typed.
+    st.session_state.setdefault(f"so_decision_{key}", review.decision if review else None)
+    st.session_state.setdefault(f"so_notes_{key}", review.notes if review else "")
+    st.session_state.setdefault(f"so_override_{key}", review is not None and review.threshold_override is not None)
     decision = st.session_state[f"so_decision_{key}"]
+    _conflict(key, decision)
+    allowed = ctx.who.may(SIGN_OFF)
     columns = st.columns(3, gap="small")
     for column, code in zip(columns, DECISIONS):
         column.button(f"{SHORT[code]}", key=f"decide_{code}", type="primary" if decision == code else "secondary",
                       on_click=_decide, args=(key, code), shortcut=HOTKEYS[code], width="stretch",
-                      help=f"{DECISIONS[code]} (key {HOTKEYS[code]})")
-    st.text_area("Notes", value=review.notes if review else "", key=f"so_notes_{key}", height=68,
+                      help=f"{DECISIONS[code]} (key {HOTKEYS[code]})", disabled=not allowed)
+    st.text_area("Notes", key=f"so_notes_{key}", height=68, disabled=not allowed,
                  placeholder="notes (saved with the decision)", label_visibility="collapsed")
     earlier = {(n.finding_id, n.description): n.note for n in review.findings} if review else {}
     with st.expander(f"Findings at threshold {threshold:.3f}: {len(findings)}", expanded=False):
         if not findings:
             st.caption(f"No region reaches the threshold {threshold:.3f}.")
         for finding in findings:
-            st.text_input(finding.describe(), value=earlier.get((finding.finding_id, finding.describe()), ""),
-                          key=f"so_finding_{key}_{finding.finding_id}", placeholder="note on this finding")
+            field = f"so_finding_{key}_{finding.finding_id}"
+            st.session_state.setdefault(field, earlier.get((finding.finding_id, finding.describe()), ""))
+            st.text_input(finding.describe(), key=field, placeholder="note on this finding", disabled=not allowed)
     st.checkbox(f"Save threshold {threshold:.3f} with the decision (model: {study.threshold:.3f})",
-                value=review is not None and review.threshold_override is not None, key=f"so_override_{key}")
-    st.text_input("Reviewer", key=state.REVIEWER, placeholder="reviewer: your name (kept for this browser)",
-                  on_change=state.remember_reviewer, label_visibility="collapsed")
-    reviewer = (st.session_state.get(state.REVIEWER) or "").strip()
+                key=f"so_override_{key}", disabled=not allowed)
+    if not allowed:
+        st.caption(f"Read only: {md_text(ctx.who.display)} has no sign-off role.")
     if st.button("Sign off" if review is None else "Amend", key="sign", type="primary", icon=":material/draw:",
-                       shortcut="Ctrl+Enter", width="stretch", help="Sign off (Ctrl+Enter)"):
-        _submit(ctx, study, findings, threshold, reviewer)
-    _exports(ctx, study, ctx.store.review(key), reviewer)
+                 shortcut="Ctrl+Enter", width="stretch", help="Sign off (Ctrl+Enter)", disabled=not allowed):
+        _submit(ctx, study, findings, threshold)
+    _exports(ctx, study, ctx.store.review(key))
     next_col, audit_col = st.columns([1, 1], vertical_alignment="center")
     next_col.button("Next unread", key="next_unread", icon=":material/skip_next:", shortcut="U", on_click=_next_unread,
                     args=(ctx, key), width="stretch", help="Open the highest-ranked unread study (key U)")
@@ -78,38 +92,56 @@ def _decide(study_key: str, code: str) -> None:
     st.session_state[f"so_decision_{study_key}"] = code
 
 
-def _submit(ctx: state.Context, study: ReviewStudy, findings, threshold: float, reviewer: str) -> None:
+def _conflict(key: str, mine: str | None) -> None:
+    """After a refused sign-off: the other reviewer's decision beside this reader's own (unsaved) one."""
+    conflict = st.session_state.get(CONFLICT, {}).get(key)
+    if not conflict:
+        return
+    message, other = conflict
+    st.error(md_text(message, 400), icon=":material/sync_problem:")
+    if other is None:
+        return
+    theirs, yours = st.columns(2, gap="small")
+    with theirs.container(border=True):
+        st.caption(f"Stored (revision {other.revision}), by {md_text(other.reviewer)}")
+        st.text(f"{other.decision_label}\n{other.notes}".strip())
+    with yours.container(border=True):
+        st.caption("Yours (not saved)")
+        st.text(f"{DECISIONS.get(mine, 'no decision')}\n{st.session_state.get(f'so_notes_{key}', '')}".strip())
+
+
+def _submit(ctx: state.Context, study: ReviewStudy, findings, threshold: float) -> None:
     key = study.study_key
     decision = st.session_state.get(f"so_decision_{key}")
     if decision is None:
         st.error("Choose a decision (1, 2 or 3) before signing off.")
-        return
-    if not reviewer:
-        st.error("Enter your name as reviewer before signing off.")
         return
     notes = [FindingNote(f.finding_id, f.describe(), st.session_state.get(f"so_finding_{key}_{f.finding_id}", ""))
              for f in findings]
     override = threshold if st.session_state.get(f"so_override_{key}") else None
     seen: dict[str, int] = st.session_state.setdefault(SEEN, {})
     try:
-        review = ctx.store.sign_off(key, decision, reviewer, st.session_state.get(f"so_notes_{key}", ""), notes, override,
+        review = ctx.store.sign_off(key, decision, ctx.who, st.session_state.get(f"so_notes_{key}", ""), notes, override,
                                     expected_revision=seen.get(key, 0))
     except StaleRevisionError as exc:
-        seen[key] = (ctx.store.review(key) or Review(key, "normal", "", "")).revision  # now showing the newer one
-        st.session_state.pop(f"so_decision_{key}", None)
-        st.session_state["signoff_conflict"] = str(exc)
+        other = ctx.store.review(key)
+        # The form keeps this reader's decision and notes; the next click amends the newer revision
+        # with them (only after the other decision was shown beside them).
+        seen[key] = other.revision if other else 0
+        st.session_state.setdefault(CONFLICT, {})[key] = (str(exc), other)
         st.rerun()
+    except AccessDenied as exc:
+        st.error(md_text(str(exc), 400), icon=":material/block:")
+        return
     seen[key] = review.revision
+    st.session_state.get(CONFLICT, {}).pop(key, None)
     previous: ExportResult | None = st.session_state.get(EXPORTED, {}).get(key)
     if previous is not None and previous.revision != review.revision:
-        _export(ctx, study, review, reviewer)  # the downloads follow the new revision
+        _export(ctx, study, review)  # the downloads follow the new revision
     st.rerun()
 
 
-def _exports(ctx: state.Context, study: ReviewStudy, review: Review | None, reviewer: str) -> None:
-    conflict = st.session_state.pop("signoff_conflict", None)
-    if conflict:
-        st.error(conflict, icon=":material/sync_problem:")
+def _exports(ctx: state.Context, study: ReviewStudy, review: Review | None) -> None:
     if review is None:
         st.caption("Export: sign off first (the export uses the signed-off threshold).")
         return
@@ -118,11 +150,12 @@ def _exports(ctx: state.Context, study: ReviewStudy, review: Review | None, revi
         result = None  # stale: never serve an older revision's files
     if result is None:
         if st.button(f"Export revision {review.revision}", key="export", icon=":material/download:", width="stretch"):
-            result = _export(ctx, study, review, reviewer)
+            result = _export(ctx, study, review)
         else:
             return
     st.caption(f"Revision {result.revision} exported to reviewed/{study.study_key}/" +
-               ("".join(f"  \n{note}" for note in result.notes)))
+               ("".join(f"  \n{md_text(note)}" for note in result.notes)))
+    _send_to_pacs(ctx, study, result)
     columns = st.columns(2, gap="small")
     for index, (name, path) in enumerate(result.files.items()):
         label, mime = DOWNLOADS.get(name, (path.name, "application/octet-stream"))
@@ -130,15 +163,30 @@ def _exports(ctx: state.Context, study: ReviewStudy, review: Review | None, revi
                                            key=f"dl_{name}_r{result.revision}", width="stretch")
 
 
-def _export(ctx: state.Context, study: ReviewStudy, review: Review, reviewer: str) -> ExportResult:
+def _export(ctx: state.Context, study: ReviewStudy, review: Review) -> ExportResult:
     bank_path = find_bank(ctx.config.banks_root, study.bank_name)
     bank = state.open_bank(bank_path) if bank_path is not None else None
     with st.spinner("Writing the reviewed mask and the report..."):
         result = export_review(study, review, ctx.config.output, viewer_state.current_window(), bank)
-    ctx.store.record_event(study.study_key, reviewer, "export",
+    ctx.store.record_event(study.study_key, ctx.who, "export",
                            {"files": sorted(p.name for p in result.files.values()), "revision": review.revision})
     st.session_state.setdefault(EXPORTED, {})[study.study_key] = result
     return result
+
+
+def _send_to_pacs(ctx: state.Context, study: ReviewStudy, result: ExportResult) -> None:
+    """Send the reviewed SEG and SR of this revision to the configured PACS (sign-off role)."""
+    objects = [result.files[name] for name in ("dicom_seg", "reviewed_sr") if name in result.files]
+    if not ctx.config.send_to or not objects:
+        return
+    if st.button(f"Send revision {result.revision} to the PACS", key=f"pacs_send_r{result.revision}",
+                 icon=":material/cloud_upload:", width="stretch", disabled=not ctx.who.may(SIGN_OFF)):
+        try:
+            accepted = guarded.send_to_pacs(ctx.who, ctx.store, study.study_key, result.revision, objects, ctx.config.send_to)
+        except AdaptClipError as exc:
+            st.error(md_text(str(exc), 400), icon=":material/cloud_off:")
+        else:
+            st.success(f"{accepted} object(s) sent to the PACS (recorded in the audit trail).", icon=":material/cloud_done:")
 
 
 def _next_unread(ctx: state.Context, current: str) -> None:
@@ -154,7 +202,7 @@ def _audit(ctx: state.Context, study_key: str) -> None:
     if not trail:
         st.caption("No entries yet.")
         return
-    st.dataframe(pd.DataFrame([{"at (UTC)": e.at, "reviewer": e.reviewer, "action": e.action,
+    st.dataframe(pd.DataFrame([{"at (UTC)": e.at, "reviewer": e.reviewer, "identity": e.reviewer_id, "action": e.action,
                                 "from": (e.before or {}).get("decision", ""),
                                 "to": (e.after or {}).get("decision", ""),
                                 "revision": (e.after or {}).get("revision"),

@@ -8,28 +8,25 @@ is global to the server process, hence used for the model alone.
 from __future__ import annotations
 
 import json
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
 import streamlit as st
 
 from adaptclip_med.errors import AdaptClipError
 from adaptclip_med.review.config import DashboardConfig, load_config
 from adaptclip_med.review.discovery import Discovery, discover
+from adaptclip_med.review.access import Identity
 from adaptclip_med.review.paths import AllowedRoots
 from adaptclip_med.review.store import ReviewStore
+from adaptclip_med.review.uploads import new_session_folder, sweep_expired
 from adaptclip_med.review.worklist import WorklistEntry, worklist_entries
 from adaptclip_med.volume.options import ScoringOptions
 
 # Session-state keys (widgets use the same names as their ``key``).
 NAV = "nav"
 NAV_REQUEST = "nav_request"  # page to show on the next run
-REVIEWER = "reviewer"
-REVIEWER_COOKIE = "adaptclip_reviewer"  # per browser: set by the viewer component, read at session start
-MAX_REVIEWER = 120
 STUDY = "study"  # ReviewStudy on screen
 PENDING_OPEN = "pending_open"  # {"kind": "worklist" | "candidate", "key": ...}
 UNSCORED = "unscored"  # (study key, volume, output folder, candidate) of an opened study without results
@@ -43,7 +40,7 @@ VIEW_NONCE = "view_nonce"  # changes when the page wants the viewer to adopt VIE
 PAGES = ("Worklist", "Viewer", "Reference library")
 #: Widget values that must survive a visit to another page (Streamlit drops the state of widgets
 #: that are not drawn in a run unless it is re-assigned).
-PERSISTENT = (THRESHOLD, REF_SCAN, STRETCH, MAP_PICK, REVIEWER)
+PERSISTENT = (THRESHOLD, REF_SCAN, STRETCH, MAP_PICK)
 
 
 def keep_widget_state() -> None:
@@ -58,26 +55,49 @@ class Context:
     store: ReviewStore
     data_roots: AllowedRoots  # where studies and references are discovered (+ this session's uploads)
     readable: AllowedRoots  # everything the app may read: data roots, result folders, own output
+    who: Identity  # the authenticated person of this run (auth.gate); every action is checked against it
 
 
-def context() -> Context:
-    config = load_config()
+def load() -> DashboardConfig:
+    """The dashboard configuration (file named by the CLI)."""
+    return load_config()
+
+
+def context(config: DashboardConfig, who: Identity) -> Context:
     store = st.session_state.get("_store")
     if store is None or store.path.parent != config.output:
         store = st.session_state["_store"] = ReviewStore.in_folder(config.output)
     data_roots = AllowedRoots(config.data_roots)
     uploads = st.session_state.get(UPLOADS)
+    if uploads is not None and not Path(uploads.name).is_dir():  # expired and swept
+        forget_uploads()
+        uploads = None
     if uploads is not None:
         data_roots = data_roots.with_root(uploads.name)
     readable = AllowedRoots((*data_roots.roots, *config.results, config.output))
-    return Context(config, store, data_roots, readable)
+    return Context(config, store, data_roots, readable, who)
 
 
 def upload_folder() -> Path:
-    """This session's private upload folder (mode 0700, deleted when the session ends)."""
+    """This session's private upload folder (mode 0700, deleted when the session's state goes, or
+    by :func:`sweep_uploads` after the configured lifetime)."""
     if UPLOADS not in st.session_state:
-        st.session_state[UPLOADS] = tempfile.TemporaryDirectory(prefix="adaptclip-review-upload-")
+        st.session_state[UPLOADS] = new_session_folder()
     return Path(st.session_state[UPLOADS].name)
+
+
+def forget_uploads() -> None:
+    """Drop this session's uploads (and what was found in them) from its state."""
+    st.session_state.pop(UPLOADS, None)
+    st.session_state.pop(DISCOVERY, None)
+    study = st.session_state.get(STUDY)
+    if study is not None and getattr(study, "output_dir", None) is not None and not Path(study.output_dir).exists():
+        st.session_state.pop(STUDY, None)
+
+
+def sweep_uploads(ttl_minutes: int) -> None:
+    """Every run: delete every session's upload folder older than the lifetime (ours included)."""
+    sweep_expired(ttl_minutes)
 
 
 @st.cache_resource(show_spinner="Loading the model (once per server)...", max_entries=2)
@@ -143,17 +163,12 @@ def set_url(**values: str | None) -> None:
 
 
 def restore_from_url() -> None:
-    """Once per session: page and study from the URL (a reload or a deep link); the reviewer from
-    this browser's cookie, or from a ``?reviewer=`` link (adopted, then dropped from the URL)."""
+    """Once per session: page and study from the URL (a reload or a deep link).  Who reviews never
+    comes from the URL or a cookie of ours: it comes from the login (:mod:`auth`)."""
     if "_url_restored" in st.session_state:
         return
     st.session_state["_url_restored"] = True
     params = url_params()
-    reviewer = (params.get("reviewer") or "").strip() or remembered_reviewer()
-    if reviewer and not st.session_state.get(REVIEWER):
-        st.session_state[REVIEWER] = reviewer[:MAX_REVIEWER]
-    if "reviewer" in params:  # adopted; links copied from the address bar do not carry a name
-        set_url(reviewer=None)
     page = params.get("page")
     if page in PAGES:
         st.session_state[NAV_REQUEST] = page
@@ -161,31 +176,6 @@ def restore_from_url() -> None:
     if study and PENDING_OPEN not in st.session_state and STUDY not in st.session_state:
         st.session_state[PENDING_OPEN] = {"kind": "worklist", "key": study, "url": params}
         st.session_state[NAV_REQUEST] = "Viewer"
-
-
-def remembered_reviewer() -> str:
-    """The reviewer this browser remembers: the cookie the viewer component sets (``REVIEWER_COOKIE``).
-
-    A cookie rather than the URL: the name belongs to the browser (every tab, every reload, any
-    link opened in it) and does not travel in links sent to a colleague.  Streamlit hands the
-    cookies of the page request to the session, so a reload reads the name the last session saved."""
-    try:
-        raw = st.context.cookies.get(REVIEWER_COOKIE)
-    except Exception:  # no request context (bare script run): nothing remembered
-        return ""
-    return unquote(raw).strip()[:MAX_REVIEWER] if isinstance(raw, str) else ""  # AppTest: a mock, not a str
-
-
-def remember_reviewer() -> None:
-    """Callback of the reviewer field: the name is trimmed; the viewer component stores it in this
-    browser's cookie on its next render (``reviewer_to_remember``)."""
-    name = (st.session_state.get(REVIEWER) or "").strip()[:MAX_REVIEWER]
-    st.session_state[REVIEWER] = name
-
-
-def reviewer_to_remember() -> dict[str, str]:
-    """What the viewer component writes to the browser's cookies: the reviewer ("" clears it)."""
-    return {"name": REVIEWER_COOKIE, "value": (st.session_state.get(REVIEWER) or "").strip()[:MAX_REVIEWER]}
 
 
 def apply_navigation() -> None:

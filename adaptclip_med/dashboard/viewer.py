@@ -59,11 +59,8 @@ def reference_payload(bank, bank_path: Path, scan: int, study: ReviewStudy, bank
 
 def viewer(payload: dict[str, Any], *, reference: dict[str, Any] | None, state: dict[str, Any], state_nonce: str,
            jump: dict[str, Any] | None, presets: dict[str, list[float]], heat_range: tuple[float, float], label: str,
-           height: int, key: str, remember: dict[str, str] | None = None) -> dict[str, Any] | None:
-    """Draw the viewer; returns the last view state the browser reported (slice, view, window, ...).
-
-    ``remember`` ({"name": cookie, "value": text}) is written to this browser's cookies by the
-    component (an empty value clears it): how the reviewer name outlives the session."""
+           height: int, key: str) -> dict[str, Any] | None:
+    """Draw the viewer; returns the last view state the browser reported (slice, view, window, ...)."""
     return _component(**payload, ref=reference, state=state, state_nonce=state_nonce, jump=jump, presets=presets,
-                      heat_range=list(heat_range), labels={"study": label}, height=height, remember=remember,
+                      heat_range=list(heat_range), labels={"study": label}, height=height,
                       study_fraction=0.6 if reference else 1.0, key=key, default=None)

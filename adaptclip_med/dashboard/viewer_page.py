@@ -17,6 +17,7 @@ from adaptclip_med.review.studies import available_maps, method_of
 from adaptclip_med.review.study_data import ReviewStudy
 
 from adaptclip_med.dashboard import open_study, scoring_panel, signoff, state, viewer_state
+from adaptclip_med.dashboard.plain import md_text
 from adaptclip_med.dashboard.viewer import reference_payload, study_payload, viewer
 
 STATUS_COLOURS = {"unread": "gray", "confirmed": "red", "false_positive": "orange", "normal": "green"}
@@ -45,7 +46,7 @@ def render(ctx: state.Context, loaded, model_problem: str | None) -> None:
 def _header(ctx: state.Context, study: ReviewStudy) -> None:
     status = ctx.store.status(study.study_key)
     description = (study.report.get("review_info") or {}).get("description") or ""
-    st.markdown(f"**{description or 'Study'}** `{study.study_key[:12]}` "
+    st.markdown(f"**{md_text(description) if description else 'Study'}** `{study.study_key[:12]}` "
                 f":{STATUS_COLOURS[status]}-badge[{STATUS_LABELS[status]}]")
     score = f"score **{study.score:.3f}**" if study.score == study.score else "**no study score**"
     st.caption(f"{score} · {study.depth} slices · {method_of(study.report)} · "
@@ -107,8 +108,7 @@ def _viewer(ctx: state.Context, study: ReviewStudy) -> None:
     reported = viewer(payload, reference=reference, state=view, state_nonce=st.session_state[state.VIEW_NONCE], jump=None,
                       presets=viewer_data.window_presets(viewer_state.window_options(study)),
                       heat_range=viewer_data.heat_range(study, bool(st.session_state.get(state.STRETCH))),
-                      label=f"{study.study_key[:12]} · {method}", height=VIEWER_HEIGHT, key=COMPONENT_KEY,
-                      remember=state.reviewer_to_remember())
+                      label=f"{study.study_key[:12]} · {method}", height=VIEWER_HEIGHT, key=COMPONENT_KEY)
     if viewer_state.adopt(reported):
         state.set_url(**viewer_state.to_url(st.session_state[state.VIEW]))
 

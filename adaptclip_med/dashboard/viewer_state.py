@@ -23,7 +23,7 @@ from adaptclip_med.dashboard.state import REF_SCAN, STRETCH, THRESHOLD, VIEW, VI
 AUTO_WINDOW = "auto (volume percentiles)"
 DEFAULT_ALPHA = 0.45
 VIEWS = ("axial", "coronal", "sagittal")
-#: URL parameters of the view (besides ``study`` and ``page``; the reviewer is kept per browser, in a cookie).
+#: URL parameters of the view (besides ``study`` and ``page``; never who is reviewing: that comes from the login).
 URL_KEYS = {"slice": "slice", "view": "view", "wl": "wl", "zoom": "zoom"}
 
 

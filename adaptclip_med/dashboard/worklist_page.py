@@ -15,6 +15,7 @@ from adaptclip_med.review.store import STATUS_LABELS
 from adaptclip_med.review.worklist import WorklistEntry
 
 from adaptclip_med.dashboard import open_study, state
+from adaptclip_med.dashboard.plain import md_text
 
 TABLE_KEY = "wl_table"
 
@@ -71,7 +72,7 @@ def render(ctx: state.Context) -> None:
             if entry.openable or not entry.scored:
                 _open_entry(entry)
                 st.rerun()
-            st.error(f"Study {entry.study_key}: {entry.problem or entry.scoring_status}; it cannot be opened.")
+            st.error(f"Study {md_text(entry.study_key)}: {md_text(entry.problem or entry.scoring_status)}; it cannot be opened.")
         openable = [e for e in shown if e.openable or not e.scored]
         if openable:
             labels = {e.study_key: (f"#{ranked.index(e) + 1}  " if e in ranked else "") +

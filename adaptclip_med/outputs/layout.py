@@ -41,6 +41,7 @@ DICOM_RESULTS = (DICOM_SEG, PARAMETRIC_MAP, DICOM_SR, KEY_OBJECTS)
 # -- per reviewed study (dashboard export, next to the study outputs)
 REVIEWED_MASK_NIFTI = "reviewed_mask.nii.gz"
 REVIEWED_SEG = "reviewed_seg.dcm"
+REVIEWED_SR = "reviewed_sr.dcm"  # TID 1500 SR: the reader's decision, the reader as observer
 REVIEW_REPORT_HTML = "report.html"
 REVIEW_REPORT_PDF = "report.pdf"
 

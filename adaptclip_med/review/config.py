@@ -19,6 +19,10 @@ from adaptclip_med.volume.options import ScoringOptions
 
 CONFIG_ENV = "ADAPTCLIP_MED_DASHBOARD_CONFIG"
 DEFAULT_MAX_UPLOAD_MB = 200
+DEFAULT_UPLOAD_TTL_MINUTES = 120
+#: How people are identified: the hospital's OpenID Connect provider, the OS account (single user,
+#: loopback only) or a header set by an authenticating reverse proxy (loopback / Unix socket only).
+LOGIN_MODES = ("oidc", "local", "trusted-header")
 
 
 @dataclass(frozen=True)
@@ -36,11 +40,25 @@ class DashboardConfig:
     show_patient_names: bool = False
     max_upload_mb: int = DEFAULT_MAX_UPLOAD_MB
     demo: bool = False
+    login: str = "local"
+    allowed_hosts: tuple[str, ...] = ()  # Host header values accepted (empty: not checked)
+    role_claim: str = "groups"
+    sign_off_role: str = "radiologist"
+    manage_role: str = "ai-admin"
+    trusted_header: str = ""  # trusted-header mode: the header naming the user
+    trusted_groups_header: str = ""  # ... and, optionally, the one listing their groups
+    upload_ttl_minutes: int = DEFAULT_UPLOAD_TTL_MINUTES
+    send_to: str = ""  # PACS for signed decisions: dimse://AE@host:port or a DICOMweb root ("" = none)
+
+    def role_map(self):
+        from adaptclip_med.review.access import RoleMap
+
+        return RoleMap(self.role_claim, self.sign_off_role, self.manage_role)
 
     def to_json(self) -> str:
         data = asdict(self)
         data["scoring"] = self.scoring.to_dict()
-        for key in ("data_roots", "results"):
+        for key in ("data_roots", "results", "allowed_hosts"):
             data[key] = [str(p) for p in data[key]]
         data["output"], data["banks_root"] = str(self.output), str(self.banks_root)
         return json.dumps(data, indent=1, sort_keys=True)
@@ -51,7 +69,7 @@ class DashboardConfig:
         scoring = ScoringOptions.from_dict(data.pop("scoring", {}))
         return cls(data_roots=tuple(Path(p) for p in data.pop("data_roots")), output=Path(data.pop("output")),
                    banks_root=Path(data.pop("banks_root")), results=tuple(Path(p) for p in data.pop("results", [])),
-                   scoring=scoring, **data)
+                   allowed_hosts=tuple(data.pop("allowed_hosts", ())), scoring=scoring, **data)
 
     def save(self, path: Path) -> Path:
         return atomic_write_text(Path(path), self.to_json())

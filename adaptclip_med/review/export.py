@@ -1,4 +1,5 @@
-"""Exports of a signed-off study: the reviewed mask (NIfTI, DICOM SEG) and the HTML/PDF report.
+"""Exports of a signed-off study: the reviewed mask (NIfTI, DICOM SEG), the reviewed SR (the
+reader's decision, the reader as observer) and the HTML/PDF report.
 
 The reviewed mask is the anomaly map thresholded at the reviewer's threshold (the override saved
 with the decision, else the model's), so what was signed off is exactly what is exported.  Files
@@ -112,6 +113,13 @@ def export_review(study: ReviewStudy, review: Review, output: Path, window: Wind
     """Write masks and both reports for a signed-off study."""
     folder = export_folder(output, study.study_key)
     files, notes = export_masks(study, reviewed_threshold(study, review), folder, review.revision)
+    if "dicom_seg" in files:
+        from adaptclip_med.review.reviewed_sr import write_reviewed_sr
+
+        files["reviewed_sr"] = write_reviewed_sr(study, review, reviewed_threshold(study, review), files["dicom_seg"],
+                                                 folder / export_name(study.study_key, review.revision, layout.REVIEWED_SR))
+    else:
+        notes.append("Reviewed DICOM SR needs the source DICOM series (not available for this study)")
     content = report_content(study, review, window, bank)
     files["report_html"] = write_html_report(folder / export_name(study.study_key, review.revision, layout.REVIEW_REPORT_HTML), content)
     files["report_pdf"] = write_pdf_report(folder / export_name(study.study_key, review.revision, layout.REVIEW_REPORT_PDF), content)

@@ -91,7 +91,9 @@ def _facts(content: ReportContent) -> list[tuple[str, str]]:
             ("Study score", f"{content.study_score:.4f}" if content.study_score == content.study_score else "none (not comparable)"),
             *([("Comparability", content.comparability)] if content.comparability else []),
             ("Model threshold", f"{content.model_threshold:.3f}"),
-            ("Threshold override", override), ("Model", content.model_summary)]
+            ("Threshold override", override), ("Model", content.model_summary),
+            *([("Reviewer identity", review.reviewer_id)] if review.reviewer_id else []),
+            *([("Audit chain head at sign-off", review.record_hash)] if review.record_hash else [])]
 
 
 def render_html(content: ReportContent) -> str:

@@ -4,6 +4,12 @@ Why SQLite: several browser sessions (and reviewers) write at once; SQLite gives
 and locking without a server.  Each call opens a short-lived connection, so the store is safe to
 use from Streamlit's per-session threads.  Every change to a review is written in the SAME
 transaction as an audit row holding the before/after state, so the trail can never miss an edit.
+Every row is hash-chained (:mod:`adaptclip_med.review.ledger`), so an edit, deletion or reordering
+made outside this class is found by ``adaptclip-med review verify``.  The file is created readable
+by its owner only (mode 0600): it names reviewers and their decisions.
+
+Who acts is an authenticated :class:`~adaptclip_med.review.access.Identity`; a sign-off is refused
+here (not only in the page) unless that identity holds the ``sign_off`` permission.
 
 The schema is versioned with ``PRAGMA user_version`` and upgraded by an append-only list of
 migrations when the store is opened; a file written by a newer version is refused rather than
@@ -13,15 +19,17 @@ silently misread.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-import os
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence, Union
 
 from adaptclip_med.errors import AdaptClipError, InputError
+from adaptclip_med.review import ledger
+from adaptclip_med.review.access import SIGN_OFF, Identity, require
 
 STORE_FILE = "reviews.sqlite"
 
@@ -30,8 +38,11 @@ DECISIONS: dict[str, str] = {"confirmed": "Confirmed anomaly", "false_positive":
 UNREAD = "unread"
 STATUS_LABELS: dict[str, str] = {UNREAD: "Unread", **DECISIONS}
 
+#: A migration step: SQL statements, or a function run inside the step's transaction.
+Migration = Union[str, Callable[[sqlite3.Connection], None]]
+
 #: Append-only: never edit a released entry, add a new one.  Index i upgrades user_version i -> i+1.
-MIGRATIONS: tuple[str, ...] = (
+MIGRATIONS: tuple[Migration, ...] = (
     """
     CREATE TABLE studies (
         study_key TEXT PRIMARY KEY,
@@ -68,6 +79,16 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX audit_by_study ON audit (study_key, id);
     """,
+    # 2: who acted (issuer#subject) and the hash chain (ledger.py)
+    """
+    ALTER TABLE reviews ADD COLUMN reviewer_id TEXT NOT NULL DEFAULT '';
+    ALTER TABLE reviews ADD COLUMN audit_hash TEXT;
+    ALTER TABLE reviews ADD COLUMN row_hash TEXT;
+    ALTER TABLE audit ADD COLUMN reviewer_id TEXT NOT NULL DEFAULT '';
+    ALTER TABLE audit ADD COLUMN prev_hash TEXT;
+    ALTER TABLE audit ADD COLUMN row_hash TEXT
+    """,
+    ledger.seal_existing,
 )
 
 
@@ -103,10 +124,19 @@ class Review:
     threshold_override: float | None = None
     revision: int = 1
     findings: tuple[FindingNote, ...] = field(default_factory=tuple)
+    reviewer_id: str = ""  # issuer#subject of the authenticated reviewer
+    record_hash: str = ""  # hash of the audit row that recorded this revision (quoted in exports)
 
     @property
     def decision_label(self) -> str:
         return DECISIONS[self.decision]
+
+    def audited(self) -> dict[str, Any]:
+        """The state written to the audit trail (everything but the hash of that very row)."""
+        return {"study_key": self.study_key, "decision": self.decision, "reviewer": self.reviewer,
+                "reviewer_id": self.reviewer_id, "reviewed_at": self.reviewed_at, "notes": self.notes,
+                "threshold_override": self.threshold_override, "revision": self.revision,
+                "findings": [{"finding_id": f.finding_id, "description": f.description, "note": f.note} for f in self.findings]}
 
 
 @dataclass(frozen=True)
@@ -118,6 +148,7 @@ class AuditEntry:
     action: str
     before: dict[str, Any] | None
     after: dict[str, Any] | None
+    reviewer_id: str = ""
 
 
 def utc_now() -> str:
@@ -133,8 +164,12 @@ def migrate(connection: sqlite3.Connection, migrations: Sequence[str] = MIGRATIO
         # executescript would COMMIT on its own; run statements one by one inside one transaction.
         connection.execute("BEGIN IMMEDIATE")
         try:
-            for statement in _statements(migrations[target - 1]):
-                connection.execute(statement)
+            step = migrations[target - 1]
+            if callable(step):
+                step(connection)
+            else:
+                for statement in _statements(step):
+                    connection.execute(statement)
             connection.execute(f"PRAGMA user_version = {target}")
             connection.execute("COMMIT")
         except BaseException:
@@ -153,7 +188,7 @@ class ReviewStore:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        _create_private(self.path)
+        _owner_only(self.path)
         with self._connect() as connection:
             connection.execute("PRAGMA journal_mode = WAL")
             migrate(connection)
@@ -212,15 +247,17 @@ class ReviewStore:
         return [(key, Path(out) if out else None) for key, out in rows]
 
     # ---------------------------------------------------------------------------- reviews
-    def sign_off(self, study_key: str, decision: str, reviewer: str, notes: str = "",
+    def sign_off(self, study_key: str, decision: str, who: Identity, notes: str = "",
                  findings: Sequence[FindingNote] = (), threshold_override: float | None = None,
                  expected_revision: int | None = None) -> Review:
         """Record (or amend) the decision on a study; the previous state goes to the audit trail.
 
         ``expected_revision`` is the revision the reviewer was looking at (0: none yet).  When the
         stored revision differs, somebody signed off meanwhile: :class:`StaleRevisionError` is raised
-        and nothing is written, so a concurrent sign-off is never silently overwritten."""
-        reviewer = reviewer.strip()
+        and nothing is written, so a concurrent sign-off is never silently overwritten.  ``who`` must
+        hold the ``sign_off`` permission (:class:`~adaptclip_med.review.access.AccessDenied`)."""
+        require(who, SIGN_OFF)
+        reviewer = who.display.strip()
         if decision not in DECISIONS:
             raise InputError(f"decision '{decision}' is not one of {', '.join(DECISIONS)}")
         if not reviewer:
@@ -237,21 +274,22 @@ class ReviewStore:
                                          "newer decision, then amend it if needed")
             review = Review(study_key, decision, reviewer, utc_now(), notes.strip(),
                             None if threshold_override is None else float(threshold_override),
-                            (before.revision + 1) if before else 1, tuple(findings))
+                            (before.revision + 1) if before else 1, tuple(findings), who.key)
             connection.execute(
-                "INSERT INTO reviews (study_key, decision, notes, threshold_override, reviewer, reviewed_at, revision) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (study_key) DO UPDATE SET decision = excluded.decision, "
+                "INSERT INTO reviews (study_key, decision, notes, threshold_override, reviewer, reviewer_id, reviewed_at, revision) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (study_key) DO UPDATE SET decision = excluded.decision, "
                 "notes = excluded.notes, threshold_override = excluded.threshold_override, reviewer = excluded.reviewer, "
-                "reviewed_at = excluded.reviewed_at, revision = excluded.revision",
-                (study_key, review.decision, review.notes, review.threshold_override, review.reviewer, review.reviewed_at,
-                 review.revision))
+                "reviewer_id = excluded.reviewer_id, reviewed_at = excluded.reviewed_at, revision = excluded.revision",
+                (study_key, review.decision, review.notes, review.threshold_override, review.reviewer, review.reviewer_id,
+                 review.reviewed_at, review.revision))
             connection.execute("DELETE FROM findings WHERE study_key = ?", (study_key,))
             connection.executemany(
                 "INSERT INTO findings (study_key, finding_id, description, note) VALUES (?, ?, ?, ?)",
                 [(study_key, f.finding_id, f.description, f.note.strip()) for f in review.findings])
-            _audit(connection, reviewer, study_key, "amend" if before else "sign_off",
-                   asdict(before) if before else None, asdict(review))
-        return review
+            record = _audit(connection, who, study_key, "amend" if before else "sign_off",
+                            before.audited() if before else None, review.audited())
+            ledger.seal_review(connection, study_key, record)
+        return replace(review, record_hash=record)
 
     def review(self, study_key: str) -> Review | None:
         with self._connect() as connection:
@@ -266,37 +304,57 @@ class ReviewStore:
         with self._connect() as connection:
             return dict(connection.execute("SELECT study_key, decision FROM reviews").fetchall())
 
-    def record_event(self, study_key: str, reviewer: str, action: str, detail: dict[str, Any]) -> None:
-        """Audit something that is not a decision (an export, a re-score)."""
+    def record_event(self, study_key: str, who: Identity, action: str, detail: dict[str, Any]) -> str:
+        """Audit something that is not a decision (an export, a re-score, a PACS send); returns the
+        new chain head.  The caller checks the action's permission before doing it."""
         with self._write() as connection:
-            _audit(connection, reviewer or "unknown", study_key, action, None, detail)
+            return _audit(connection, who, study_key, action, None, detail)
+
+    def chain_head(self) -> str:
+        """Hash of the newest audit row: quoted in exports so a later truncation is provable."""
+        with self._connect() as connection:
+            return ledger.chain_head(connection)
+
+    def verify(self, expected_head: str | None = None) -> ledger.Verification:
+        """Check the hash chain of every audit and review row (see :mod:`ledger`)."""
+        with self._connect() as connection:
+            return ledger.verify(connection, expected_head)
 
     def audit_trail(self, study_key: str | None = None) -> list[AuditEntry]:
-        query = "SELECT id, at, reviewer, study_key, action, before, after FROM audit"
+        query = "SELECT id, at, reviewer, study_key, action, before, after, reviewer_id FROM audit"
         args: tuple[Any, ...] = ()
         if study_key is not None:
             query += " WHERE study_key = ?"
             args = (study_key,)
         with self._connect() as connection:
             rows = connection.execute(query + " ORDER BY id", args).fetchall()
-        return [AuditEntry(r[0], r[1], r[2], r[3], r[4], _loads(r[5]), _loads(r[6])) for r in rows]
+        return [AuditEntry(r[0], r[1], r[2], r[3], r[4], _loads(r[5]), _loads(r[6]), r[7]) for r in rows]
 
 
 def _read_review(connection: sqlite3.Connection, study_key: str) -> Review | None:
     row = connection.execute(
-        "SELECT decision, notes, threshold_override, reviewer, reviewed_at, revision FROM reviews WHERE study_key = ?",
+        "SELECT decision, notes, threshold_override, reviewer, reviewed_at, revision, reviewer_id, audit_hash "
+        "FROM reviews WHERE study_key = ?",
         (study_key,)).fetchone()
     if row is None:
         return None
     findings = tuple(FindingNote(int(fid), desc, note) for fid, desc, note in connection.execute(
         "SELECT finding_id, description, note FROM findings WHERE study_key = ? ORDER BY finding_id", (study_key,)))
-    return Review(study_key, row[0], row[3], row[4], row[1], row[2], int(row[5]), findings)
+    return Review(study_key, row[0], row[3], row[4], row[1], row[2], int(row[5]), findings, row[6] or "", row[7] or "")
 
 
-def _audit(connection: sqlite3.Connection, reviewer: str, study_key: str, action: str,
-           before: dict[str, Any] | None, after: dict[str, Any] | None) -> None:
-    connection.execute("INSERT INTO audit (at, reviewer, study_key, action, before, after) VALUES (?, ?, ?, ?, ?, ?)",
-                       (utc_now(), reviewer, study_key, action, _dumps(before), _dumps(after)))
+def _audit(connection: sqlite3.Connection, who: Identity, study_key: str, action: str,
+           before: dict[str, Any] | None, after: dict[str, Any] | None) -> str:
+    return ledger.append_audit(connection, utc_now(), who.display, who.key, study_key, action, _dumps(before), _dumps(after))
+
+
+def _owner_only(path: Path) -> None:
+    """Create the store (and its WAL/SHM side files, which SQLite gives the same mode) as 0600."""
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    for candidate in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if candidate.exists() and candidate.stat().st_mode & 0o077:
+            candidate.chmod(0o600)
 
 
 def _dumps(value: dict[str, Any] | None) -> str | None:
@@ -305,19 +363,6 @@ def _dumps(value: dict[str, Any] | None) -> str | None:
 
 def _loads(value: str | None) -> dict[str, Any] | None:
     return None if value is None else json.loads(value)
-
-
-def _create_private(path: Path) -> None:
-    """The database holds reviewer names, decisions and where each study's images are: it (and
-    the WAL/shared-memory files SQLite creates with the same mode) is readable by its owner only.
-    An existing database is narrowed to that mode too."""
-    from adaptclip_med.utils.atomic import PRIVATE_FILE_MODE
-
-    try:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE_MODE))
-        os.chmod(path, PRIVATE_FILE_MODE)
-    except OSError as exc:
-        raise InputError(f"{path.name}: cannot create the review database ({exc.strerror or type(exc).__name__})") from exc
 
 
 def _text(path: Path | None) -> str | None:

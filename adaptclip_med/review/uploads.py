@@ -2,15 +2,23 @@
 
 The browser sends bytes and a client-chosen file name; neither is trusted.  Names are reduced to
 their last component, zip members that would escape the folder (absolute paths, ``..``) are
-refused, and sizes are capped before and after decompression so a zip bomb cannot fill the disk.
+refused, and sizes are capped before and after decompression so a zip bomb cannot fill the disk
+(or a small ``.nii.gz`` the memory: it is expanded in bounded steps and refused past the limit).
+
+Each browser session gets its own folder (mode 0700) under one per-user parent; it is deleted when
+the session's state goes and, whatever happens to the session, by :func:`sweep_expired` once it
+is older than the configured lifetime.
 """
 
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import tempfile
+import time
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -124,16 +132,17 @@ class Rejected:
         return f"{self.name}: {self.reason}"
 
 
-def screen_uploads(files: list[tuple[str, bytes]]) -> tuple[list[tuple[str, bytes]], list[Rejected]]:
+def screen_uploads(files: list[tuple[str, bytes]], limit_mb: int) -> tuple[list[tuple[str, bytes]], list[Rejected]]:
     """Split uploads into plausible image files and rejected ones, each with a one-line reason.
 
     Checks content, not only names: a NIfTI must have a readable header and 3-D image data, a DICOM
-    file the ``DICM`` marker (or a parseable dataset), a zip a valid directory."""
+    file the ``DICM`` marker (or a parseable dataset), a zip a valid directory.  A ``.nii.gz`` that
+    would expand past ``limit_mb`` x :data:`ZIP_EXPANSION_LIMIT` is refused before it is expanded."""
     accepted: list[tuple[str, bytes]] = []
     rejected: list[Rejected] = []
     for index, (name, data) in enumerate(files):
         leaf = _safe_name(name, index)
-        reason = _problem(leaf.lower(), data)
+        reason = _problem(leaf.lower(), data, limit_mb * MB * ZIP_EXPANSION_LIMIT)
         if reason is None:
             accepted.append((name, data))
         else:
@@ -141,11 +150,11 @@ def screen_uploads(files: list[tuple[str, bytes]]) -> tuple[list[tuple[str, byte
     return accepted, rejected
 
 
-def _problem(lower: str, data: bytes) -> str | None:
+def _problem(lower: str, data: bytes, expanded_limit: int) -> str | None:
     if not data:
         return "empty file"
     if lower.endswith((".nii", ".nii.gz")):
-        return _nifti_problem(data, lower.endswith(".gz"))
+        return _nifti_problem(data, lower.endswith(".gz"), expanded_limit)
     if lower.endswith((".mha", ".mhd", ".nrrd", ".nhdr")):
         return _itk_problem(lower, data)
     if lower.endswith(".zip"):
@@ -186,15 +195,85 @@ def _itk_problem(lower: str, data: bytes) -> str | None:
     return None
 
 
-def _nifti_problem(data: bytes, compressed: bool) -> str | None:
-    import gzip
+class _Expands(Exception):
+    pass
 
+
+def gunzip_bounded(data: bytes, limit: int, step: int = 1 << 20) -> bytes:
+    """Decompress gzip ``data`` (one or more members) in steps of at most ``step`` bytes of output,
+    stopping as soon as the output passes ``limit``: a decompression bomb costs ``limit`` bytes of
+    memory, not the 4 GB it would expand to."""
+    out: list[bytes] = []
+    size, rest = 0, data
+    while rest:
+        engine = zlib.decompressobj(wbits=31)
+        pending = rest
+        while True:
+            chunk = engine.decompress(pending, step)
+            size += len(chunk)
+            if size > limit:
+                raise _Expands
+            out.append(chunk)
+            if engine.eof:
+                break
+            pending = engine.unconsumed_tail
+            if not pending and not chunk:
+                raise EOFError("truncated gzip stream")
+        rest = engine.unused_data
+    return b"".join(out)
+
+
+NIFTI_HEADER_BYTES = 544  # a NIfTI-2 header (540 bytes) and its extension flag; NIfTI-1 needs 348
+TRAILING_SLACK = 64 * 1024  # bytes a NIfTI file may hold after its image data
+
+
+def gunzip_prefix(data: bytes, size: int) -> bytes:
+    """The first ``size`` decompressed bytes of gzip ``data`` (nothing more is expanded)."""
+    return zlib.decompressobj(wbits=31).decompress(data, size)
+
+
+def declared_nifti_bytes(head: bytes) -> int | None:
+    """Image data offset + voxels x bytes per voxel, as a NIfTI-1/2 header declares them; None when
+    ``head`` does not start with a NIfTI header."""
+    import nibabel as nib
+    import numpy as np
+
+    for klass, magics in ((nib.Nifti1Header, (b"n+1", b"ni1")), (nib.Nifti2Header, (b"n+2", b"ni2"))):
+        try:
+            header = klass.from_fileobj(io.BytesIO(head), check=False)
+            if bytes(header["magic"]).rstrip(b"\0") not in magics:
+                continue
+            voxels = int(np.prod([int(n) for n in header.get_data_shape()], dtype=np.int64))
+            return int(header.get_data_offset()) + voxels * header.get_data_dtype().itemsize
+        except Exception:  # nibabel raises several types for bytes that are no such header
+            continue
+    return None
+
+
+def _nifti_problem(data: bytes, compressed: bool, expanded_limit: int) -> str | None:
+    """Why an uploaded NIfTI cannot be used, or None.  A ``.nii.gz`` is judged by its header first
+    (a few hundred bytes): one declaring more image data than the limit is refused before anything
+    else is expanded, and the rest is expanded no further than the header's size."""
     import nibabel as nib
 
-    try:
-        raw = gzip.decompress(data) if compressed else data
-    except (OSError, EOFError):
-        return "not a gzip-compressed NIfTI file (damaged or another format)"
+    raw = data
+    if compressed:
+        try:
+            head = gunzip_prefix(data, NIFTI_HEADER_BYTES)
+        except (OSError, EOFError, zlib.error):
+            return "not a gzip-compressed NIfTI file (damaged or another format)"
+        declared = declared_nifti_bytes(head)
+        if declared is None:
+            return "not a readable NIfTI file (no valid header)"
+        if declared > expanded_limit:
+            return (f"its header declares {declared / MB:.0f} MB of image data, more than the {expanded_limit // MB} MB "
+                    "limit (refused before expanding it)")
+        try:
+            raw = gunzip_bounded(data, declared + TRAILING_SLACK)
+        except _Expands:
+            return "expands to more than its header declares (refused; damaged or crafted file)"
+        except (OSError, EOFError, zlib.error):
+            return "not a gzip-compressed NIfTI file (damaged or another format)"
     try:
         image = nib.Nifti1Image.from_bytes(raw)
     except Exception:  # nibabel raises several types for non-NIfTI bytes
@@ -205,3 +284,42 @@ def _nifti_problem(data: bytes, compressed: bool) -> str | None:
     if len(image.shape) < 3 or min(image.shape[:3]) < 1:
         return f"NIfTI of shape {tuple(image.shape)} is not a 3-D volume"
     return None
+
+
+#: Session upload folders are named ``session-<created epoch>-<random>`` under this per-user parent.
+SESSION_PREFIX = "session-"
+
+
+def uploads_parent() -> Path:
+    """One folder per OS user for every session's uploads, readable by that user only."""
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    parent = Path(tempfile.gettempdir()) / f"adaptclip-review-uploads-{uid}"
+    parent.mkdir(mode=0o700, exist_ok=True)
+    parent.chmod(0o700)
+    return parent
+
+
+def new_session_folder(parent: Path | None = None) -> tempfile.TemporaryDirectory:
+    """A session's private upload folder (0700; removed when the returned object is dropped)."""
+    return tempfile.TemporaryDirectory(prefix=f"{SESSION_PREFIX}{int(time.time())}-", dir=parent or uploads_parent())
+
+
+def folder_age_s(folder: Path, now: float | None = None) -> float | None:
+    """Seconds since a session folder was made (from its name); None for other names."""
+    parts = folder.name.split("-")
+    if not folder.name.startswith(SESSION_PREFIX) or len(parts) < 3 or not parts[1].isdigit():
+        return None
+    return (time.time() if now is None else now) - int(parts[1])
+
+
+def sweep_expired(ttl_minutes: int, parent: Path | None = None, now: float | None = None) -> list[Path]:
+    """Delete session upload folders older than ``ttl_minutes`` (sessions that ended without their
+    state being collected, or that simply lasted too long); returns what was removed."""
+    parent = parent or uploads_parent()
+    removed = []
+    for folder in parent.iterdir():
+        age = folder_age_s(folder, now)
+        if age is not None and age > ttl_minutes * 60:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed

@@ -22,6 +22,7 @@ from adaptclip_med.volume.pipeline import make_scorer, model_for, score_study
 from adaptclip_med.volume.reference_bank import build_reference_bank
 
 TIMEOUT = 180
+LOCAL_USER = __import__("getpass").getuser()  # local mode: the OS account signs
 APP = Path(__file__).resolve().parents[2] / "adaptclip_med" / "dashboard" / "entry.py"
 
 
@@ -98,7 +99,7 @@ def bank_for(demo_data, tiny_options):
     return make
 
 
-def test_open_score_view_sign_off_and_reload(dashboard_config, demo_data, bank_for):
+def test_open_score_view_sign_off_and_reload(dashboard_config, demo_data, bank_for, tmp_path):
     config = dashboard_config()
     bank_for(config)
     study = next(c for c in _candidates(demo_data.root) if "LESIONS" in c.description)
@@ -126,22 +127,25 @@ def test_open_score_view_sign_off_and_reload(dashboard_config, demo_data, bank_f
     assert finding_inputs, "a low threshold must produce at least one finding to annotate"
 
     # sign-off with a finding note and the threshold override
-    at.text_input(key="reviewer").set_value("Dr Test").run()
+    assert not [t for t in at.text_input if t.key == "reviewer"]  # no free-text reviewer any more
     at.button(key="decide_confirmed").click().run()
     at.text_area(key=f"so_notes_{study_key}").set_value("hyperdense focus")
     [t for t in at.text_input if t.key.startswith(f"so_finding_{study_key}_")][0].set_value("looks like a bleed")
     at.checkbox(key=f"so_override_{study_key}").check()
     at.button(key="sign").click().run()
     assert not _problems(at)
-    assert any("Signed off: **Confirmed anomaly** by Dr Test" in s.value for s in at.success)
+    assert any(f"Signed off: **Confirmed anomaly** by {LOCAL_USER}" in s.value.replace("\\", "") for s in at.success)
     review = ReviewStore.in_folder(config.output).review(study_key)
+    assert review.reviewer == LOCAL_USER and review.reviewer_id.endswith(f"#{LOCAL_USER}")
     assert review.threshold_override == pytest.approx(0.05) and review.findings[0].note == "looks like a bleed"
 
     at.button(key="export").click().run()
     exported = config.output / "reviewed" / study_key
     assert {p.name for p in exported.iterdir()} == {f"{study_key}_r1_{n}" for n in
-                                                    ("reviewed_mask.nii.gz", "reviewed_seg.dcm", "report.html", "report.pdf")}
-    assert "Dr Test" in (exported / f"{study_key}_r1_report.html").read_text()
+                                                    ("reviewed_mask.nii.gz", "reviewed_seg.dcm", "reviewed_sr.dcm", "report.html", "report.pdf")}
+    report_html = (exported / f"{study_key}_r1_report.html").read_text()
+    assert LOCAL_USER in report_html and review.record_hash in report_html  # the chain head travels with the export
+    _assert_reviewed_sr(exported / f"{study_key}_r1_reviewed_sr.dcm", review)
 
     # reload = a fresh session: the worklist shows the decision, the viewer restores the override
     again = _app().run()
@@ -150,8 +154,64 @@ def test_open_score_view_sign_off_and_reload(dashboard_config, demo_data, bank_f
     again.button(key="wl_open").click().run()
     assert not _problems(again)
     assert again.slider(key="threshold").value == pytest.approx(0.05)
-    assert any("Signed off: **Confirmed anomaly** by Dr Test" in s.value for s in again.success)
+    assert any(f"Signed off: **Confirmed anomaly** by {LOCAL_USER}" in s.value.replace("\\", "") for s in again.success)
     assert [e.action for e in ReviewStore.in_folder(config.output).audit_trail(study_key)] == ["score", "sign_off", "export"]
+    _assert_verify_names_tampering(config.output, tmp_path)
+
+
+def _assert_verify_names_tampering(output: Path, scratch: Path) -> None:
+    """``adaptclip-med review verify`` (the real command) on copies of the store the app wrote: intact,
+    then one edited, one deleted and one reordered audit row, each named."""
+    import sqlite3
+    import subprocess
+    import sys
+
+    def verify(folder: Path) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "adaptclip_med.cli.main", "review", "verify", str(folder)],
+                              capture_output=True, text=True, timeout=120)
+
+    intact = verify(output)
+    assert intact.returncode == 0 and "intact (3 audit rows, 1 reviews)" in intact.stdout, intact.stderr
+    cases = {"edited": (["UPDATE audit SET after = replace(after, 'confirmed', 'normal') WHERE id = 2"], "audit row 2 was edited"),
+             "deleted": (["DELETE FROM audit WHERE id = 2"], "an audit row before row 3 was deleted"),
+             "reordered": (["UPDATE audit SET id = -1 WHERE id = 1", "UPDATE audit SET id = 1 WHERE id = 2",
+                            "UPDATE audit SET id = 2 WHERE id = -1"], "audit row 1 is out of order")}
+    for name, (statements, message) in cases.items():
+        copy = scratch / f"tampered-{name}"
+        copy.mkdir()
+        for part in output.glob("reviews.sqlite*"):  # with the write-ahead log, which holds recent commits
+            shutil.copy(part, copy / part.name)
+        connection = sqlite3.connect(copy / "reviews.sqlite", isolation_level=None)
+        for statement in statements:
+            connection.execute(statement)
+        connection.close()
+        result = verify(copy)
+        assert result.returncode == 1 and message in result.stderr, (name, result.stderr)
+
+
+def _assert_reviewed_sr(path: Path, review) -> None:
+    """The reviewed SR: dciodvfy-clean; the signed-in person is the observer and the verifier; the
+    decision is the qualitative finding; the notes are text."""
+    import highdicom as hd
+    import pydicom
+    from dicom_validation import assert_dicom_conformant
+
+    assert_dicom_conformant(path)
+    sr = hd.sr.srread(path)
+    (observer,) = sr.content.get_observer_contexts()
+    person = observer.observer_identifying_attributes
+    assert isinstance(person, hd.sr.PersonObserverIdentifyingAttributes)
+    assert str(person.name) == f"{LOCAL_USER}^" and person.login_name == review.reviewer_id
+    assert sr.VerificationFlag == "VERIFIED" and str(sr.VerifyingObserverSequence[0].VerifyingObserverName) == f"{LOCAL_USER}^"
+    group = sr.content.get_image_measurement_groups()[0]
+    items = list(group[0].ContentSequence)
+    coded = {i.ConceptNameCodeSequence[0].CodeMeaning: i.ConceptCodeSequence[0].CodeMeaning for i in items if i.ValueType == "CODE"}
+    texts = [i.TextValue for i in items if i.ValueType == "TEXT"]
+    assert coded.get("Anomaly at operating threshold") == "Present"
+    assert "Reader's decision: Confirmed anomaly (revision 1)" in texts
+    assert "Reader notes: hyperdense focus" in texts and any(t.endswith(": looks like a bleed") for t in texts)
+    assert sr.content.get_volumetric_roi_measurement_groups()  # the confirmed regions, on the reviewed SEG
+    assert pydicom.dcmread(path).SeriesDescription.startswith("Anomaly review")
 
 
 def test_batch_results_open_with_their_source_found_by_study_key(dashboard_config, demo_data, bank_for, tmp_path,
@@ -171,6 +231,97 @@ def test_batch_results_open_with_their_source_found_by_study_key(dashboard_confi
     assert not _problems(at)
     assert not any("source images" in w.value for w in at.warning)  # found under the data roots by study key
     assert at.session_state["view_state"]["z"] == outputs.top_slices[0]
+
+
+def _one_scored_result(dashboard_config, demo_data, bank_for, tmp_path, tiny_options, **config_changes):
+    """The lesion phantom scored into a batch result folder listed by the dashboard: (config, study key)."""
+    config = dashboard_config()
+    bank = bank_for(config)
+    results = tmp_path / "batch"
+    outputs = score_study(demo_data.study_dir, results / "s1", make_scorer(tiny_options.with_(bank=str(bank), window=None)))
+    key = next(c.study_key for c in _candidates(demo_data.root) if "LESIONS" in c.description)
+    (results / "worklist.csv").write_text("study_key,score,top_slice,series,status,output,notes\n"
+                                          f"{key},{outputs.score},{outputs.top_slices[0]},CT,done,s1,\n")
+    return dashboard_config(results=(results,), **config_changes), key
+
+
+@pytest.mark.slow
+def test_a_signed_decision_is_sent_to_the_pacs_with_the_reader_as_observer(dashboard_config, demo_data, bank_for, tmp_path,
+                                                                           tiny_options):
+    """Sign off, export, "Send to the PACS" (C-STORE to a real Orthanc): the PACS holds the reviewed
+    SEG and SR, the SR's observer is the signed-in person, the send is audited."""
+    import importlib.util
+
+    import highdicom as hd
+    import pydicom
+
+    spec = importlib.util.spec_from_file_location("orthanc_testbed", Path(__file__).resolve().parents[2] / "scripts" / "orthanc_testbed.py")
+    testbed = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(testbed)
+    if not testbed.orthanc_available():
+        pytest.skip("Orthanc and its DICOMweb plugin are not installed (apt-get install orthanc orthanc-dicomweb)")
+    with testbed.OrthancTestbed(tmp_path / "orthanc") as pacs:
+        config, key = _one_scored_result(dashboard_config, demo_data, bank_for, tmp_path, tiny_options,
+                                         send_to=f"dimse://TESTBED@127.0.0.1:{pacs.dicom_port}")
+        at = _app().run()
+        at.button(key="wl_open").click().run()
+        at.button(key="decide_confirmed").click().run()
+        at.text_area(key=f"so_notes_{key}").set_value("sent back to the PACS")
+        at.button(key="sign").click().run()
+        at.button(key="export").click().run()
+        at.button(key="pacs_send_r1").click().run()
+        assert not _problems(at) and any("2 object(s) sent to the PACS" in s.value for s in at.success)
+        exported = config.output / "reviewed" / key
+        sent = {pydicom.dcmread(exported / f"{key}_r1_{name}").SOPInstanceUID for name in ("reviewed_seg.dcm", "reviewed_sr.dcm")}
+        stored = {pacs.get_json(f"/instances/{i}/simplified-tags")["SOPInstanceUID"]: i for i in pacs.get_json("/instances")}
+        assert sent <= set(stored)
+        sr_uid = pydicom.dcmread(exported / f"{key}_r1_reviewed_sr.dcm").SOPInstanceUID
+        import urllib.request
+
+        with urllib.request.urlopen(f"{pacs.url}/instances/{stored[sr_uid]}/file", timeout=30) as response:
+            (tmp_path / "from_pacs.dcm").write_bytes(response.read())
+        (observer,) = hd.sr.srread(tmp_path / "from_pacs.dcm").content.get_observer_contexts()
+        assert str(observer.observer_identifying_attributes.name) == f"{LOCAL_USER}^"
+    store = ReviewStore.in_folder(config.output)
+    (entry,) = [e for e in store.audit_trail(key) if e.action == "pacs_send"]
+    assert entry.reviewer == LOCAL_USER and entry.after["protocol"] == "C-STORE" and entry.after["revision"] == 1
+    assert store.verify().ok
+
+
+def test_a_refused_concurrent_sign_off_keeps_only_the_readers_own_choice(dashboard_config, demo_data, bank_for, tmp_path,
+                                                                       tiny_options):
+    """The race: this reader (the local OS account) has a study open; another radiologist signs it
+    off meanwhile.  The reader's sign-off is refused; the form keeps the reader's decision and notes
+    (not the other's) and shows the other decision beside them; what is stored under the reader's
+    name is only ever what the reader chose."""
+    from adaptclip_med.review.access import READ, SIGN_OFF, Identity
+
+    config, key = _one_scored_result(dashboard_config, demo_data, bank_for, tmp_path, tiny_options)
+    at = _app().run()
+    at.button(key="wl_open").click().run()  # the reader opens the study (revision 0)
+    at.button(key="decide_confirmed").click().run()
+    at.text_area(key=f"so_notes_{key}").set_value("my own reading: bleed").run()
+
+    store = ReviewStore.in_folder(config.output)
+    other = Identity("https://idp.test", "other-rad", "Dr Other", "", frozenset({READ, SIGN_OFF}))
+    store.sign_off(key, "normal", other, "nothing there", expected_revision=0)  # meanwhile, elsewhere
+
+    at.button(key="sign").click().run()
+    assert any("signed off meanwhile" in e.value for e in at.error) and not at.exception
+    assert store.review(key).reviewer == "Dr Other"  # refused: nothing of the reader's stored
+    # the form still holds the reader's own choice and notes; the other decision is shown beside them
+    assert at.session_state[f"so_decision_{key}"] == "confirmed"
+    assert at.text_area(key=f"so_notes_{key}").value == "my own reading: bleed"
+    shown = "\n".join(t.value for t in at.text)
+    assert "Normal\nnothing there" in shown and "Confirmed anomaly\nmy own reading: bleed" in shown
+
+    at.button(key="sign").click().run()  # a deliberate second click: an amendment with the reader's choice
+    review = store.review(key)
+    assert (review.decision, review.notes, review.reviewer, review.revision) == ("confirmed", "my own reading: bleed", LOCAL_USER, 2)
+    for entry in store.audit_trail(key):  # under the reader's identity, only the reader's own decision
+        if entry.reviewer == LOCAL_USER and entry.action in ("sign_off", "amend"):
+            assert (entry.after["decision"], entry.after["notes"]) == ("confirmed", "my own reading: bleed")
+    assert store.verify().ok
 
 
 def test_without_weights_the_pages_say_so(dashboard_config, tiny_options):

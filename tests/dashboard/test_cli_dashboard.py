@@ -109,3 +109,60 @@ def test_sigterm_stops_the_server_and_returns(tmp_path):
     except ProcessLookupError:
         alive = False
     assert not alive
+
+
+# ------------------------------------------------------------------------------ login set-up
+def test_a_non_loopback_bind_without_login_is_refused_in_one_line(monkeypatch, tmp_path):
+    result, seen = _run(monkeypatch, ["--output", str(tmp_path / "out"), "--address", "0.0.0.0"])
+    assert result.exit_code == 2 and "cmd" not in seen
+    assert result.output.strip().count("\n") == 0 and "refused without a login" in result.output
+
+
+def test_local_mode_answers_to_loopback_host_names_only(monkeypatch, tmp_path):
+    result, seen = _run(monkeypatch, ["--output", str(tmp_path / "out"), "--port", "8600"])
+    assert result.exit_code == 0, result.output
+    config = seen["config"]
+    assert config.login == "local" and "127.0.0.1:8600" in config.allowed_hosts and "localhost:8600" in config.allowed_hosts
+    assert "--secrets.files" not in seen["cmd"] and "local, unauthenticated" in result.output
+
+
+def test_oidc_secrets_go_to_a_private_file_never_the_command_line(monkeypatch, tmp_path):
+    import stat
+
+    from adaptclip_med.review.login_config import SECRET_ENV
+
+    monkeypatch.setenv(SECRET_ENV, "s3cret-from-env")
+    captured = {}
+    real_write = dashboard_cli.write_secrets
+
+    def keep(text, folder):
+        path = real_write(text, folder)
+        captured.update(text=path.read_text(), mode=stat.S_IMODE(path.stat().st_mode))
+        return path
+
+    monkeypatch.setattr(dashboard_cli, "write_secrets", keep)
+    result, seen = _run(monkeypatch, ["--output", str(tmp_path / "out"), "--address", "0.0.0.0", "--port", "8443",
+                                      "--oidc-metadata-url", "https://login.example/.well-known/openid-configuration",
+                                      "--oidc-client-id", "dash", "--public-url", "https://ai.hospital.example",
+                                      "--role-claim", "roles", "--sign-off-role", "Radiologist"])
+    assert result.exit_code == 0, result.output
+    assert "s3cret-from-env" not in " ".join(seen["cmd"]) and "--secrets.files" in seen["cmd"]
+    assert captured["mode"] == 0o600 and 'client_secret = "s3cret-from-env"' in captured["text"]
+    assert 'redirect_uri = "https://ai.hospital.example/oauth2callback"' in captured["text"]
+    config = seen["config"]
+    assert (config.login, config.allowed_hosts, config.role_claim, config.sign_off_role) == (
+        "oidc", ("ai.hospital.example",), "roles", "Radiologist")
+
+
+def test_oidc_without_a_secret_and_trusted_header_off_loopback_are_refused(monkeypatch, tmp_path):
+    from adaptclip_med.review.login_config import SECRET_ENV
+
+    monkeypatch.delenv(SECRET_ENV, raising=False)
+    result, _ = _run(monkeypatch, ["--output", str(tmp_path / "out"), "--oidc-metadata-url", "https://x/.well-known/openid-configuration",
+                                   "--oidc-client-id", "dash"])
+    assert result.exit_code == 2 and "no OIDC client secret" in result.output
+    result, _ = _run(monkeypatch, ["--output", str(tmp_path / "out"), "--address", "10.1.2.3", "--trusted-header", "X-Remote-User"])
+    assert result.exit_code == 2 and "forge the header" in result.output
+    result, seen = _run(monkeypatch, ["--output", str(tmp_path / "out"), "--address", "unix:///run/adaptclip.sock",
+                                      "--trusted-header", "X-Remote-User", "--allowed-host", "ai.hospital.example"])
+    assert result.exit_code == 0 and seen["config"].login == "trusted-header"

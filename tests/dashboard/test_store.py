@@ -7,13 +7,20 @@ import sqlite3
 import pytest
 
 from adaptclip_med.errors import AdaptClipError, InputError
+from adaptclip_med.review.access import READ, SIGN_OFF, Identity
 from adaptclip_med.review.store import MIGRATIONS, UNREAD, FindingNote, ReviewStore, StudyLocation, migrate
+
+
+def person(name: str, *permissions: str) -> Identity:
+    """A reviewer as the login would establish them (may sign off unless told otherwise)."""
+    return Identity("https://idp.test", name.lower().replace(" ", "-"), name, "",
+                    frozenset(permissions or (READ, SIGN_OFF)))
 
 
 def test_sign_off_persists_across_store_instances(tmp_path):
     store = ReviewStore.in_folder(tmp_path)
     assert store.status("k1") == UNREAD
-    store.sign_off("k1", "confirmed", "Dr A", "left frontal", [FindingNote(1, "#1: slice 4", "bleed?")], 0.42)
+    store.sign_off("k1", "confirmed", person("Dr A"), "left frontal", [FindingNote(1, "#1: slice 4", "bleed?")], 0.42)
     again = ReviewStore.in_folder(tmp_path)
     review = again.review("k1")
     assert review is not None
@@ -25,9 +32,9 @@ def test_sign_off_persists_across_store_instances(tmp_path):
 
 def test_amendment_keeps_the_previous_state_in_the_audit_trail(tmp_path):
     store = ReviewStore.in_folder(tmp_path)
-    store.sign_off("k1", "confirmed", "Dr A", findings=[FindingNote(1, "#1", "x")])
-    store.sign_off("k1", "false_positive", "Dr B", "artefact")
-    store.record_event("k1", "Dr B", "export", {"files": ["report.html"]})
+    store.sign_off("k1", "confirmed", person("Dr A"), findings=[FindingNote(1, "#1", "x")])
+    store.sign_off("k1", "false_positive", person("Dr B"), "artefact")
+    store.record_event("k1", person("Dr B"), "export", {"files": ["report.html"]})
     review = store.review("k1")
     assert review.decision == "false_positive" and review.revision == 2 and review.findings == ()
     trail = store.audit_trail("k1")
@@ -38,7 +45,8 @@ def test_amendment_keeps_the_previous_state_in_the_audit_trail(tmp_path):
 
 
 @pytest.mark.parametrize("decision, reviewer, override, message", [
-    ("maybe", "Dr A", None, "decision"), ("normal", "  ", None, "reviewer"), ("normal", "Dr A", 1.5, "between 0 and 1")])
+    ("maybe", person("Dr A"), None, "decision"), ("normal", person("Dr Reader", READ), None, "may not sign off"),
+    ("normal", None, None, "not logged in"), ("normal", person("Dr A"), 1.5, "between 0 and 1")])
 def test_invalid_sign_offs_are_refused_without_trace(tmp_path, decision, reviewer, override, message):
     store = ReviewStore.in_folder(tmp_path)
     with pytest.raises(InputError, match=message):
@@ -60,7 +68,8 @@ def test_migrations_upgrade_an_older_file_step_by_step(tmp_path):
     connection = sqlite3.connect(tmp_path / "db.sqlite", isolation_level=None)
     extra = "CREATE TABLE extra (id INTEGER PRIMARY KEY); INSERT INTO extra (id) VALUES (7)"
     migrate(connection, MIGRATIONS)
-    connection.execute("INSERT INTO reviews VALUES ('k', 'normal', '', NULL, 'Dr A', 't', 1)")
+    connection.execute("INSERT INTO reviews (study_key, decision, notes, threshold_override, reviewer, reviewed_at, revision) "
+                       "VALUES ('k', 'normal', '', NULL, 'Dr A', 't', 1)")
     assert migrate(connection, (*MIGRATIONS, extra)) == len(MIGRATIONS) + 1
     assert connection.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) + 1
     assert connection.execute("SELECT id FROM extra").fetchall() == [(7,)]
@@ -88,9 +97,9 @@ def test_a_sign_off_on_an_outdated_revision_is_refused(tmp_path):
     from adaptclip_med.review.store import StaleRevisionError
 
     store = ReviewStore.in_folder(tmp_path)
-    store.sign_off("k1", "confirmed", "Dr A", expected_revision=0)
+    store.sign_off("k1", "confirmed", person("Dr A"), expected_revision=0)
     other = ReviewStore.in_folder(tmp_path)  # a second reviewer, who opened the study before Dr A signed
     with pytest.raises(StaleRevisionError, match="signed off meanwhile \\(revision 1 by Dr A"):
-        other.sign_off("k1", "normal", "Dr B", expected_revision=0)
+        other.sign_off("k1", "normal", person("Dr B"), expected_revision=0)
     assert store.review("k1").decision == "confirmed" and len(store.audit_trail("k1")) == 1
-    assert other.sign_off("k1", "normal", "Dr B", expected_revision=1).revision == 2
+    assert other.sign_off("k1", "normal", person("Dr B"), expected_revision=1).revision == 2

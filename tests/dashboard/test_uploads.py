@@ -91,7 +91,7 @@ def test_uploads_are_screened_one_reason_per_rejected_file(tmp_path):
     dicom = b"\0" * 128 + b"DICM" + b"\0" * 64
     files = [("/tmp/secret/fake.nii.gz", b"not gzip"), ("notes.txt", b"hello"), ("scan.nii.gz", good.read_bytes()),
              ("IM0001", dicom), ("empty.dcm", b""), ("flat.nii", b"x" * 400)]
-    accepted, rejected = screen_uploads(files)
+    accepted, rejected = screen_uploads(files, 200)
     assert [name for name, _ in accepted] == ["scan.nii.gz", "IM0001"]
     lines = [r.line() for r in rejected]
     assert [r.name for r in rejected] == ["fake.nii.gz", "notes.txt", "empty.dcm", "flat.nii"]  # no server path
@@ -123,3 +123,55 @@ def test_metaimage_and_nrrd_uploads_are_screened(tmp_path):
     found = discover(AllowedRoots([folder]))
     assert sorted(c.kind for c in found.candidates) == ["itk", "itk"] and all(c.num_slices == 3 for c in found.candidates)
     assert load_candidate(found.candidates[0]).array.shape == (3, 8, 8)
+
+
+def test_a_nifti_bomb_is_refused_before_it_is_expanded(tmp_path):
+    """A 2 MB .nii.gz that expanded to 4 GB once grew the server by 4 GB.  Now: a header declaring more
+    than the limit is refused after expanding a few hundred bytes; a small header followed by a flood
+    of zeros is expanded no further than the header's size."""
+    import gzip
+    import tracemalloc
+
+    import nibabel as nib
+    import numpy as np
+
+    from adaptclip_med.review.uploads import ZIP_EXPANSION_LIMIT, screen_uploads
+
+    def nifti_gz(shape, tail: int) -> bytes:
+        image = nib.Nifti1Image(np.zeros((2, 2, 2), np.uint8), np.eye(4))
+        image.header.set_data_shape(shape)
+        header = image.header.binaryblock + b"\0" * 4  # + extension flag: data at offset 352
+        return gzip.compress(header + b"\0" * tail, compresslevel=9)
+
+    huge = nifti_gz((2048, 2048, 1024), 64 * 1024 * 1024)  # declares 4 GB, holds 64 MB of zeros, ~65 kB on disk
+    flood = nifti_gz((4, 4, 4), 64 * 1024 * 1024)  # declares 64 bytes, expands to 64 MB
+    assert len(huge) < 200_000 and len(flood) < 200_000
+    tracemalloc.start()
+    accepted, rejected = screen_uploads([("huge.nii.gz", huge), ("flood.nii.gz", flood)], limit_mb=1)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert accepted == [] and [r.name for r in rejected] == ["huge.nii.gz", "flood.nii.gz"]
+    assert "declares 4096 MB of image data" in rejected[0].reason and f"{ZIP_EXPANSION_LIMIT} MB limit" in rejected[0].reason
+    assert "expands to more than its header declares" in rejected[1].reason
+    assert peak < 8 * 1024 * 1024  # neither was expanded: megabytes, not the 64 MB they hold
+
+
+def test_expired_session_upload_folders_are_swept(tmp_path):
+    from adaptclip_med.review.uploads import new_session_folder, sweep_expired
+
+    old = new_session_folder(tmp_path)
+    (tmp_path / "unrelated").mkdir()
+    created = int(old.name.split("session-")[1].split("-")[0])
+    assert sweep_expired(60, tmp_path, now=created + 30 * 60) == []  # young: kept
+    assert sweep_expired(60, tmp_path, now=created + 61 * 60) == [tmp_path / old.name.split("/")[-1]]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["unrelated"]
+    old.cleanup()  # already gone: no error
+
+
+def test_header_text_is_shown_as_text_not_markdown():
+    from adaptclip_med.dashboard.plain import md_text
+
+    crafted = "![Normal](http://evil.example/badge.png) :green-badge[Normal] <img src=x>\nline"
+    escaped = md_text(crafted)
+    assert "\n" not in escaped and "![" not in escaped and "](" not in escaped and "\\:green\\-badge\\[" in escaped
+    assert escaped.replace("\\", "") == crafted.replace("\n", " ")  # nothing lost but the line break

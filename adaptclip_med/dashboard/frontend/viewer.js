@@ -444,22 +444,9 @@
     if (st.x === undefined) S.x = Math.floor(X / 2);
   }
 
-  // A value the page wants this browser to keep (the reviewer name): a first-party cookie for the
-  // whole dashboard (path /), read by the server when the next session starts.
-  function remember(item) {
-    if (!item || !item.name) return;
-    const value = item.value || "";
-    const current = document.cookie.split("; ").find((c) => c.startsWith(item.name + "="));
-    const encoded = encodeURIComponent(value);
-    if (current === `${item.name}=${encoded}` || (!current && !value)) return;
-    document.cookie = value ? `${item.name}=${encoded}; path=/; max-age=31536000; SameSite=Strict`
-                            : `${item.name}=; path=/; max-age=0; SameSite=Strict`;
-  }
-
   async function render(args) {
     const prev = A;
     A = args;
-    remember(A.remember);
     hookParent();
     $("msg").style.display = "none";
     const newStudy = A.study_id !== studyId, newRef = (A.ref ? A.ref.id : null) !== refId;
