@@ -114,7 +114,7 @@ def test_metaimage_and_nrrd_uploads_are_screened(tmp_path):
     files = [("scan.mha", (tmp_path / "scan.mha").read_bytes()), ("scan.nrrd", (tmp_path / "scan.nrrd").read_bytes()),
              ("split.mhd", (tmp_path / "split.mhd").read_bytes()), ("fake.mha", b"hello, not an image"),
              ("fake.nrrd", b"NRRD0004\ntype: short\ndimension: 3\ndata file: elsewhere.raw\n\n")]
-    accepted, rejected = screen_uploads(files)
+    accepted, rejected = screen_uploads(files, limit_mb=10)
     assert [name for name, _ in accepted] == ["scan.mha", "scan.nrrd"]
     lines = {r.name: r.line() for r in rejected}
     assert "single-file form" in lines["split.mhd"] and "not a MetaImage" in lines["fake.mha"]
