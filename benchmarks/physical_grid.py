@@ -14,7 +14,8 @@ normal slice), lesion Dice (mask vs the label map, on the study's native grid), 
 within 10 % of 1.0x.  The demo model is a formula backbone with adapters trained on synthetic
 abdomen phantoms: the figures compare scales on identical features, not diagnostic performance.
 
-    python benchmarks/physical_grid.py --out benchmarks/results/physical_grid.json
+    python benchmarks/physical_grid.py --out benchmarks/results/physical_grid.json              # 3 + 3 studies per scale
+    python benchmarks/physical_grid.py --studies 5 --out benchmarks/results/physical_grid_5studies.json
 """
 
 from __future__ import annotations
@@ -130,7 +131,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256, help="Matrix of every scan (pixels).")
     parser.add_argument("--slices", type=int, default=12)
     parser.add_argument("--bank-scans", type=int, default=3)
-    parser.add_argument("--studies", type=int, default=2, help="Lesion studies and normal studies per scale.")
+    parser.add_argument("--studies", type=int, default=3, help="Lesion studies and normal studies per scale.")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/physical_grid.json"))
     args = parser.parse_args()
 
