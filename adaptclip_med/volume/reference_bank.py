@@ -10,6 +10,11 @@ voxels), so the review viewer can show the full-resolution slice the model compa
 kept apart from ``bank.json`` because folder names are often patient names: it is never shown,
 never logged, and deleting it makes the bank shareable (the viewer then falls back to thumbnails).
 
+``bank.json`` also records what the comparability guard needs (docs/comparability.md): each
+scan's modality and body extent along the slice axis in mm (its coverage), and under
+``comparability.distribution`` the leave-one-scan-out bound of the per-slice reference distance
+(``volume/distribution_check.py``).
+
 Scoring never loads a whole bank: safetensors files are memory-mapped and only the rows of the
 matched slices are read (with a small LRU cache), so memory stays bounded by
 k scans x slices-per-scan x N x D per query slice, not by the bank size.
