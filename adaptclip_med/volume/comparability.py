@@ -9,8 +9,9 @@ Three checks, in the order the scorer runs them:
 2. **coverage** (before scoring, ``volume/coverage.py``): body slices outside the bank's
    body-axis coverage are "not comparable": no map, no score, the reason in ``slices.csv``.
 3. **distribution** (while scoring, ``volume/distribution_check.py``): a slice whose reference
-   distance exceeds the bound calibrated in the bank is "out of reference distribution": its map
-   is still written (a reader may look), but it does not count towards the study score.
+   distance exceeds the bound calibrated in the bank is "out of reference distribution": its
+   probability map is still written (a reader may look), but it does not count towards the study
+   score and adds nothing to the mask (so nothing to the DICOM SEG).
 
 The verdict (``comparable`` / ``partly comparable`` / ``not comparable``, with reasons) is the
 :class:`StudyComparability` in every study result (``StudyResult.comparability``), written to

@@ -92,6 +92,7 @@ def test_body_ct_slice_against_the_head_bank_is_not_comparable_and_has_no_study_
     assert verdict["reasons"] == ["1 of 1 body slices out of the reference distribution"]
     assert verdict["score_all_scored_slices"] > 0.1  # what would have been reported silently
     assert verdict["distribution"]["largest_distance"] > 3 * verdict["distribution"]["bound"]
+    assert report["mask_voxels"] == 0  # before: 59 % of the slice masked, in the SEG sent to the PACS
     row = _slices_csv(tmp_path / "body")[0]
     assert row["comparability"] == "out of reference distribution" and float(row["reference_distance"]) > 0
 
