@@ -53,6 +53,19 @@ def bank_modalities(bank: "ReferenceBank") -> list[str]:
     return sorted(found - UNKNOWN_MODALITIES)
 
 
+NO_BOUND_NOTE = ("bank '{name}' has no calibrated distribution bound ({why}): the distribution check was "
+                 "skipped")
+
+
+def missing_bound_note(bank: "ReferenceBank") -> str:
+    """Why a bank has no distribution bound, as the one-line note ``study.json`` and ``score`` give."""
+    recorded = bank.meta.get("comparability")
+    if not isinstance(recorded, dict):
+        return OLD_BANK_NOTE.format(name=bank.name)
+    why = recorded.get("distribution_skipped") or "not recorded"
+    return NO_BOUND_NOTE.format(name=bank.name, why=why)
+
+
 def distribution_bound(bank: "ReferenceBank") -> dict[str, Any] | None:
     """The calibrated distribution statistics of the bank (None for banks built without them)."""
     recorded = (bank.meta.get("comparability") or {}).get("distribution")

@@ -209,13 +209,16 @@ def build_reference_bank(name: str, scans: list[Path], method: AnomalyMethod, pr
         }
         (staging / "bank.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
         (staging / SOURCES_JSON).write_text(json.dumps({"format": SOURCES_FORMAT, "scans": sources}, indent=1))
+        meta["comparability"] = {"distribution": None, "distribution_skipped": "one normal scan: nothing to leave out"}
         if len(scans) >= 2:
             bank = ReferenceBank.open(staging)
             if calibrate:
                 meta["calibration"] = calibrate_bank(bank, method, calibration_inputs, batch_size)
-            meta["comparability"] = {"distribution": calibrate_distribution(bank, method)}
+            distribution = calibrate_distribution(bank, method)
+            meta["comparability"] = {"distribution": distribution, "distribution_skipped":
+                                     None if distribution else f"method '{method.name}' has no features to compare"}
             bank.close()
-            (staging / "bank.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
+        (staging / "bank.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
         if final.exists():
             shutil.rmtree(final)
         staging.rename(final)
