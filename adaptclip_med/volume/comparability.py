@@ -9,8 +9,9 @@ Three checks, in the order the scorer runs them:
 2. **coverage** (before scoring, ``volume/coverage.py``): body slices outside the bank's
    body-axis coverage are "not comparable": no map, no score, the reason in ``slices.csv``.
 3. **distribution** (while scoring, ``volume/distribution_check.py``): a slice whose reference
-   distance exceeds the bound calibrated in the bank is "out of reference distribution": its map
-   is still written (a reader may look), but it does not count towards the study score.
+   distance exceeds the bound calibrated in the bank is "out of reference distribution": its
+   probability map is still written (a reader may look), but it does not count towards the study
+   score and adds nothing to the mask (so nothing to the DICOM SEG).
 
 The verdict (``comparable`` / ``partly comparable`` / ``not comparable``, with reasons) is the
 :class:`StudyComparability` in every study result (``StudyResult.comparability``), written to
@@ -50,6 +51,19 @@ def bank_modalities(bank: "ReferenceBank") -> list[str]:
     """The known modalities of the bank's normal scans, sorted."""
     found = {str(entry.get("modality") or "").upper() for entry in bank.meta.get("scans") or []}
     return sorted(found - UNKNOWN_MODALITIES)
+
+
+NO_BOUND_NOTE = ("bank '{name}' has no calibrated distribution bound ({why}): the distribution check was "
+                 "skipped")
+
+
+def missing_bound_note(bank: "ReferenceBank") -> str:
+    """Why a bank has no distribution bound, as the one-line note ``study.json`` and ``score`` give."""
+    recorded = bank.meta.get("comparability")
+    if not isinstance(recorded, dict):
+        return OLD_BANK_NOTE.format(name=bank.name)
+    why = recorded.get("distribution_skipped") or "not recorded"
+    return NO_BOUND_NOTE.format(name=bank.name, why=why)
 
 
 def distribution_bound(bank: "ReferenceBank") -> dict[str, Any] | None:

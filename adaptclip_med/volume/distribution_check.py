@@ -61,7 +61,7 @@ def reference_distance(query: torch.Tensor, references: Sequence[torch.Tensor]) 
     query = query.reshape(-1, query.shape[-1])
     if query.shape[0] > MAX_QUERY_PATCHES:
         query = query[torch.linspace(0, query.shape[0] - 1, MAX_QUERY_PATCHES).round().long()]
-    pool = torch.cat([r.reshape(-1, r.shape[-1]) for r in references]).to(query.dtype)
+    pool = torch.cat([r.reshape(-1, r.shape[-1]).to(query.device) for r in references]).to(query.dtype)
     nearest = (query @ pool.T).max(dim=1).values
     return float(torch.quantile((1.0 - nearest).clamp_min(0.0), PATCH_QUANTILE))
 

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from adaptclip_med.volume.comparability import (
-    OLD_BANK_NOTE,
     SLICE_OUT_OF_DISTRIBUTION,
     ModalityCheck,
     StudyComparability,
     distribution_bound,
+    missing_bound_note,
     not_assessed,
     verdict,
 )
@@ -63,7 +63,7 @@ class GuardRun:
             notes.append(NO_COVERAGE_NOTE.format(name=bank.name))
         bound = distribution_bound(bank)
         if bound is None:
-            note = OLD_BANK_NOTE.format(name=bank.name)
+            note = missing_bound_note(bank)
             log.warning("%s", note)
             notes.append(note)
         relative = plan.relative_position if plan is not None else prepared.relative_position

@@ -10,6 +10,11 @@ voxels), so the review viewer can show the full-resolution slice the model compa
 kept apart from ``bank.json`` because folder names are often patient names: it is never shown,
 never logged, and deleting it makes the bank shareable (the viewer then falls back to thumbnails).
 
+``bank.json`` also records what the comparability guard needs (docs/comparability.md): each
+scan's modality and body extent along the slice axis in mm (its coverage), and under
+``comparability.distribution`` the leave-one-scan-out bound of the per-slice reference distance
+(``volume/distribution_check.py``).
+
 Scoring never loads a whole bank: safetensors files are memory-mapped and only the rows of the
 matched slices are read (with a small LRU cache), so memory stays bounded by
 k scans x slices-per-scan x N x D per query slice, not by the bank size.
@@ -222,14 +227,17 @@ def build_reference_bank(name: str, scans: list[Path], method: AnomalyMethod, pr
         }
         (staging / "bank.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
         (staging / SOURCES_JSON).write_text(json.dumps({"format": SOURCES_FORMAT, "scans": sources}, indent=1))
+        meta["comparability"] = {"distribution": None, "distribution_skipped": "one normal scan: nothing to leave out"}
         if len(scans) >= 2:
             bank = ReferenceBank.open(staging)
             if calibrate:
                 meta["calibration"] = {**calibrate_bank(bank, method, calibration_inputs, batch_size),
                                        BUILD_ID: slot.build_id}
-            meta["comparability"] = {"distribution": calibrate_distribution(bank, method)}
+            distribution = calibrate_distribution(bank, method)
+            meta["comparability"] = {"distribution": distribution, "distribution_skipped":
+                                     None if distribution else f"method '{method.name}' has no features to compare"}
             bank.close()
-            (staging / "bank.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
+        (staging / "bank.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
     return final
 
 

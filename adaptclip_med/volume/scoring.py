@@ -196,8 +196,10 @@ class VolumeScorer:
         shown = counted or [s for s in slices if not s.skipped]  # top slices still point a reader somewhere
         ranked = sorted(shown, key=lambda s: s.score, reverse=True)
         score = aggregate_scores(np.array([s.score for s in counted], dtype=np.float64), self.aggregate)
+        mask = probability >= self.threshold
+        mask[comparability.out_of_distribution] = False  # no finding where the comparison means nothing
         return StudyResult(
-            probability=probability, mask=probability >= self.threshold, slices=slices,
+            probability=probability, mask=mask, slices=slices,
             score=score if comparability.comparable else float("nan"), aggregate=self.aggregate,
             top_slices=[s.index for s in ranked[:TOP_SLICES]], threshold=self.threshold,
             threshold_source=self.threshold_source, shots=self.shots if self.bank is not None else 0, prepared=prepared,

@@ -92,6 +92,7 @@ def test_body_ct_slice_against_the_head_bank_is_not_comparable_and_has_no_study_
     assert verdict["reasons"] == ["1 of 1 body slices out of the reference distribution"]
     assert verdict["score_all_scored_slices"] > 0.1  # what would have been reported silently
     assert verdict["distribution"]["largest_distance"] > 3 * verdict["distribution"]["bound"]
+    assert report["mask_voxels"] == 0  # before: 59 % of the slice masked, in the SEG sent to the PACS
     row = _slices_csv(tmp_path / "body")[0]
     assert row["comparability"] == "out of reference distribution" and float(row["reference_distance"]) > 0
 
@@ -212,3 +213,16 @@ def test_batch_lists_the_body_ct_with_its_reason_below_the_lesion_study(head_ban
 
     study = from_output_dir(rows[1]["study_key"], tmp_path / "out" / rows[1]["output"])
     assert np.isnan(study.score) and study.comparability.startswith("not comparable")
+
+
+def test_one_scan_bank_says_why_the_distribution_check_is_skipped(heads, demo_method, tmp_path):
+    from adaptclip_med.demo.run import demo_options
+    from adaptclip_med.io.loader import load_study
+    from adaptclip_med.volume.pipeline import make_scorer
+    from adaptclip_med.volume.reference_bank import build_reference_bank
+
+    bank = build_reference_bank("one", heads.normal_dirs[:1], demo_method, demo_options().preprocessing(), tmp_path)
+    result = make_scorer(demo_options(bank), demo_method).score(load_study(heads.normal_dirs[3])[0])
+    assert result.comparability.status == "comparable" and result.comparability.distribution is None
+    assert result.comparability.notes == ["bank 'one' has no calibrated distribution bound (one normal scan: nothing "
+                                          "to leave out): the distribution check was skipped"]
