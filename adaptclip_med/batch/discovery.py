@@ -58,7 +58,7 @@ class Discovery:
 
 @dataclass
 class StudyFiles:
-    """Where a study's files are for scanning; ``root`` only shortens labels of skipped files, and
+    """Where a study's files are for scanning; ``root`` is what skipped files' keys are relative to, and
     ``left`` holds decisions about series the source already excluded (never fetched)."""
 
     paths: list[Path]
@@ -77,7 +77,7 @@ class FolderSource:
         return discover_folder(self.root, self.exclude)
 
     def open_study(self, task: StudyTask, scratch: Path, rules: SeriesRules) -> StudyFiles:
-        return StudyFiles([Path(p) for p in task.files], self.root if self.root.is_dir() else self.root)
+        return StudyFiles([Path(p) for p in task.files], self.root)  # file keys are relative to the input root
 
 
 def study_key_for_uid(study_uid: str) -> str:

@@ -152,3 +152,26 @@ def test_a_slice_with_an_unreadable_header_is_reported_as_unreadable(write_serie
     message = str(caught.value)
     assert "not uniform" not in message
     assert f"{middle.name}: " in message and "could not be read" in message, message
+
+
+@pytest.mark.parametrize("make", ["fifo", "zero orientation"])
+def test_score_on_a_hostile_input_is_one_error_line_and_exit_code_2(write_series, tmp_path, make, monkeypatch):
+    from typer.testing import CliRunner
+
+    from adaptclip_med.cli.main import app
+
+    monkeypatch.setenv("ADAPTCLIP_MED_PROGRESS", "0")
+    if make == "fifo":
+        target = tmp_path / "pipe.dcm"
+        os.mkfifo(target)
+    else:
+        target = write_series()
+        _edit(sorted(target.glob("*.dcm")), ImageOrientationPatient=[0] * 6)
+    args = ["score", str(target), "--out", str(tmp_path / "out"), "--zero-shot", "--window", "brain",
+            "--backbone", "adaptclip-tiny-vit", "--backbone-weights", "random:0", "--adapters", "untrained",
+            "--image-size", "56", "--offline", "--device", "cpu"]
+    result = CliRunner().invoke(app, args)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert result.exit_code == 2 and len(errors) == 1, result.output + result.stderr
+    assert "Traceback" not in result.output + result.stderr
+    assert ("not a regular file" if make == "fifo" else "ImageOrientationPatient") in errors[0]
