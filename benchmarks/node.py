@@ -9,18 +9,21 @@
    stored into Orthanc -> Lua ``OnStableSeries`` route (StableAge 2 s) -> node (quiet period 3 s)
    -> demo model -> SEG, SR, KO and Parametric Map visible in Orthanc; median seconds from the
    start of ``storescu`` to all four result series being listed by Orthanc, for a 16-slice study
-   (several runs) and a 300-slice one (``--e2e-300-runs``, 0 to skip on a loaded machine).
+   (several runs) and a 300-slice one (``--e2e-300-runs``, 0 to skip on a loaded machine), with the
+   node's own scoring time of each study (from its log) and the load average after each block.
 
 Results go to benchmarks/results/node.json; docs/deploy-pacs.md quotes them.
 
-    python -m benchmarks.node [--receive-runs 3] [--e2e-runs 3] [--e2e-300-runs 1]
+    python -m benchmarks.node [--receive-runs 3] [--e2e-runs 3] [--e2e-300-runs 1]   # 0 runs: keep the earlier figures
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
+import re
 import statistics
 import subprocess
 import tempfile
@@ -35,6 +38,8 @@ from benchmarks.measure import machine_description, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results" / "node.json"
+#: The node's log line for a scored study: "study KEY: scored 0.1234 in 15.1 s" (the scoring step alone).
+SCORED_LINE = re.compile(r": scored [0-9.]+ in ([0-9.]+) s")
 RESULT_CLASSES = {"1.2.840.10008.5.1.4.1.1.66.4", "1.2.840.10008.5.1.4.1.1.30", "1.2.840.10008.5.1.4.1.1.88.34",
                   "1.2.840.10008.5.1.4.1.1.88.59"}  # SEG, Parametric Map, Comprehensive 3D SR, KO
 
@@ -92,14 +97,15 @@ def receive_runs(tb, work: Path, study: Path, bank: Path, runs: int) -> dict[str
         spooled = list((work / f"node-state-{run}" / "spool").rglob("*.dcm"))
         assert len(spooled) == len(list(study.glob("*.dcm"))), "the node must have spooled every instance"
     return {"orthanc_s": _stats(orthanc_s), "node_s": _stats(node_s),
-            "node_vs_orthanc_speed": round(statistics.median(orthanc_s) / statistics.median(node_s), 3)}
+            "node_vs_orthanc_speed": round(statistics.median(orthanc_s) / statistics.median(node_s), 3), "load_average": _load()}
 
 
 def end_to_end_runs(tb, setup, folders: list[Path]) -> dict[str, Any]:
     """Each study stored into Orthanc; seconds until every result series is listed there."""
     import pydicom
 
-    seconds = []
+    seconds, scoring = [], []
+    log = setup.node.log
     for folder in folders:
         uid = str(pydicom.dcmread(sorted(folder.glob("*.dcm"))[0]).StudyInstanceUID)
         started = time.perf_counter()
@@ -109,7 +115,13 @@ def end_to_end_runs(tb, setup, folders: list[Path]) -> dict[str, Any]:
         tb.wait_for(lambda: {s["SOPClassUID"] for s in setup.results_in_pacs(uid)} >= RESULT_CLASSES, 3600, poll=0.5,
                     what="results in Orthanc")
         seconds.append(time.perf_counter() - started)
-    return _stats(seconds)
+        scored = SCORED_LINE.findall(log.read_text(errors="replace").replace("\r", "\n"))
+        scoring.append(float(scored[-1]) if scored else float("nan"))
+    return {**_stats(seconds), "scoring_s": [round(v, 2) for v in scoring], "load_average": _load()}
+
+
+def _load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
 
 
 def _stats(values: list[float]) -> dict[str, Any]:
@@ -126,24 +138,29 @@ def main() -> None:
     os.environ.setdefault("ADAPTCLIP_MED_PROGRESS", "0")
     tb = _node_testbed()
     machine = machine_description()
+    previous = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     with tempfile.TemporaryDirectory(prefix="node-bench-") as tmp:
         work = Path(tmp)
         from adaptclip_med.demo.dataset import make_ct_demo_dataset
 
         data = make_ct_demo_dataset(work / "demo", normals=2)
         bank = tb.demo_bank(work, data.normal_dirs)
-        big = write_study(work / "ct300", args.receive_slices, 512)
-        megabytes = sum(p.stat().st_size for p in big.glob("*.dcm")) / 1e6
-        (work / "receive").mkdir()
-        receive = receive_runs(tb, work / "receive", big, bank, args.receive_runs)
-        e2e: dict[str, Any] = {}
+        receive = previous.get("receive", {})
+        if args.receive_runs:
+            big = write_study(work / "ct300", args.receive_slices, 512)
+            megabytes = sum(p.stat().st_size for p in big.glob("*.dcm")) / 1e6
+            (work / "receive").mkdir()
+            receive = {"study": f"{args.receive_slices} slices, 512x512 int16, {megabytes:.0f} MB",
+                       **receive_runs(tb, work / "receive", big, bank, args.receive_runs)}
+        e2e: dict[str, Any] = dict(previous.get("end_to_end", {}))
         with tb.PacsWithNode(work / "e2e", bank) as setup:
-            small = [write_study(work / f"ct16-{i}", 16, 256, seed=10 + i) for i in range(args.e2e_runs)]
-            e2e["16_slices_256px"] = end_to_end_runs(tb, setup, small)
+            if args.e2e_runs:
+                small = [write_study(work / f"ct16-{i}", 16, 256, seed=10 + i) for i in range(args.e2e_runs)]
+                e2e["16_slices_256px"] = end_to_end_runs(tb, setup, small)
             if args.e2e_300_runs:
                 e2e["300_slices_512px"] = end_to_end_runs(tb, setup, [
                     write_study(work / f"ct300-e2e-{i}", 300, 512, seed=20 + i) for i in range(args.e2e_300_runs)])
-    payload = {"receive": {"study": f"{args.receive_slices} slices, 512x512 int16, {megabytes:.0f} MB", **receive},
+    payload = {"receive": receive,
                "end_to_end": e2e,
                "settings": {"orthanc_stable_age_s": 2, "node_quiet_seconds": 3, "model": "demo (--adapters demo)",
                             "bank": "demo normals (2 x 16 slices)", "outputs": "SEG, SR, KO, Parametric Map",

@@ -34,8 +34,8 @@ def run(config: Path = ConfigOpt,
     for it for \[node].quiet_seconds; it is then scored once (same path as 'batch', settings from \[scoring]) and
     every DICOM result object is sent by C-STORE to \[destination], with retries. SEG/SR/KO/Parametric Maps and
     modalities other than \[node].modalities are acknowledged and never scored. A restart (even after SIGKILL)
-    loses no received instance and scores/sends nothing twice. Exit codes: 0 stopped; 2 bad configuration;
-    3 weights missing.
+    loses no received instance; a study is scored once and its results are stored once.
+    Exit codes: 0 stopped; 2 bad configuration; 3 weights missing.
     """
     from adaptclip_med.node.config import load_config
     from adaptclip_med.node.service import NodeService

@@ -4,7 +4,10 @@ Who may send: an association is refused unless its calling AE title AND the peer
 an ``[[allow]]`` entry (A-ASSOCIATE-RJ "calling AE title not recognised", sent from the
 ``EVT_REQUESTED`` handler, so nothing is ever received from anyone else).
 
-What is kept: CT/MR images (the configured modalities).  Result objects coming back - SEG, SR,
+What is kept: CT/MR images (the configured modalities), written as received: pynetdicom's
+``encoded_dataset()`` is the peer's bytes behind a File Meta Information built from the association
+(the same result as ``ds.file_meta = event.file_meta; ds.save_as(...)`` without decoding and
+re-encoding every pixel), so the spool is a faithful Part-10 copy.  Result objects coming back - SEG, SR,
 KO, Parametric Maps, anything listing this software in its Contributing Equipment - are acknowledged but never spooled, so a
 PACS that routes them to us cannot start a loop; other modalities likewise.  Every skip is logged
 with its reason and counted in the store; no log line carries an identifier.
