@@ -166,3 +166,16 @@ def test_oidc_without_a_secret_and_trusted_header_off_loopback_are_refused(monke
     result, seen = _run(monkeypatch, ["--output", str(tmp_path / "out"), "--address", "unix:///run/adaptclip.sock",
                                       "--trusted-header", "X-Remote-User", "--allowed-host", "ai.hospital.example"])
     assert result.exit_code == 0 and seen["config"].login == "trusted-header"
+
+
+def test_the_installed_command_refuses_a_network_bind_without_login(tmp_path):
+    """The real process (no fake server): one line on stderr, exit 2, nothing started or written."""
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "adaptclip_med.cli.main", "dashboard", "--address", "0.0.0.0",
+                          "--output", str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "--address 0.0.0.0: refused without a login" in lines[0]
+    assert not (tmp_path / "out").exists()
