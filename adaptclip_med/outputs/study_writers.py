@@ -158,10 +158,12 @@ def write_pmap(ctx: StudyContext) -> dict[str, Path]:
 
 
 def comparability_statement(comparability: Any) -> str | None:
-    """One line for a study's comparability (issue 24's ``comparability`` entry: a string, or a
-    mapping whose ``status``/``summary`` is shown, else the whole mapping compactly)."""
+    """One line for a study's comparability: the guard's verdict (``StudyComparability.line()``:
+    status and reasons), or a string / mapping with a ``status`` handed over in an extra report."""
     if not comparability:
         return None
+    if hasattr(comparability, "line"):
+        return f"Comparability: {comparability.line()}"
     if isinstance(comparability, str):
         return f"Comparability: {comparability}"
     if isinstance(comparability, dict):

@@ -23,8 +23,9 @@ skipped with a one-line note (rebuild the bank to get it).
 
 from __future__ import annotations
 
+
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from adaptclip_med.errors import InputError
@@ -141,6 +142,26 @@ def line_from_report(report: dict[str, Any]) -> str:
 
 def not_assessed(reason: str) -> StudyComparability:
     return StudyComparability(NOT_ASSESSED, [reason])
+
+
+#: Below this share of the bank's in-plane field of view present in the study, a whole-slice
+#: comparison with the references means nothing: the study is not comparable (above it and short
+#: of the whole field, partly comparable).  Issue 27's physical grid measures the share.
+MIN_FIELD_OF_VIEW_FRACTION = 0.5
+
+
+def with_field_of_view(found: StudyComparability, fraction: float, reason: str) -> StudyComparability:
+    """The verdict once the study's field of view is known to cover only ``fraction`` of the
+    bank's grid (``volume/physical_grid.py: grid_coverage``): the uncovered border is compared as
+    air where the references show anatomy, so the study is at best partly comparable."""
+    if found.status == NOT_ASSESSED:
+        return found
+    status = found.status
+    if fraction < MIN_FIELD_OF_VIEW_FRACTION:
+        status = NOT_COMPARABLE
+    elif status == COMPARABLE:
+        status = PARTLY
+    return replace(found, status=status, reasons=[*found.reasons, reason])
 
 
 def verdict(body_slices: int, outside: list[int], out_of_distribution: list[int], modality: ModalityCheck | None,

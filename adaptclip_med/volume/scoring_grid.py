@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from adaptclip_med.errors import AdaptClipError
+from adaptclip_med.volume.comparability import with_field_of_view
 from adaptclip_med.volume.physical_grid import (
     NO_GRID_NOTE,
     PhysicalGrid,
@@ -82,8 +83,12 @@ def score_on_grid(score: ScoreSlices, volume: Any, prepared: PreparedVolume, gri
     result = score(volume, on_grid)
     probability = np.clip(to_native(mapping, result.probability, fill=0.0), 0.0, None).astype(np.float32)
     coverage = grid_coverage(volume, grid)
+    verdict, score = result.comparability, result.score
+    if verdict is not None and not coverage.covers:
+        verdict = with_field_of_view(verdict, coverage.fraction, coverage.reason or "")
+        score = score if verdict.comparable else float("nan")
     record = {"grid": grid.describe(), "resampled": not mapping.identity,
               "study_pixel_mm": [round(s, 6) for s in native.spacing], "study_shape": list(native.shape),
               "scale": round(grid.pixel_mm / native.pixel_mm, 6), "coverage": coverage.describe()}
     return dataclasses.replace(result, probability=probability, mask=probability >= threshold, prepared=prepared,
-                               physical_grid=record)
+                               physical_grid=record, comparability=verdict, score=score)

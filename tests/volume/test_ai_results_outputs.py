@@ -96,8 +96,7 @@ def test_sr_records_the_threshold_its_source_and_the_comparability(demo_data, sc
     from adaptclip_med.volume.pipeline import score_volume_to_dir
 
     volume, _ = load_study(demo_data.study_dir)
-    comparability = {"status": "comparable", "checks": ["kVp", "slice thickness"]}
-    out = score_volume_to_dir(volume, tmp_path / "out", scorer, extra_report={"comparability": comparability})
+    out = score_volume_to_dir(volume, tmp_path / "out", scorer)
     assert "dicom_sr" in out.files and "key_objects" not in out.files and "parametric_map" not in out.files
     sr = hd.sr.srread(out.files["dicom_sr"])
     study = sr.content.get_image_measurement_groups()[0]
@@ -108,7 +107,9 @@ def test_sr_records_the_threshold_its_source_and_the_comparability(demo_data, sc
         if item.ValueType == "TEXT":
             texts.setdefault(item.name.meaning, []).append(item.TextValue)
     assert texts["Operating threshold source"] == ["user"] and "0.3 (user)" in texts["Basis of finding"][0]
-    assert texts["Comment"] == [NOT_FOR_CLINICAL_USE, "Comparability: comparable"]
+    # the guard's verdict, as the worklist and study.json say it (no bank here: not assessed, with the reason)
+    assert texts["Comment"] == [NOT_FOR_CLINICAL_USE, f"Comparability: {out.comparability.line()}"]
+    assert texts["Comment"][1].startswith("Comparability: not assessed: no reference bank")
 
 
 def test_nifti_input_gets_no_dicom_results_and_a_note(demo_data, scorer, tmp_path):

@@ -89,7 +89,9 @@ def test_body_ct_slice_against_the_head_bank_is_not_comparable_and_has_no_study_
     verdict = report["comparability"]
     assert report["score"] is None
     assert verdict["status"] == "not comparable" and verdict["out_of_distribution_slices"] == [0]
-    assert verdict["reasons"] == ["1 of 1 body slices out of the reference distribution"]
+    assert verdict["reasons"][0] == "1 of 1 body slices out of the reference distribution"
+    # the bank's physical grid (issue 27) adds the in-plane field of view the study lacks
+    assert len(verdict["reasons"]) == 2 and "field of view (85x85 mm) covers 54%" in verdict["reasons"][1]
     assert verdict["score_all_scored_slices"] > 0.1  # what would have been reported silently
     assert verdict["distribution"]["largest_distance"] > 3 * verdict["distribution"]["bound"]
     assert report["mask_voxels"] == 0  # before: 59 % of the slice masked, in the SEG sent to the PACS

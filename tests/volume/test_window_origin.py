@@ -25,7 +25,7 @@ def _warnings(caplog) -> list[str]:
 
 def test_window_from_the_bank_names_the_bank_and_asks_for_a_bank_of_that_modality(bank, demo_data, tiny_loaded,
                                                                                  tiny_options, caplog):
-    scorer = make_scorer(tiny_options.with_(bank=str(bank), window=None), tiny_loaded)
+    scorer = make_scorer(tiny_options.with_(bank=str(bank), window=None, allow_other_modality=True), tiny_loaded)
     with caplog.at_level(logging.WARNING):
         scorer.score(_mr(demo_data))
     [message] = _warnings(caplog)
