@@ -29,6 +29,7 @@ from adaptclip_med.volume.options import DEFAULT_AGGREGATE
 from adaptclip_med.volume.comparability import (
     SLICE_OUT_OF_DISTRIBUTION,
     SLICE_OUTSIDE,
+    ModalityCheck,
     StudyComparability,
     check_modality,
 )
@@ -150,6 +151,7 @@ class VolumeScorer:
         return DEFAULT_THRESHOLD, "default"
 
     def score(self, volume) -> StudyResult:
+        self.check_modality(volume)  # refuse before windowing: no window warning for a study that is refused
         prepared = prepare_volume(volume, self.preprocessing,
                                   window_bank=self.bank.name if self.bank is not None else None)
         return self.score_prepared(volume, prepared)
@@ -165,8 +167,7 @@ class VolumeScorer:
         depth, height, width = prepared.slices01.shape
         if not np.isfinite(prepared.slices01).all():
             raise InputError(f"{volume.source_label}: the image contains NaN or infinite values after windowing")
-        modality = (check_modality(volume.modality, self.bank, self.allow_other_modality)
-                    if self.bank is not None else None)
+        modality = self.check_modality(volume)
         guard = GuardRun.start(self.bank, volume, prepared, modality)
         probability = np.zeros((depth, height, width), dtype=np.float32)
         positions = np.asarray(volume.positions, dtype=np.float64)
@@ -204,6 +205,11 @@ class VolumeScorer:
             top_slices=[s.index for s in ranked[:TOP_SLICES]], threshold=self.threshold,
             threshold_source=self.threshold_source, shots=self.shots if self.bank is not None else 0, prepared=prepared,
             triage=None if triage_run is None else triage_run.describe(), comparability=comparability)
+
+    def check_modality(self, volume) -> ModalityCheck | None:
+        """The study's modality against the bank's: refused in one line unless allowed
+        (volume/comparability.py); None without a bank."""
+        return check_modality(volume.modality, self.bank, self.allow_other_modality) if self.bank is not None else None
 
     def _score_slices(self, volume, prepared: PreparedVolume, index: np.ndarray, probability: np.ndarray,
                       slices: list[SliceResult], guard: GuardRun) -> tuple[np.ndarray, np.ndarray]:
