@@ -43,7 +43,7 @@ def batch(
     modality: str = typer.Option(None, "--modality", help="QIDO filter ModalitiesInStudy (e.g. CT)."),
     study_date: str = typer.Option(None, "--study-date", help="QIDO filter StudyDate: YYYYMMDD or a range YYYYMMDD-YYYYMMDD."),
     qido: list[str] = typer.Option([], "--qido", help="Extra QIDO filter KEY=VALUE; repeatable."),
-    stow: bool = typer.Option(False, "--stow", help="Store the DICOM SEG (and Parametric Map) back to the PACS."),
+    stow: bool = typer.Option(False, "--stow", help="Store the DICOM results (SEG, SR; Parametric Map and key objects when written) back to the PACS."),
     retries: int = typer.Option(3, "--retries", help="Attempts per PACS request before the study is recorded as failed."),
     backoff: float = typer.Option(1.0, "--backoff", help="First retry delay in seconds (doubles at each attempt)."),
     timeout: float = typer.Option(60.0, "--timeout", help="PACS request timeout in seconds."),

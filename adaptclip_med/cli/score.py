@@ -36,7 +36,7 @@ def score(
     study_index: int = typer.Option(None, "--study", min=0, help="When the input holds several studies: the index (0, 1, ...) of the one to score, as listed by the refusal."),
     series_index: int = typer.Option(None, "--series", min=0, help="Index of the image series to score within the study, as listed by the refusal."),
 ) -> None:
-    """Score a study and write NIfTI map/mask, DICOM SEG (DICOM input), slices.csv, overlays and study.json."""
+    """Score a study and write NIfTI map/mask, DICOM SEG + TID 1500 SR (DICOM input), slices.csv, overlays and study.json."""
     from adaptclip_med.volume.compare import score_with_methods
 
     volume = dict(bank=options.resolve_bank(references, banks_root), shots=shots, zero_shot=zero_shot, window=window,

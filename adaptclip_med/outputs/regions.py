@@ -90,17 +90,21 @@ def anomaly_regions(probability: np.ndarray, threshold: float, volume: Volume, l
     images = source_image_refs(headers, labels_src.shape[0])
     voxel_mm3 = float(np.prod(volume.spacing))
     row_mm, col_mm = in_plane_spacing(volume)
+    boxes = ndimage.find_objects(labels_src)  # work inside each region's bounding box
     regions = []
     for finding in found.findings:
-        inside = labels_src == finding.finding_id
-        values = prob_src[inside]
-        peak_at = np.unravel_index(int(np.argmax(np.where(inside, prob_src, -np.inf))), prob_src.shape)
-        frame = int(peak_at[0])
-        pixel = (int(peak_at[1]), int(peak_at[2]))
-        piece, _ = ndimage.label(inside[frame], structure=np.ones((3, 3), dtype=bool))
+        box = boxes[finding.finding_id - 1]
+        inside = labels_src[box] == finding.finding_id
+        local = prob_src[box]
+        values = local[inside]
+        peak_local = np.unravel_index(int(np.argmax(np.where(inside, local, -np.inf))), local.shape)
+        frame = box[0].start + int(peak_local[0])
+        pixel = (box[1].start + int(peak_local[1]), box[2].start + int(peak_local[2]))
+        section = labels_src[frame] == finding.finding_id
+        piece, _ = ndimage.label(section, structure=np.ones((3, 3), dtype=bool))
         regions.append(AnomalyRegion(
             finding_id=finding.finding_id, voxels=finding.voxels, volume_mm3=round(finding.voxels * voxel_mm3, 3),
             peak_score=float(values.max()), mean_score=float(values.mean()), peak_slice=finding.peak_slice,
-            peak_image=images[frame], outline=outline_polygon(inside[frame], pixel),
+            peak_image=images[frame], outline=outline_polygon(section, pixel),
             outline_area_mm2=round(float((piece == piece[pixel]).sum()) * row_mm * col_mm, 3)))
     return RegionSet(regions, found.total)

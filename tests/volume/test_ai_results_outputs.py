@@ -90,17 +90,25 @@ def _along_normal(header) -> float:
     return float(np.dot(np.asarray(header.ImagePositionPatient, dtype=float), np.cross(orientation[:3], orientation[3:])))
 
 
-def test_sr_records_the_threshold_and_its_source(demo_data, scorer, tmp_path):
-    from adaptclip_med.volume.pipeline import score_study
+def test_sr_records_the_threshold_its_source_and_the_comparability(demo_data, scorer, tmp_path):
+    from adaptclip_med.io import load_study
+    from adaptclip_med.outputs.study_writers import NOT_FOR_CLINICAL_USE
+    from adaptclip_med.volume.pipeline import score_volume_to_dir
 
-    out = score_study(demo_data.study_dir, tmp_path / "out", scorer)
+    volume, _ = load_study(demo_data.study_dir)
+    comparability = {"status": "comparable", "checks": ["kVp", "slice thickness"]}
+    out = score_volume_to_dir(volume, tmp_path / "out", scorer, extra_report={"comparability": comparability})
     assert "dicom_sr" in out.files and "key_objects" not in out.files and "parametric_map" not in out.files
     sr = hd.sr.srread(out.files["dicom_sr"])
     study = sr.content.get_image_measurement_groups()[0]
     values = {m.name.meaning: m.value for m in study.get_measurements()}
     assert values["Operating threshold"] == pytest.approx(0.3)
-    texts = {item.name.meaning: item.TextValue for item in study[0].ContentSequence if item.ValueType == "TEXT"}
-    assert texts["Operating threshold source"] == "user" and "0.3 (user)" in texts["Basis of finding"]
+    texts: dict[str, list[str]] = {}
+    for item in study[0].ContentSequence:
+        if item.ValueType == "TEXT":
+            texts.setdefault(item.name.meaning, []).append(item.TextValue)
+    assert texts["Operating threshold source"] == ["user"] and "0.3 (user)" in texts["Basis of finding"][0]
+    assert texts["Comment"] == [NOT_FOR_CLINICAL_USE, "Comparability: comparable"]
 
 
 def test_nifti_input_gets_no_dicom_results_and_a_note(demo_data, scorer, tmp_path):
@@ -115,3 +123,26 @@ def test_nifti_input_gets_no_dicom_results_and_a_note(demo_data, scorer, tmp_pat
     report = json.loads((tmp_path / "out" / "study.json").read_text())
     assert not set(OBJECTS) & set(out.files) and not list((tmp_path / "out").glob("*.dcm"))
     assert [n for n in report["notes"] if "not DICOM" in n] and report.get("dicom_results") is None
+
+
+def test_device_uid_of_real_scorers_follows_the_bank(bank, tiny_loaded, tiny_options, tmp_path):
+    """The Device UID comes from the scorer's description: the bank's identity (incl. its creation
+    time, so a rebuilt bank differs) is in it; the same scorer settings give the same UID."""
+    import shutil
+
+    from adaptclip_med.outputs.equipment import AlgorithmEquipment
+    from adaptclip_med.volume.pipeline import make_scorer
+
+    with_bank = make_scorer(tiny_options.with_(bank=str(bank), shots=2), tiny_loaded).describe()
+    assert with_bank["reference_bank"]["created"]
+    again = make_scorer(tiny_options.with_(bank=str(bank), shots=2), tiny_loaded).describe()
+    zero_shot = make_scorer(tiny_options, tiny_loaded).describe()
+    rebuilt = tmp_path / "rebuilt"
+    shutil.copytree(bank, rebuilt)
+    meta = json.loads((rebuilt / "bank.json").read_text())
+    meta["created"] = "2030-01-01T00:00:00+0000"
+    (rebuilt / "bank.json").write_text(json.dumps(meta))
+    other = make_scorer(tiny_options.with_(bank=str(rebuilt), shots=2), tiny_loaded).describe()
+    uid = lambda scoring: AlgorithmEquipment.for_scoring("AdaptCLIP", scoring).device_uid  # noqa: E731
+    assert uid(with_bank) == uid(again)
+    assert len({uid(with_bank), uid(zero_shot), uid(other)}) == 3
