@@ -149,4 +149,5 @@ def test_a_node_killed_while_receiving_scores_and_sends_the_study_once(tmp_path,
         assert len([s for s in results if s["SOPClassUID"] == SEG_CLASS]) == 1
         assert all(s["StudyInstanceUID"] == study_uid for s in results)
         assert len(setup.pacs.jobs("DicomModalityStore")) == 1  # resubmitted, not routed a second time
+        assert not list(spool.rglob(".tmp-*"))  # interrupted writes were cleared at start-up
         assert "Traceback" not in setup.node.log_text()
