@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import highdicom as hd
+import numpy as np
 from highdicom.sr import CodedConcept
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
@@ -110,9 +111,13 @@ class StudyFinding:
     threshold: float | None = None
     threshold_source: str | None = None
     score: float | None = None  # the study anomaly score
+    #: where the anomaly map peaks, (image, (column, row) pixel): the study group's spatial anchor
+    #: (OHIF 3.13's SR viewport breaks on a measurement group without any spatial coordinate)
+    peak: tuple[ImageRef, tuple[float, float]] | None = None
 
     @classmethod
-    def at_threshold(cls, regions: int, threshold: float, threshold_source: str, score: float | None) -> "StudyFinding":
+    def at_threshold(cls, regions: int, threshold: float, threshold_source: str, score: float | None,
+                     peak: tuple[ImageRef, tuple[float, float]] | None = None) -> "StudyFinding":
         """The algorithm's finding: present iff any voxel reaches the operating threshold (a NaN
         study score, when no slice was scored, is left out: a NUM item cannot hold it)."""
         if regions:
@@ -121,7 +126,7 @@ class StudyFinding:
         else:
             basis = f"no voxel reaches the operating threshold {threshold:.4g} ({threshold_source})"
         known = score is not None and math.isfinite(float(score))
-        return cls(bool(regions), basis, float(threshold), threshold_source, float(score) if known else None)
+        return cls(bool(regions), basis, float(threshold), threshold_source, float(score) if known else None, peak)
 
 
 # ---------------------------------------------------------------------------------- content
@@ -149,12 +154,25 @@ def _image(ref: ImageRef) -> hd.sr.SourceImageForMeasurement:
     return hd.sr.SourceImageForMeasurement(ref.sop_class_uid, ref.sop_instance_uid, ref.referenced_frames)
 
 
+def _peak_point(peak: tuple[ImageRef, tuple[float, float]] | None) -> list[hd.sr.CoordinatesForMeasurement] | None:
+    """A study measurement INFERRED FROM the map's peak: a POINT on its image."""
+    if peak is None:
+        return None
+    image, (column, row) = peak
+    frames = [image.frame_number] if image.frame_number is not None else None
+    return [hd.sr.CoordinatesForMeasurement(
+        graphic_type=hd.sr.GraphicTypeValues.POINT, graphic_data=np.array([[column, row]], dtype=float),
+        source_image=hd.sr.SourceImageForRegion(image.sop_class_uid, image.sop_instance_uid, frames))]
+
+
 def study_group(finding: StudyFinding, regions_total: int, algorithm: AlgorithmEquipment,
                 notes: Sequence[str]) -> hd.sr.MeasurementsAndQualitativeEvaluations:
     """TID 1501 group of the study-level finding (and the notes)."""
-    measurements = [hd.sr.Measurement(REGION_COUNT, regions_total, REGION_UNIT)]
+    anchor = _peak_point(finding.peak)  # on the study score, or the region count when there is no score
+    measurements = [hd.sr.Measurement(REGION_COUNT, regions_total, REGION_UNIT,
+                                      referenced_coordinates=anchor if finding.score is None else None)]
     if finding.score is not None:
-        measurements.append(hd.sr.Measurement(STUDY_SCORE, float(finding.score), NO_UNITS))
+        measurements.append(hd.sr.Measurement(STUDY_SCORE, float(finding.score), NO_UNITS, referenced_coordinates=anchor))
     if finding.threshold is not None:
         measurements.append(hd.sr.Measurement(OPERATING_THRESHOLD, float(finding.threshold), NO_UNITS))
     group = hd.sr.MeasurementsAndQualitativeEvaluations(

@@ -108,3 +108,11 @@ def anomaly_regions(probability: np.ndarray, threshold: float, volume: Volume, l
             peak_image=images[frame], outline=outline_polygon(section, pixel),
             outline_area_mm2=round(float((piece == piece[pixel]).sum()) * row_mm * col_mm, 3)))
     return RegionSet(regions, found.total)
+
+
+def map_peak(probability: np.ndarray, volume: Volume) -> tuple[ImageRef, tuple[float, float]]:
+    """The source image and (column, row) pixel centre of the anomaly map's highest value."""
+    headers, frames = source_aligned_frames(np.asarray(probability, dtype=np.float32), volume, "SR")
+    images = source_image_refs(headers, frames.shape[0])
+    frame, row, column = np.unravel_index(int(np.argmax(frames)), frames.shape)
+    return images[int(frame)], (float(column) + 0.5, float(row) + 0.5)

@@ -199,7 +199,7 @@ def write_sr(ctx: StudyContext) -> dict[str, Path]:
 
     from adaptclip_med.outputs.dicom_sources import derivable_headers, deriving_from
     from adaptclip_med.outputs.dicom_sr import DeviceObserver, StudyFinding, write_measurement_report
-    from adaptclip_med.outputs.regions import anomaly_regions
+    from adaptclip_med.outputs.regions import anomaly_regions, map_peak
 
     result = ctx.result
     found = anomaly_regions(result.probability, result.threshold, ctx.volume)
@@ -208,7 +208,8 @@ def write_sr(ctx: StudyContext) -> dict[str, Path]:
         path = write_measurement_report(
             ctx.path(layout.DICOM_SR), source_images=derivable_headers(ctx.volume), segmentation=segmentation,
             observer=DeviceObserver(ctx.equipment), algorithm=ctx.equipment,
-            finding=StudyFinding.at_threshold(found.total, result.threshold, result.threshold_source, result.score),
+            finding=StudyFinding.at_threshold(found.total, result.threshold, result.threshold_source, result.score,
+                                              map_peak(result.probability, ctx.volume)),
             regions=found.regions, regions_total=found.total, notes=sr_notes(ctx), **ctx.series("SR"))
     if found.total > len(found.regions):
         ctx.note(f"DICOM SR lists the {len(found.regions)} regions with the highest peak of {found.total}")
