@@ -34,6 +34,6 @@ def demo(out: Path = typer.Option(Path("demo_output"), "--out", help="Output fol
     typer.echo(f"open               : {result.report} (report)")
     for name, path in result.figures.items():
         typer.echo(f"                     {path} ({name.replace('_', ' ')})")
-    typer.echo(f"outputs            : {result.abnormal.out_dir} (NIfTI map/mask, DICOM SEG, slices.csv, study.json), "
+    typer.echo(f"outputs            : {result.abnormal.out_dir} (NIfTI map/mask, DICOM SEG + SR, slices.csv, study.json), "
                f"{result.normal.out_dir}; summary {result.out_dir / 'demo_summary.json'}")
     typer.echo(DEMO_LABEL)

@@ -85,8 +85,7 @@ def anomaly_regions(probability: np.ndarray, threshold: float, volume: Volume, l
     found = labelled_findings(probability, threshold, volume.spacing, limit)
     if not found.findings:
         return RegionSet([], found.total)
-    labels = found.labels.astype(np.uint8) if len(found.findings) < 256 else found.labels
-    headers, labels_src = source_aligned_frames(labels, volume, "SR")
+    headers, labels_src = source_aligned_frames(found.labels, volume, "SR")
     _, prob_src = source_aligned_frames(probability, volume, "SR")
     images = source_image_refs(headers, labels_src.shape[0])
     voxel_mm3 = float(np.prod(volume.spacing))

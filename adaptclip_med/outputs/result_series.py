@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 _EPOCH = 1735689600
 _STEP_S = 10
 #: One digit per result object kind (the last digit of the series number).
-KIND_DIGITS = {"SEG": 1, "PMAP": 2, "SR": 3, "KOS": 4}
+KIND_DIGITS = {"SEG": 1, "PMAP": 2, "SR": 3, "KOS": 4, "REVIEWED_SEG": 5, "REVIEWED_SR": 6}
 #: What each kind is called in the series description.
-KIND_NAMES = {"SEG": "anomaly SEG", "PMAP": "anomaly map", "SR": "anomaly report", "KOS": "key slices"}
+KIND_NAMES = {"SEG": "anomaly SEG", "PMAP": "anomaly map", "SR": "anomaly report", "KOS": "key slices",
+              "REVIEWED_SEG": "reviewed SEG", "REVIEWED_SR": "reviewed report"}
 
 
 _issued = {"step": 0}
@@ -49,7 +50,9 @@ class ResultRun:
 
     @property
     def label(self) -> str:
-        return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(self.started))
+        """The run's UTC start time; a run whose step was bumped shows its step's start instead,
+        so two runs never share a label either (their steps differ, each label lies in its step)."""
+        return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(max(self.started, _EPOCH + self.step * _STEP_S)))
 
     def series_number(self, kind: str) -> int:
         """Distinct for each kind and for runs started 10 s or more apart; increases with time."""

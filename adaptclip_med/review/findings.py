@@ -40,7 +40,8 @@ def find_findings(probability: np.ndarray, threshold: float, spacing_mm: tuple[f
 @dataclass(frozen=True)
 class LabelledFindings:
     """The findings and where they are: ``labels`` holds each listed finding's id on its voxels
-    (0 elsewhere, also on regions beyond the cap); ``total`` counts every region before the cap."""
+    (0 elsewhere, also on regions beyond the cap; uint8 when the ids fit); ``total`` counts every
+    region before the cap."""
 
     findings: list[Finding]
     labels: np.ndarray
@@ -54,17 +55,22 @@ def labelled_findings(probability: np.ndarray, threshold: float, spacing_mm: tup
     mask = probability >= threshold
     labels, count = ndimage.label(mask, structure=np.ones((3, 3, 3), dtype=bool))
     if count == 0:
-        return LabelledFindings([], np.zeros(mask.shape, dtype=np.int32), 0)
-    index = np.arange(1, count + 1)
-    peaks = np.asarray(ndimage.maximum(probability, labels, index), dtype=np.float64)
-    sizes = np.asarray(ndimage.sum(mask, labels, index), dtype=np.int64)
-    peak_at = ndimage.maximum_position(probability, labels, index)
+        return LabelledFindings([], np.zeros(mask.shape, dtype=np.uint8), 0)
     extents = ndimage.find_objects(labels)
+    sizes = np.bincount(labels.ravel(), minlength=count + 1)[1:].astype(np.int64)
+    peaks = np.empty(count, dtype=np.float64)
+    peak_at = []
+    for i, box in enumerate(extents):  # inside each bounding box: scipy's maximum_position sorts the whole map
+        values = np.where(labels[box] == i + 1, probability[box], -np.inf)
+        at = np.unravel_index(int(np.argmax(values)), values.shape)  # first maximum in raster order, as scipy's
+        peaks[i] = float(values[at])
+        peak_at.append(tuple(s.start + int(k) for s, k in zip(box, at)))
     voxel_ml = float(np.prod(spacing_mm)) / 1000.0
     order = np.argsort(-peaks, kind="stable")[:limit]
     findings = [Finding(rank, int(extents[i][0].start), int(extents[i][0].stop - 1), int(peak_at[i][0]), int(sizes[i]),
                         round(float(sizes[i]) * voxel_ml, 3), float(peaks[i]))
                 for rank, i in enumerate(order, start=1)]
-    relabel = np.zeros(count + 1, dtype=np.int32)
-    relabel[order + 1] = np.arange(1, len(order) + 1, dtype=np.int32)
+    small = len(order) < 256  # the listed ids fit one byte: a quarter of the memory on a CT
+    relabel = np.zeros(count + 1, dtype=np.uint8 if small else np.int32)
+    relabel[order + 1] = np.arange(1, len(order) + 1)
     return LabelledFindings(findings, relabel[labels], int(count))

@@ -64,6 +64,17 @@ def test_layout_names_and_default_writers():
     assert list(OUTPUT_TRANSFORMS) == list(study_writers.WRITERS)  # one bundle transform per writer unit
 
 
+def test_inference_config_writes_the_sr_after_the_seg_and_key_objects_on_request():
+    from bundle_helpers import config
+
+    inference = json.loads(open(config("inference")[0]).read())
+    steps = [(t["_target_"].rsplit(".", 1)[-1], t.get("_disabled_")) for t in inference["postprocessing"]["transforms"]]
+    names = [name for name, _ in steps]
+    assert names.index("SaveDicomSegd") < names.index("SaveDicomSrd") < names.index("SaveStudyJsond") == len(names) - 1
+    assert dict(steps)["SaveKeyObjectsd"] == "$not @key_objects" and inference["key_objects"] is False
+    assert names.index("SaveOverlaysd") == 5  # overrides addressing transforms by index keep working
+
+
 def test_decollation_gives_one_dict_per_study():
     from monai.transforms import Decollated
 

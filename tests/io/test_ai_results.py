@@ -266,3 +266,38 @@ def _canonical_index_of_sources(volume) -> dict[int, int]:
     marker = np.broadcast_to(np.arange(volume.array.shape[0])[:, None, None], volume.array.shape)
     source = volume.to_source_array(marker)
     return {k: int(source[k].flat[0]) for k in range(source.shape[0])}
+
+
+def test_runs_get_distinct_series_numbers_and_descriptions_even_seconds_apart():
+    from adaptclip_med.outputs.result_series import KIND_DIGITS, ResultRun
+
+    start = 1_780_000_000.0
+    runs = [ResultRun(start), ResultRun(start + 1), ResultRun(start + 30)]  # two within one 10-s step
+    numbers = [run.series_number(kind) for run in runs for kind in KIND_DIGITS]
+    assert len(set(numbers)) == len(numbers) and all(0 < n < 2**31 - 1 for n in numbers)
+    assert runs[0].series_number("SEG") < runs[1].series_number("SEG") < runs[2].series_number("SEG")
+    descriptions = [run.series_description("AdaptCLIP", "SEG") for run in runs]
+    assert len(set(descriptions)) == 3 and all(d.startswith("AdaptCLIP anomaly SEG (research) ") for d in descriptions)
+    assert descriptions[0].endswith("Z") and len(ResultRun(start + 60).series_description("x" * 80, "SR")) == 64
+
+
+def test_findings_match_scipy_measurements_on_a_noisy_map():
+    """labelled_findings measures each component inside its bounding box; the figures must equal
+    scipy's whole-map measurements (which sort the whole map and were too slow for a CT)."""
+    from scipy import ndimage
+
+    from adaptclip_med.review.findings import labelled_findings
+
+    probability = np.random.default_rng(4).random((6, 40, 40)).astype(np.float32)
+    found = labelled_findings(probability, 0.8, (2.0, 1.0, 1.0), limit=1000)
+    labels, count = ndimage.label(probability >= 0.8, structure=np.ones((3, 3, 3), bool))
+    index = np.arange(1, count + 1)
+    peaks = ndimage.maximum(probability, labels, index)
+    order = np.argsort(-np.asarray(peaks), kind="stable")
+    positions = ndimage.maximum_position(probability, labels, index)
+    sizes = ndimage.sum(probability >= 0.8, labels, index)
+    assert found.total == count == len(found.findings) > 20
+    for finding, i in zip(found.findings, order):
+        assert finding.peak_probability == pytest.approx(float(peaks[i]))
+        assert finding.peak_slice == positions[i][0] and finding.voxels == int(sizes[i])
+        assert (found.labels == finding.finding_id).sum() == finding.voxels

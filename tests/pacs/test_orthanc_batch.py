@@ -32,12 +32,12 @@ def cli_app():
     return module.app
 
 
-def seg_series_per_study(pacs) -> dict[str, int]:
+def seg_series_per_study(pacs, modality: str = "SEG") -> dict[str, int]:
     counts: dict[str, int] = {}
     for study_id in pacs.get_json("/studies"):
         uid = pacs.get_json(f"/studies/{study_id}")["MainDicomTags"]["StudyInstanceUID"]
         modalities = [series["MainDicomTags"].get("Modality") for series in pacs.get_json(f"/studies/{study_id}/series")]
-        counts[uid] = modalities.count("SEG")
+        counts[uid] = modalities.count(modality)
     return counts
 
 
@@ -66,6 +66,8 @@ def test_batch_dicomweb_scores_filtered_studies_and_stores_segs_back(tmp_path, o
     assert {"series": "SR series #99 ''", "taken": False, "reason": "modality SR holds no image (not retrieved)"} in selection
     assert list(scratch.iterdir()) == []  # the private WADO folders are gone
     assert seg_series_per_study(orthanc) == {ct[0].uid: 1, ct[1].uid: 1, mr.uid: 0}
+    # the TID 1500 SR went back into each scored study too (ct0 also holds the source report, SR #99)
+    assert seg_series_per_study(orthanc, "SR") == {ct[0].uid: 2, ct[1].uid: 1, mr.uid: 0}
 
     again = CliRunner().invoke(cli_app(), args)  # resume: nothing to redo, no duplicate SEG in the PACS
     assert again.exit_code == 0, again.output

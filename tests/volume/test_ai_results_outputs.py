@@ -90,17 +90,25 @@ def _along_normal(header) -> float:
     return float(np.dot(np.asarray(header.ImagePositionPatient, dtype=float), np.cross(orientation[:3], orientation[3:])))
 
 
-def test_sr_records_the_threshold_and_its_source(demo_data, scorer, tmp_path):
-    from adaptclip_med.volume.pipeline import score_study
+def test_sr_records_the_threshold_its_source_and_the_comparability(demo_data, scorer, tmp_path):
+    from adaptclip_med.io import load_study
+    from adaptclip_med.outputs.study_writers import NOT_FOR_CLINICAL_USE
+    from adaptclip_med.volume.pipeline import score_volume_to_dir
 
-    out = score_study(demo_data.study_dir, tmp_path / "out", scorer)
+    volume, _ = load_study(demo_data.study_dir)
+    comparability = {"status": "comparable", "checks": ["kVp", "slice thickness"]}
+    out = score_volume_to_dir(volume, tmp_path / "out", scorer, extra_report={"comparability": comparability})
     assert "dicom_sr" in out.files and "key_objects" not in out.files and "parametric_map" not in out.files
     sr = hd.sr.srread(out.files["dicom_sr"])
     study = sr.content.get_image_measurement_groups()[0]
     values = {m.name.meaning: m.value for m in study.get_measurements()}
     assert values["Operating threshold"] == pytest.approx(0.3)
-    texts = {item.name.meaning: item.TextValue for item in study[0].ContentSequence if item.ValueType == "TEXT"}
-    assert texts["Operating threshold source"] == "user" and "0.3 (user)" in texts["Basis of finding"]
+    texts: dict[str, list[str]] = {}
+    for item in study[0].ContentSequence:
+        if item.ValueType == "TEXT":
+            texts.setdefault(item.name.meaning, []).append(item.TextValue)
+    assert texts["Operating threshold source"] == ["user"] and "0.3 (user)" in texts["Basis of finding"][0]
+    assert texts["Comment"] == [NOT_FOR_CLINICAL_USE, "Comparability: comparable"]
 
 
 def test_nifti_input_gets_no_dicom_results_and_a_note(demo_data, scorer, tmp_path):
