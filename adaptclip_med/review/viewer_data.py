@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from adaptclip_med.review.references import same_level_row
 from adaptclip_med.review.rendering import Window
 from adaptclip_med.review.study_data import PROBABILITY_NIFTI, ReviewStudy
 
@@ -141,9 +142,9 @@ def reference_volume(bank, scan: int, study: ReviewStudy, bank_name: str, series
     recorded: list[bool] = []
     relative = study.relative_position
     for z in range(study.depth):
-        hit = next((position[src] for s, src in study.matched.get(z, []) if s == scan and src in position), None)
-        if hit is not None:
-            slices.append(hit)
+        row = same_level_row(bank, scan, study.matched.get(z, []), float(relative[z]))
+        if row is not None and int(rows[row]) in position:
+            slices.append(position[int(rows[row])])
             recorded.append(True)
         elif np.isfinite(relative[z]):
             (_, row), = bank.match(float(relative[z]), None, scans=[scan], strategy="position", per_scan=1)
