@@ -14,6 +14,7 @@ import math
 from pathlib import Path
 from typing import Iterable
 
+from adaptclip_med.outputs.slice_numbers import slice_number
 from adaptclip_med.batch.discovery import FileError
 from adaptclip_med.batch.journal import DONE, FAILED, StudyRecord
 from adaptclip_med.outputs import layout
@@ -39,7 +40,7 @@ def _order(record: StudyRecord) -> tuple:
 
 
 def write_worklist(out_dir: Path, records: Iterable[StudyRecord]) -> Path:
-    rows = [(r.key, "" if r.score is None else f"{r.score:.6f}", "" if r.top_slice is None else r.top_slice,
+    rows = [(r.key, "" if r.score is None else f"{r.score:.6f}", "" if r.top_slice is None else slice_number(r.top_slice),
              r.series, r.status, r.output, r.notes) for r in sorted(records, key=_order)]
     return atomic_write_bytes(Path(out_dir) / WORKLIST, _csv_bytes(WORKLIST_COLUMNS, rows))
 

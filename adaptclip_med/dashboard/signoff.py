@@ -71,8 +71,8 @@ def render(ctx: state.Context, study: ReviewStudy) -> None:
             st.caption(f"No region reaches the threshold {threshold:.3f}.")
         for finding in findings:
             field = f"so_finding_{key}_{finding.finding_id}"
-            st.session_state.setdefault(field, earlier.get((finding.finding_id, finding.describe()), ""))
-            st.text_input(finding.describe(), key=field, placeholder="note on this finding", disabled=not allowed)
+            st.session_state.setdefault(field, earlier.get((finding.finding_id, finding.describe(study.instances)), ""))
+            st.text_input(finding.describe(study.instances), key=field, placeholder="note on this finding", disabled=not allowed)
     st.checkbox(f"Save threshold {threshold:.3f} with the decision (model: {study.threshold:.3f})",
                 key=f"so_override_{key}", disabled=not allowed)
     if not allowed:
@@ -114,7 +114,7 @@ def _submit(ctx: state.Context, study: ReviewStudy, findings, threshold: float) 
     if decision is None:
         st.error("Choose a decision (1, 2 or 3) before signing off.")
         return
-    notes = [FindingNote(f.finding_id, f.describe(), st.session_state.get(f"so_finding_{key}_{f.finding_id}", ""))
+    notes = [FindingNote(f.finding_id, f.describe(study.instances), st.session_state.get(f"so_finding_{key}_{f.finding_id}", ""))
              for f in findings]
     override = threshold if st.session_state.get(f"so_override_{key}") else None
     seen: dict[str, int] = st.session_state.setdefault(SEEN, {})

@@ -18,6 +18,7 @@ from PIL import Image
 from adaptclip_med import __version__
 from adaptclip_med.outputs import layout
 from adaptclip_med.review.findings import find_findings
+from adaptclip_med.outputs.slice_numbers import instance_of, slice_label
 from adaptclip_med.review.references import matched_slice
 from adaptclip_med.review.rendering import Window, grey_rgb, overlay_slice
 from adaptclip_med.review.report import KeySlice, ReportContent, write_html_report, write_pdf_report
@@ -102,10 +103,10 @@ def report_content(study: ReviewStudy, review: Review, window: Window, bank: Ref
         image = np.asarray(Image.fromarray(overlay_slice(base, study.probability[z], threshold, alpha))
                            .resize((REPORT_IMAGE_SIZE, REPORT_IMAGE_SIZE)))
         match = matched_slice(bank, study, z) if bank is not None else None
-        key_slices.append(KeySlice(z, float(study.slice_scores[z]), image,
+        key_slices.append(KeySlice(z, float(study.slice_scores[z]), image, slice_label(z, instance_of(study.instances, z)),
                                    grey_rgb(match.thumbnail, REPORT_IMAGE_SIZE) if match is not None else None))
     return ReportContent(study.study_key, review, study.score, study.threshold, threshold, study.model_summary(),
-                         [f.describe() for f in findings], study.slice_scores, key_slices)
+                         [f.describe(study.instances) for f in findings], study.slice_scores, key_slices)
 
 
 def export_review(study: ReviewStudy, review: Review, output: Path, window: Window,

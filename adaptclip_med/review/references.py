@@ -25,7 +25,7 @@ class MatchedSlice:
 
     def caption(self, bank_name: str) -> str:
         how = "used by the model" if self.recorded else "nearest by body position"
-        return f"normal reference: bank '{bank_name}', scan {self.scan + 1}, slice {self.source_slice} ({how})"
+        return f"normal reference: bank '{bank_name}', scan {self.scan + 1}, slice {self.source_slice + 1} ({how})"
 
 
 def find_bank(banks_root: Path, name: str | None) -> Path | None:

@@ -54,6 +54,14 @@ class ReviewStudy:
         return float(self.probability.max())
 
     @cached_property
+    def instances(self) -> list[int | None]:
+        """DICOM InstanceNumber of each slice where it is one source image (reports name it beside
+        the 1-based slice number); empty without the source images."""
+        from adaptclip_med.outputs.slice_numbers import instance_numbers
+
+        return instance_numbers(self.volume)
+
+    @cached_property
     def auto_window(self) -> Window:
         """Percentile display window of the source images (a neutral one without them)."""
         return percentile_window(self.volume.array) if self.volume is not None else Window(0.5, 1.0)
@@ -136,12 +144,21 @@ def _read_report(output_dir: Path) -> dict[str, Any]:
         raise InputError(f"{describe_path(output_dir.name)}: no readable study.json (scoring unfinished or failed)") from exc
 
 
+def _array_index(row: dict[str, str]) -> int:
+    """The 0-based array index of a slices.csv row: ``array_index`` (or ``index``, as written
+    before slice numbering was unified), else the 1-based ``slice`` less one."""
+    for column in ("array_index", "index"):
+        if row.get(column) not in (None, ""):
+            return int(row[column])
+    return int(row["slice"]) - 1
+
+
 def _slice_scores(path: Path, depth: int) -> np.ndarray:
     scores = np.full(depth, np.nan, dtype=np.float64)
     try:
         with open(path, newline="") as handle:
             for row in csv.DictReader(handle):
-                index = int(row["index"])
+                index = _array_index(row)
                 skipped = str(row.get("skipped", "")).strip().lower() in ("true", "1", "yes")
                 if 0 <= index < depth and not skipped and row.get("score") not in (None, ""):
                     scores[index] = float(row["score"])

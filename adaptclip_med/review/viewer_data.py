@@ -237,6 +237,7 @@ def study_payload(study: ReviewStudy, threshold: float, method: str = "") -> dic
         "view_axes": axes, "slicing_view": slicing_view, "world_axis": world,
         "slice_scores": [None if not np.isfinite(s) else round(float(s), 5) for s in study.slice_scores],
         "top_slices": [int(z) for z in study.top_slices],
+        "instances": list(study.instances) or [None] * study.depth,  # DICOM InstanceNumber per slice
         "threshold": float(threshold),
         "fov_mm": float(max(spacing[1] * study.probability.shape[1], spacing[2] * study.probability.shape[2])),
         "wl_sensitivity": float(max(auto.width / 300.0, 1e-3)),

@@ -1,6 +1,6 @@
 """The reading worklist: scored studies ranked by score, each with its review status.
 
-Studies come from batch results (``worklist.csv`` with columns study_key, score, top_slice,
+Studies come from batch results (``worklist.csv`` with columns study_key, score, top_slice (1-based),
 series, status, output — see ``adaptclip-med batch``), from any folder of study outputs (each
 ``study.json`` marks a finished study, so half-written results never show up), and from the
 studies the dashboard scored itself.  The review status comes from the sign-off store, never from
@@ -36,7 +36,7 @@ DEFAULT_METHOD = "adaptclip"
 class WorklistEntry:
     study_key: str
     score: float | None
-    top_slice: int | None
+    top_slice: int | None  # 1-based slice number of the highest-scoring slice (the viewer's)
     series: str
     output_dir: Path | None
     scoring_status: str  # "done" when study.json exists, else what the batch recorded
@@ -97,13 +97,24 @@ def study_entry(output_dir: Path, study_key: str | None = None) -> WorklistEntry
         return None
     shape = source.get("shape_zyx") or []
     scoring = report.get("scoring") or {}
-    return WorklistEntry(str(key), _float(report.get("score")), _int(top[0].get("index")) if top and isinstance(top[0], dict) else None,
+    return WorklistEntry(str(key), _float(report.get("score")), _top_slice_number(top),
                          str(series), output_dir, "done", description=str(info.get("description") or ""),
                          modality=str(source.get("modality") or ""), slices=_int(shape[0]) if shape else None,
                          study_date=str(info.get("study_date") or ""),
                          method=str(scoring.get("method") or info.get("method") or DEFAULT_METHOD),
                          threshold=_float(report.get("threshold")), mask_voxels=_int(report.get("mask_voxels")),
                          problem=results_problem(output_dir))
+
+
+def _top_slice_number(top: list) -> int | None:
+    """The 1-based number of the first top slice (``slice``, or ``index`` + 1 in older study.json)."""
+    if not top or not isinstance(top[0], dict):
+        return None
+    number = _int(top[0].get("slice"))
+    if number is not None:
+        return number
+    index = _int(top[0].get("index"))
+    return None if index is None else index + 1
 
 
 def _comparison_key(output_dir: Path) -> str:

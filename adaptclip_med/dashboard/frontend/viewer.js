@@ -168,7 +168,8 @@
     const idx = [S.z, S.y, S.x][ax], n = [Z, Y, X][ax];
     const world = A.world_axis[ax];
     const score = A.slice_scores[S.z];
-    $("hud-study-tl").textContent = `${A.labels.study}\n${S.view}  slice ${idx + 1} / ${n}\n` +
+    const inst = ax === 0 && A.instances && A.instances[S.z] !== null && A.instances[S.z] !== undefined ? `  (instance ${A.instances[S.z]})` : "";
+    $("hud-study-tl").textContent = `${A.labels.study}\n${S.view}  slice ${idx + 1} / ${n}${inst}\n` +
       `pos ${"XYZ"[world]} ${fmt(mm[world], 1)} mm`;
     $("hud-study-tr").textContent = `W ${fmt(S.width, 0)}  L ${fmt(S.level, 0)}` + (S.preset ? `\n${S.preset}` : "");
     $("hud-study-bl").textContent = `zoom ${fmt(S.zoom, 2)}x`;
