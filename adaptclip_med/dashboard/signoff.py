@@ -14,12 +14,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from adaptclip_med.errors import AdaptClipError
+from adaptclip_med.review import guarded
+from adaptclip_med.review.access import SIGN_OFF, AccessDenied
 from adaptclip_med.review.export import ExportResult, export_review
 from adaptclip_med.review.findings import find_findings
 from adaptclip_med.review.references import find_bank
-from adaptclip_med.errors import AdaptClipError
-from adaptclip_med.review import guarded
-from adaptclip_med.review.access import AccessDenied, SIGN_OFF
 from adaptclip_med.review.store import DECISIONS, FindingNote, Review, StaleRevisionError
 from adaptclip_med.review.study_data import ReviewStudy
 
@@ -76,7 +76,7 @@ def render(ctx: state.Context, study: ReviewStudy) -> None:
     st.checkbox(f"Save threshold {threshold:.3f} with the decision (model: {study.threshold:.3f})",
                 key=f"so_override_{key}", disabled=not allowed)
     if not allowed:
-        st.caption(f"Read only: {ctx.who.display} has no sign-off role.")
+        st.caption(f"Read only: {md_text(ctx.who.display)} has no sign-off role.")
     if st.button("Sign off" if review is None else "Amend", key="sign", type="primary", icon=":material/draw:",
                  shortcut="Ctrl+Enter", width="stretch", help="Sign off (Ctrl+Enter)", disabled=not allowed):
         _submit(ctx, study, findings, threshold)
@@ -99,9 +99,11 @@ def _conflict(key: str, mine: str | None) -> None:
         return
     message, other = conflict
     st.error(md_text(message, 400), icon=":material/sync_problem:")
+    if other is None:
+        return
     theirs, yours = st.columns(2, gap="small")
     with theirs.container(border=True):
-        st.caption(f"Stored (revision {other.revision}), by {other.reviewer}")
+        st.caption(f"Stored (revision {other.revision}), by {md_text(other.reviewer)}")
         st.text(f"{other.decision_label}\n{other.notes}".strip())
     with yours.container(border=True):
         st.caption("Yours (not saved)")
@@ -129,7 +131,7 @@ def _submit(ctx: state.Context, study: ReviewStudy, findings, threshold: float) 
         st.session_state.setdefault(CONFLICT, {})[key] = (str(exc), other)
         st.rerun()
     except AccessDenied as exc:
-        st.error(str(exc), icon=":material/block:")
+        st.error(md_text(str(exc), 400), icon=":material/block:")
         return
     seen[key] = review.revision
     st.session_state.get(CONFLICT, {}).pop(key, None)
