@@ -67,7 +67,7 @@ def save_display_overlay(path: Path, slice01: np.ndarray, probability: np.ndarra
     axes = figure.add_axes((0.01, 0.07, 0.80, 0.84))  # 592 x 538 px: the 512 px image fits unscaled
     axes.imshow(overlay_rgb(slice01, probability, truth, threshold, vmax), interpolation="nearest")
     axes.set_axis_off()
-    axes.set_title(f"slice {slice_index + 1}   score {score:.4f}   threshold {threshold:.4f}", fontsize=11)
+    axes.set_title(f"slice {slice_index + 1}   slice score {score:.4f}   pixel threshold {threshold:.4f}", fontsize=11)
     bar_axes = figure.add_axes((0.84, 0.12, 0.03, 0.74))
     bar = figure.colorbar(ScalarMappable(Normalize(0.0, vmax), colormaps["jet"]), cax=bar_axes)
     bar.set_label("anomaly map", fontsize=9)
@@ -89,7 +89,7 @@ def save_demo_score_plot(path: Path, scores: Sequence[float], lesion_slices: Seq
     finite = np.isfinite(values)
     axes.plot(index[finite], values[finite], "-o", color="tab:blue", markersize=4, label="slice score")
     if threshold is not None:
-        axes.axhline(threshold, linestyle="--", color="tab:orange", label=f"threshold {threshold:.4f} (highest normal-reference slice)")
+        axes.axhline(threshold, linestyle="--", color="tab:orange", label=f"slice score threshold {threshold:.4f} (highest normal-reference slice score)")
         above = finite & (values >= threshold)
         axes.plot(index[above], values[above], "o", color="tab:red", markersize=7, label="above threshold")
     axes.set_xlabel("slice (1-based, as in the viewer)")

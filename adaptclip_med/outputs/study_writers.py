@@ -245,9 +245,8 @@ def write_kos(ctx: StudyContext) -> dict[str, Path]:
 
 
 def write_slices_table(ctx: StudyContext) -> dict[str, Path]:
-    from adaptclip_med.outputs.tables import write_slices_csv
-
     from adaptclip_med.outputs.slice_numbers import instance_of, slice_number
+    from adaptclip_med.outputs.tables import write_slices_csv
 
     rows = [{"slice": slice_number(s.index), "instance_number": instance_of(ctx.instances, s.index),
              "array_index": s.index, "position_mm": round(s.position_mm, 3), "score": None if s.skipped else round(s.score, 6),
@@ -289,8 +288,10 @@ def slice_counts(result: Any) -> dict[str, int]:
 def study_report(ctx: StudyContext) -> dict[str, Any]:
     """The ``study.json`` payload (files: those written so far)."""
     from adaptclip_med.outputs.slice_numbers import instance_of, slice_number
+    from adaptclip_med.outputs.thresholds import FLAG_RULE, study_flag, thresholds_report
 
     result, volume = ctx.result, ctx.volume
+    peak = float(np.max(result.probability)) if result.probability.size else float("nan")
     report = {
         "score": result.score, "aggregate": result.aggregate,
         "slice_numbering": SLICE_NUMBERING,
@@ -298,6 +299,10 @@ def study_report(ctx: StudyContext) -> dict[str, Any]:
                         "position_mm": result.slices[z].position_mm, "score": result.slices[z].score,
                         "matched_reference_slices": result.slices[z].matched} for z in result.top_slices],
         "threshold": result.threshold, "threshold_source": result.threshold_source,
+        "thresholds": thresholds_report(result.threshold, result.threshold_source,
+                                        (ctx.scoring.get("reference_bank") or {}).get("calibration")),
+        "study_flag": {"flag": study_flag(peak, result.threshold), "operating_threshold": result.threshold,
+                       "map_peak": peak, "rule": FLAG_RULE},
         "slices": slice_counts(result),
         "mask_voxels": int(result.mask.sum()), "source": {"kind": volume.source_kind, "modality": volume.modality,
                                                           "shape_zyx": list(result.probability.shape),

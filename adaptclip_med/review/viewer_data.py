@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from adaptclip_med.outputs.thresholds import slice_score_threshold
 from adaptclip_med.review.references import same_level_row
 from adaptclip_med.review.rendering import Window
 from adaptclip_med.review.study_data import PROBABILITY_NIFTI, ReviewStudy
@@ -238,7 +239,9 @@ def study_payload(study: ReviewStudy, threshold: float, method: str = "") -> dic
         "slice_scores": [None if not np.isfinite(s) else round(float(s), 5) for s in study.slice_scores],
         "top_slices": [int(z) for z in study.top_slices],
         "instances": list(study.instances) or [None] * study.depth,  # DICOM InstanceNumber per slice
-        "threshold": float(threshold),
+        "threshold": float(threshold),  # the pixel threshold of the outline (a map value)
+        "slice_threshold": slice_score_threshold(((study.report.get("scoring") or {}).get("reference_bank") or {})
+                                                 .get("calibration")),
         "fov_mm": float(max(spacing[1] * study.probability.shape[1], spacing[2] * study.probability.shape[2])),
         "wl_sensitivity": float(max(auto.width / 300.0, 1e-3)),
     }

@@ -22,6 +22,7 @@ from adaptclip_med.errors import PathNotAllowedError
 from adaptclip_med.review.paths import AllowedRoots
 from adaptclip_med.review.store import UNREAD
 from adaptclip_med.outputs.layout import STUDY_JSON
+from adaptclip_med.outputs.thresholds import flag_of
 from adaptclip_med.utils.keys import is_safe_key
 from adaptclip_med.utils.redact import describe_path
 
@@ -49,6 +50,7 @@ class WorklistEntry:
     threshold: float | None = None
     mask_voxels: int | None = None  # voxels at or above the model threshold (a possible finding when > 0)
     problem: str = ""  # why the results cannot be opened ("" when they can)
+    flag: str = ""  # normal / abnormal at the operating (pixel) threshold ("" when unknown)
 
     @property
     def openable(self) -> bool:
@@ -75,7 +77,7 @@ def read_worklist_csv(path: Path, roots: AllowedRoots) -> list[WorklistEntry]:
             batch_status = (row.get("status") or "").strip() or "unknown"
             status = "done" if done else ("results not readable" if batch_status == "done" else batch_status)
             entries.append(WorklistEntry(key, _float(row.get("score")), _int(row.get("top_slice")), row.get("series") or "",
-                                         output if done else None, status))
+                                         output if done else None, status, flag=(row.get("flag") or "").strip()))
     return entries
 
 
@@ -103,7 +105,7 @@ def study_entry(output_dir: Path, study_key: str | None = None) -> WorklistEntry
                          study_date=str(info.get("study_date") or ""),
                          method=str(scoring.get("method") or info.get("method") or DEFAULT_METHOD),
                          threshold=_float(report.get("threshold")), mask_voxels=_int(report.get("mask_voxels")),
-                         problem=results_problem(output_dir))
+                         problem=results_problem(output_dir), flag=flag_of(report) or "")
 
 
 def _top_slice_number(top: list) -> int | None:

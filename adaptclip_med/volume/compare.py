@@ -18,6 +18,7 @@ import numpy as np
 from adaptclip_med import __version__
 from adaptclip_med.outputs import layout
 from adaptclip_med.outputs.slice_numbers import instance_numbers, slice_labels
+from adaptclip_med.outputs.thresholds import flag_line, study_flag
 from adaptclip_med.volume.options import ScoringOptions
 from adaptclip_med.volume.pipeline import NOT_FOR_CLINICAL_USE, make_scorer, write_study_outputs
 
@@ -45,9 +46,13 @@ def score_with_methods(study: Path, out: Path, runs: Sequence[ScoringOptions], s
         write_study_outputs(volume, result, folder, scorer, time.time() - started, max(0, len(candidates) - 1),
                             parametric_map=options.output.parametric_map, key_objects=options.output.key_objects)
         mode = f"{scorer.shots}-shot" if scorer.shots else "zero-shot"
-        lines.append(f"{options.model.method}: study score {result.score:.4f} ({mode}, {options.output.aggregate}); "
+        peak = float(np.max(result.probability))
+        flag = study_flag(peak, result.threshold)
+        lines.append(f"{options.model.method}: {flag_line(flag, result.threshold, peak)}; "
+                     f"study score {result.score:.4f} ({mode}, {options.output.aggregate}); "
                      f"top slices {slice_labels(result.top_slices, instance_numbers(volume))}; outputs in {folder}")
         summary.append({"method": options.model.method, "folder": folder.name if len(runs) > 1 else ".", "score": result.score,
+                        "study_flag": flag,
                         "mode": mode, "top_slices": result.top_slices, "threshold": result.threshold,
                         "threshold_source": result.threshold_source, "identity": scorer.method.identity(),
                         "references_note": scorer.references_note()})

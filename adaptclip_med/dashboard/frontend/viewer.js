@@ -173,7 +173,9 @@
       `pos ${"XYZ"[world]} ${fmt(mm[world], 1)} mm`;
     $("hud-study-tr").textContent = `W ${fmt(S.width, 0)}  L ${fmt(S.level, 0)}` + (S.preset ? `\n${S.preset}` : "");
     $("hud-study-bl").textContent = `zoom ${fmt(S.zoom, 2)}x`;
-    $("hud-study-br").textContent = ax === 0 ? `slice score ${fmt(score, 3)}\nthreshold ${fmt(A.threshold, 3)}` : "";
+    // A slice score is only ever shown beside the SLICE score threshold (a map value is not comparable).
+    const sliceRef = A.slice_threshold === null || A.slice_threshold === undefined ? "" : `\nslice score threshold ${fmt(A.slice_threshold, 3)}`;
+    $("hud-study-br").textContent = ax === 0 ? `slice score ${fmt(score, 3)}${sliceRef}\noutline: pixel threshold ${fmt(A.threshold, 3)}` : "";
     $("hud-study-tl").dataset.slice = String(S.z);
     if (refReady) {
       const [rz] = refCursor();
@@ -304,7 +306,7 @@
     bar.appendChild(presets);
     bar.appendChild(sep());
     bar.appendChild(button("Heat map", "anomaly heat map (h)", S.heat, () => { S.heat = !S.heat; setOverlay(); }));
-    bar.appendChild(button("Outline", `mask outline at threshold ${fmt(A.threshold, 3)} (o)`, S.outline,
+    bar.appendChild(button("Outline", `mask outline at pixel threshold ${fmt(A.threshold, 3)} (o)`, S.outline,
                            () => { S.outline = !S.outline; setOverlay(); }));
     const op = document.createElement("label");
     op.title = "heat-map opacity";
