@@ -11,7 +11,6 @@ by the pseudonymous study key and the revision, and are regenerated when the rev
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
 from adaptclip_med.errors import AdaptClipError
@@ -202,9 +201,19 @@ def _audit(ctx: state.Context, study_key: str) -> None:
     if not trail:
         st.caption("No entries yet.")
         return
-    st.dataframe(pd.DataFrame([{"at (UTC)": e.at, "reviewer": e.reviewer, "identity": e.reviewer_id, "action": e.action,
-                                "from": (e.before or {}).get("decision", ""),
-                                "to": (e.after or {}).get("decision", ""),
-                                "revision": (e.after or {}).get("revision"),
-                                "threshold": (e.after or {}).get("threshold_override")} for e in trail]),
-                 hide_index=True, width="stretch")
+    # One entry per line, every field labelled: a table in this narrow popover showed one truncated column.
+    st.markdown("\n".join(f"- {md_text(line)}" for line in audit_lines(trail)))
+
+
+def audit_lines(trail) -> list[str]:
+    """Each audit entry as one readable line: when, who, what, the decision change, revision, threshold."""
+    lines = []
+    for e in trail:
+        before, after = (e.before or {}).get("decision", ""), (e.after or {}).get("decision", "")
+        change = f"{before or '-'} -> {after or '-'}" if before or after else ""
+        override = (e.after or {}).get("threshold_override")
+        parts = [str(e.at).replace("T", " ")[:19], e.reviewer + (f" ({e.reviewer_id})" if e.reviewer_id else ""), e.action,
+                 change, f"revision {(e.after or {}).get('revision')}" if (e.after or {}).get("revision") else "",
+                 f"pixel threshold {float(override):.4f}" if override is not None else ""]
+        lines.append(" · ".join(p for p in parts if p))
+    return lines

@@ -94,7 +94,21 @@ class ReviewStudy:
         name = backbone.get("architecture", "unknown backbone")
         weights = backbone.get("weights", "")
         refs = f"{shots}-shot with bank '{bank}'" if bank and shots else "zero-shot"
-        return f"{name} ({weights}), adapters {(scoring.get('model') or {}).get('adapters', '?')}, {refs}"
+        return f"{name} ({weights}), adapters {adapter_label(scoring.get('model') or {})}, {refs}"
+
+
+def adapter_label(model: dict[str, Any]) -> str:
+    """The method's trained weights as study.json's model identity records them (``weights``, with
+    its provenance source; older files: ``adapters``), "none recorded" rather than "?"."""
+    weights = model.get("adapters") or model.get("weights")
+    if not weights:
+        return "none recorded"
+    source = (model.get("weights_provenance") or {}).get("source")
+    sha = model.get("weights_sha256")
+    text = str(weights)
+    if source and source != weights:
+        text += f" ({source})"
+    return text + (f" sha256 {str(sha)[:12]}" if sha else "")
 
 
 def from_result(study_key: str, output_dir: Path, volume, result: StudyResult) -> ReviewStudy:

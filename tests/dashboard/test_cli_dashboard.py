@@ -166,3 +166,27 @@ def test_oidc_without_a_secret_and_trusted_header_off_loopback_are_refused(monke
     result, seen = _run(monkeypatch, ["--output", str(tmp_path / "out"), "--address", "unix:///run/adaptclip.sock",
                                       "--trusted-header", "X-Remote-User", "--allowed-host", "ai.hospital.example"])
     assert result.exit_code == 0 and seen["config"].login == "trusted-header"
+
+
+def test_a_busy_port_is_refused_in_one_line_before_the_demo_builds_anything(monkeypatch, tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        called = []
+        monkeypatch.setattr(dashboard_cli, "demo_data_root", lambda output: called.append(output))
+        result, seen = _run(monkeypatch, ["--demo", "--output", str(tmp_path / "out"), "--port", str(port)])
+    assert result.exit_code != 0 and not seen and not called  # nothing built, no server started
+    lines = [line for line in result.output.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and f"port {port} on 127.0.0.1 is already in use" in lines[0] and "--port " in lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_version_prints_the_version():
+    from adaptclip_med import __version__
+    from adaptclip_med.cli.main import app
+
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"adaptclip-med {__version__}"

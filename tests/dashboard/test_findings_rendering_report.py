@@ -64,3 +64,12 @@ def test_pdf_report_is_a_pdf(tmp_path, content):
     data = path.read_bytes()
     assert data.startswith(b"%PDF") and data.count(b"/Type /Page") >= 2
     assert [p.name for p in tmp_path.iterdir()] == ["report.pdf"]  # no temporary left behind
+
+
+def test_model_provenance_names_the_adapters_it_recorded():
+    from adaptclip_med.review.study_data import adapter_label
+
+    assert adapter_label({"weights": "demo", "weights_provenance": {"source": "packaged demo"},
+                          "weights_sha256": "abcdef0123456789"}) == "demo (packaged demo) sha256 abcdef012345"
+    assert adapter_label({"weights": "untrained", "weights_provenance": {"source": "untrained"}}) == "untrained"
+    assert adapter_label({"adapters": "x.safetensors"}) == "x.safetensors" and adapter_label({}) == "none recorded"
