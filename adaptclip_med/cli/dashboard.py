@@ -46,9 +46,12 @@ def demo_data_root(output: Path) -> Path:
     """The synthetic phantom study and normal references, made once under the output folder."""
     from adaptclip_med.demo.dataset import make_ct_demo_dataset
 
+    from adaptclip_med.demo.reading_room import truth_outside
+
     root = output / DEMO_DATA
+    truth = truth_outside(output, root)  # the label map is not a study: never under the data root
     if not (root / "study").is_dir():
-        make_ct_demo_dataset(root, seed=0, normals=3)
+        make_ct_demo_dataset(root, seed=0, normals=3, truth_path=truth)
     return root
 
 
@@ -136,6 +139,10 @@ def dashboard(
         if not roots:
             roots = [demo_data_root(output)]
             references = references or str(demo_bank(roots[0], banks))
+            from adaptclip_med.demo.reading_room import prescore_lesion_study
+
+            typer.echo("scoring the demo's lesion study (demo model, few-shot with the demo bank) for the reading room")
+            prescore_lesion_study(output, roots[0], options.resolve_bank(references, banks), scoring.slicing.axis)
     else:
         banks = options.banks_root(banks_root)
         scoring = options.scoring_options(model, require_weights=False, window=window, axis=axis, batch_size=batch_size)

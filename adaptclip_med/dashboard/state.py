@@ -178,6 +178,20 @@ def restore_from_url() -> None:
         st.session_state[NAV_REQUEST] = "Viewer"
 
 
+def open_demo_study(ctx: Context) -> None:
+    """Once per session, in demo mode without a page or study in the URL: open the top of the
+    worklist (the pre-scored lesion study) in the reading room, as the README shows."""
+    if not ctx.config.demo or "_demo_opened" in st.session_state:
+        return
+    st.session_state["_demo_opened"] = True
+    params = url_params()
+    if params.get("page") or params.get("study") or PENDING_OPEN in st.session_state or STUDY in st.session_state:
+        return
+    top = next((e for e in worklist(ctx) if e.openable), None)
+    if top is not None:
+        request_open("worklist", top.study_key)
+
+
 def apply_navigation() -> None:
     """Switch page as requested; must run before the page radio exists, since Streamlit refuses
     changes to a widget's value once it is drawn."""

@@ -80,6 +80,22 @@ def test_reference_library_builds_renames_and_deletes_banks(dashboard_config, de
     assert not (config.banks_root / "ct-head").exists() and not _problems(at)
 
 
+def test_a_flagged_series_is_built_into_a_bank_only_after_confirmation(dashboard_config, demo_data):
+    config = dashboard_config()
+    at = _goto(_app().run(), "Reference library")
+    at.button(key="lib_scan").click().run()
+    flagged = [c.key for c in _candidates(demo_data.root) if "LESION" in c.description]
+    normal = [c.key for c in _candidates(demo_data.root) if "NORMAL" in c.description]
+    at.multiselect(key="ref_pick").set_value([*normal, *flagged]).run()
+    assert at.button(key="build_bank").disabled  # the app's own flag stops the build
+    assert any("not a normal reference" in w.value for w in at.warning)
+    assert not any(config.banks_root.glob("*/bank.json")) if config.banks_root.is_dir() else True
+    at.checkbox(key="ref_confirm_flagged").check().run()
+    assert not at.button(key="build_bank").disabled
+    at.multiselect(key="ref_pick").set_value(normal).run()  # without the flagged series: no confirmation asked
+    assert not at.button(key="build_bank").disabled and not [c for c in at.checkbox if c.key == "ref_confirm_flagged"]
+
+
 def test_patient_names_only_with_the_flag(dashboard_config):
     dashboard_config(show_patient_names=True)
     at = _goto(_app().run(), "Reference library")
@@ -97,6 +113,23 @@ def bank_for(demo_data, tiny_options):
         return config.banks_root / "ct-head"
 
     return make
+
+
+def test_the_demo_opens_in_the_reading_room_on_the_top_study(dashboard_config, demo_data, tiny_options):
+    from adaptclip_med.io.loader import load_study
+    from adaptclip_med.review.studies import dashboard_output_dir, score_for_review, study_key_of
+
+    config = dashboard_config(demo=True)
+    candidate = next(c for c in _candidates(demo_data.root) if "LESIONS" in c.description)
+    volume, _ = load_study(demo_data.study_dir)
+    key = study_key_of(volume, candidate)
+    score_for_review(volume, key, dashboard_output_dir(config.output, key), make_scorer(tiny_options),
+                     {"description": candidate.description})
+    at = _app().run()
+    assert at.radio(key="nav").value == "Viewer" and not _problems(at)
+    assert at.session_state["study"].study_key == key  # straight into the reading room, no worklist click
+    at = _goto(at, "Worklist")  # and once there, the reader's own navigation wins
+    assert at.radio(key="nav").value == "Worklist" and not _problems(at)
 
 
 def test_open_score_view_sign_off_and_reload(dashboard_config, demo_data, bank_for, tmp_path):

@@ -373,7 +373,7 @@ def test_bad_uploads_are_named_and_not_kept(room, page, tmp_path):
     fake.write_bytes(b"this is not a NIfTI volume")
     notes = tmp_path / "notes.dcm"
     notes.write_bytes(b"plain text, not DICOM" * 20)
-    _open(page, room.url)
+    _open(page, f"{room.url}/?page=Worklist")  # the demo opens in the reading room otherwise
     page.get_by_role("tab", name="Upload").click()
     page.locator(".st-key-upload input[type='file']").set_input_files([str(fake), str(notes)])
     page.locator(".st-key-open_upload button").first.wait_for()
@@ -394,7 +394,7 @@ def test_bad_uploads_are_named_and_not_kept(room, page, tmp_path):
 
 
 def test_worklist_flags_broken_results_and_deep_links_open_studies(room, page):
-    _open(page, room.url)
+    _open(page, f"{room.url}/?page=Worklist")  # the demo opens in the reading room otherwise
     table = page.locator("[data-testid='stDataFrame']").first
     table.wait_for()
     page.locator(".st-key-wl_pick [role='combobox']").click()
@@ -420,7 +420,7 @@ def test_worklist_flags_broken_results_and_deep_links_open_studies(room, page):
     fresh.close()
 
     # an unscored series from the worklist goes to the scoring panel, and is scored in the page
-    _open(page, room.url)
+    _open(page, f"{room.url}/?page=Worklist")  # the demo opens in the reading room otherwise
     page.locator(".st-key-wl_pick [role='combobox']").click()
     page.get_by_role("option").filter(has_text="NORMAL").filter(has_text="[not scored]").first.click()
     _settle(page)

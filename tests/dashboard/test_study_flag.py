@@ -61,3 +61,11 @@ def test_older_study_json_gets_its_flag_from_the_mask_and_score_bars_use_the_lis
     assert high == pytest.approx(0.145) and low < 0.140 and (0.145 - low) / (high - low) > (0.140 - low) / (high - low)
     assert (0.145 - 0.140) / (high - low) > 0.5  # 0.140 and 0.145 no longer look the same
     assert score_bar_range([]) == (0.0, 1.0)
+
+
+def test_score_with_on_a_scored_study_does_not_say_not_scored(two_runs, tmp_path):
+    from adaptclip_med.dashboard.scoring_panel import scoring_heading
+
+    base, _, _ = two_runs
+    assert scoring_heading(base / "low").startswith("scored with adaptclip; score it again")
+    assert scoring_heading(tmp_path / "nothing") == "not scored yet" and scoring_heading(None) == "not scored yet"
