@@ -31,6 +31,7 @@ sits in the shared functional groups), so the reference is built from the SEG's 
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,13 +113,15 @@ class StudyFinding:
 
     @classmethod
     def at_threshold(cls, regions: int, threshold: float, threshold_source: str, score: float | None) -> "StudyFinding":
-        """The algorithm's finding: present iff any voxel reaches the operating threshold."""
+        """The algorithm's finding: present iff any voxel reaches the operating threshold (a NaN
+        study score, when no slice was scored, is left out: a NUM item cannot hold it)."""
         if regions:
             basis = (f"{regions} region(s) with anomaly probability >= operating threshold {threshold:.4g} "
                      f"({threshold_source})")
         else:
             basis = f"no voxel reaches the operating threshold {threshold:.4g} ({threshold_source})"
-        return cls(bool(regions), basis, float(threshold), threshold_source, score)
+        known = score is not None and math.isfinite(float(score))
+        return cls(bool(regions), basis, float(threshold), threshold_source, float(score) if known else None)
 
 
 # ---------------------------------------------------------------------------------- content

@@ -17,6 +17,7 @@ from PIL import Image
 
 from adaptclip_med import __version__
 from adaptclip_med.outputs import layout
+from adaptclip_med.outputs.result_series import ResultRun
 from adaptclip_med.review.findings import find_findings
 from adaptclip_med.outputs.slice_numbers import instance_of, slice_label
 from adaptclip_med.review.references import matched_slice
@@ -54,8 +55,11 @@ def export_name(study_key: str, revision: int, name: str) -> str:
     return f"{study_key}_r{int(revision)}_{name}"
 
 
-def export_masks(study: ReviewStudy, threshold: float, folder: Path, revision: int = 1) -> tuple[dict[str, Path], list[str]]:
-    """Reviewed mask as NIfTI (always) and DICOM SEG (DICOM source images only)."""
+def export_masks(study: ReviewStudy, threshold: float, folder: Path, revision: int = 1,
+                 run: ResultRun | None = None) -> tuple[dict[str, Path], list[str]]:
+    """Reviewed mask as NIfTI (always) and DICOM SEG (DICOM source images only); ``run`` numbers the
+    SEG's series (one per export, distinct from the algorithm's series)."""
+    run = run or ResultRun()
     name = lambda leaf: export_name(study.study_key, revision, leaf)  # noqa: E731
     files: dict[str, Path] = {}
     notes: list[str] = []
@@ -71,8 +75,8 @@ def export_masks(study: ReviewStudy, threshold: float, folder: Path, revision: i
         from adaptclip_med.outputs.dicom_seg import write_dicom_seg
 
         files["dicom_seg"] = write_dicom_seg(mask, study.volume, folder / name(layout.REVIEWED_SEG), algorithm_name="AdaptCLIP",
-                                             software_version=__version__,
-                                             series_description="AdaptCLIP anomaly mask (reviewed, research)")
+                                             software_version=__version__, series_number=run.series_number("REVIEWED_SEG"),
+                                             series_description=run.series_description("AdaptCLIP", "REVIEWED_SEG"))
     else:
         notes.append("DICOM SEG needs the source DICOM series (not available for this study)")
     return files, notes
@@ -113,12 +117,14 @@ def export_review(study: ReviewStudy, review: Review, output: Path, window: Wind
                   bank: ReferenceBank | None = None) -> ExportResult:
     """Write masks and both reports for a signed-off study."""
     folder = export_folder(output, study.study_key)
-    files, notes = export_masks(study, reviewed_threshold(study, review), folder, review.revision)
+    run = ResultRun()
+    files, notes = export_masks(study, reviewed_threshold(study, review), folder, review.revision, run)
     if "dicom_seg" in files:
         from adaptclip_med.review.reviewed_sr import write_reviewed_sr
 
         files["reviewed_sr"] = write_reviewed_sr(study, review, reviewed_threshold(study, review), files["dicom_seg"],
-                                                 folder / export_name(study.study_key, review.revision, layout.REVIEWED_SR))
+                                                 folder / export_name(study.study_key, review.revision, layout.REVIEWED_SR),
+                                                 run)
     else:
         notes.append("Reviewed DICOM SR needs the source DICOM series (not available for this study)")
     content = report_content(study, review, window, bank)

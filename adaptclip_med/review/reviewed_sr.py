@@ -16,8 +16,6 @@ from urllib.parse import urlparse
 
 from adaptclip_med.review.store import Review
 
-REVIEWED_SR_SERIES_NUMBER = 9901
-REVIEWED_SR_DESCRIPTION = "Anomaly review (reader decision, research)"
 MAX_ORGANIZATION = 64  # VR LO
 
 
@@ -44,16 +42,19 @@ def review_notes(review: Review) -> list[str]:
     return notes
 
 
-def write_reviewed_sr(study, review: Review, threshold: float, seg_path: Path, target: Path) -> Path:
-    """Write the reviewed SR for ``study`` (DICOM source images loaded) next to the reviewed SEG."""
+def write_reviewed_sr(study, review: Review, threshold: float, seg_path: Path, target: Path, run=None) -> Path:
+    """Write the reviewed SR for ``study`` (DICOM source images loaded) next to the reviewed SEG;
+    ``run`` (:class:`~adaptclip_med.outputs.result_series.ResultRun`, the export's) numbers its series."""
     import pydicom
 
     from adaptclip_med.outputs.dicom_sources import derivable_headers, deriving_from
     from adaptclip_med.outputs.dicom_sr import PersonObserver, StudyFinding, write_measurement_report
     from adaptclip_med.outputs.equipment import AlgorithmEquipment
     from adaptclip_med.outputs.regions import anomaly_regions
+    from adaptclip_med.outputs.result_series import ResultRun
     from adaptclip_med.review.studies import method_of
 
+    run = run or ResultRun()
     confirmed = review.decision == "confirmed"
     source = "reader's threshold" if review.threshold_override is not None else study.threshold_source or "model"
     finding = StudyFinding(confirmed, f"Reader's decision: {review.decision_label} (revision {review.revision})",
@@ -68,5 +69,5 @@ def write_reviewed_sr(study, review: Review, threshold: float, seg_path: Path, t
         return write_measurement_report(
             target, source_images=derivable_headers(study.volume), segmentation=segmentation, observer=observer,
             algorithm=algorithm, finding=finding, regions=regions, regions_total=found.total if confirmed else 0,
-            notes=review_notes(review), series_number=REVIEWED_SR_SERIES_NUMBER,
-            series_description=REVIEWED_SR_DESCRIPTION)
+            notes=review_notes(review), series_number=run.series_number("REVIEWED_SR"),
+            series_description=run.series_description(algorithm.name, "REVIEWED_SR"))

@@ -16,11 +16,14 @@ def test_cli_run_with_the_demo_override_writes_outputs_and_logs_no_identifiers(d
     assert {row["study"]: row["status"] for row in rows} == {"demo-study-with-lesions": "done", "demo-normal-study": "done"}
     assert all(row["mode"] == "3-shot" for row in rows)
     lesions = out / "demo-study-with-lesions"
-    for name in ("anomaly_probability.nii.gz", "anomaly_mask.nii.gz", "anomaly_seg.dcm", "slices.csv", "study.json"):
+    for name in ("anomaly_probability.nii.gz", "anomaly_mask.nii.gz", "anomaly_seg.dcm", "anomaly_sr.dcm", "slices.csv",
+                 "study.json"):
         assert (lesions / name).is_file(), name
     report = json.loads((lesions / "study.json").read_text())
     assert report["scoring"]["reference_bank"]["calibration"] is not None  # threshold calibrated on the demo bank
     source = pydicom.dcmread(next((demo_dir / "data" / "study").glob("*.dcm")), stop_before_pixels=True)
+    sr = pydicom.dcmread(lesions / "anomaly_sr.dcm", stop_before_pixels=True)  # the bundle's SaveDicomSrd
+    assert sr.StudyInstanceUID == source.StudyInstanceUID and report["files"]["dicom_sr"] == "anomaly_sr.dcm"
     log = result.stdout + result.stderr
     for identifier in (source.StudyInstanceUID, source.SeriesInstanceUID, source.SOPInstanceUID, str(source.PatientName)):
         assert identifier not in log

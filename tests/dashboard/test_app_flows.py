@@ -244,7 +244,10 @@ def _assert_reviewed_sr(path: Path, review) -> None:
     assert "Reader's decision: Confirmed anomaly (revision 1)" in texts
     assert "Reader notes: hyperdense focus" in texts and any(t.endswith(": looks like a bleed") for t in texts)
     assert sr.content.get_volumetric_roi_measurement_groups()  # the confirmed regions, on the reviewed SEG
-    assert pydicom.dcmread(path).SeriesDescription.startswith("Anomaly review")
+    seg = pydicom.dcmread(path.with_name(path.name.replace("reviewed_sr", "reviewed_seg")), stop_before_pixels=True)
+    sr_header = pydicom.dcmread(path)
+    assert "reviewed report (research)" in sr_header.SeriesDescription and "reviewed SEG" in seg.SeriesDescription
+    assert sr_header.SeriesNumber % 10 == 6 and seg.SeriesNumber % 10 == 5  # distinct from the algorithm's series
 
 
 def test_batch_results_open_with_their_source_found_by_study_key(dashboard_config, demo_data, bank_for, tmp_path,

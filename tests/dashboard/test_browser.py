@@ -465,7 +465,6 @@ def test_normal_scan_picker_flags_label_maps_and_series_with_findings(room, page
     page.locator(".st-key-ref_pick [role='combobox']").click()
     options = page.get_by_role("option").all_inner_texts()
     flagged = [o for o in options if o.startswith("⚠")]
-    print("OPTIONS", options)
     assert any("NIFTI" in o for o in flagged)  # the demo's lesion mask: a label map
     assert any("LESIONS" in o for o in flagged)  # scored with findings
     assert not any("NORMAL" in o for o in flagged)

@@ -198,3 +198,16 @@ def test_version_prints_the_version():
 
     result = CliRunner().invoke(app, ["--version"])
     assert result.exit_code == 0 and result.output.strip() == f"adaptclip-med {__version__}"
+
+
+def test_the_installed_command_refuses_a_network_bind_without_login(tmp_path):
+    """The real process (no fake server): one line on stderr, exit 2, nothing started or written."""
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "adaptclip_med.cli.main", "dashboard", "--address", "0.0.0.0",
+                          "--output", str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "--address 0.0.0.0: refused without a login" in lines[0]
+    assert not (tmp_path / "out").exists()

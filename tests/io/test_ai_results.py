@@ -182,6 +182,7 @@ def test_nothing_found_gives_an_absent_finding_without_region_groups(write_serie
     assert not sr.content.get_volumetric_roi_measurement_groups() and not sr.content.get_planar_roi_measurement_groups()
     (study,) = sr.content.get_image_measurement_groups()
     assert study.get_qualitative_evaluations()[0].value.meaning == "Absent"
+    assert StudyFinding.at_threshold(0, 0.5, "default", float("nan")).score is None  # nothing scored: no NUM
 
 
 def test_device_uid_follows_model_and_bank_identity():

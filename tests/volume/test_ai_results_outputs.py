@@ -123,3 +123,26 @@ def test_nifti_input_gets_no_dicom_results_and_a_note(demo_data, scorer, tmp_pat
     report = json.loads((tmp_path / "out" / "study.json").read_text())
     assert not set(OBJECTS) & set(out.files) and not list((tmp_path / "out").glob("*.dcm"))
     assert [n for n in report["notes"] if "not DICOM" in n] and report.get("dicom_results") is None
+
+
+def test_device_uid_of_real_scorers_follows_the_bank(bank, tiny_loaded, tiny_options, tmp_path):
+    """The Device UID comes from the scorer's description: the bank's identity (incl. its creation
+    time, so a rebuilt bank differs) is in it; the same scorer settings give the same UID."""
+    import shutil
+
+    from adaptclip_med.outputs.equipment import AlgorithmEquipment
+    from adaptclip_med.volume.pipeline import make_scorer
+
+    with_bank = make_scorer(tiny_options.with_(bank=str(bank), shots=2), tiny_loaded).describe()
+    assert with_bank["reference_bank"]["created"]
+    again = make_scorer(tiny_options.with_(bank=str(bank), shots=2), tiny_loaded).describe()
+    zero_shot = make_scorer(tiny_options, tiny_loaded).describe()
+    rebuilt = tmp_path / "rebuilt"
+    shutil.copytree(bank, rebuilt)
+    meta = json.loads((rebuilt / "bank.json").read_text())
+    meta["created"] = "2030-01-01T00:00:00+0000"
+    (rebuilt / "bank.json").write_text(json.dumps(meta))
+    other = make_scorer(tiny_options.with_(bank=str(rebuilt), shots=2), tiny_loaded).describe()
+    uid = lambda scoring: AlgorithmEquipment.for_scoring("AdaptCLIP", scoring).device_uid  # noqa: E731
+    assert uid(with_bank) == uid(again)
+    assert len({uid(with_bank), uid(zero_shot), uid(other)}) == 3
