@@ -19,7 +19,7 @@ from adaptclip_med.review.access import SIGN_OFF, AccessDenied
 from adaptclip_med.review.export import ExportResult, export_review
 from adaptclip_med.review.findings import find_findings
 from adaptclip_med.review.references import find_bank
-from adaptclip_med.review.store import DECISIONS, FindingNote, Review, StaleRevisionError
+from adaptclip_med.review.store import ACCEPTED, DECISIONS, REJECTED, FindingNote, Review, StaleRevisionError
 from adaptclip_med.review.study_data import ReviewStudy
 
 from adaptclip_med.dashboard import state, viewer_state
@@ -34,6 +34,9 @@ EXPORTED = "exported"  # session: study key -> ExportResult of the current revis
 SEEN = "seen_revision"  # session: study key -> revision shown when the reader started
 CONFLICT = "signoff_conflict"  # session: study key -> (message, the other reviewer's Review)
 
+
+#: How the accept / reject choice of a finding reads on screen.
+VERDICT_LABELS = {ACCEPTED: "accept", REJECTED: "reject"}
 
 def render(ctx: state.Context, study: ReviewStudy) -> None:
     key = study.study_key
@@ -64,14 +67,12 @@ def render(ctx: state.Context, study: ReviewStudy) -> None:
                       help=f"{DECISIONS[code]} (key {HOTKEYS[code]})", disabled=not allowed)
     st.text_area("Notes", key=f"so_notes_{key}", height=68, disabled=not allowed,
                  placeholder="notes (saved with the decision)", label_visibility="collapsed")
-    earlier = {(n.finding_id, n.description): n.note for n in review.findings} if review else {}
-    with st.expander(f"Findings at threshold {threshold:.3f}: {len(findings)}", expanded=False):
+    earlier = {(n.finding_id, n.description): n for n in review.findings} if review else {}
+    with st.expander(f"Findings at pixel threshold {threshold:.4f}: {len(findings)}", expanded=bool(findings)):
         if not findings:
-            st.caption(f"No region reaches the threshold {threshold:.3f}.")
+            st.caption(f"No region reaches the pixel threshold {threshold:.4f}.")
         for finding in findings:
-            field = f"so_finding_{key}_{finding.finding_id}"
-            st.session_state.setdefault(field, earlier.get((finding.finding_id, finding.describe(study.instances)), ""))
-            st.text_input(finding.describe(study.instances), key=field, placeholder="note on this finding", disabled=not allowed)
+            _finding_row(key, finding, study, earlier, allowed)
     st.checkbox(f"Save threshold {threshold:.3f} with the decision (model: {study.threshold:.3f})",
                 key=f"so_override_{key}", disabled=not allowed)
     if not allowed:
@@ -85,6 +86,23 @@ def render(ctx: state.Context, study: ReviewStudy) -> None:
                     args=(ctx, key), width="stretch", help="Open the highest-ranked unread study (key U)")
     with audit_col.popover("Audit trail", width="stretch"):
         _audit(ctx, key)
+
+
+def _finding_row(key: str, finding, study: ReviewStudy, earlier: dict, allowed: bool) -> None:
+    """One finding: a button that jumps the viewer to its peak slice, accept / reject, a note."""
+    text = finding.describe(study.instances)
+    before = earlier.get((finding.finding_id, text))
+    note_field, verdict_field = f"so_finding_{key}_{finding.finding_id}", f"so_verdict_{key}_{finding.finding_id}"
+    st.session_state.setdefault(note_field, before.note if before else "")
+    st.session_state.setdefault(verdict_field, VERDICT_LABELS[before.verdict if before else ACCEPTED])
+    jump_col, verdict_col = st.columns([3, 2], vertical_alignment="center")
+    jump_col.button(text, key=f"so_goto_{key}_{finding.finding_id}", on_click=viewer_state.request_jump,
+                    args=(finding.peak_slice,), width="stretch", type="tertiary", icon=":material/my_location:",
+                    help=f"Show the peak slice of finding #{finding.finding_id} in the viewer")
+    verdict_col.radio(f"finding {finding.finding_id}", list(VERDICT_LABELS.values()), key=verdict_field, horizontal=True,
+                      label_visibility="collapsed", disabled=not allowed)
+    st.text_input(f"note on finding {finding.finding_id}", key=note_field, placeholder=f"note on finding #{finding.finding_id}",
+                  disabled=not allowed, label_visibility="collapsed")
 
 
 def _decide(study_key: str, code: str) -> None:
@@ -115,7 +133,9 @@ def _submit(ctx: state.Context, study: ReviewStudy, findings, threshold: float) 
     if decision is None:
         st.error("Choose a decision (1, 2 or 3) before signing off.")
         return
-    notes = [FindingNote(f.finding_id, f.describe(study.instances), st.session_state.get(f"so_finding_{key}_{f.finding_id}", ""))
+    verdicts = {label: code for code, label in VERDICT_LABELS.items()}
+    notes = [FindingNote(f.finding_id, f.describe(study.instances), st.session_state.get(f"so_finding_{key}_{f.finding_id}", ""),
+                         verdicts.get(st.session_state.get(f"so_verdict_{key}_{f.finding_id}"), ACCEPTED))
              for f in findings]
     override = threshold if st.session_state.get(f"so_override_{key}") else None
     seen: dict[str, int] = st.session_state.setdefault(SEEN, {})

@@ -55,15 +55,29 @@ def export_name(study_key: str, revision: int, name: str) -> str:
     return f"{study_key}_r{int(revision)}_{name}"
 
 
+def reviewed_mask(study: ReviewStudy, threshold: float, accepted: set[int] | None) -> np.ndarray:
+    """The map at the reviewed threshold, restricted to the findings the reader accepted
+    (``accepted``: finding ids as the findings list numbers them; None: every region)."""
+    if accepted is None:
+        return study.probability >= threshold
+    from adaptclip_med.review.findings import labelled_findings
+
+    labels = labelled_findings(study.probability, threshold, study.spacing).labels
+    return np.isin(labels, sorted(accepted)) & (labels > 0)
+
+
 def export_masks(study: ReviewStudy, threshold: float, folder: Path, revision: int = 1,
-                 run: ResultRun | None = None) -> tuple[dict[str, Path], list[str]]:
+                 run: ResultRun | None = None, accepted: set[int] | None = None) -> tuple[dict[str, Path], list[str]]:
     """Reviewed mask as NIfTI (always) and DICOM SEG (DICOM source images only); ``run`` numbers the
-    SEG's series (one per export, distinct from the algorithm's series)."""
+    SEG's series (one per export, distinct from the algorithm's series); ``accepted``: the finding
+    ids the reader accepted (the rejected ones are left out), None for the whole mask."""
     run = run or ResultRun()
     name = lambda leaf: export_name(study.study_key, revision, leaf)  # noqa: E731
     files: dict[str, Path] = {}
     notes: list[str] = []
-    mask = study.probability >= threshold
+    mask = reviewed_mask(study, threshold, accepted)
+    if accepted is not None and study.volume is None:
+        notes.append("Without the source images the reviewed NIfTI mask holds every region at the threshold")
     if study.volume is not None:
         from adaptclip_med.outputs.nifti import write_nifti
 
@@ -118,7 +132,8 @@ def export_review(study: ReviewStudy, review: Review, output: Path, window: Wind
     """Write masks and both reports for a signed-off study."""
     folder = export_folder(output, study.study_key)
     run = ResultRun()
-    files, notes = export_masks(study, reviewed_threshold(study, review), folder, review.revision, run)
+    files, notes = export_masks(study, reviewed_threshold(study, review), folder, review.revision, run,
+                                accepted=review.accepted_ids())
     if "dicom_seg" in files:
         from adaptclip_med.review.reviewed_sr import write_reviewed_sr
 

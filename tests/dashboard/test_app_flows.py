@@ -12,6 +12,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -154,10 +155,20 @@ def test_open_score_view_sign_off_and_reload(dashboard_config, demo_data, bank_f
     view = at.session_state["view_state"]
     assert view["z"] == report["top_slices"][0]["index"] and (view["level"], view["width"]) == (40.0, 80.0)
     assert at.session_state["view_nonce"]
-    at.slider(key="threshold").set_value(0.05).run()
-    assert "Findings at threshold 0.050" in "\n".join(e.label for e in at.expander)
+    chosen = _two_findings_threshold(at.session_state["study"])
+    at.slider(key="threshold").set_value(chosen).run()
+    assert f"Findings at pixel threshold {chosen:.4f}" in "\n".join(e.label for e in at.expander)
     finding_inputs = [t for t in at.text_input if t.key.startswith(f"so_finding_{study_key}_")]
     assert finding_inputs, "a low threshold must produce at least one finding to annotate"
+    # per-finding review: the list is clickable (the viewer jumps to the peak slice), each is accepted or rejected
+    from adaptclip_med.review.findings import labelled_findings
+
+    listed = labelled_findings(at.session_state["study"].probability, chosen, at.session_state["study"].spacing)
+    assert len(listed.findings) >= 2, "the flow needs two findings: one accepted, one rejected"
+    last = listed.findings[-1]
+    at.button(key=f"so_goto_{study_key}_{last.finding_id}").click().run()
+    assert at.session_state["view_state"]["z"] == last.peak_slice  # the viewer is sent to the peak slice
+    at.radio(key=f"so_verdict_{study_key}_{last.finding_id}").set_value("reject").run()
 
     # sign-off with a finding note and the threshold override
     assert not [t for t in at.text_input if t.key == "reviewer"]  # no free-text reviewer any more
@@ -170,7 +181,10 @@ def test_open_score_view_sign_off_and_reload(dashboard_config, demo_data, bank_f
     assert any(f"Signed off: **Confirmed anomaly** by {LOCAL_USER}" in s.value.replace("\\", "") for s in at.success)
     review = ReviewStore.in_folder(config.output).review(study_key)
     assert review.reviewer == LOCAL_USER and review.reviewer_id.endswith(f"#{LOCAL_USER}")
-    assert review.threshold_override == pytest.approx(0.05) and review.findings[0].note == "looks like a bleed"
+    assert review.threshold_override == pytest.approx(chosen) and review.findings[0].note == "looks like a bleed"
+    assert [f.verdict for f in review.findings] == ["accepted"] * (len(listed.findings) - 1) + ["rejected"]
+    signed = ReviewStore.in_folder(config.output).audit_trail(study_key)[-1]
+    assert signed.action == "sign_off" and signed.after["rejected_findings"] == [last.finding_id]  # rejected: in the audit
 
     at.button(key="export").click().run()
     exported = config.output / "reviewed" / study_key
@@ -179,6 +193,7 @@ def test_open_score_view_sign_off_and_reload(dashboard_config, demo_data, bank_f
     report_html = (exported / f"{study_key}_r1_report.html").read_text()
     assert LOCAL_USER in report_html and review.record_hash in report_html  # the chain head travels with the export
     _assert_reviewed_sr(exported / f"{study_key}_r1_reviewed_sr.dcm", review)
+    _assert_only_accepted_findings(exported, study_key, listed, last.finding_id, at.session_state["study"])
 
     # reload = a fresh session: the worklist shows the decision, the viewer restores the override
     again = _app().run()
@@ -186,7 +201,7 @@ def test_open_score_view_sign_off_and_reload(dashboard_config, demo_data, bank_f
     again.selectbox(key="wl_pick").set_value(study_key).run()
     again.button(key="wl_open").click().run()
     assert not _problems(again)
-    assert again.slider(key="threshold").value == pytest.approx(0.05)
+    assert again.slider(key="threshold").value == pytest.approx(chosen)
     assert any(f"Signed off: **Confirmed anomaly** by {LOCAL_USER}" in s.value.replace("\\", "") for s in again.success)
     assert [e.action for e in ReviewStore.in_folder(config.output).audit_trail(study_key)] == ["score", "sign_off", "export"]
     _assert_verify_names_tampering(config.output, tmp_path)
@@ -220,6 +235,31 @@ def _assert_verify_names_tampering(output: Path, scratch: Path) -> None:
         connection.close()
         result = verify(copy)
         assert result.returncode == 1 and message in result.stderr, (name, result.stderr)
+
+
+def _two_findings_threshold(study) -> float:
+    """A pixel threshold (4 decimals, as the slider shows) at which the map has 2 to 8 findings."""
+    from adaptclip_med.review.findings import labelled_findings
+
+    for q in np.linspace(0.90, 0.9995, 60):
+        value = round(float(np.quantile(study.probability, q)), 4)
+        if 2 <= len(labelled_findings(study.probability, value, study.spacing).findings) <= 8:
+            return value
+    raise AssertionError("no threshold gives two findings on this map")
+
+
+def _assert_only_accepted_findings(exported: Path, study_key: str, listed, rejected: int, study) -> None:
+    """The reviewed SEG and SR carry the accepted findings only."""
+    import highdicom as hd
+    import pydicom
+
+    labels = listed.labels
+    accepted = (labels > 0) & (labels != rejected)
+    seg = pydicom.dcmread(exported / f"{study_key}_r1_reviewed_seg.dcm")
+    assert int((seg.pixel_array > 0).sum()) == int(accepted.sum()) and not (accepted & (labels == rejected)).any()
+    sr = hd.sr.srread(exported / f"{study_key}_r1_reviewed_sr.dcm")
+    groups = sr.content.get_volumetric_roi_measurement_groups()
+    assert len(groups) == len(listed.findings) - 1  # one measurement group per accepted finding
 
 
 def _assert_reviewed_sr(path: Path, review) -> None:
