@@ -20,6 +20,7 @@ from adaptclip_med.review.export import ExportResult, export_review
 from adaptclip_med.review.findings import find_findings
 from adaptclip_med.review.references import find_bank
 from adaptclip_med.review.store import ACCEPTED, DECISIONS, REJECTED, FindingNote, Review, StaleRevisionError
+from adaptclip_med.review.study_context import may_see_context
 from adaptclip_med.review.study_data import ReviewStudy
 
 from adaptclip_med.dashboard import state, viewer_state
@@ -68,7 +69,7 @@ def render(ctx: state.Context, study: ReviewStudy) -> None:
     st.text_area("Notes", key=f"so_notes_{key}", height=68, disabled=not allowed,
                  placeholder="notes (saved with the decision)", label_visibility="collapsed")
     earlier = {(n.finding_id, n.description): n for n in review.findings} if review else {}
-    with st.expander(f"Findings at pixel threshold {threshold:.4f}: {len(findings)}", expanded=bool(findings)):
+    with st.expander(f"Findings at pixel threshold {threshold:.4f}: {len(findings)}", expanded=False):  # open on demand: the sign-off stays above the fold
         if not findings:
             st.caption(f"No region reaches the pixel threshold {threshold:.4f}.")
         for finding in findings:
@@ -186,7 +187,8 @@ def _export(ctx: state.Context, study: ReviewStudy, review: Review) -> ExportRes
     bank_path = find_bank(ctx.config.banks_root, study.bank_name)
     bank = state.open_bank(bank_path) if bank_path is not None else None
     with st.spinner("Writing the reviewed mask and the report..."):
-        result = export_review(study, review, ctx.config.output, viewer_state.current_window(), bank)
+        result = export_review(study, review, ctx.config.output, viewer_state.current_window(), bank,
+                               with_context=may_see_context(ctx.who, ctx.config.show_patient_names))
     ctx.store.record_event(study.study_key, ctx.who, "export",
                            {"files": sorted(p.name for p in result.files.values()), "revision": review.revision})
     st.session_state.setdefault(EXPORTED, {})[study.study_key] = result

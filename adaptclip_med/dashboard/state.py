@@ -122,7 +122,10 @@ def discovery(ctx: Context, refresh: bool = False) -> Discovery:
     """Series under the data roots, scanned once per session (or on request)."""
     if refresh or DISCOVERY not in st.session_state:
         with st.spinner("Scanning the data roots for image series..."):
-            st.session_state[DISCOVERY] = discover(ctx.data_roots, ctx.config.show_patient_names, ctx.config.scoring.slicing.axis)
+            from adaptclip_med.review.study_context import may_see_context
+
+            names = may_see_context(ctx.who, ctx.config.show_patient_names)  # a logged-in reader sees who it is
+            st.session_state[DISCOVERY] = discover(ctx.data_roots, names, ctx.config.scoring.slicing.axis)
     return st.session_state[DISCOVERY]
 
 

@@ -15,6 +15,7 @@ from adaptclip_med.review import viewer_data
 from adaptclip_med.review.references import find_bank
 from adaptclip_med.review.store import STATUS_LABELS
 from adaptclip_med.review.studies import available_maps, method_of
+from adaptclip_med.review.study_context import may_see_context, patient_context
 from adaptclip_med.review.study_data import ReviewStudy
 
 from adaptclip_med.dashboard import open_study, scoring_panel, signoff, state, viewer_state
@@ -115,9 +116,18 @@ def _viewer(ctx: state.Context, study: ReviewStudy) -> None:
     reported = viewer(payload, reference=reference, state=view, state_nonce=st.session_state[state.VIEW_NONCE], jump=None,
                       presets=viewer_data.window_presets(viewer_state.window_options(study)),
                       heat_range=viewer_data.heat_range(study, bool(st.session_state.get(state.STRETCH))),
-                      label=f"{study.study_key[:12]} · {method}", height=VIEWER_HEIGHT, key=COMPONENT_KEY)
+                      label=f"{study.study_key[:12]} · {method}", height=VIEWER_HEIGHT, key=COMPONENT_KEY,
+                      context=context_lines(ctx, study))
     if viewer_state.adopt(reported):
         state.set_url(**viewer_state.to_url(st.session_state[state.VIEW]))
+
+
+def context_lines(ctx: state.Context, study: ReviewStudy) -> list[str]:
+    """Patient context for the corner text: only for a user the login established (see study_context)."""
+    if not may_see_context(ctx.who, ctx.config.show_patient_names):
+        return []
+    found = patient_context(study.volume)
+    return found.lines() if found is not None else []
 
 
 def _bank(ctx: state.Context, study: ReviewStudy):

@@ -57,7 +57,9 @@ def render(ctx: state.Context) -> None:
     elif shown:
         ranked = [e for e in entries if e.openable]
         table = pd.DataFrame([{
-            "rank": str(ranked.index(e) + 1) if e in ranked else "—", "description": e.description or "—",
+            "rank": str(ranked.index(e) + 1) if e in ranked else "—",
+            **({"patient": e.patient or "—"} if any(x.patient for x in shown) else {}),
+            "description": e.description or "—",
             "date": e.study_date or "—", "modality": e.modality or "—", "series": e.series or "—",
             "slices": e.slices, "score": e.score if e.openable else None,
             "flag": (e.flag or "—") if e.openable else "—", "method": e.method or "—",

@@ -128,8 +128,9 @@ def report_content(study: ReviewStudy, review: Review, window: Window, bank: Ref
 
 
 def export_review(study: ReviewStudy, review: Review, output: Path, window: Window,
-                  bank: ReferenceBank | None = None) -> ExportResult:
-    """Write masks and both reports for a signed-off study."""
+                  bank: ReferenceBank | None = None, with_context: bool = False) -> ExportResult:
+    """Write masks and both reports for a signed-off study.  ``with_context``: the reports name the
+    patient (for a user the login established; file names never do)."""
     folder = export_folder(output, study.study_key)
     run = ResultRun()
     files, notes = export_masks(study, reviewed_threshold(study, review), folder, review.revision, run,
@@ -143,6 +144,13 @@ def export_review(study: ReviewStudy, review: Review, output: Path, window: Wind
     else:
         notes.append("Reviewed DICOM SR needs the source DICOM series (not available for this study)")
     content = report_content(study, review, window, bank)
+    if with_context:
+        from dataclasses import replace as _replace
+
+        from adaptclip_med.review.study_context import patient_context
+
+        found = patient_context(study.volume)
+        content = _replace(content, context=tuple(found.facts()) if found is not None else ())
     files["report_html"] = write_html_report(folder / export_name(study.study_key, review.revision, layout.REVIEW_REPORT_HTML), content)
     files["report_pdf"] = write_pdf_report(folder / export_name(study.study_key, review.revision, layout.REVIEW_REPORT_PDF), content)
     return ExportResult(folder, files, notes, review.revision)

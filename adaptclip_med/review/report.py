@@ -44,6 +44,7 @@ class ReportContent:
     findings: list[str]
     slice_scores: np.ndarray  # (Z,) nan where skipped
     key_slices: list[KeySlice] = field(default_factory=list)
+    context: tuple[tuple[str, str], ...] = ()  # patient context (label, value), only for an authorised reader
 
 
 def score_curve_png(scores: np.ndarray, marks: list[int]) -> bytes:
@@ -90,10 +91,10 @@ def _data_uri(png: bytes) -> str:
 def _facts(content: ReportContent) -> list[tuple[str, str]]:
     review = content.review
     override = "none" if review.threshold_override is None else f"{review.threshold_override:.3f}"
-    return [("Study", content.study_key), ("Decision", review.decision_label), ("Reviewer", review.reviewer),
+    return [*content.context, ("Study", content.study_key), ("Decision", review.decision_label), ("Reviewer", review.reviewer),
             ("Signed off (UTC)", review.reviewed_at), ("Revision", str(review.revision)),
-            ("Study score", f"{content.study_score:.4f}"), ("Model threshold", f"{content.model_threshold:.3f}"),
-            ("Threshold override", override), ("Model", content.model_summary),
+            ("Study score", f"{content.study_score:.4f}"), ("Model pixel threshold", f"{content.model_threshold:.4f}"),
+            ("Pixel threshold override", override), ("Model", content.model_summary),
             *([("Reviewer identity", review.reviewer_id)] if review.reviewer_id else []),
             *([("Audit chain head at sign-off", review.record_hash)] if review.record_hash else [])]
 

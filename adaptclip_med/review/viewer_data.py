@@ -239,6 +239,7 @@ def study_payload(study: ReviewStudy, threshold: float, method: str = "") -> dic
         "slice_scores": [None if not np.isfinite(s) else round(float(s), 5) for s in study.slice_scores],
         "top_slices": [int(z) for z in study.top_slices],
         "instances": list(study.instances) or [None] * study.depth,  # DICOM InstanceNumber per slice
+        "units": "HU" if study.volume is not None and getattr(study.volume, "modality", "") == "CT" else "",
         "threshold": float(threshold),  # the pixel threshold of the outline (a map value)
         "slice_threshold": slice_score_threshold(((study.report.get("scoring") or {}).get("reference_bank") or {})
                                                  .get("calibration")),

@@ -51,6 +51,7 @@ class WorklistEntry:
     mask_voxels: int | None = None  # voxels at or above the model threshold (a possible finding when > 0)
     problem: str = ""  # why the results cannot be opened ("" when they can)
     flag: str = ""  # normal / abnormal at the operating (pixel) threshold ("" when unknown)
+    patient: str = ""  # patient name, only when discovery read it (a user allowed to see it)
 
     @property
     def openable(self) -> bool:
@@ -106,6 +107,12 @@ def study_entry(output_dir: Path, study_key: str | None = None) -> WorklistEntry
                          method=str(scoring.get("method") or info.get("method") or DEFAULT_METHOD),
                          threshold=_float(report.get("threshold")), mask_voxels=_int(report.get("mask_voxels")),
                          problem=results_problem(output_dir), flag=flag_of(report) or "")
+
+
+def _person(name: str | None) -> str:
+    from adaptclip_med.review.study_context import _person_name
+
+    return _person_name(name) if name else ""
 
 
 def _top_slice_number(top: list) -> int | None:
@@ -221,14 +228,16 @@ def with_candidates(entries: list[WorklistEntry], candidates: Iterable) -> list[
         if found:
             c = found[0]
             entry = replace(entry, description=entry.description or c.description, modality=entry.modality or c.modality,
-                            slices=entry.slices or c.num_slices, study_date=entry.study_date or c.study_date)
+                            slices=entry.slices or c.num_slices, study_date=entry.study_date or c.study_date,
+                            patient=entry.patient or _person(c.patient_name))
         filled.append(entry)
     for key, found in by_study.items():
         if key in known:
             continue
         c = found[0]
         filled.append(WorklistEntry(key, None, None, c.key[:8], None, NOT_SCORED, description=c.description,
-                                    modality=c.modality or c.kind.upper(), slices=c.num_slices, study_date=c.study_date))
+                                    modality=c.modality or c.kind.upper(), slices=c.num_slices, study_date=c.study_date,
+                                    patient=_person(c.patient_name)))
     return filled
 
 
