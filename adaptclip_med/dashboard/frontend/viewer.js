@@ -23,7 +23,7 @@
   function send(type, data) {
     window.parent.postMessage(Object.assign({ isStreamlitMessage: true, type: type }, data || {}), "*");
   }
-  function setValue(value) { send("streamlit:setComponentValue", { value: value, dataType: "json" }); }
+  function setValue(value) { stats.sent += 1; send("streamlit:setComponentValue", { value: value, dataType: "json" }); }
   function setHeight(h) { send("streamlit:setFrameHeight", { height: h }); }
 
   // ------------------------------------------------------------------ state
@@ -33,7 +33,7 @@
   let studyId = null, refId = null, jumpNonce = null, stateNonce = null;
   let nvS = null, nvR = null, refReady = false, loading = null;
   let sendTimer = null, dirty = false;
-  const stats = { wheel: [], wl: [], wlRef: [], firstRender: null, t0: performance.now(), paints: 0, lastPaint: 0 };
+  const stats = { wheel: [], wl: [], wlRef: [], firstRender: null, t0: performance.now(), paints: 0, lastPaint: 0, sent: 0 };
   window.__viewer = { S: S, stats: stats, ready: false };
 
   function clamp(v, lo, hi) { return Math.max(lo, Math.min(hi, v)); }
@@ -251,10 +251,12 @@
   }
 
   // ------------------------------------------------------------------ changes
+  // No server round trip while a mouse button is down: a slow drag used to outlast the debounce, so
+  // Streamlit reran mid-drag and greyed the viewer out.  The state goes back once, after mouseup.
   function changed() {
     dirty = true;
     clearTimeout(sendTimer);
-    sendTimer = setTimeout(flush, DEBOUNCE_MS);
+    if (!drag) sendTimer = setTimeout(flush, DEBOUNCE_MS);
     window.__viewer.S = S;
   }
   function flush() {
@@ -406,7 +408,12 @@
     }
     changed();
   }, true);
-  window.addEventListener("mouseup", () => { if (drag && !drag.pan) toolbar(); drag = null; }, true);
+  window.addEventListener("mouseup", () => {
+    if (drag && !drag.pan) toolbar();
+    const wasDragging = !!drag;
+    drag = null;
+    if (wasDragging && dirty) { clearTimeout(sendTimer); sendTimer = setTimeout(flush, DEBOUNCE_MS); }
+  }, true);
 
   $("strip").addEventListener("click", (e) => {
     const r = $("strip").getBoundingClientRect();
