@@ -462,7 +462,9 @@ def test_normal_scan_picker_flags_label_maps_and_series_with_findings(room, page
     _open(page, f"{room.url}/?page=Reference%20library")
     page.locator(".st-key-lib_scan button").first.click()
     _settle(page)
+    page.locator(".st-key-ref_pick [role='combobox']").scroll_into_view_if_needed()
     page.locator(".st-key-ref_pick [role='combobox']").click()
+    page.get_by_role("option").first.wait_for()  # the list opens after the click: wait for it
     options = page.get_by_role("option").all_inner_texts()
     flagged = [o for o in options if o.startswith("⚠")]
     assert any("NIFTI" in o for o in flagged)  # the demo's lesion mask: a label map
