@@ -539,12 +539,14 @@ def test_reading_room_numbering_thresholds_reference_level_probe_help_and_findin
     page.keyboard.press("Escape")
     expect(help_box).to_be_hidden()
 
-    page.get_by_text("Findings at pixel threshold").first.click()
-    _settle(page)
     jump = page.locator("[class*='st-key-so_goto_'] button").last
-    jump.wait_for()
+    summary = page.locator("[data-testid='stExpander'] summary").filter(has_text="Findings at pixel threshold").first
+    summary.scroll_into_view_if_needed()
+    summary.click()
+    _settle(page)
+    jump.wait_for(state="attached")
     peak = int(re.search(r"peak [0-9.]+ on slice (\d+)", jump.inner_text()).group(1))
-    jump.click()
+    jump.evaluate("b => b.click()")  # the button's own click handler (the list may sit below the fold)
     _settle(page)
     deadline = time.monotonic() + 30
     while _view(frame)["z"] != peak - 1 and time.monotonic() < deadline:
