@@ -208,6 +208,19 @@ def _below_fold(page, locator) -> bool:
     return box is None or box["y"] + box["height"] > VIEWPORT["height"]
 
 
+def _open_dropdown(page, combobox: str, attempts: int = 3) -> None:
+    """Open a select's option list; a rerun that lands just after the click redraws the widget and
+    closes the list, so the click is repeated until options are on screen."""
+    for _ in range(attempts):
+        page.locator(combobox).click()
+        try:
+            page.get_by_role("option").first.wait_for(timeout=10_000)
+            return
+        except Exception:  # playwright TimeoutError: the list closed again
+            _settle(page)
+    raise AssertionError(f"{combobox}: the option list did not open")
+
+
 # ---------------------------------------------------------------------------------------------- flows
 def test_scroll_window_level_and_curve_jump_happen_in_the_browser(room, page):
     from playwright.sync_api import expect
@@ -462,12 +475,10 @@ def test_normal_scan_picker_flags_label_maps_and_series_with_findings(room, page
     _open(page, f"{room.url}/?page=Reference%20library")
     page.locator(".st-key-lib_scan button").first.click()
     _settle(page)
-    page.locator(".st-key-ref_pick [role='combobox']").scroll_into_view_if_needed()
-    page.locator(".st-key-ref_pick [role='combobox']").click()
-    page.get_by_role("option").first.wait_for()  # the list opens after the click: wait for it
+    _open_dropdown(page, ".st-key-ref_pick [role='combobox']")
     options = page.get_by_role("option").all_inner_texts()
     flagged = [o for o in options if o.startswith("⚠")]
-    assert any("NIFTI" in o for o in flagged)  # the demo's lesion mask: a label map
+    assert any("NIFTI" in o for o in flagged), options  # the demo's lesion mask: a label map
     assert any("LESIONS" in o for o in flagged)  # scored with findings
     assert not any("NORMAL" in o for o in flagged)
     page.get_by_role("option").filter(has_text="NIFTI").first.click()

@@ -28,7 +28,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-from test_browser import CHROMIUM, CHROMIUM_ARGS, STEP_TIMEOUT, VIEWPORT, _free_port, _settle, _wait_healthy
+from test_browser import CHROMIUM, CHROMIUM_ARGS, SHOTS, STEP_TIMEOUT, VIEWPORT, _free_port, _settle, _wait_healthy
 
 IDP_DIR = Path(__file__).resolve().parents[1] / "idp"
 NODE = shutil.which("node")
@@ -194,6 +194,8 @@ def test_radiologist_logs_in_signs_off_and_logs_out(site, context):
     page.locator(".st-key-sign button").first.click()
     _settle(page)
     page.get_by_text("by Dr Rad").first.wait_for()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "signed-in.png"))  # who is signed in, the sign-off they made
 
     store = ReviewStore.in_folder(site.output)
     review = store.review(site.study_key)
@@ -232,6 +234,7 @@ def test_a_user_without_the_sign_off_role_cannot_sign_off(site, context):
     expect(page.locator(".st-key-sign button").first).to_be_disabled()  # UI
     expect(page.locator(".st-key-decide_normal button").first).to_be_disabled()
     page.get_by_text("Read only: Dr Reader").first.wait_for()
+    page.screenshot(path=str(SHOTS / "read-only.png"))
     # server: a forced click (the disabled attribute removed in the page) and the hotkeys store nothing
     page.evaluate("() => document.querySelectorAll('.st-key-sign button, .st-key-decide_normal button')"
                   ".forEach(b => { b.disabled = false; b.removeAttribute('disabled'); })")
