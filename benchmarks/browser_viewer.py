@@ -225,10 +225,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--shape", default="24,128,128",
+                        help="slices,rows,columns of the demo lesion study (e.g. 24,256,256: the in-plane size `dashboard --demo` shows; the phantom needs >= ~20 slices for its lesions)")
     args = parser.parse_args()
+    shape = tuple(int(n) for n in args.shape.split(","))
     with tempfile.TemporaryDirectory(prefix="browser-bench-") as folder:
         output = Path(folder) / "review"
-        key = prepare_scored_demo(output, n_references=3).key
+        key = prepare_scored_demo(output, n_references=3, shape=shape).key
         port = _free_port()
         server = _serve(output, port)
         try:

@@ -69,3 +69,17 @@ def test_score_with_on_a_scored_study_does_not_say_not_scored(two_runs, tmp_path
     base, _, _ = two_runs
     assert scoring_heading(base / "low").startswith("scored with adaptclip; score it again")
     assert scoring_heading(tmp_path / "nothing") == "not scored yet" and scoring_heading(None) == "not scored yet"
+
+
+def test_references_build_names_both_calibrated_thresholds(tmp_path, demo_data, tiny_options):
+    from adaptclip_med.cli.references import calibration_line
+    from adaptclip_med.volume.pipeline import model_for
+    from adaptclip_med.volume.reference_bank import ReferenceBank, build_reference_bank
+
+    path = build_reference_bank("ct-head", list(demo_data.reference_dirs), model_for(tiny_options),
+                                tiny_options.preprocessing(), tmp_path / "banks", batch_size=8)
+    calibration = ReferenceBank.open(path).calibration
+    line = calibration_line(path)
+    assert line.startswith(f"pixel threshold {calibration['pixel_threshold']:.4f} (map value; 99.9 % quantile")
+    assert f"slice score threshold {calibration['normal_slice_score_max']:.4f} (highest normal slice score)" in line
+    assert "; threshold" not in line and not line.startswith("threshold")
