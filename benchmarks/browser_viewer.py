@@ -13,7 +13,11 @@ Measures, inside the viewer's iframe (its own instrumentation, ``window.__viewer
   is software GL, so it measures the CPU, not the viewer);
 * the same re-windowing with the GL work forced to completion (``gl.finish()``): the image layer
   alone (what a drag does), every layer (``updateGLVolume``, what a drag did before), a plain redraw;
-* first render: volumes decoded and drawn (from the render message), and page load to ready.
+* first render: volumes decoded and drawn (from the render message), and page load to ready;
+* what a user feels on a W/L drag: each real mouse move (Playwright, through Chromium's input
+  pipeline) to the second animation frame after it, measured from the driving process (so it
+  includes the DevTools round trip, an upper bound), and how many state messages went to the
+  server during the drag (none: the state goes back once, after mouseup).
 
     python -m benchmarks.browser_viewer [--steps 40] [--out benchmarks/results/browser_viewer.json]
 """
@@ -152,6 +156,10 @@ def _serve(output: Path, port: int) -> subprocess.Popen:
     raise SystemExit("dashboard did not start")
 
 
+#: Resolves once the frame after the next one is presented: the input before it is on screen.
+TWO_FRAMES_JS = "() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))"
+
+
 def _summary(values: list[float]) -> dict[str, float]:
     return {"median_ms": round(statistics.median(values), 1), "p90_ms": round(sorted(values)[int(0.9 * (len(values) - 1))], 1),
             "min_ms": round(min(values), 1), "n": len(values)}
@@ -181,11 +189,18 @@ def measure(url: str, steps: int) -> dict:
             page.wait_for_timeout(60)
         page.mouse.move(cx, cy)
         page.mouse.down()
+        sent_before = frame.evaluate("() => window.__viewer.stats.sent")
+        felt = []  # real input event sent -> the frame holding it presented (two animation frames), per move
         for i in range(steps):
-            page.mouse.move(cx + (i % 7) * 6, cy + (i % 5) * 4)
-            page.wait_for_timeout(60)
+            t0 = time.perf_counter()
+            page.mouse.move(cx + (i % 7) * 6 + 3, cy + (i % 5) * 4 + 2)
+            frame.evaluate(TWO_FRAMES_JS)
+            felt.append((time.perf_counter() - t0) * 1000)
+            page.wait_for_timeout(500 if i % 10 == 9 else 60)  # some pauses longer than the state debounce
+        sent_during = frame.evaluate("() => window.__viewer.stats.sent") - sent_before
         page.mouse.up()
-        page.wait_for_timeout(500)
+        page.wait_for_timeout(1200)
+        sent_after = frame.evaluate("() => window.__viewer.stats.sent") - sent_before - sent_during
         stats = frame.evaluate("() => ({wheel: window.__viewer.stats.wheel, wl: window.__viewer.stats.wl,"
                                " wlRef: window.__viewer.stats.wlRef,"
                                " firstRender: window.__viewer.stats.firstRender, shape: window.__viewer.nv.volumes[0].dims})")
@@ -195,6 +210,8 @@ def measure(url: str, steps: int) -> dict:
         gl_cost = frame.evaluate(GL_COST_JS, max(10, steps // 2))
         browser.close()
     return {"wheel_to_slice_drawn": _summary(stats["wheel"]), "wl_drag_to_repaint": _summary(stats["wl"]),
+            "wl_real_input_to_presented_frame": _summary(felt),
+            "wl_state_messages_to_server_during_drag": sent_during, "wl_state_messages_after_mouseup": sent_after,
             "wl_drag_reference_follows": _summary(stats["wlRef"]) if stats["wlRef"] else None,
             "wheel_to_frame_presented": _summary(presented_wheel), "wl_to_frame_presented": _summary(presented_wl),
             "gl_finished_window_image_layer": _summary(gl_cost["image_layer"]),
@@ -208,10 +225,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--shape", default="24,128,128",
+                        help="slices,rows,columns of the demo lesion study (e.g. 24,256,256: the in-plane size `dashboard --demo` shows; the phantom needs >= ~20 slices for its lesions)")
     args = parser.parse_args()
+    shape = tuple(int(n) for n in args.shape.split(","))
     with tempfile.TemporaryDirectory(prefix="browser-bench-") as folder:
         output = Path(folder) / "review"
-        key = prepare_scored_demo(output, n_references=3).key
+        key = prepare_scored_demo(output, n_references=3, shape=shape).key
         port = _free_port()
         server = _serve(output, port)
         try:

@@ -15,6 +15,7 @@ import math
 from pathlib import Path
 from typing import Iterable
 
+from adaptclip_med.outputs.slice_numbers import slice_number
 from adaptclip_med.batch.discovery import FileError
 from adaptclip_med.batch.journal import DONE, FAILED, StudyRecord
 from adaptclip_med.outputs import layout
@@ -22,7 +23,7 @@ from adaptclip_med.utils.atomic import atomic_write_bytes
 
 WORKLIST = layout.WORKLIST_CSV
 ERRORS = layout.ERRORS_CSV
-WORKLIST_COLUMNS = ("study_key", "score", "top_slice", "series", "status", "comparability", "output", "notes")
+WORKLIST_COLUMNS = ("study_key", "score", "flag", "top_slice", "series", "status", "comparability", "output", "notes")
 ERROR_COLUMNS = ("study_key", "reason")
 
 
@@ -44,8 +45,25 @@ def _order(record: StudyRecord) -> tuple:
     return (not scored, record.status != DONE, -(record.score or 0.0) if scored else 0.0, record.key)
 
 
+def _flag(out_dir: Path, record: StudyRecord) -> str:
+    """normal / abnormal at the operating threshold, from the study's own study.json ("" when not scored)."""
+    import json
+
+    from adaptclip_med.outputs.layout import STUDY_JSON
+    from adaptclip_med.outputs.thresholds import flag_of
+
+    if record.status != DONE or not record.output:
+        return ""
+    try:
+        report = json.loads((Path(out_dir) / record.output / STUDY_JSON).read_text())
+    except (OSError, ValueError):
+        return ""
+    return (flag_of(report) or "") if isinstance(report, dict) else ""
+
+
 def write_worklist(out_dir: Path, records: Iterable[StudyRecord]) -> Path:
-    rows = [(r.key, f"{r.score:.6f}" if _ranked(r) else "", "" if r.top_slice is None else r.top_slice,
+    rows = [(r.key, f"{r.score:.6f}" if _ranked(r) else "", _flag(out_dir, r),
+             "" if r.top_slice is None else slice_number(r.top_slice),
              r.series, r.status, r.comparability, r.output, r.notes) for r in sorted(records, key=_order)]
     return atomic_write_bytes(Path(out_dir) / WORKLIST, _csv_bytes(WORKLIST_COLUMNS, rows))
 

@@ -46,9 +46,12 @@ def demo_data_root(output: Path) -> Path:
     """The synthetic phantom study and normal references, made once under the output folder."""
     from adaptclip_med.demo.dataset import make_ct_demo_dataset
 
+    from adaptclip_med.demo.reading_room import truth_outside
+
     root = output / DEMO_DATA
+    truth = truth_outside(output, root)  # the label map is not a study: never under the data root
     if not (root / "study").is_dir():
-        make_ct_demo_dataset(root, seed=0, normals=3)
+        make_ct_demo_dataset(root, seed=0, normals=3, truth_path=truth)
     return root
 
 
@@ -115,6 +118,7 @@ def dashboard(
             raise InputError("--oidc-metadata-url and --oidc-client-id go together")
         oidc = OidcOptions(oidc_metadata_url, oidc_client_id, oidc_client_secret_file, oidc_scope, public_url, oidc_prompt)
     login = plan_login(address, port, oidc, trusted_header, tuple(allowed_host))
+    require_free_port(address, port)  # before the demo builds anything: a busy port fails at once
     if send_to:
         from adaptclip_med.review.pacs_send import PacsDestination
 
@@ -135,6 +139,10 @@ def dashboard(
         if not roots:
             roots = [demo_data_root(output)]
             references = references or str(demo_bank(roots[0], banks))
+            from adaptclip_med.demo.reading_room import prescore_lesion_study
+
+            typer.echo("scoring the demo's lesion study (demo model, few-shot with the demo bank) for the reading room")
+            prescore_lesion_study(output, roots[0], options.resolve_bank(references, banks), scoring.slicing.axis)
     else:
         banks = options.banks_root(banks_root)
         scoring = options.scoring_options(model, require_weights=False, window=window, axis=axis, batch_size=batch_size)
@@ -157,6 +165,39 @@ def dashboard(
         typer.echo(f"review dashboard on {where}  ({mode}; output: {output}; Ctrl-C stops it)")
         code = _serve(streamlit_command(APP, port, address, max_upload_mb, secrets), env)
     raise typer.Exit(code)
+
+
+def require_free_port(address: str, port: int) -> None:
+    """Refuse, in one line, a port something already listens on (another dashboard, say): Streamlit
+    would otherwise start after the demo set-up, print the other instance's URL and fail."""
+    import errno
+    import socket
+
+    if address.startswith("unix://"):
+        return
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port in TIME_WAIT is free to reuse
+        try:
+            probe.bind((address, int(port)))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                return  # not this check's business (an address not on this machine is Streamlit's to report)
+            raise InputError(f"port {port} on {address} is already in use (another dashboard?): "
+                             f"stop it or start this one with --port {_free_port_hint(address)}") from None
+
+
+def _free_port_hint(address: str) -> int:
+    """A port the system reports free right now (only a suggestion for the message)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((address, 0))
+            return int(probe.getsockname()[1])
+        except OSError:
+            return 8502
 
 
 def _trainable(method: str) -> bool:

@@ -20,14 +20,19 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    """Eager: runs while the options are parsed, before Click asks for the missing command."""
+    if value:
+        typer.echo(f"adaptclip-med {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of one-line errors."),
-          version: bool = typer.Option(False, "--version", help="Print the version and exit.")) -> None:
+          version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True,
+                                       callback=_print_version)) -> None:
     common.STATE["debug"] = debug
     common.configure_logging(debug)
-    if version:
-        typer.echo(__version__)
-        raise typer.Exit(0)
 
 
 predict.register(app)

@@ -43,6 +43,27 @@ def build(
     built_grid = ReferenceBank.open(path).grid
     grid_text = f"grid {built_grid.text()}" if built_grid is not None else "no physical grid"
     typer.echo(f"reference bank '{name}' ({len(scans)} scans, {method.describe()}, {grid_text}) -> {path}{note}")
+    typer.echo(calibration_line(path))
+
+
+def calibration_line(bank_path: Path) -> str:
+    """The bank's calibrated thresholds, each named for what it applies to."""
+    from adaptclip_med.outputs.thresholds import PIXEL_NAME, SLICE_NAME
+    from adaptclip_med.volume.reference_bank import ReferenceBank
+
+    bank = ReferenceBank.open(Path(bank_path))
+    try:
+        calibration = bank.calibration or {}
+    finally:
+        bank.close()
+    if "pixel_threshold" not in calibration:
+        return "no calibration: scoring with this bank uses the default pixel threshold"
+    quantile = calibration.get("pixel_quantile")
+    line = (f"{PIXEL_NAME} {calibration['pixel_threshold']:.4f} (map value; "
+            f"{'' if quantile is None else f'{100 * float(quantile):g} % quantile of '}normal maps, leave-one-scan-out)")
+    if calibration.get("normal_slice_score_max") is not None:
+        line += f"; {SLICE_NAME} {float(calibration['normal_slice_score_max']):.4f} (highest normal slice score)"
+    return line
 
 
 @references_app.command("list")

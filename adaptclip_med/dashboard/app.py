@@ -44,6 +44,7 @@ def main() -> None:
         return
     state.keep_widget_state()
     state.restore_from_url()
+    state.open_demo_study(ctx)
     state.apply_navigation()
     loaded, model_problem = state.model(ctx.config)
     with st.sidebar:

@@ -114,6 +114,11 @@ def _build(ctx: state.Context, loaded, model_problem: str | None) -> None:
     for c in picked:
         if c.key in warnings:
             st.warning(f"{md_text(c.label)}: {md_text(warnings[c.key])} - not a normal reference.", icon=":material/warning:")
+    flagged = flagged_picks(picked, warnings)
+    confirmed = not flagged or st.checkbox(
+        f"I have looked at the {len(flagged)} flagged series and confirm they are normal", key="ref_confirm_flagged",
+        help="A series this app flags (a label map, a possible finding, a confirmed anomaly) would teach the bank "
+             "that the abnormality is normal anatomy.")
     if st.toggle("Show thumbnails", key="lib_thumbs"):
         _thumbnails(ctx, picked or shown[:MAX_THUMBNAILS])
     protocol_col, window_col = st.columns(2)
@@ -131,12 +136,20 @@ def _build(ctx: state.Context, loaded, model_problem: str | None) -> None:
     if not ctx.who.may(MANAGE):
         st.caption(f"Read only: {md_text(ctx.who.display)} has no role to build reference banks.")
     if st.button("Build reference bank", key="build_bank", type="primary",
-                 disabled=loaded is None or not picked or not ctx.who.may(MANAGE),
+                 disabled=loaded is None or not picked or not ctx.who.may(MANAGE) or not confirmed,
                  icon=":material/library_add:"):
+        if not confirmed:  # the button is disabled too; a stale click must not build it either
+            raise InputError("flagged series were picked for the bank: confirm they are normal first")
         name = bank_name_for(protocol)
         if (ctx.config.banks_root / name / "bank.json").is_file() and not replace_existing:
             raise InputError(f"a bank named '{name}' exists: tick 'Replace' or choose another protocol name")
         _build_bank(ctx, loaded, name, picked, candidates, calibrate and len(picked) >= 2)
+
+
+def flagged_picks(picked: list[Candidate], warnings: dict[str, str]) -> list[Candidate]:
+    """The picked series the app itself flags (label map, possible finding, confirmed anomaly):
+    a bank is built from them only after an explicit confirmation."""
+    return [c for c in picked if warnings.get(c.key)]
 
 
 def _build_bank(ctx: state.Context, loaded, name: str, picked: list[Candidate], everything: list[Candidate],

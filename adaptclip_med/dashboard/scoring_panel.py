@@ -33,10 +33,30 @@ def methods() -> list[str]:
     return names if DEFAULT_METHOD in names else [DEFAULT_METHOD, *names]
 
 
+def scoring_heading(out_dir) -> str:
+    """What the scoring panel says about the study: "not scored yet" only when it is not ("Score
+    with..." opens this panel for a scored, perhaps signed, study too)."""
+    from pathlib import Path
+
+    from adaptclip_med.outputs.layout import STUDY_JSON
+    from adaptclip_med.review.studies import method_of
+
+    report_file = Path(out_dir) / STUDY_JSON if out_dir is not None else None
+    if report_file is None or not report_file.is_file():
+        return "not scored yet"
+    try:
+        import json
+
+        method = method_of(json.loads(report_file.read_text()))
+    except (OSError, ValueError):
+        method = "a method"
+    return f"scored with {method}; score it again with another method or bank"
+
+
 def render(ctx: state.Context, loaded, model_problem: str | None) -> None:
     study_key, volume, out_dir, candidate = st.session_state[state.UNSCORED]
     description = f" '{md_text(candidate.description)}'" if candidate is not None and candidate.description else ""
-    st.subheader(f"Study {study_key}{description}: not scored yet")
+    st.subheader(f"Study {study_key}{description}: {scoring_heading(out_dir)}")
     middle = volume.array[volume.array.shape[0] // 2]
     left, right = st.columns([1, 2])
     left.image(grey_rgb((percentile_window(volume.array).apply(middle) * 255).astype(np.uint8), 256),

@@ -11,7 +11,6 @@ by the pseudonymous study key and the revision, and are regenerated when the rev
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
 from adaptclip_med.errors import AdaptClipError
@@ -20,7 +19,8 @@ from adaptclip_med.review.access import SIGN_OFF, AccessDenied
 from adaptclip_med.review.export import ExportResult, export_review
 from adaptclip_med.review.findings import find_findings
 from adaptclip_med.review.references import find_bank
-from adaptclip_med.review.store import DECISIONS, FindingNote, Review, StaleRevisionError
+from adaptclip_med.review.store import ACCEPTED, DECISIONS, REJECTED, FindingNote, Review, StaleRevisionError
+from adaptclip_med.review.study_context import may_see_context
 from adaptclip_med.review.study_data import ReviewStudy
 
 from adaptclip_med.dashboard import state, viewer_state
@@ -35,6 +35,9 @@ EXPORTED = "exported"  # session: study key -> ExportResult of the current revis
 SEEN = "seen_revision"  # session: study key -> revision shown when the reader started
 CONFLICT = "signoff_conflict"  # session: study key -> (message, the other reviewer's Review)
 
+
+#: How the accept / reject choice of a finding reads on screen.
+VERDICT_LABELS = {ACCEPTED: "accept", REJECTED: "reject"}
 
 def render(ctx: state.Context, study: ReviewStudy) -> None:
     key = study.study_key
@@ -65,14 +68,12 @@ def render(ctx: state.Context, study: ReviewStudy) -> None:
                       help=f"{DECISIONS[code]} (key {HOTKEYS[code]})", disabled=not allowed)
     st.text_area("Notes", key=f"so_notes_{key}", height=68, disabled=not allowed,
                  placeholder="notes (saved with the decision)", label_visibility="collapsed")
-    earlier = {(n.finding_id, n.description): n.note for n in review.findings} if review else {}
-    with st.expander(f"Findings at threshold {threshold:.3f}: {len(findings)}", expanded=False):
+    earlier = {(n.finding_id, n.description): n for n in review.findings} if review else {}
+    with st.expander(f"Findings at pixel threshold {threshold:.4f}: {len(findings)}", expanded=False):  # open on demand: the sign-off stays above the fold
         if not findings:
-            st.caption(f"No region reaches the threshold {threshold:.3f}.")
+            st.caption(f"No region reaches the pixel threshold {threshold:.4f}.")
         for finding in findings:
-            field = f"so_finding_{key}_{finding.finding_id}"
-            st.session_state.setdefault(field, earlier.get((finding.finding_id, finding.describe()), ""))
-            st.text_input(finding.describe(), key=field, placeholder="note on this finding", disabled=not allowed)
+            _finding_row(key, finding, study, earlier, allowed)
     st.checkbox(f"Save threshold {threshold:.3f} with the decision (model: {study.threshold:.3f})",
                 key=f"so_override_{key}", disabled=not allowed)
     if not allowed:
@@ -86,6 +87,23 @@ def render(ctx: state.Context, study: ReviewStudy) -> None:
                     args=(ctx, key), width="stretch", help="Open the highest-ranked unread study (key U)")
     with audit_col.popover("Audit trail", width="stretch"):
         _audit(ctx, key)
+
+
+def _finding_row(key: str, finding, study: ReviewStudy, earlier: dict, allowed: bool) -> None:
+    """One finding: a button that jumps the viewer to its peak slice, accept / reject, a note."""
+    text = finding.describe(study.instances)
+    before = earlier.get((finding.finding_id, text))
+    note_field, verdict_field = f"so_finding_{key}_{finding.finding_id}", f"so_verdict_{key}_{finding.finding_id}"
+    st.session_state.setdefault(note_field, before.note if before else "")
+    st.session_state.setdefault(verdict_field, VERDICT_LABELS[before.verdict if before else ACCEPTED])
+    jump_col, verdict_col = st.columns([3, 2], vertical_alignment="center")
+    jump_col.button(text, key=f"so_goto_{key}_{finding.finding_id}", on_click=viewer_state.request_jump,
+                    args=(finding.peak_slice,), width="stretch", type="tertiary", icon=":material/my_location:",
+                    help=f"Show the peak slice of finding #{finding.finding_id} in the viewer")
+    verdict_col.radio(f"finding {finding.finding_id}", list(VERDICT_LABELS.values()), key=verdict_field, horizontal=True,
+                      label_visibility="collapsed", disabled=not allowed)
+    st.text_input(f"note on finding {finding.finding_id}", key=note_field, placeholder=f"note on finding #{finding.finding_id}",
+                  disabled=not allowed, label_visibility="collapsed")
 
 
 def _decide(study_key: str, code: str) -> None:
@@ -116,7 +134,9 @@ def _submit(ctx: state.Context, study: ReviewStudy, findings, threshold: float) 
     if decision is None:
         st.error("Choose a decision (1, 2 or 3) before signing off.")
         return
-    notes = [FindingNote(f.finding_id, f.describe(), st.session_state.get(f"so_finding_{key}_{f.finding_id}", ""))
+    verdicts = {label: code for code, label in VERDICT_LABELS.items()}
+    notes = [FindingNote(f.finding_id, f.describe(study.instances), st.session_state.get(f"so_finding_{key}_{f.finding_id}", ""),
+                         verdicts.get(st.session_state.get(f"so_verdict_{key}_{f.finding_id}"), ACCEPTED))
              for f in findings]
     override = threshold if st.session_state.get(f"so_override_{key}") else None
     seen: dict[str, int] = st.session_state.setdefault(SEEN, {})
@@ -167,7 +187,8 @@ def _export(ctx: state.Context, study: ReviewStudy, review: Review) -> ExportRes
     bank_path = find_bank(ctx.config.banks_root, study.bank_name)
     bank = state.open_bank(bank_path) if bank_path is not None else None
     with st.spinner("Writing the reviewed mask and the report..."):
-        result = export_review(study, review, ctx.config.output, viewer_state.current_window(), bank)
+        result = export_review(study, review, ctx.config.output, viewer_state.current_window(), bank,
+                               with_context=may_see_context(ctx.who, ctx.config.show_patient_names))
     ctx.store.record_event(study.study_key, ctx.who, "export",
                            {"files": sorted(p.name for p in result.files.values()), "revision": review.revision})
     st.session_state.setdefault(EXPORTED, {})[study.study_key] = result
@@ -202,9 +223,19 @@ def _audit(ctx: state.Context, study_key: str) -> None:
     if not trail:
         st.caption("No entries yet.")
         return
-    st.dataframe(pd.DataFrame([{"at (UTC)": e.at, "reviewer": e.reviewer, "identity": e.reviewer_id, "action": e.action,
-                                "from": (e.before or {}).get("decision", ""),
-                                "to": (e.after or {}).get("decision", ""),
-                                "revision": (e.after or {}).get("revision"),
-                                "threshold": (e.after or {}).get("threshold_override")} for e in trail]),
-                 hide_index=True, width="stretch")
+    # One entry per line, every field labelled: a table in this narrow popover showed one truncated column.
+    st.markdown("\n".join(f"- {md_text(line)}" for line in audit_lines(trail)))
+
+
+def audit_lines(trail) -> list[str]:
+    """Each audit entry as one readable line: when, who, what, the decision change, revision, threshold."""
+    lines = []
+    for e in trail:
+        before, after = (e.before or {}).get("decision", ""), (e.after or {}).get("decision", "")
+        change = f"{before or '-'} -> {after or '-'}" if before or after else ""
+        override = (e.after or {}).get("threshold_override")
+        parts = [str(e.at).replace("T", " ")[:19], e.reviewer + (f" ({e.reviewer_id})" if e.reviewer_id else ""), e.action,
+                 change, f"revision {(e.after or {}).get('revision')}" if (e.after or {}).get("revision") else "",
+                 f"pixel threshold {float(override):.4f}" if override is not None else ""]
+        lines.append(" · ".join(p for p in parts if p))
+    return lines

@@ -122,7 +122,10 @@ def discovery(ctx: Context, refresh: bool = False) -> Discovery:
     """Series under the data roots, scanned once per session (or on request)."""
     if refresh or DISCOVERY not in st.session_state:
         with st.spinner("Scanning the data roots for image series..."):
-            st.session_state[DISCOVERY] = discover(ctx.data_roots, ctx.config.show_patient_names, ctx.config.scoring.slicing.axis)
+            from adaptclip_med.review.study_context import may_see_context
+
+            names = may_see_context(ctx.who, ctx.config.show_patient_names)  # a logged-in reader sees who it is
+            st.session_state[DISCOVERY] = discover(ctx.data_roots, names, ctx.config.scoring.slicing.axis)
     return st.session_state[DISCOVERY]
 
 
@@ -176,6 +179,20 @@ def restore_from_url() -> None:
     if study and PENDING_OPEN not in st.session_state and STUDY not in st.session_state:
         st.session_state[PENDING_OPEN] = {"kind": "worklist", "key": study, "url": params}
         st.session_state[NAV_REQUEST] = "Viewer"
+
+
+def open_demo_study(ctx: Context) -> None:
+    """Once per session, in demo mode without a page or study in the URL: open the top of the
+    worklist (the pre-scored lesion study) in the reading room, as the README shows."""
+    if not ctx.config.demo or "_demo_opened" in st.session_state:
+        return
+    st.session_state["_demo_opened"] = True
+    params = url_params()
+    if params.get("page") or params.get("study") or PENDING_OPEN in st.session_state or STUDY in st.session_state:
+        return
+    top = next((e for e in worklist(ctx) if e.openable), None)
+    if top is not None:
+        request_open("worklist", top.study_key)
 
 
 def apply_navigation() -> None:

@@ -59,8 +59,9 @@ def reference_payload(bank, bank_path: Path, scan: int, study: ReviewStudy, bank
 
 def viewer(payload: dict[str, Any], *, reference: dict[str, Any] | None, state: dict[str, Any], state_nonce: str,
            jump: dict[str, Any] | None, presets: dict[str, list[float]], heat_range: tuple[float, float], label: str,
-           height: int, key: str) -> dict[str, Any] | None:
-    """Draw the viewer; returns the last view state the browser reported (slice, view, window, ...)."""
+           height: int, key: str, context: list[str] | None = None) -> dict[str, Any] | None:
+    """Draw the viewer; returns the last view state the browser reported (slice, view, window, ...).
+    ``context``: the patient context lines for the corner text (only for a user allowed to see them)."""
     return _component(**payload, ref=reference, state=state, state_nonce=state_nonce, jump=jump, presets=presets,
-                      heat_range=list(heat_range), labels={"study": label}, height=height,
+                      heat_range=list(heat_range), labels={"study": label}, height=height, context=list(context or []),
                       study_fraction=0.6 if reference else 1.0, key=key, default=None)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import streamlit as st
 
+from adaptclip_med.outputs.thresholds import flag_of, slice_score_threshold
 from adaptclip_med.review import viewer_data
 from adaptclip_med.review.references import find_bank
 from adaptclip_med.review.store import STATUS_LABELS
 from adaptclip_med.review.studies import available_maps, method_of
+from adaptclip_med.review.study_context import may_see_context, patient_context
 from adaptclip_med.review.study_data import ReviewStudy
 
 from adaptclip_med.dashboard import open_study, scoring_panel, signoff, state, viewer_state
@@ -48,15 +50,34 @@ def _header(ctx: state.Context, study: ReviewStudy) -> None:
     description = (study.report.get("review_info") or {}).get("description") or ""
     st.markdown(f"**{md_text(description) if description else 'Study'}** `{study.study_key[:12]}` "
                 f":{STATUS_COLOURS[status]}-badge[{STATUS_LABELS[status]}]")
-    score = f"score **{study.score:.3f}**" if study.score == study.score else "**no study score**"
-    st.caption(f"{score} · {study.depth} slices · {method_of(study.report)} · "
-               f"threshold {study.threshold:.3f} ({study.threshold_source or 'n/a'})  \n{study.model_summary()}")
+    flag = flag_of(study.report)
+    slice_threshold = slice_score_threshold(((study.report.get("scoring") or {}).get("reference_bank") or {}).get("calibration"))
+    score = f"study score **{study.score:.3f}**" if study.score == study.score else "**no study score**"
+    st.caption(score + (f" · **{flag}** at the operating pixel threshold" if flag else "") +
+               f" · {study.depth} slices · {method_of(study.report)}  \n"
+               f"pixel threshold {study.threshold:.3f} ({study.threshold_source or 'n/a'})" +
+               (f" · slice score threshold {slice_threshold:.3f} (normal maximum)" if slice_threshold is not None else "") +
+               f"  \n{study.model_summary()}")
     _comparability(study)
     if study.volume is None:
         st.warning("Source images not found under the data roots: the map is shown on a black background; "
                    "no DICOM SEG export.", icon=":material/warning:")
-    st.slider("Mask threshold", 0.0, 1.0, step=0.005, key=state.THRESHOLD, format="%.3f",
-              help="Pixels at or above it form the mask outline and the findings; save it with the sign-off as an override.")
+    top = pixel_slider_top(study)
+    if float(st.session_state.get(state.THRESHOLD, 0.0)) > top:
+        st.session_state[state.THRESHOLD] = top
+    st.slider("Pixel (mask) threshold", 0.0, top, step=pixel_slider_step(top), key=state.THRESHOLD, format="%.4f",
+              help="A map value: pixels at or above it form the mask outline and the findings (not comparable with "
+                   "slice scores); save it with the sign-off as an override. The slider spans the values this map reaches.")
+
+
+def pixel_slider_top(study: ReviewStudy) -> float:
+    """Top of the pixel-threshold slider: the map's own range (maps peak near 0.08, so a 0-1 slider
+    left the useful part a few pixels wide), never below the model's threshold."""
+    return float(round(min(1.0, max(1.25 * study.peak, 1.25 * study.threshold, 1e-3)), 4))
+
+
+def pixel_slider_step(top: float) -> float:
+    return float(max(round(top / 200.0, 5), 1e-5))
 
 
 def _comparability(study: ReviewStudy) -> None:
@@ -108,9 +129,18 @@ def _viewer(ctx: state.Context, study: ReviewStudy) -> None:
     reported = viewer(payload, reference=reference, state=view, state_nonce=st.session_state[state.VIEW_NONCE], jump=None,
                       presets=viewer_data.window_presets(viewer_state.window_options(study)),
                       heat_range=viewer_data.heat_range(study, bool(st.session_state.get(state.STRETCH))),
-                      label=f"{study.study_key[:12]} · {method}", height=VIEWER_HEIGHT, key=COMPONENT_KEY)
+                      label=f"{study.study_key[:12]} · {method}", height=VIEWER_HEIGHT, key=COMPONENT_KEY,
+                      context=context_lines(ctx, study))
     if viewer_state.adopt(reported):
         state.set_url(**viewer_state.to_url(st.session_state[state.VIEW]))
+
+
+def context_lines(ctx: state.Context, study: ReviewStudy) -> list[str]:
+    """Patient context for the corner text: only for a user the login established (see study_context)."""
+    if not may_see_context(ctx.who, ctx.config.show_patient_names):
+        return []
+    found = patient_context(study.volume)
+    return found.lines() if found is not None else []
 
 
 def _bank(ctx: state.Context, study: ReviewStudy):

@@ -20,6 +20,17 @@ from adaptclip_med.dashboard.plain import md_text
 TABLE_KEY = "wl_table"
 
 
+def score_bar_range(scores: list[float | None]) -> tuple[float, float]:
+    """Bar range of the score column: the listed scores' own span (a 0-1 scale drew 0.140 and 0.145
+    as the same bar), widened a little so the lowest still shows a sliver."""
+    values = [float(s) for s in scores if s is not None and s == s]
+    if not values:
+        return 0.0, 1.0
+    low, high = min(values), max(values)
+    span = max(high - low, 1e-6)
+    return max(0.0, low - 0.1 * span), high
+
+
 def _action(entry: WorklistEntry) -> str:
     if entry.openable:
         return "open"
@@ -53,17 +64,26 @@ def render(ctx: state.Context) -> None:
     elif shown:
         ranked = [e for e in entries if e.openable and e.score is not None]
         table = pd.DataFrame([{
-            "rank": str(ranked.index(e) + 1) if e in ranked else "—", "description": e.description or "—",
+            "rank": str(ranked.index(e) + 1) if e in ranked else "—",
+            **({"patient": e.patient or "—"} if any(x.patient for x in shown) else {}),
+            "description": e.description or "—",
             "date": e.study_date or "—", "modality": e.modality or "—", "series": e.series or "—",
-            "slices": e.slices, "score": e.score if e.openable else None, "method": e.method or "—",
+            "slices": e.slices, "score": e.score if e.openable else None,
+            "flag": (e.flag or "—") if e.openable else "—", "method": e.method or "—",
             "status": STATUS_LABELS.get(e.status, e.status) if e.scored else "—",
             "comparability": e.comparability or "—", "action": _action(e),
             "study": e.study_key} for e in shown])
+        score_low, score_high = score_bar_range([e.score for e in shown if e.openable])
         st.caption("Click a row to open the study (or to score it).")
         event = st.dataframe(table, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
                              key=TABLE_KEY, height=min(38 + 35 * len(shown), 460),
-                             column_config={"score": st.column_config.ProgressColumn("score", min_value=0.0, max_value=1.0,
-                                                                                      format="%.3f"),
+                             column_config={"score": st.column_config.ProgressColumn(
+                                                "score", min_value=score_low, max_value=score_high, format="%.3f",
+                                                help="Study score; the bar spans the lowest to the highest score listed"),
+                                            "flag": st.column_config.TextColumn(
+                                                "flag", width="small",
+                                                help="normal / abnormal at the operating (pixel) threshold: abnormal "
+                                                     "when any voxel of the map reaches it"),
                                             "rank": st.column_config.TextColumn("rank", width="small"),
                                             "slices": st.column_config.NumberColumn("slices", format="%d", width="small")})
         rows = (getattr(event, "selection", None) or {}).get("rows", []) if event is not None else []

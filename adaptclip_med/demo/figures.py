@@ -67,7 +67,7 @@ def save_display_overlay(path: Path, slice01: np.ndarray, probability: np.ndarra
     axes = figure.add_axes((0.01, 0.07, 0.80, 0.84))  # 592 x 538 px: the 512 px image fits unscaled
     axes.imshow(overlay_rgb(slice01, probability, truth, threshold, vmax), interpolation="nearest")
     axes.set_axis_off()
-    axes.set_title(f"slice {slice_index}   score {score:.4f}   threshold {threshold:.4f}", fontsize=11)
+    axes.set_title(f"slice {slice_index + 1}   slice score {score:.4f}   pixel threshold {threshold:.4f}", fontsize=11)
     bar_axes = figure.add_axes((0.84, 0.12, 0.03, 0.74))
     bar = figure.colorbar(ScalarMappable(Normalize(0.0, vmax), colormaps["jet"]), cax=bar_axes)
     bar.set_label("anomaly map", fontsize=9)
@@ -78,23 +78,23 @@ def save_display_overlay(path: Path, slice01: np.ndarray, probability: np.ndarra
 
 def save_demo_score_plot(path: Path, scores: Sequence[float], lesion_slices: Sequence[int], threshold: float | None,
                          title: str) -> Path:
-    """Slice score against slice index; lesion slices shaded, ``threshold`` as a dashed line."""
+    """Slice score against the 1-based slice number (the viewer's); lesion slices shaded, ``threshold`` as a dashed line."""
     values = np.asarray(scores, dtype=np.float64)
     figure = Figure(figsize=(7.4, 3.2), dpi=100)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot(1, 1, 1)
     for count, z in enumerate(lesion_slices):
-        axes.axvspan(z - 0.5, z + 0.5, color="tab:green", alpha=0.18, linewidth=0, label="slice with a lesion (truth)" if count == 0 else None)
-    index = np.arange(values.size)
+        axes.axvspan(z + 0.5, z + 1.5, color="tab:green", alpha=0.18, linewidth=0, label="slice with a lesion (truth)" if count == 0 else None)
+    index = np.arange(1, values.size + 1)
     finite = np.isfinite(values)
     axes.plot(index[finite], values[finite], "-o", color="tab:blue", markersize=4, label="slice score")
     if threshold is not None:
-        axes.axhline(threshold, linestyle="--", color="tab:orange", label=f"threshold {threshold:.4f} (highest normal-reference slice)")
+        axes.axhline(threshold, linestyle="--", color="tab:orange", label=f"slice score threshold {threshold:.4f} (highest normal-reference slice score)")
         above = finite & (values >= threshold)
         axes.plot(index[above], values[above], "o", color="tab:red", markersize=7, label="above threshold")
-    axes.set_xlabel("slice index")
+    axes.set_xlabel("slice (1-based, as in the viewer)")
     axes.set_ylabel("slice anomaly score")
-    axes.set_xlim(-0.5, values.size - 0.5)
+    axes.set_xlim(0.5, values.size + 0.5)
     axes.set_title(title, fontsize=10)
     axes.grid(alpha=0.3)
     axes.legend(fontsize=7, loc="upper left", frameon=False)

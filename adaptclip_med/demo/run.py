@@ -122,7 +122,7 @@ def _figures(out_dir: Path, result, truth: np.ndarray, lesions: LesionReport, sl
     vmax = max(float(result.probability.max()), 2 * float(result.threshold))
     shown = sorted({p["slices"][len(p["slices"]) // 2] for p in lesions.per_lesion})
     for z in shown:
-        figures[f"overlay_slice{z:03d}"] = save_display_overlay(out_dir / f"demo_overlay_slice{z:03d}.png",
+        figures[f"overlay_slice{z + 1:03d}"] = save_display_overlay(out_dir / f"demo_overlay_slice{z + 1:03d}.png",
                                                                 result.prepared.slices01[z], result.probability[z], truth[z],
                                                                 float(result.threshold), vmax, z, scores[z])
     return figures

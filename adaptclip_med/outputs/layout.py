@@ -30,7 +30,7 @@ SCORE_PLOT = "score_plot.png"
 STUDY_JSON = "study.json"
 #: ``score --method A,B``: every method's slice-score curve on one plot (next to the per-method folders)
 METHODS_SCORE_PLOT = "methods_score_plot.png"
-OVERLAY_PATTERN = "overlay_top{rank}_slice{z:04d}.png"
+OVERLAY_PATTERN = "overlay_top{rank}_slice{number:04d}.png"  # number: 1-based, as the viewer
 OVERLAY_GLOB = "overlay_top*_slice*.png"
 _OVERLAY_RE = re.compile(r"^overlay_top(\d+)_slice(\d{4,})\.png$")
 
@@ -55,13 +55,14 @@ BUNDLE_SUMMARY_CSV = "summary.csv"
 BUNDLE_METRICS_JSON = "metrics.json"  # configs/evaluate.json
 
 
-def overlay_name(rank: int, z: int) -> str:
-    """``overlay_top{rank}_slice{z:04d}.png``: the rank-th highest-scoring slice, index z."""
-    return OVERLAY_PATTERN.format(rank=int(rank), z=int(z))
+def overlay_name(rank: int, number: int) -> str:
+    """``overlay_top{rank}_slice{number:04d}.png``: the rank-th highest-scoring slice, named by its
+    1-based slice number (the viewer's "slice 7 / 16" is ``..._slice0007.png``)."""
+    return OVERLAY_PATTERN.format(rank=int(rank), number=int(number))
 
 
 def parse_overlay_name(name: str) -> tuple[int, int] | None:
-    """(rank, z) of an overlay file name, None for any other name."""
+    """(rank, 1-based slice number) of an overlay file name, None for any other name."""
     match = _OVERLAY_RE.match(name)
     return (int(match.group(1)), int(match.group(2))) if match else None
 

@@ -14,9 +14,10 @@ from adaptclip_med.utils.atomic import atomic_write_bytes
 
 
 def save_score_plot(path: str | Path, positions: Sequence[float], scores: Sequence[float], skipped: Sequence[bool],
-                    top_indices: Sequence[int], threshold: float | None = None, title: str | None = None) -> Path:
+                    top_indices: Sequence[int], threshold: float | None = None, title: str | None = None,
+                    labels: Sequence[str] | None = None) -> Path:
     """PNG of slice score against position (mm).  Skipped slices appear as grey ticks at the
-    bottom, top slices as red markers labelled with their slice index, an optional threshold as a
+    bottom, top slices as red markers labelled (``labels``, default the 1-based slice number), an optional threshold as a
     dashed line.  Built on a private Figure so concurrent callers do not share pyplot state."""
     pos = np.asarray(positions, dtype=np.float64)
     val = np.asarray(scores, dtype=np.float64)
@@ -30,10 +31,11 @@ def save_score_plot(path: str | Path, positions: Sequence[float], scores: Sequen
     axes.plot(pos[scored], val[scored], "-o", color="tab:blue", markersize=3, linewidth=1.2, label="slice score")
     if skip.any():
         axes.plot(pos[skip], np.zeros(int(skip.sum())), "|", color="0.6", markersize=8, label="skipped (no body)")
-    for index in top_indices:
+    for rank, index in enumerate(top_indices):
         if 0 <= index < len(val) and scored[index]:
             axes.plot(pos[index], val[index], "o", color="tab:red", markersize=7)
-            axes.annotate(str(int(index)), (pos[index], val[index]), textcoords="offset points", xytext=(0, 6),
+            text = labels[rank] if labels is not None and rank < len(labels) else str(int(index) + 1)
+            axes.annotate(text, (pos[index], val[index]), textcoords="offset points", xytext=(0, 6),
                           ha="center", fontsize=8, color="tab:red")
     if threshold is not None:
         axes.axhline(threshold, linestyle="--", color="tab:orange", linewidth=1.0, label="threshold")

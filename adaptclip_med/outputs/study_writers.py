@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 
 NOT_FOR_CLINICAL_USE = "Research software: not a medical device, not for clinical use."
 SOFTWARE_NAME = "adaptclip-med"
+#: How study.json, slices.csv, overlays, reports and the viewer number slices (outputs/slice_numbers.py).
+SLICE_NUMBERING = ("slice: 1-based, as the viewer shows it (slice 1 = the first along the slicing axis); "
+                   "instance_number: the DICOM InstanceNumber of that image where it is one; "
+                   "index / array_index: the 0-based array index")
 #: skip_reason of slices triage left unscored (volume/triage.py; repeated to keep this module light)
 TRIAGE_REASON = "not scored (triage)"
 
@@ -68,6 +72,13 @@ class StudyContext:
 
     def path(self, name: str) -> Path:
         return self.folder / name
+
+    @cached_property
+    def instances(self) -> list[int | None]:
+        """The DICOM InstanceNumber of each canonical slice (None where there is none)."""
+        from adaptclip_med.outputs.slice_numbers import instance_numbers
+
+        return instance_numbers(self.volume)
 
     @cached_property
     def equipment(self) -> AlgorithmEquipment:
@@ -229,7 +240,9 @@ def write_kos(ctx: StudyContext) -> dict[str, Path]:
         ctx.note("key object selection not written: no top slice is one source image (none scored, or scored along "
                  "another axis than acquired)")
         return {}
-    description = f"Top {len(top)} slices by {ctx.algorithm_name} anomaly score (slice indices {', '.join(map(str, top))})"
+    from adaptclip_med.outputs.slice_numbers import slice_labels
+
+    description = f"Top {len(top)} slices by {ctx.algorithm_name} anomaly score ({slice_labels(top, ctx.instances)})"
     with deriving_from(ctx.volume, "DICOM key object selection"):
         path = write_key_object_selection(ctx.path(layout.KEY_OBJECTS), images, ctx.equipment,
                                           description=description, **ctx.series("KOS"))
@@ -237,9 +250,11 @@ def write_kos(ctx: StudyContext) -> dict[str, Path]:
 
 
 def write_slices_table(ctx: StudyContext) -> dict[str, Path]:
+    from adaptclip_med.outputs.slice_numbers import instance_of, slice_number
     from adaptclip_med.outputs.tables import write_slices_csv
 
-    rows = [{"index": s.index, "position_mm": round(s.position_mm, 3), "score": None if s.skipped else round(s.score, 6),
+    rows = [{"slice": slice_number(s.index), "instance_number": instance_of(ctx.instances, s.index),
+             "array_index": s.index, "position_mm": round(s.position_mm, 3), "score": None if s.skipped else round(s.score, 6),
              "skipped": s.skipped, "skip_reason": s.skip_reason or "", **_slice_comparability(s)}
             for s in ctx.result.slices]
     return {"slices_csv": write_slices_csv(ctx.path(layout.SLICES_CSV), rows)}
@@ -259,18 +274,22 @@ def write_overlays(ctx: StudyContext) -> dict[str, Path]:
     from adaptclip_med.outputs.overlay import save_overlay_png
 
     result = ctx.result
-    return {f"overlay_top{rank}": save_overlay_png(ctx.path(layout.overlay_name(rank, z)), result.prepared.slices01[z],
+    from adaptclip_med.outputs.slice_numbers import slice_number
+
+    return {f"overlay_top{rank}": save_overlay_png(ctx.path(layout.overlay_name(rank, slice_number(z))), result.prepared.slices01[z],
                                                    result.probability[z], result.threshold)
             for rank, z in enumerate(result.top_slices, start=1)}
 
 
 def write_score_plot(ctx: StudyContext) -> dict[str, Path]:
     from adaptclip_med.outputs.plots import save_score_plot
+    from adaptclip_med.outputs.slice_numbers import instance_of, slice_label
 
     slices = ctx.result.slices
     scores = np.array([np.nan if s.skipped else s.score for s in slices])
     return {"score_plot": save_score_plot(ctx.path(layout.SCORE_PLOT), np.array([s.position_mm for s in slices]), scores,
                                           np.array([s.skipped for s in slices]), ctx.result.top_slices,
+                                          labels=[slice_label(z, instance_of(ctx.instances, z)) for z in ctx.result.top_slices],
                                           title="slice anomaly scores (research use only)")}
 
 
@@ -293,12 +312,22 @@ def comparability_report(result: Any) -> dict[str, Any] | None:
 
 def study_report(ctx: StudyContext) -> dict[str, Any]:
     """The ``study.json`` payload (files: those written so far)."""
+    from adaptclip_med.outputs.slice_numbers import instance_of, slice_number
+    from adaptclip_med.outputs.thresholds import FLAG_RULE, result_flag, thresholds_report
+
     result, volume = ctx.result, ctx.volume
+    flag, peak = result_flag(result)
     report = {
         "score": result.score, "aggregate": result.aggregate,
-        "top_slices": [{"index": z, "position_mm": result.slices[z].position_mm, "score": result.slices[z].score,
+        "slice_numbering": SLICE_NUMBERING,
+        "top_slices": [{"slice": slice_number(z), "instance_number": instance_of(ctx.instances, z), "index": z,
+                        "position_mm": result.slices[z].position_mm, "score": result.slices[z].score,
                         "matched_reference_slices": result.slices[z].matched} for z in result.top_slices],
         "threshold": result.threshold, "threshold_source": result.threshold_source,
+        "thresholds": thresholds_report(result.threshold, result.threshold_source,
+                                        (ctx.scoring.get("reference_bank") or {}).get("calibration")),
+        "study_flag": {"flag": flag, "operating_threshold": result.threshold,
+                       "map_peak": peak, "rule": FLAG_RULE},
         "slices": slice_counts(result),
         "mask_voxels": int(result.mask.sum()), "source": {"kind": volume.source_kind, "modality": volume.modality,
                                                           "shape_zyx": list(result.probability.shape),

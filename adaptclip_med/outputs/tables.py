@@ -15,7 +15,9 @@ import numpy as np
 
 from adaptclip_med.utils.atomic import atomic_write_text
 
-SLICE_COLUMNS = ("index", "position_mm", "score", "skipped", "skip_reason")
+#: ``slice`` is the viewer's 1-based number, ``instance_number`` the DICOM InstanceNumber of that
+#: image (empty where none), ``array_index`` the 0-based index into the map (outputs/slice_numbers.py).
+SLICE_COLUMNS = ("slice", "instance_number", "array_index", "position_mm", "score", "skipped", "skip_reason")
 
 
 def _as_mapping(row: Any) -> Mapping[str, Any]:
@@ -39,7 +41,7 @@ def _cell(value: Any) -> str:
 
 
 def write_slices_csv(path: str | Path, rows: Iterable[Any]) -> Path:
-    """One line per slice: index, position_mm, score, skipped, skip_reason, then any extra keys
+    """One line per slice: slice, instance_number, array_index, position_mm, score, skipped, skip_reason, then any extra keys
     (sorted).  Missing values and NaN scores (skipped slices) are empty cells; booleans are
     ``true``/``false``; floats have 6 significant digits."""
     records = [_as_mapping(row) for row in rows]

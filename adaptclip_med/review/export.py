@@ -19,6 +19,7 @@ from adaptclip_med import __version__
 from adaptclip_med.outputs import layout
 from adaptclip_med.outputs.result_series import ResultRun
 from adaptclip_med.review.findings import find_findings
+from adaptclip_med.outputs.slice_numbers import instance_of, slice_label
 from adaptclip_med.review.references import matched_slice
 from adaptclip_med.review.rendering import Window, grey_rgb, overlay_slice
 from adaptclip_med.review.report import KeySlice, ReportContent, write_html_report, write_pdf_report
@@ -54,15 +55,29 @@ def export_name(study_key: str, revision: int, name: str) -> str:
     return f"{study_key}_r{int(revision)}_{name}"
 
 
+def reviewed_mask(study: ReviewStudy, threshold: float, accepted: set[int] | None) -> np.ndarray:
+    """The map at the reviewed threshold, restricted to the findings the reader accepted
+    (``accepted``: finding ids as the findings list numbers them; None: every region)."""
+    if accepted is None:
+        return study.probability >= threshold
+    from adaptclip_med.review.findings import labelled_findings
+
+    labels = labelled_findings(study.probability, threshold, study.spacing).labels
+    return np.isin(labels, sorted(accepted)) & (labels > 0)
+
+
 def export_masks(study: ReviewStudy, threshold: float, folder: Path, revision: int = 1,
-                 run: ResultRun | None = None) -> tuple[dict[str, Path], list[str]]:
+                 run: ResultRun | None = None, accepted: set[int] | None = None) -> tuple[dict[str, Path], list[str]]:
     """Reviewed mask as NIfTI (always) and DICOM SEG (DICOM source images only); ``run`` numbers the
-    SEG's series (one per export, distinct from the algorithm's series)."""
+    SEG's series (one per export, distinct from the algorithm's series); ``accepted``: the finding
+    ids the reader accepted (the rejected ones are left out), None for the whole mask."""
     run = run or ResultRun()
     name = lambda leaf: export_name(study.study_key, revision, leaf)  # noqa: E731
     files: dict[str, Path] = {}
     notes: list[str] = []
-    mask = study.probability >= threshold
+    mask = reviewed_mask(study, threshold, accepted)
+    if accepted is not None and study.volume is None:
+        notes.append("Without the source images the reviewed NIfTI mask holds every region at the threshold")
     if study.volume is not None:
         from adaptclip_med.outputs.nifti import write_nifti
 
@@ -106,18 +121,21 @@ def report_content(study: ReviewStudy, review: Review, window: Window, bank: Ref
         image = np.asarray(Image.fromarray(overlay_slice(base, study.probability[z], threshold, alpha))
                            .resize((REPORT_IMAGE_SIZE, REPORT_IMAGE_SIZE)))
         match = matched_slice(bank, study, z) if bank is not None else None
-        key_slices.append(KeySlice(z, float(study.slice_scores[z]), image,
+        key_slices.append(KeySlice(z, float(study.slice_scores[z]), image, slice_label(z, instance_of(study.instances, z)),
                                    grey_rgb(match.thumbnail, REPORT_IMAGE_SIZE) if match is not None else None))
     return ReportContent(study.study_key, review, study.score, study.threshold, threshold, study.model_summary(),
-                         [f.describe() for f in findings], study.slice_scores, key_slices, study.comparability)
+                         [f.describe(study.instances) for f in findings], study.slice_scores, key_slices,
+                         study.comparability)
 
 
 def export_review(study: ReviewStudy, review: Review, output: Path, window: Window,
-                  bank: ReferenceBank | None = None) -> ExportResult:
-    """Write masks and both reports for a signed-off study."""
+                  bank: ReferenceBank | None = None, with_context: bool = False) -> ExportResult:
+    """Write masks and both reports for a signed-off study.  ``with_context``: the reports name the
+    patient (for a user the login established; file names never do)."""
     folder = export_folder(output, study.study_key)
     run = ResultRun()
-    files, notes = export_masks(study, reviewed_threshold(study, review), folder, review.revision, run)
+    files, notes = export_masks(study, reviewed_threshold(study, review), folder, review.revision, run,
+                                accepted=review.accepted_ids())
     if "dicom_seg" in files:
         from adaptclip_med.review.reviewed_sr import write_reviewed_sr
 
@@ -127,6 +145,13 @@ def export_review(study: ReviewStudy, review: Review, output: Path, window: Wind
     else:
         notes.append("Reviewed DICOM SR needs the source DICOM series (not available for this study)")
     content = report_content(study, review, window, bank)
+    if with_context:
+        from dataclasses import replace as _replace
+
+        from adaptclip_med.review.study_context import patient_context
+
+        found = patient_context(study.volume)
+        content = _replace(content, context=tuple(found.facts()) if found is not None else ())
     files["report_html"] = write_html_report(folder / export_name(study.study_key, review.revision, layout.REVIEW_REPORT_HTML), content)
     files["report_pdf"] = write_pdf_report(folder / export_name(study.study_key, review.revision, layout.REVIEW_REPORT_PDF), content)
     return ExportResult(folder, files, notes, review.revision)

@@ -7,10 +7,13 @@ low threshold does not produce hundreds of note fields.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
+
+from adaptclip_med.outputs.slice_numbers import instance_of, slice_label, slice_number
 
 MAX_FINDINGS = 8
 
@@ -25,9 +28,13 @@ class Finding:
     volume_ml: float
     peak_probability: float
 
-    def describe(self) -> str:
-        extent = f"slice {self.first_slice}" if self.first_slice == self.last_slice else f"slices {self.first_slice}-{self.last_slice}"
-        return f"#{self.finding_id}: {extent}, peak {self.peak_probability:.2f} on slice {self.peak_slice}, {self.volume_ml:.2f} ml"
+    def describe(self, instances: Sequence[int | None] | None = None) -> str:
+        """One line in the viewer's 1-based slice numbers (the slice fields are 0-based array
+        indices), with the DICOM instance number of the peak slice where ``instances`` has one."""
+        first, last = slice_number(self.first_slice), slice_number(self.last_slice)
+        extent = f"slice {first}" if first == last else f"slices {first}-{last}"
+        peak = slice_label(self.peak_slice, instance_of(instances, self.peak_slice))
+        return f"#{self.finding_id}: {extent}, peak {self.peak_probability:.2f} on {peak}, {self.volume_ml:.2f} ml"
 
 
 def find_findings(probability: np.ndarray, threshold: float, spacing_mm: tuple[float, ...],

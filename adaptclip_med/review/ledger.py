@@ -68,9 +68,16 @@ def seal_review(connection: sqlite3.Connection, study_key: str, audit_row_hash: 
                        (audit_row_hash, digest, study_key))
 
 
-def _findings(connection: sqlite3.Connection, study_key: str) -> list[tuple[int, str, str]]:
-    return [(int(a), b, c) for a, b, c in connection.execute(
-        "SELECT finding_id, description, note FROM findings WHERE study_key = ? ORDER BY finding_id", (study_key,))]
+def _findings(connection: sqlite3.Connection, study_key: str) -> list[tuple]:
+    """The findings hashed with a review: (id, description, note), plus "rejected" for a finding
+    the reader rejected (accepted ones hash as before the verdict existed, so older rows verify)."""
+    columns = {row[1] for row in connection.execute("PRAGMA table_info(findings)")}
+    if "verdict" not in columns:  # before migration 4
+        return [(int(a), b, c) for a, b, c in connection.execute(
+            "SELECT finding_id, description, note FROM findings WHERE study_key = ? ORDER BY finding_id", (study_key,))]
+    return [(int(a), b, c) if v != "rejected" else (int(a), b, c, v) for a, b, c, v in connection.execute(
+        "SELECT finding_id, description, note, verdict FROM findings WHERE study_key = ? ORDER BY finding_id",
+        (study_key,))]
 
 
 def seal_existing(connection: sqlite3.Connection) -> None:

@@ -25,7 +25,7 @@ class MatchedSlice:
 
     def caption(self, bank_name: str) -> str:
         how = "used by the model" if self.recorded else "nearest by body position"
-        return f"normal reference: bank '{bank_name}', scan {self.scan + 1}, slice {self.source_slice} ({how})"
+        return f"normal reference: bank '{bank_name}', scan {self.scan + 1}, slice {self.source_slice + 1} ({how})"
 
 
 def find_bank(banks_root: Path, name: str | None) -> Path | None:
@@ -34,16 +34,30 @@ def find_bank(banks_root: Path, name: str | None) -> Path | None:
     return next((Path(b["path"]) for b in list_banks(Path(banks_root)) if b["name"] == name), None)
 
 
+def same_level_row(bank: ReferenceBank, scan: int, recorded: list[tuple[int, int]], relative: float) -> int | None:
+    """The stored row of ``scan``, among the slices scoring compared study slice ``z`` with
+    (``recorded``: (bank scan, source slice) pairs), whose body position is nearest to the study
+    slice's (``relative``): the same-level slice.
+
+    Scoring compares each slice with several neighbouring reference slices, listed in source order;
+    the first of them lies below the study slice, so showing it puts the comparison one slice off.
+    None when scoring recorded no slice of this scan."""
+    stored = bank.scans[scan]
+    rows = [int(r) for s, src in recorded if s == scan for r in np.flatnonzero(stored.rows == src)[:1]]
+    if not rows:
+        return None
+    target = 0.5 if not np.isfinite(relative) else float(relative)
+    return min(rows, key=lambda r: (abs(float(stored.relative_position[r]) - target), r))
+
+
 def matched_slice(bank: ReferenceBank, study: ReviewStudy, z: int, scan: int = 0) -> MatchedSlice | None:
     """The reference slice of bank scan ``scan`` matched to study slice ``z`` (None for background slices)."""
     if not 0 <= scan < len(bank.scans):
         return None
-    for recorded_scan, source_slice in study.matched.get(z, []):
-        if recorded_scan == scan:
-            rows = np.flatnonzero(bank.scans[scan].rows == source_slice)
-            if rows.size:
-                return MatchedSlice(bank.thumbnail(scan, int(rows[0])), scan, int(source_slice), True)
     relative = float(study.relative_position[z])
+    row = same_level_row(bank, scan, study.matched.get(z, []), relative)
+    if row is not None:
+        return MatchedSlice(bank.thumbnail(scan, row), scan, bank.source_slice(scan, row), True)
     if not np.isfinite(relative):
         return None
     (_, row), = bank.match(relative, None, scans=[scan], strategy="position", per_scan=1)

@@ -22,10 +22,15 @@ from adaptclip_med.volume.pipeline import NOT_FOR_CLINICAL_USE
 
 @dataclass(frozen=True)
 class KeySlice:
-    index: int
+    index: int  # 0-based array index; reports show ``label``
     score: float
     image: np.ndarray  # RGB uint8, overlay rendered at the reviewed threshold
+    label: str = ""  # "slice 7 (instance 7)": the viewer's 1-based number (outputs/slice_numbers.py)
     reference: np.ndarray | None = None  # RGB uint8 matched normal slice, when a bank was used
+
+    @property
+    def title(self) -> str:
+        return self.label or f"slice {self.index + 1}"
 
 
 @dataclass(frozen=True)
@@ -40,19 +45,20 @@ class ReportContent:
     slice_scores: np.ndarray  # (Z,) nan where skipped
     key_slices: list[KeySlice] = field(default_factory=list)
     comparability: str = ""  # the comparability guard's line (volume/comparability.py)
+    context: tuple[tuple[str, str], ...] = ()  # patient context (label, value), only for an authorised reader
 
 
 def score_curve_png(scores: np.ndarray, marks: list[int]) -> bytes:
-    """PNG of slice score against slice index, key slices marked."""
+    """PNG of slice score against the 1-based slice number (the viewer's), key slices marked."""
     fig = _figure(figsize=(7.0, 2.2), dpi=110)
     ax = fig.add_subplot(1, 1, 1)
-    index = np.arange(scores.size)
+    index = np.arange(1, scores.size + 1)
     ax.plot(index, scores, color="#1f77b4", linewidth=1.4)
     valid = [m for m in marks if 0 <= m < scores.size and np.isfinite(scores[m])]
-    ax.scatter(valid, scores[valid], color="#d62728", zorder=3, s=18, label="key slices")
-    ax.set_xlabel("slice")
+    ax.scatter([m + 1 for m in valid], scores[valid], color="#d62728", zorder=3, s=18, label="key slices")
+    ax.set_xlabel("slice (1-based, as in the viewer)")
     ax.set_ylabel("anomaly score")
-    ax.set_xlim(0, max(scores.size - 1, 1))
+    ax.set_xlim(1, max(scores.size, 2))
     ax.grid(alpha=0.3)
     fig.tight_layout()
     buffer = io.BytesIO()
@@ -86,12 +92,12 @@ def _data_uri(png: bytes) -> str:
 def _facts(content: ReportContent) -> list[tuple[str, str]]:
     review = content.review
     override = "none" if review.threshold_override is None else f"{review.threshold_override:.3f}"
-    return [("Study", content.study_key), ("Decision", review.decision_label), ("Reviewer", review.reviewer),
+    return [*content.context, ("Study", content.study_key), ("Decision", review.decision_label), ("Reviewer", review.reviewer),
             ("Signed off (UTC)", review.reviewed_at), ("Revision", str(review.revision)),
             ("Study score", f"{content.study_score:.4f}" if content.study_score == content.study_score else "none (not comparable)"),
             *([("Comparability", content.comparability)] if content.comparability else []),
-            ("Model threshold", f"{content.model_threshold:.3f}"),
-            ("Threshold override", override), ("Model", content.model_summary),
+            ("Model pixel threshold", f"{content.model_threshold:.4f}"),
+            ("Pixel threshold override", override), ("Model", content.model_summary),
             *([("Reviewer identity", review.reviewer_id)] if review.reviewer_id else []),
             *([("Audit chain head at sign-off", review.record_hash)] if review.record_hash else [])]
 
@@ -104,10 +110,10 @@ def render_html(content: ReportContent) -> str:
                        for i, text in enumerate(content.findings, start=1)) or "<li>No region above the threshold.</li>"
     figures = []
     for key in content.key_slices:
-        images = f'<img alt="slice {key.index}" src="{_data_uri(_png(key.image))}">'
+        images = f'<img alt="{esc(key.title)}" src="{_data_uri(_png(key.image))}">'
         if key.reference is not None:
             images += f'<img alt="matched normal slice" src="{_data_uri(_png(key.reference))}">'
-        figures.append(f"<figure>{images}<figcaption>slice {key.index}, score {key.score:.4f}"
+        figures.append(f"<figure>{images}<figcaption>{esc(key.title)}, slice score {key.score:.4f}"
                        f"{' | right: matched normal reference' if key.reference is not None else ''}</figcaption></figure>")
     curve = _data_uri(score_curve_png(content.slice_scores, [k.index for k in content.key_slices]))
     return f"""<!DOCTYPE html>
@@ -157,7 +163,7 @@ def write_pdf_report(path: Path, content: ReportContent) -> Path:
             axes = fig.subplots(len(content.key_slices), columns, squeeze=False)
             for row, key in enumerate(content.key_slices):
                 axes[row][0].imshow(key.image)
-                axes[row][0].set_title(f"slice {key.index}, score {key.score:.4f}", fontsize=8)
+                axes[row][0].set_title(f"{key.title}, slice score {key.score:.4f}", fontsize=8)
                 if columns == 2 and key.reference is not None:
                     axes[row][1].imshow(key.reference)
                     axes[row][1].set_title("matched normal reference", fontsize=8)

@@ -36,7 +36,8 @@ def reader_organization(review: Review) -> str:
 def review_notes(review: Review) -> list[str]:
     """The reader's notes as TEXT items: the overall note, then one per annotated finding."""
     notes = [f"Reader notes: {review.notes}"] if review.notes else []
-    notes += [f"Finding {n.finding_id} ({n.description}): {n.note}" for n in review.findings if n.note]
+    notes += [f"Finding {n.finding_id} ({n.description}): {n.note}" for n in review.findings
+              if n.note and n.verdict != "rejected"]
     notes.append(f"Review revision {review.revision}; audit record {review.record_hash}" if review.record_hash
                  else f"Review revision {review.revision}")
     return notes
@@ -60,6 +61,9 @@ def write_reviewed_sr(study, review: Review, threshold: float, seg_path: Path, t
     finding = StudyFinding(confirmed, f"Reader's decision: {review.decision_label} (revision {review.revision})",
                            float(threshold), source, float(study.score))
     found = anomaly_regions(study.probability, threshold, study.volume)
+    accepted = review.accepted_ids()
+    if accepted is not None:  # only the findings the reader accepted; the rejected ones are in the audit
+        found = found.accepted(accepted)
     regions = found.regions if confirmed else []
     algorithm = AlgorithmEquipment.for_scoring(method_of(study.report), study.report.get("scoring") or {})
     observer = PersonObserver(reader_name(review), login_name=review.reviewer_id or None,

@@ -89,7 +89,12 @@ MIGRATIONS: tuple[Migration, ...] = (
     ALTER TABLE audit ADD COLUMN row_hash TEXT
     """,
     ledger.seal_existing,
+    # 4: per-finding review: the reader accepts or rejects each finding
+    "ALTER TABLE findings ADD COLUMN verdict TEXT NOT NULL DEFAULT 'accepted'",
 )
+
+ACCEPTED, REJECTED = "accepted", "rejected"
+VERDICTS = (ACCEPTED, REJECTED)
 
 
 class StaleRevisionError(InputError):
@@ -107,11 +112,15 @@ class StudyLocation:
 
 @dataclass(frozen=True)
 class FindingNote:
-    """A reviewer's note on one finding (a connected region of the mask), with what it was."""
+    """A reviewer's verdict and note on one finding (a connected region of the mask), with what it was.
+
+    ``verdict``: "accepted" (the region is real: it goes into the reviewed SEG/SR) or "rejected"
+    (left out of them, and named in the audit trail)."""
 
     finding_id: int
     description: str
     note: str = ""
+    verdict: str = "accepted"
 
 
 @dataclass(frozen=True)
@@ -136,7 +145,16 @@ class Review:
         return {"study_key": self.study_key, "decision": self.decision, "reviewer": self.reviewer,
                 "reviewer_id": self.reviewer_id, "reviewed_at": self.reviewed_at, "notes": self.notes,
                 "threshold_override": self.threshold_override, "revision": self.revision,
-                "findings": [{"finding_id": f.finding_id, "description": f.description, "note": f.note} for f in self.findings]}
+                "findings": [{"finding_id": f.finding_id, "description": f.description, "note": f.note,
+                              "verdict": f.verdict} for f in self.findings],
+                "rejected_findings": [f.finding_id for f in self.findings if f.verdict == REJECTED]}
+
+    def accepted_ids(self) -> set[int] | None:
+        """Ids of the findings the reader accepted; None when the review judged no finding one by
+        one (an older review, or none listed): then the whole reviewed mask stands."""
+        if not self.findings:
+            return None
+        return {f.finding_id for f in self.findings if f.verdict != REJECTED}
 
 
 @dataclass(frozen=True)
@@ -262,6 +280,8 @@ class ReviewStore:
             raise InputError(f"decision '{decision}' is not one of {', '.join(DECISIONS)}")
         if not reviewer:
             raise InputError("a sign-off needs the reviewer's name")
+        if any(f.verdict not in VERDICTS for f in findings):
+            raise InputError(f"a finding's verdict must be one of {', '.join(VERDICTS)}")
         if threshold_override is not None and not 0.0 <= threshold_override <= 1.0:
             raise InputError(f"threshold override {threshold_override} must be between 0 and 1")
         with self._write() as connection:
@@ -284,8 +304,8 @@ class ReviewStore:
                  review.reviewed_at, review.revision))
             connection.execute("DELETE FROM findings WHERE study_key = ?", (study_key,))
             connection.executemany(
-                "INSERT INTO findings (study_key, finding_id, description, note) VALUES (?, ?, ?, ?)",
-                [(study_key, f.finding_id, f.description, f.note.strip()) for f in review.findings])
+                "INSERT INTO findings (study_key, finding_id, description, note, verdict) VALUES (?, ?, ?, ?, ?)",
+                [(study_key, f.finding_id, f.description, f.note.strip(), f.verdict) for f in review.findings])
             record = _audit(connection, who, study_key, "amend" if before else "sign_off",
                             before.audited() if before else None, review.audited())
             ledger.seal_review(connection, study_key, record)
@@ -338,8 +358,8 @@ def _read_review(connection: sqlite3.Connection, study_key: str) -> Review | Non
         (study_key,)).fetchone()
     if row is None:
         return None
-    findings = tuple(FindingNote(int(fid), desc, note) for fid, desc, note in connection.execute(
-        "SELECT finding_id, description, note FROM findings WHERE study_key = ? ORDER BY finding_id", (study_key,)))
+    findings = tuple(FindingNote(int(fid), desc, note, verdict or ACCEPTED) for fid, desc, note, verdict in connection.execute(
+        "SELECT finding_id, description, note, verdict FROM findings WHERE study_key = ? ORDER BY finding_id", (study_key,)))
     return Review(study_key, row[0], row[3], row[4], row[1], row[2], int(row[5]), findings, row[6] or "", row[7] or "")
 
 

@@ -61,6 +61,14 @@ class ReviewStudy:
         return float(self.probability.max())
 
     @cached_property
+    def instances(self) -> list[int | None]:
+        """DICOM InstanceNumber of each slice where it is one source image (reports name it beside
+        the 1-based slice number); empty without the source images."""
+        from adaptclip_med.outputs.slice_numbers import instance_numbers
+
+        return instance_numbers(self.volume)
+
+    @cached_property
     def auto_window(self) -> Window:
         """Percentile display window of the source images (a neutral one without them)."""
         return percentile_window(self.volume.array) if self.volume is not None else Window(0.5, 1.0)
@@ -93,7 +101,21 @@ class ReviewStudy:
         name = backbone.get("architecture", "unknown backbone")
         weights = backbone.get("weights", "")
         refs = f"{shots}-shot with bank '{bank}'" if bank and shots else "zero-shot"
-        return f"{name} ({weights}), adapters {(scoring.get('model') or {}).get('adapters', '?')}, {refs}"
+        return f"{name} ({weights}), adapters {adapter_label(scoring.get('model') or {})}, {refs}"
+
+
+def adapter_label(model: dict[str, Any]) -> str:
+    """The method's trained weights as study.json's model identity records them (``weights``, with
+    its provenance source; older files: ``adapters``), "none recorded" rather than "?"."""
+    weights = model.get("adapters") or model.get("weights")
+    if not weights:
+        return "none recorded"
+    source = (model.get("weights_provenance") or {}).get("source")
+    sha = model.get("weights_sha256")
+    text = str(weights)
+    if source and source != weights:
+        text += f" ({source})"
+    return text + (f" sha256 {str(sha)[:12]}" if sha else "")
 
 
 def from_result(study_key: str, output_dir: Path, volume, result: StudyResult) -> ReviewStudy:
@@ -149,12 +171,21 @@ def _read_report(output_dir: Path) -> dict[str, Any]:
         raise InputError(f"{describe_path(output_dir.name)}: no readable study.json (scoring unfinished or failed)") from exc
 
 
+def _array_index(row: dict[str, str]) -> int:
+    """The 0-based array index of a slices.csv row: ``array_index`` (or ``index``, as written
+    before slice numbering was unified), else the 1-based ``slice`` less one."""
+    for column in ("array_index", "index"):
+        if row.get(column) not in (None, ""):
+            return int(row[column])
+    return int(row["slice"]) - 1
+
+
 def _slice_scores(path: Path, depth: int) -> np.ndarray:
     scores = np.full(depth, np.nan, dtype=np.float64)
     try:
         with open(path, newline="") as handle:
             for row in csv.DictReader(handle):
-                index = int(row["index"])
+                index = _array_index(row)
                 skipped = str(row.get("skipped", "")).strip().lower() in ("true", "1", "yes")
                 if 0 <= index < depth and not skipped and row.get("score") not in (None, ""):
                     scores[index] = float(row["score"])

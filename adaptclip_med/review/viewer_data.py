@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from adaptclip_med.outputs.thresholds import slice_score_threshold
+from adaptclip_med.review.references import same_level_row
 from adaptclip_med.review.rendering import Window
 from adaptclip_med.review.study_data import PROBABILITY_NIFTI, ReviewStudy
 
@@ -141,9 +143,9 @@ def reference_volume(bank, scan: int, study: ReviewStudy, bank_name: str, series
     recorded: list[bool] = []
     relative = study.relative_position
     for z in range(study.depth):
-        hit = next((position[src] for s, src in study.matched.get(z, []) if s == scan and src in position), None)
-        if hit is not None:
-            slices.append(hit)
+        row = same_level_row(bank, scan, study.matched.get(z, []), float(relative[z]))
+        if row is not None and int(rows[row]) in position:
+            slices.append(position[int(rows[row])])
             recorded.append(True)
         elif np.isfinite(relative[z]):
             (_, row), = bank.match(float(relative[z]), None, scans=[scan], strategy="position", per_scan=1)
@@ -236,7 +238,11 @@ def study_payload(study: ReviewStudy, threshold: float, method: str = "") -> dic
         "view_axes": axes, "slicing_view": slicing_view, "world_axis": world,
         "slice_scores": [None if not np.isfinite(s) else round(float(s), 5) for s in study.slice_scores],
         "top_slices": [int(z) for z in study.top_slices],
-        "threshold": float(threshold),
+        "instances": list(study.instances) or [None] * study.depth,  # DICOM InstanceNumber per slice
+        "units": "HU" if study.volume is not None and getattr(study.volume, "modality", "") == "CT" else "",
+        "threshold": float(threshold),  # the pixel threshold of the outline (a map value)
+        "slice_threshold": slice_score_threshold(((study.report.get("scoring") or {}).get("reference_bank") or {})
+                                                 .get("calibration")),
         "fov_mm": float(max(spacing[1] * study.probability.shape[1], spacing[2] * study.probability.shape[2])),
         "wl_sensitivity": float(max(auto.width / 300.0, 1e-3)),
     }

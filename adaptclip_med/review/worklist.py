@@ -1,6 +1,6 @@
 """The reading worklist: scored studies ranked by score, each with its review status.
 
-Studies come from batch results (``worklist.csv`` with columns study_key, score, top_slice,
+Studies come from batch results (``worklist.csv`` with columns study_key, score, top_slice (1-based),
 series, status, output — see ``adaptclip-med batch``), from any folder of study outputs (each
 ``study.json`` marks a finished study, so half-written results never show up), and from the
 studies the dashboard scored itself.  The review status comes from the sign-off store, never from
@@ -22,6 +22,7 @@ from adaptclip_med.errors import PathNotAllowedError
 from adaptclip_med.review.paths import AllowedRoots
 from adaptclip_med.review.store import UNREAD
 from adaptclip_med.outputs.layout import STUDY_JSON
+from adaptclip_med.outputs.thresholds import flag_of
 from adaptclip_med.utils.keys import is_safe_key
 from adaptclip_med.utils.redact import describe_path
 from adaptclip_med.volume.comparability import line_from_report
@@ -37,7 +38,7 @@ DEFAULT_METHOD = "adaptclip"
 class WorklistEntry:
     study_key: str
     score: float | None
-    top_slice: int | None
+    top_slice: int | None  # 1-based slice number of the highest-scoring slice (the viewer's)
     series: str
     output_dir: Path | None
     scoring_status: str  # "done" when study.json exists, else what the batch recorded
@@ -53,6 +54,8 @@ class WorklistEntry:
     #: the comparability guard's line (volume/comparability.py): "comparable", "partly comparable: ...",
     #: "not comparable: ..." (no score: ranked after every scored study), "" when not recorded
     comparability: str = ""
+    flag: str = ""  # normal / abnormal at the operating (pixel) threshold, or not comparable ("" when unknown)
+    patient: str = ""  # patient name, only when discovery read it (a user allowed to see it)
 
     @property
     def openable(self) -> bool:
@@ -80,7 +83,8 @@ def read_worklist_csv(path: Path, roots: AllowedRoots) -> list[WorklistEntry]:
             status = "done" if done else ("results not readable" if batch_status == "done" else batch_status)
             entries.append(WorklistEntry(key, _float(row.get("score")), _int(row.get("top_slice")), row.get("series") or "",
                                          output if done else None, status,
-                                         comparability=(row.get("comparability") or "").strip()))
+                                         comparability=(row.get("comparability") or "").strip(),
+                                         flag=(row.get("flag") or "").strip()))
     return entries
 
 
@@ -102,13 +106,31 @@ def study_entry(output_dir: Path, study_key: str | None = None) -> WorklistEntry
         return None
     shape = source.get("shape_zyx") or []
     scoring = report.get("scoring") or {}
-    return WorklistEntry(str(key), _float(report.get("score")), _int(top[0].get("index")) if top and isinstance(top[0], dict) else None,
+    return WorklistEntry(str(key), _float(report.get("score")), _top_slice_number(top),
                          str(series), output_dir, "done", description=str(info.get("description") or ""),
                          modality=str(source.get("modality") or ""), slices=_int(shape[0]) if shape else None,
                          study_date=str(info.get("study_date") or ""),
                          method=str(scoring.get("method") or info.get("method") or DEFAULT_METHOD),
                          threshold=_float(report.get("threshold")), mask_voxels=_int(report.get("mask_voxels")),
-                         problem=results_problem(output_dir), comparability=line_from_report(report))
+                         problem=results_problem(output_dir), comparability=line_from_report(report),
+                         flag=flag_of(report) or "")
+
+
+def _person(name: str | None) -> str:
+    from adaptclip_med.review.study_context import _person_name
+
+    return _person_name(name) if name else ""
+
+
+def _top_slice_number(top: list) -> int | None:
+    """The 1-based number of the first top slice (``slice``, or ``index`` + 1 in older study.json)."""
+    if not top or not isinstance(top[0], dict):
+        return None
+    number = _int(top[0].get("slice"))
+    if number is not None:
+        return number
+    index = _int(top[0].get("index"))
+    return None if index is None else index + 1
 
 
 def _comparison_key(output_dir: Path) -> str:
@@ -213,14 +235,16 @@ def with_candidates(entries: list[WorklistEntry], candidates: Iterable) -> list[
         if found:
             c = found[0]
             entry = replace(entry, description=entry.description or c.description, modality=entry.modality or c.modality,
-                            slices=entry.slices or c.num_slices, study_date=entry.study_date or c.study_date)
+                            slices=entry.slices or c.num_slices, study_date=entry.study_date or c.study_date,
+                            patient=entry.patient or _person(c.patient_name))
         filled.append(entry)
     for key, found in by_study.items():
         if key in known:
             continue
         c = found[0]
         filled.append(WorklistEntry(key, None, None, c.key[:8], None, NOT_SCORED, description=c.description,
-                                    modality=c.modality or c.kind.upper(), slices=c.num_slices, study_date=c.study_date))
+                                    modality=c.modality or c.kind.upper(), slices=c.num_slices, study_date=c.study_date,
+                                    patient=_person(c.patient_name)))
     return filled
 
 

@@ -17,6 +17,8 @@ import numpy as np
 
 from adaptclip_med import __version__
 from adaptclip_med.outputs import layout
+from adaptclip_med.outputs.slice_numbers import instance_numbers, slice_labels
+from adaptclip_med.outputs.thresholds import flag_line, result_flag
 from adaptclip_med.utils.ownership import claim_output_folder, require_owned
 from adaptclip_med.volume.options import ScoringOptions
 from adaptclip_med.volume.pipeline import NOT_FOR_CLINICAL_USE, make_scorer, write_study_outputs
@@ -50,10 +52,13 @@ def score_with_methods(study: Path, out: Path, runs: Sequence[ScoringOptions], s
         mode = f"{scorer.shots}-shot" if scorer.shots else "zero-shot"
         missing = getattr(files, "not_written", {})
         lacking = f" (not written: {', '.join(missing)}; reasons in study.json)" if missing else ""
-        lines.append(f"{options.model.method}: {score_phrase(result)} ({mode}, {options.output.aggregate}); "
-                     f"top slices {result.top_slices}; outputs in {folder}{lacking}")
+        flag, peak = result_flag(result)
+        lines.append(f"{options.model.method}: {flag_line(flag, result.threshold, peak)}; {score_phrase(result)} "
+                     f"({mode}, {options.output.aggregate}); top slices "
+                     f"{slice_labels(result.top_slices, instance_numbers(volume))}; outputs in {folder}{lacking}")
         lines.extend(comparability_lines(options.model.method, result))
         summary.append({"method": options.model.method, "folder": folder.name if len(runs) > 1 else ".", "score": result.score,
+                        "study_flag": flag,
                         "mode": mode, "top_slices": result.top_slices, "threshold": result.threshold,
                         "threshold_source": result.threshold_source, "identity": scorer.method.identity(),
                         "references_note": scorer.references_note(),

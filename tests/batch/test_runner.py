@@ -50,7 +50,7 @@ def test_mixed_tree_scores_good_studies_and_records_every_problem(tmp_path, scor
     for row in done:
         report = json.loads((out / row["output"] / "study.json").read_text())
         assert report["batch"]["study_key"] == row["study_key"]
-        assert abs(report["score"] - float(row["score"])) < 1e-6 and int(row["top_slice"]) == report["top_slices"][0]["index"]
+        assert abs(report["score"] - float(row["score"])) < 1e-6 and int(row["top_slice"]) == report["top_slices"][0]["slice"] == report["top_slices"][0]["index"] + 1
         assert row["series"] == "CT series #1 'AX HEAD': %d slices, axial, 3 mm [only eligible series]" % report["slices"]["total"]
         assert (out / row["output"] / "anomaly_seg.dcm").is_file()
     partial = next(r for r in done if r["study_key"] == tree.with_truncated_slice.key)

@@ -53,6 +53,7 @@ def test_layout_names_and_default_writers():
     from adaptclip_med.outputs import layout, study_writers
 
     assert layout.overlay_name(2, 7) == "overlay_top2_slice0007.png" and layout.parse_overlay_name("overlay_top2_slice0007.png") == (2, 7)
+    # the number in the name is the 1-based slice the viewer shows (array index 6)
     assert layout.DICOM_RESULTS == ("anomaly_seg.dcm", "anomaly_pmap.dcm", "anomaly_sr.dcm", "anomaly_kos.dcm")
     assert [w.name for w in study_writers.default_writers()] == ["probability_nifti", "mask_nifti", "dicom_seg",
                                                                   "dicom_sr", "slices_csv", "overlays", "score_plot"]

@@ -12,6 +12,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -80,6 +81,22 @@ def test_reference_library_builds_renames_and_deletes_banks(dashboard_config, de
     assert not (config.banks_root / "ct-head").exists() and not _problems(at)
 
 
+def test_a_flagged_series_is_built_into_a_bank_only_after_confirmation(dashboard_config, demo_data):
+    config = dashboard_config()
+    at = _goto(_app().run(), "Reference library")
+    at.button(key="lib_scan").click().run()
+    flagged = [c.key for c in _candidates(demo_data.root) if "LESION" in c.description]
+    normal = [c.key for c in _candidates(demo_data.root) if "NORMAL" in c.description]
+    at.multiselect(key="ref_pick").set_value([*normal, *flagged]).run()
+    assert at.button(key="build_bank").disabled  # the app's own flag stops the build
+    assert any("not a normal reference" in w.value for w in at.warning)
+    assert not any(config.banks_root.glob("*/bank.json")) if config.banks_root.is_dir() else True
+    at.checkbox(key="ref_confirm_flagged").check().run()
+    assert not at.button(key="build_bank").disabled
+    at.multiselect(key="ref_pick").set_value(normal).run()  # without the flagged series: no confirmation asked
+    assert not at.button(key="build_bank").disabled and not [c for c in at.checkbox if c.key == "ref_confirm_flagged"]
+
+
 def test_patient_names_only_with_the_flag(dashboard_config):
     dashboard_config(show_patient_names=True)
     at = _goto(_app().run(), "Reference library")
@@ -97,6 +114,23 @@ def bank_for(demo_data, tiny_options):
         return config.banks_root / "ct-head"
 
     return make
+
+
+def test_the_demo_opens_in_the_reading_room_on_the_top_study(dashboard_config, demo_data, tiny_options):
+    from adaptclip_med.io.loader import load_study
+    from adaptclip_med.review.studies import dashboard_output_dir, score_for_review, study_key_of
+
+    config = dashboard_config(demo=True)
+    candidate = next(c for c in _candidates(demo_data.root) if "LESIONS" in c.description)
+    volume, _ = load_study(demo_data.study_dir)
+    key = study_key_of(volume, candidate)
+    score_for_review(volume, key, dashboard_output_dir(config.output, key), make_scorer(tiny_options),
+                     {"description": candidate.description})
+    at = _app().run()
+    assert at.radio(key="nav").value == "Viewer" and not _problems(at)
+    assert at.session_state["study"].study_key == key  # straight into the reading room, no worklist click
+    at = _goto(at, "Worklist")  # and once there, the reader's own navigation wins
+    assert at.radio(key="nav").value == "Worklist" and not _problems(at)
 
 
 def test_open_score_view_sign_off_and_reload(dashboard_config, demo_data, bank_for, tmp_path):
@@ -121,10 +155,20 @@ def test_open_score_view_sign_off_and_reload(dashboard_config, demo_data, bank_f
     view = at.session_state["view_state"]
     assert view["z"] == report["top_slices"][0]["index"] and (view["level"], view["width"]) == (40.0, 80.0)
     assert at.session_state["view_nonce"]
-    at.slider(key="threshold").set_value(0.05).run()
-    assert "Findings at threshold 0.050" in "\n".join(e.label for e in at.expander)
+    chosen = _two_findings_threshold(at.session_state["study"])
+    at.slider(key="threshold").set_value(chosen).run()
+    assert f"Findings at pixel threshold {chosen:.4f}" in "\n".join(e.label for e in at.expander)
     finding_inputs = [t for t in at.text_input if t.key.startswith(f"so_finding_{study_key}_")]
     assert finding_inputs, "a low threshold must produce at least one finding to annotate"
+    # per-finding review: the list is clickable (the viewer jumps to the peak slice), each is accepted or rejected
+    from adaptclip_med.review.findings import labelled_findings
+
+    listed = labelled_findings(at.session_state["study"].probability, chosen, at.session_state["study"].spacing)
+    assert len(listed.findings) >= 2, "the flow needs two findings: one accepted, one rejected"
+    last = listed.findings[-1]
+    at.button(key=f"so_goto_{study_key}_{last.finding_id}").click().run()
+    assert at.session_state["view_state"]["z"] == last.peak_slice  # the viewer is sent to the peak slice
+    at.radio(key=f"so_verdict_{study_key}_{last.finding_id}").set_value("reject").run()
 
     # sign-off with a finding note and the threshold override
     assert not [t for t in at.text_input if t.key == "reviewer"]  # no free-text reviewer any more
@@ -137,7 +181,10 @@ def test_open_score_view_sign_off_and_reload(dashboard_config, demo_data, bank_f
     assert any(f"Signed off: **Confirmed anomaly** by {LOCAL_USER}" in s.value.replace("\\", "") for s in at.success)
     review = ReviewStore.in_folder(config.output).review(study_key)
     assert review.reviewer == LOCAL_USER and review.reviewer_id.endswith(f"#{LOCAL_USER}")
-    assert review.threshold_override == pytest.approx(0.05) and review.findings[0].note == "looks like a bleed"
+    assert review.threshold_override == pytest.approx(chosen) and review.findings[0].note == "looks like a bleed"
+    assert [f.verdict for f in review.findings] == ["accepted"] * (len(listed.findings) - 1) + ["rejected"]
+    signed = ReviewStore.in_folder(config.output).audit_trail(study_key)[-1]
+    assert signed.action == "sign_off" and signed.after["rejected_findings"] == [last.finding_id]  # rejected: in the audit
 
     at.button(key="export").click().run()
     exported = config.output / "reviewed" / study_key
@@ -146,6 +193,7 @@ def test_open_score_view_sign_off_and_reload(dashboard_config, demo_data, bank_f
     report_html = (exported / f"{study_key}_r1_report.html").read_text()
     assert LOCAL_USER in report_html and review.record_hash in report_html  # the chain head travels with the export
     _assert_reviewed_sr(exported / f"{study_key}_r1_reviewed_sr.dcm", review)
+    _assert_only_accepted_findings(exported, study_key, listed, last.finding_id, at.session_state["study"])
 
     # reload = a fresh session: the worklist shows the decision, the viewer restores the override
     again = _app().run()
@@ -153,7 +201,7 @@ def test_open_score_view_sign_off_and_reload(dashboard_config, demo_data, bank_f
     again.selectbox(key="wl_pick").set_value(study_key).run()
     again.button(key="wl_open").click().run()
     assert not _problems(again)
-    assert again.slider(key="threshold").value == pytest.approx(0.05)
+    assert again.slider(key="threshold").value == pytest.approx(chosen)
     assert any(f"Signed off: **Confirmed anomaly** by {LOCAL_USER}" in s.value.replace("\\", "") for s in again.success)
     assert [e.action for e in ReviewStore.in_folder(config.output).audit_trail(study_key)] == ["score", "sign_off", "export"]
     _assert_verify_names_tampering(config.output, tmp_path)
@@ -187,6 +235,31 @@ def _assert_verify_names_tampering(output: Path, scratch: Path) -> None:
         connection.close()
         result = verify(copy)
         assert result.returncode == 1 and message in result.stderr, (name, result.stderr)
+
+
+def _two_findings_threshold(study) -> float:
+    """A pixel threshold (4 decimals, as the slider shows) at which the map has 2 to 8 findings."""
+    from adaptclip_med.review.findings import labelled_findings
+
+    for q in np.linspace(0.90, 0.9995, 60):
+        value = round(float(np.quantile(study.probability, q)), 4)
+        if 2 <= len(labelled_findings(study.probability, value, study.spacing).findings) <= 8:
+            return value
+    raise AssertionError("no threshold gives two findings on this map")
+
+
+def _assert_only_accepted_findings(exported: Path, study_key: str, listed, rejected: int, study) -> None:
+    """The reviewed SEG and SR carry the accepted findings only."""
+    import highdicom as hd
+    import pydicom
+
+    labels = listed.labels
+    accepted = (labels > 0) & (labels != rejected)
+    seg = pydicom.dcmread(exported / f"{study_key}_r1_reviewed_seg.dcm")
+    assert int((seg.pixel_array > 0).sum()) == int(accepted.sum()) and not (accepted & (labels == rejected)).any()
+    sr = hd.sr.srread(exported / f"{study_key}_r1_reviewed_sr.dcm")
+    groups = sr.content.get_volumetric_roi_measurement_groups()
+    assert len(groups) == len(listed.findings) - 1  # one measurement group per accepted finding
 
 
 def _assert_reviewed_sr(path: Path, review) -> None:

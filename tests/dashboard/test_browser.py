@@ -386,7 +386,7 @@ def test_bad_uploads_are_named_and_not_kept(room, page, tmp_path):
     fake.write_bytes(b"this is not a NIfTI volume")
     notes = tmp_path / "notes.dcm"
     notes.write_bytes(b"plain text, not DICOM" * 20)
-    _open(page, room.url)
+    _open(page, f"{room.url}/?page=Worklist")  # the demo opens in the reading room otherwise
     page.get_by_role("tab", name="Upload").click()
     page.locator(".st-key-upload input[type='file']").set_input_files([str(fake), str(notes)])
     page.locator(".st-key-open_upload button").first.wait_for()
@@ -407,7 +407,7 @@ def test_bad_uploads_are_named_and_not_kept(room, page, tmp_path):
 
 
 def test_worklist_flags_broken_results_and_deep_links_open_studies(room, page):
-    _open(page, room.url)
+    _open(page, f"{room.url}/?page=Worklist")  # the demo opens in the reading room otherwise
     table = page.locator("[data-testid='stDataFrame']").first
     table.wait_for()
     page.locator(".st-key-wl_pick [role='combobox']").click()
@@ -433,7 +433,7 @@ def test_worklist_flags_broken_results_and_deep_links_open_studies(room, page):
     fresh.close()
 
     # an unscored series from the worklist goes to the scoring panel, and is scored in the page
-    _open(page, room.url)
+    _open(page, f"{room.url}/?page=Worklist")  # the demo opens in the reading room otherwise
     page.locator(".st-key-wl_pick [role='combobox']").click()
     page.get_by_role("option").filter(has_text="NORMAL").filter(has_text="[not scored]").first.click()
     _settle(page)
@@ -486,4 +486,83 @@ def test_normal_scan_picker_flags_label_maps_and_series_with_findings(room, page
     _settle(page)
     page.get_by_text("not a normal reference").first.wait_for()
     assert "label map" in page.locator("[data-testid='stMain']").inner_text()
+    _no_exception(page)
+
+
+def test_reading_room_numbering_thresholds_reference_level_probe_help_and_finding_jump(room, page):
+    """Issue 25 in the browser: the corner text numbers the slice as every output does (1-based, with
+    the DICOM instance), names the slice score's own threshold, the reference is at the same level
+    on every slice, the value under the cursor is shown in HU, '?' lists the shortcuts, and a
+    finding in the list jumps the viewer to its peak slice."""
+    import re
+
+    from playwright.sync_api import expect
+
+    _open(page, _study_url(room))
+    frames, frame = _viewer(page)
+    report = json.loads((room.output / "studies" / room.study_key / "study.json").read_text())
+    top = report["top_slices"][0]
+    assert _view(frame)["z"] == top["index"]
+    tl = frames.locator("#hud-study-tl").inner_text()
+    assert f"slice {top['slice']} / 10  (instance {top['instance_number']})" in tl  # = study.json, slices.csv, reports
+    br = frames.locator("#hud-study-br").inner_text()
+    assert "slice score " in br and "slice score threshold " in br and "outline: pixel threshold " in br
+    assert re.search(r"slice score threshold [0-9.]+", br) and "\nthreshold" not in br
+    for z in range(10):  # the normal reference: the same level as the study slice on every slice
+        frame.evaluate(f"() => {{ window.__viewer.S.z = {z}; }}")
+        page.keyboard.press("ArrowDown")
+        page.keyboard.press("ArrowUp")
+        shown = _view(frame)["z"]
+        assert int(frames.locator("#hud-ref-tl").get_attribute("data-slice")) == shown
+
+    canvas = frames.locator("#cv-study")
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    expect(frames.locator("#hud-study-tr")).to_contain_text("HU")
+    probe = frame.evaluate("() => window.__viewer.probe")
+    assert probe is not None and -1100 < probe["value"] < 3100  # a CT value in HU, not the 0..1 network input
+
+    # W/L drag with real mouse events: no state message to the server while the button is down, even
+    # with pauses longer than the debounce (a Streamlit rerun mid-drag greyed the viewer out); one after.
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(cx, cy)
+    page.mouse.down()
+    sent = frame.evaluate("() => window.__viewer.stats.sent")
+    width = _view(frame)["width"]
+    for i in range(4):
+        page.mouse.move(cx + 10 * (i + 1), cy + 3 * (i + 1))
+        page.wait_for_timeout(700)
+    assert frame.evaluate("() => window.__viewer.stats.sent") == sent and _view(frame)["width"] > width
+    page.mouse.up()
+    deadline = time.monotonic() + 20
+    while frame.evaluate("() => window.__viewer.stats.sent") == sent and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
+    assert frame.evaluate("() => window.__viewer.stats.sent") == sent + 1
+    _settle(page)
+
+    canvas.click()
+    page.keyboard.press("?")
+    help_box = frames.locator("#help")
+    expect(help_box).to_be_visible()
+    expect(help_box).to_contain_text("window / level")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "shortcuts.png"))
+    page.keyboard.press("Escape")
+    expect(help_box).to_be_hidden()
+
+    jump = page.locator("[class*='st-key-so_goto_'] button").last
+    summary = page.locator("[data-testid='stExpander'] summary").filter(has_text="Findings at pixel threshold").first
+    summary.scroll_into_view_if_needed()
+    summary.click()
+    _settle(page)
+    jump.wait_for(state="attached")
+    peak = int(re.search(r"peak [0-9.]+ on slice (\d+)", jump.inner_text()).group(1))
+    jump.evaluate("b => b.click()")  # the button's own click handler (the list may sit below the fold)
+    _settle(page)
+    deadline = time.monotonic() + 30
+    while _view(frame)["z"] != peak - 1 and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
+    assert _view(frame)["z"] == peak - 1  # the finding's peak slice, numbered as the viewer numbers it
+    assert f"slice {peak} / 10" in frames.locator("#hud-study-tl").inner_text()
+    page.screenshot(path=str(SHOTS / "finding-jump.png"))
     _no_exception(page)

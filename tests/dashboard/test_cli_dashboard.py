@@ -63,7 +63,8 @@ def test_demo_makes_phantom_data_and_uses_the_demo_model(monkeypatch, tmp_path):
     from adaptclip_med.demo import dataset
 
     real = dataset.make_ct_demo_dataset
-    monkeypatch.setattr(dataset, "make_ct_demo_dataset", lambda out, seed, normals: real(out, seed, normals, slices=3, size=64))
+    monkeypatch.setattr(dataset, "make_ct_demo_dataset",
+                        lambda out, seed, normals, **kw: real(out, seed, normals, slices=3, size=64, **kw))
     result, seen = _run(monkeypatch, ["--demo", "--output", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     config = seen["config"]
@@ -75,6 +76,13 @@ def test_demo_makes_phantom_data_and_uses_the_demo_model(monkeypatch, tmp_path):
     bank = (tmp_path / "out" / "banks" / dashboard_cli.DEMO_BANK).resolve()
     assert config.scoring.references.bank == str(bank) and (bank / "bank.json").is_file()
     assert json.loads((bank / "bank.json").read_text())["name"] == dashboard_cli.DEMO_BANK
+    # the label map is not offered as a study: it lives beside the data root, not in it
+    assert not list(root.rglob("*.nii.gz")) and (tmp_path / "out" / "demo_truth" / "ground_truth_labels.nii.gz").is_file()
+    # the lesion study is scored already, few-shot with the demo bank: the demo opens in the reading room
+    scored = list((tmp_path / "out" / "studies").glob("*/study.json"))
+    assert len(scored) == 1
+    report = json.loads(scored[0].read_text())
+    assert "LESIONS" in report["review_info"]["description"] and report["scoring"]["reference_bank"]["name"] == dashboard_cli.DEMO_BANK
 
 
 def test_a_missing_data_root_is_one_line_error(monkeypatch, tmp_path):
@@ -166,6 +174,30 @@ def test_oidc_without_a_secret_and_trusted_header_off_loopback_are_refused(monke
     result, seen = _run(monkeypatch, ["--output", str(tmp_path / "out"), "--address", "unix:///run/adaptclip.sock",
                                       "--trusted-header", "X-Remote-User", "--allowed-host", "ai.hospital.example"])
     assert result.exit_code == 0 and seen["config"].login == "trusted-header"
+
+
+def test_a_busy_port_is_refused_in_one_line_before_the_demo_builds_anything(monkeypatch, tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        called = []
+        monkeypatch.setattr(dashboard_cli, "demo_data_root", lambda output: called.append(output))
+        result, seen = _run(monkeypatch, ["--demo", "--output", str(tmp_path / "out"), "--port", str(port)])
+    assert result.exit_code != 0 and not seen and not called  # nothing built, no server started
+    lines = [line for line in result.output.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and f"port {port} on 127.0.0.1 is already in use" in lines[0] and "--port " in lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_version_prints_the_version():
+    from adaptclip_med import __version__
+    from adaptclip_med.cli.main import app
+
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"adaptclip-med {__version__}"
 
 
 def test_the_installed_command_refuses_a_network_bind_without_login(tmp_path):

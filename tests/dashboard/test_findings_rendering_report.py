@@ -20,7 +20,8 @@ def test_findings_are_connected_regions_ranked_by_peak():
     assert [(f.finding_id, f.first_slice, f.last_slice, f.voxels) for f in findings] == [(1, 4, 4, 4), (2, 1, 2, 18)]
     assert findings[0].peak_probability == pytest.approx(0.95) and findings[0].peak_slice == 4
     assert findings[1].volume_ml == pytest.approx(18 * 2.0 / 1000)
-    assert "slices 1-2" in findings[1].describe()
+    assert "slices 2-3" in findings[1].describe()  # the viewer's 1-based numbers (array indices 1-2)
+    assert findings[0].describe([None, None, None, None, 17, None]).endswith("on slice 5 (instance 17), 0.01 ml")
     assert find_findings(prob, 0.99, (1.0, 1.0, 1.0)) == []
 
 
@@ -46,7 +47,7 @@ def content():
     image = np.full((32, 32, 3), 120, dtype=np.uint8)
     scores = np.array([np.nan, 0.2, 0.5, 0.9, 0.3])
     return ReportContent("abc123", review, 0.9, 0.55, 0.4, "tiny (random:0), zero-shot", ["#1: slice 3, peak 0.90"],
-                         scores, [KeySlice(3, 0.9, image, image)])
+                         scores, [KeySlice(3, 0.9, image, reference=image)])
 
 
 def test_html_report_is_self_contained_and_escaped(tmp_path, content):
@@ -63,3 +64,12 @@ def test_pdf_report_is_a_pdf(tmp_path, content):
     data = path.read_bytes()
     assert data.startswith(b"%PDF") and data.count(b"/Type /Page") >= 2
     assert [p.name for p in tmp_path.iterdir()] == ["report.pdf"]  # no temporary left behind
+
+
+def test_model_provenance_names_the_adapters_it_recorded():
+    from adaptclip_med.review.study_data import adapter_label
+
+    assert adapter_label({"weights": "demo", "weights_provenance": {"source": "packaged demo"},
+                          "weights_sha256": "abcdef0123456789"}) == "demo (packaged demo) sha256 abcdef012345"
+    assert adapter_label({"weights": "untrained", "weights_provenance": {"source": "untrained"}}) == "untrained"
+    assert adapter_label({"adapters": "x.safetensors"}) == "x.safetensors" and adapter_label({}) == "none recorded"

@@ -55,10 +55,10 @@ def test_the_viewer_gets_the_source_slice_the_model_compared_with(scored):
     source, _ = load_study(copies[0])
     assert ref.source and ref.array.shape == source.array.shape  # full resolution, not 128-px thumbnails
     np.testing.assert_allclose(ref.array, source.array.astype(np.float32))  # in the series' own units (HU)
-    for z, pairs in study.matched.items():  # the recorded match is the source slice index, as scored
+    for z, pairs in study.matched.items():  # the shown slice is one scoring compared with (a source slice index)
         recorded = [src for scan, src in pairs if scan == 0]
         if recorded:
-            assert ref.recorded[z] and ref.slices[z] == recorded[0]
+            assert ref.recorded[z] and ref.slices[z] in recorded
     assert any(ref.recorded)
     payload = reference_payload(ref, 0, "ct-head")
     assert payload["source"] is True and payload["shape"] == list(source.array.shape)
@@ -93,3 +93,27 @@ def test_a_changed_or_moved_series_is_not_shown_as_the_reference(scored, tmp_pat
     bank = ReferenceBank.open(moved)
     assert open_reference_series(bank, 0, AllowedRoots([refs])).reason == "its source series changed since the bank was built"
     assert open_reference_series(bank, 1, AllowedRoots([refs])).reason == "its source series is no longer at the recorded location"
+
+
+def test_the_reference_slice_shown_is_at_the_study_slice_level_on_every_slice(scored, demo_data):
+    """Study and references share their slice positions (the phantom's geometry): on EVERY slice,
+    including the top-scoring ones the model used, the reference shown lies at the same z in mm,
+    not at the first (lowest) slice of the matched set."""
+    from adaptclip_med.review.references import matched_slice
+    from adaptclip_med.review.viewer_data import canonical_affine
+
+    _, refs, _, bank_path, study = scored
+    bank = ReferenceBank.open(bank_path)
+    series = open_reference_series(bank, 0, AllowedRoots([refs]))
+    ref = reference_volume(bank, 0, study, "ct-head", series)
+    study_affine, ref_affine = canonical_affine(study), np.asarray(ref.affine)
+    assert len(study.matched) == study.depth and all(len(p) > 1 for p in study.matched.values())  # a set, not one slice
+    for z in range(study.depth):
+        assert ref.recorded[z]
+        study_mm = (study_affine @ [z, 0, 0, 1])[:3]
+        ref_mm = (ref_affine @ [ref.slices[z], 0, 0, 1])[:3]
+        np.testing.assert_allclose(ref_mm, study_mm, atol=1e-3, err_msg=f"slice {z + 1}")
+        thumb = matched_slice(bank, study, z)  # the exported report's reference thumbnail: the same slice
+        assert thumb.recorded and thumb.source_slice == ref.slices[z]
+    for z in study.top_slices:  # the slices the model used: the same level too, and among the matched set
+        assert ref.slices[z] == z and ref.slices[z] in [src for s, src in study.matched[z] if s == 0]

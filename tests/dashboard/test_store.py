@@ -103,3 +103,20 @@ def test_a_sign_off_on_an_outdated_revision_is_refused(tmp_path):
         other.sign_off("k1", "normal", person("Dr B"), expected_revision=0)
     assert store.review("k1").decision == "confirmed" and len(store.audit_trail("k1")) == 1
     assert other.sign_off("k1", "normal", person("Dr B"), expected_revision=1).revision == 2
+
+
+def test_a_rejected_finding_is_kept_audited_and_sealed(tmp_path):
+    store = ReviewStore.in_folder(tmp_path)
+    findings = [FindingNote(1, "#1: slice 4", "bleed"), FindingNote(2, "#2: slice 9", "beam hardening", "rejected")]
+    store.sign_off("k1", "confirmed", person("Dr A"), findings=findings)
+    review = ReviewStore.in_folder(tmp_path).review("k1")
+    assert [f.verdict for f in review.findings] == ["accepted", "rejected"] and review.accepted_ids() == {1}
+    after = store.audit_trail("k1")[-1].after
+    assert after["rejected_findings"] == [2] and after["findings"][1]["verdict"] == "rejected"
+    assert store.verify().ok
+    with sqlite3.connect(tmp_path / "reviews.sqlite") as connection:  # quietly "accept" the rejected finding
+        connection.execute("UPDATE findings SET verdict = 'accepted' WHERE finding_id = 2")
+    assert not store.verify().ok  # the review row's hash covers the verdict
+    with pytest.raises(InputError, match="verdict"):
+        store.sign_off("k2", "confirmed", person("Dr A"), findings=[FindingNote(1, "#1", "", "maybe")])
+    assert ReviewStore.in_folder(tmp_path).review("k2") is None

@@ -151,14 +151,16 @@ def test_nifti_from_dicom_has_an_affine_consistent_with_ipp_and_iop(write_series
 
 
 def test_slices_csv_and_study_json(tmp_path):
-    rows = [{"index": 0, "position_mm": -12.5, "score": float("nan"), "skipped": True, "skip_reason": "background"},
-            {"index": 1, "position_mm": np.float64(-9.5), "score": np.float32(0.123456789), "skipped": False,
+    rows = [{"slice": 1, "instance_number": 12, "array_index": 0, "position_mm": -12.5, "score": float("nan"),
+             "skipped": True, "skip_reason": "background"},
+            {"slice": 2, "array_index": 1, "position_mm": np.float64(-9.5), "score": np.float32(0.123456789), "skipped": False,
              "skip_reason": None, "relative_position": 0.0}]
     out = write_slices_csv(tmp_path / "slices.csv", rows)
     with open(out, newline="") as handle:
         parsed = list(csv.DictReader(handle))
-    assert list(parsed[0]) == ["index", "position_mm", "score", "skipped", "skip_reason", "relative_position"]
-    assert parsed[0] == {"index": "0", "position_mm": "-12.5", "score": "", "skipped": "true",
+    assert list(parsed[0]) == ["slice", "instance_number", "array_index", "position_mm", "score", "skipped",
+                               "skip_reason", "relative_position"]
+    assert parsed[0] == {"slice": "1", "instance_number": "12", "array_index": "0", "position_mm": "-12.5", "score": "", "skipped": "true",
                          "skip_reason": "background", "relative_position": ""}
     assert parsed[1]["score"] == "0.123457" and parsed[1]["skipped"] == "false"
     payload = {"score": np.float32(0.5), "top_slices": np.array([3, 1]), "threshold": float("inf"),

@@ -164,7 +164,7 @@ def test_outputs_mark_unscored_slices(toy, toy_bank, lesion_study, tmp_path):
     assert report["slices"]["scored"] + len(unscored) + report["slices"]["background"] == report["slices"]["total"]
     assert report["triage"]["stride"] == 4 and report["scoring"]["triage"] == {"stride": 4, "top_k": 3}
     assert "not interpolated" in report["triage"]["unscored_maps"]
-    rows = {int(r["index"]): r for r in csv.DictReader(open(outputs.out_dir / "slices.csv"))}
+    rows = {int(r["array_index"]): r for r in csv.DictReader(open(outputs.out_dir / "slices.csv"))}
     for z in unscored:
         assert rows[z]["score"] == "" and rows[z]["skipped"] == "true" and rows[z]["skip_reason"] == NOT_SCORED_REASON
     assert all(rows[z]["score"] != "" for z in rows if z not in unscored)

@@ -92,7 +92,7 @@ def test_score_study_writes_outputs_in_source_geometry(bank, demo_data, tiny_opt
         assert image.shape == truth.shape
         np.testing.assert_allclose(image.affine, truth.affine, atol=1e-4)
     rows = list(csv.DictReader(open(out.files["slices_csv"])))
-    assert [int(r["index"]) for r in rows] == list(range(8))
+    assert [int(r["array_index"]) for r in rows] == list(range(8)) and [int(r["slice"]) for r in rows] == list(range(1, 9))
     report = json.loads(out.files["study_json"].read_text())
     assert report["score"] == pytest.approx(out.score) and report["slices"]["total"] == 8
     assert report["scoring"]["reference_bank"]["name"] == "head" and report["threshold_source"].startswith("calibrated")

@@ -23,7 +23,7 @@
   function send(type, data) {
     window.parent.postMessage(Object.assign({ isStreamlitMessage: true, type: type }, data || {}), "*");
   }
-  function setValue(value) { send("streamlit:setComponentValue", { value: value, dataType: "json" }); }
+  function setValue(value) { stats.sent += 1; send("streamlit:setComponentValue", { value: value, dataType: "json" }); }
   function setHeight(h) { send("streamlit:setFrameHeight", { height: h }); }
 
   // ------------------------------------------------------------------ state
@@ -33,7 +33,7 @@
   let studyId = null, refId = null, jumpNonce = null, stateNonce = null;
   let nvS = null, nvR = null, refReady = false, loading = null;
   let sendTimer = null, dirty = false;
-  const stats = { wheel: [], wl: [], wlRef: [], firstRender: null, t0: performance.now(), paints: 0, lastPaint: 0 };
+  const stats = { wheel: [], wl: [], wlRef: [], firstRender: null, t0: performance.now(), paints: 0, lastPaint: 0, sent: 0 };
   window.__viewer = { S: S, stats: stats, ready: false };
 
   function clamp(v, lo, hi) { return Math.max(lo, Math.min(hi, v)); }
@@ -160,6 +160,44 @@
     nvR.drawScene();
   }
 
+  // ------------------------------------------------------------------ value under the cursor
+  // The image value (HU for CT: the NIfTI carries the slope) at the voxel under the mouse, read from
+  // NiiVue's own copy of the volume: no server round trip.
+  let probe = "";
+  function probeAt(e) {
+    if (!nvS || !nvS.volumes.length || drag) return;
+    const rect = $("cv-study").getBoundingClientRect(), dpr = nvS.uiData.dpr || window.devicePixelRatio || 1;
+    const frac = nvS.canvasPos2frac([(e.clientX - rect.left) * dpr, (e.clientY - rect.top) * dpr]);
+    if (!frac || frac[0] < 0) { probe = ""; hud(mmOf(A.affine, S.z, S.y, S.x)); return; }
+    const vol = nvS.volumes[0], vox = vol.mm2vox(nvS.frac2mm(frac));
+    if (vox.some((v, i) => v < 0 || (vol.hdr && v >= vol.hdr.dims[i + 1]))) { probe = ""; }
+    else {
+      const value = vol.getValue(vox[0], vox[1], vox[2]);
+      const map = nvS.volumes[1] ? nvS.volumes[1].getValue(vox[0], vox[1], vox[2]) : null;
+      probe = `value ${fmt(value, 0)}${A.units ? " " + A.units : ""}` + (map === null ? "" : `  map ${fmt(map, 3)}`);
+      window.__viewer.probe = { vox: Array.from(vox), value: value, map: map };
+    }
+    hud(mmOf(A.affine, S.z, S.y, S.x));
+  }
+
+  // ------------------------------------------------------------------ shortcuts overlay (?)
+  const SHORTCUTS = [
+    ["wheel, arrows, PageUp/PageDown", "previous / next slice"], ["Home / End", "first / last slice"],
+    ["left drag", "window / level"], ["shift or middle drag", "pan"], ["ctrl + wheel, + / -", "zoom"],
+    ["0", "reset zoom"], ["v", "next view (axial, coronal, sagittal)"], ["w", "next window preset"],
+    ["h", "heat map on / off"], ["o", "outline on / off"], ["1 / 2 / 3", "decision: confirmed / false positive / normal"],
+    ["Ctrl + Enter", "sign off"], ["U", "next unread study"], ["?", "this list"]];
+  function toggleHelp(show) {
+    const box = $("help");
+    const on = show === undefined ? box.style.display !== "block" : show;
+    if (on && !box.dataset.filled) {
+      box.innerHTML = "<b>Shortcuts</b> (press ? or Esc to close)<table>" +
+        SHORTCUTS.map(([k, v]) => `<tr><td><kbd>${k}</kbd></td><td>${v}</td></tr>`).join("") + "</table>";
+      box.dataset.filled = "1";
+    }
+    box.style.display = on ? "block" : "none";
+  }
+
   function fmt(v, d) { return (v === null || v === undefined || !isFinite(v)) ? "-" : Number(v).toFixed(d); }
 
   function hud(mm) {
@@ -168,11 +206,16 @@
     const idx = [S.z, S.y, S.x][ax], n = [Z, Y, X][ax];
     const world = A.world_axis[ax];
     const score = A.slice_scores[S.z];
-    $("hud-study-tl").textContent = `${A.labels.study}\n${S.view}  slice ${idx + 1} / ${n}\n` +
+    const inst = ax === 0 && A.instances && A.instances[S.z] !== null && A.instances[S.z] !== undefined ? `  (instance ${A.instances[S.z]})` : "";
+    $("hud-study-tl").textContent = `${A.labels.study}\n${S.view}  slice ${idx + 1} / ${n}${inst}\n` +
       `pos ${"XYZ"[world]} ${fmt(mm[world], 1)} mm`;
-    $("hud-study-tr").textContent = `W ${fmt(S.width, 0)}  L ${fmt(S.level, 0)}` + (S.preset ? `\n${S.preset}` : "");
+    const context = (A.context || []).join("\n");
+    $("hud-study-tr").textContent = (context ? context + "\n" : "") + `W ${fmt(S.width, 0)}  L ${fmt(S.level, 0)}` +
+      (S.preset ? `\n${S.preset}` : "") + (probe ? `\n${probe}` : "");
     $("hud-study-bl").textContent = `zoom ${fmt(S.zoom, 2)}x`;
-    $("hud-study-br").textContent = ax === 0 ? `slice score ${fmt(score, 3)}\nthreshold ${fmt(A.threshold, 3)}` : "";
+    // A slice score is only ever shown beside the SLICE score threshold (a map value is not comparable).
+    const sliceRef = A.slice_threshold === null || A.slice_threshold === undefined ? "" : `\nslice score threshold ${fmt(A.slice_threshold, 3)}`;
+    $("hud-study-br").textContent = ax === 0 ? `slice score ${fmt(score, 3)}${sliceRef}\noutline: pixel threshold ${fmt(A.threshold, 3)}` : "";
     $("hud-study-tl").dataset.slice = String(S.z);
     if (refReady) {
       const [rz] = refCursor();
@@ -208,10 +251,12 @@
   }
 
   // ------------------------------------------------------------------ changes
+  // No server round trip while a mouse button is down: a slow drag used to outlast the debounce, so
+  // Streamlit reran mid-drag and greyed the viewer out.  The state goes back once, after mouseup.
   function changed() {
     dirty = true;
     clearTimeout(sendTimer);
-    sendTimer = setTimeout(flush, DEBOUNCE_MS);
+    if (!drag) sendTimer = setTimeout(flush, DEBOUNCE_MS);
     window.__viewer.S = S;
   }
   function flush() {
@@ -303,7 +348,7 @@
     bar.appendChild(presets);
     bar.appendChild(sep());
     bar.appendChild(button("Heat map", "anomaly heat map (h)", S.heat, () => { S.heat = !S.heat; setOverlay(); }));
-    bar.appendChild(button("Outline", `mask outline at threshold ${fmt(A.threshold, 3)} (o)`, S.outline,
+    bar.appendChild(button("Outline", `mask outline at pixel threshold ${fmt(A.threshold, 3)} (o)`, S.outline,
                            () => { S.outline = !S.outline; setOverlay(); }));
     const op = document.createElement("label");
     op.title = "heat-map opacity";
@@ -363,7 +408,12 @@
     }
     changed();
   }, true);
-  window.addEventListener("mouseup", () => { if (drag && !drag.pan) toolbar(); drag = null; }, true);
+  window.addEventListener("mouseup", () => {
+    if (drag && !drag.pan) toolbar();
+    const wasDragging = !!drag;
+    drag = null;
+    if (wasDragging && dirty) { clearTimeout(sendTimer); sendTimer = setTimeout(flush, DEBOUNCE_MS); }
+  }, true);
 
   $("strip").addEventListener("click", (e) => {
     const r = $("strip").getBoundingClientRect();
@@ -388,6 +438,8 @@
     else if (k === "+" || k === "=") { setZoom(S.zoom * 1.25); }
     else if (k === "-") { setZoom(S.zoom / 1.25); }
     else if (k === "0") { S.panX = 0; S.panY = 0; setZoom(1); }
+    else if (k === "?") { toggleHelp(); }
+    else if (k === "Escape" && $("help").style.display === "block") { toggleHelp(false); }
     else if (k === "w") {
       const names = Object.keys(A.presets), i = (names.indexOf(S.preset) + 1) % names.length;
       setWindow(A.presets[names[i]][0], A.presets[names[i]][1], names[i]); toolbar();
@@ -495,6 +547,8 @@
     nvS.updateGLVolume();
   }
 
+  $("pane-study").addEventListener("mousemove", probeAt);
+  $("pane-study").addEventListener("mouseleave", () => { probe = ""; if (A && nvS) hud(mmOf(A.affine, S.z, S.y, S.x)); });
   inputOn($("pane-study"), false);
   inputOn($("pane-ref"), true);
   window.addEventListener("message", (e) => {
