@@ -77,3 +77,13 @@ def randomise_adapter_state(model, seed: int = 3) -> None:
 def images():
     generator = torch.Generator().manual_seed(7)
     return torch.randn(5, 3, TINY_SIZE, TINY_SIZE, generator=generator)
+
+
+@pytest.fixture(scope="session")
+def playwright_driver():
+    """One Playwright driver for the whole test session.  The sync API runs an event loop of its
+    own: a second ``sync_playwright()`` started while another is alive fails ("Sync API inside the
+    asyncio loop"), and three areas (the dashboard, the login flow, the OHIF viewer) drive Chromium."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        yield playwright

@@ -213,14 +213,16 @@ def write_sr(ctx: StudyContext) -> dict[str, Path]:
     from adaptclip_med.outputs.regions import anomaly_regions, map_peak
 
     result = ctx.result
-    found = anomaly_regions(result.probability, result.threshold, ctx.volume)
+    # regions of the mask only: slices the comparability guard set aside carry no finding (as in the SEG)
+    counted = np.where(result.mask, result.probability, 0.0).astype(np.float32)
+    found = anomaly_regions(counted, result.threshold, ctx.volume)
     segmentation = pydicom.dcmread(ctx.files["dicom_seg"], stop_before_pixels=True)
     with deriving_from(ctx.volume, "DICOM SR"):
         path = write_measurement_report(
             ctx.path(layout.DICOM_SR), source_images=derivable_headers(ctx.volume), segmentation=segmentation,
             observer=DeviceObserver(ctx.equipment), algorithm=ctx.equipment,
             finding=StudyFinding.at_threshold(found.total, result.threshold, result.threshold_source, result.score,
-                                              map_peak(result.probability, ctx.volume)),
+                                              map_peak(counted if result.mask.any() else result.probability, ctx.volume)),
             regions=found.regions, regions_total=found.total, notes=sr_notes(ctx), **ctx.series("SR"))
     if found.total > len(found.regions):
         ctx.note(f"DICOM SR lists the {len(found.regions)} regions with the highest peak of {found.total}")

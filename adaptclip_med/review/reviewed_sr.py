@@ -11,6 +11,8 @@ reader for the organisation that authenticated them (the identity provider, or t
 
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -51,15 +53,18 @@ def write_reviewed_sr(study, review: Review, threshold: float, seg_path: Path, t
     from adaptclip_med.outputs.dicom_sources import derivable_headers, deriving_from
     from adaptclip_med.outputs.dicom_sr import PersonObserver, StudyFinding, write_measurement_report
     from adaptclip_med.outputs.equipment import AlgorithmEquipment
-    from adaptclip_med.outputs.regions import anomaly_regions
+    from adaptclip_med.outputs.regions import anomaly_regions, map_peak
     from adaptclip_med.outputs.result_series import ResultRun
     from adaptclip_med.review.studies import method_of
 
     run = run or ResultRun()
     confirmed = review.decision == "confirmed"
     source = "reader's threshold" if review.threshold_override is not None else study.threshold_source or "model"
+    score = float(study.score)
+    # the peak anchors the study finding in space: OHIF 3.13 breaks on a group without coordinates
     finding = StudyFinding(confirmed, f"Reader's decision: {review.decision_label} (revision {review.revision})",
-                           float(threshold), source, float(study.score))
+                           float(threshold), source, score if math.isfinite(score) else None,
+                           map_peak(study.probability, study.volume))
     found = anomaly_regions(study.probability, threshold, study.volume)
     accepted = review.accepted_ids()
     if accepted is not None:  # only the findings the reader accepted; the rejected ones are in the audit

@@ -90,5 +90,8 @@ def score_on_grid(score: ScoreSlices, volume: Any, prepared: PreparedVolume, gri
     record = {"grid": grid.describe(), "resampled": not mapping.identity,
               "study_pixel_mm": [round(s, 6) for s in native.spacing], "study_shape": list(native.shape),
               "scale": round(grid.pixel_mm / native.pixel_mm, 6), "coverage": coverage.describe()}
-    return dataclasses.replace(result, probability=probability, mask=probability >= threshold, prepared=prepared,
+    mask = probability >= threshold
+    if result.comparability is not None:  # slices the guard set aside add nothing to the mask on this grid either
+        mask[result.comparability.out_of_distribution] = False
+    return dataclasses.replace(result, probability=probability, mask=mask, prepared=prepared,
                                physical_grid=record, comparability=verdict, score=score)

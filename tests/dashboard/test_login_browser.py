@@ -118,16 +118,10 @@ def site(tmp_path_factory, demo_data, tiny_options):
 
 
 @pytest.fixture(scope="module")
-def playwright_driver():
-    from playwright.sync_api import expect, sync_playwright
+def chromium(playwright_driver):
+    from playwright.sync_api import expect
 
     expect.set_options(timeout=STEP_TIMEOUT)
-    with sync_playwright() as playwright:
-        yield playwright
-
-
-@pytest.fixture(scope="module")
-def chromium(playwright_driver):
     browser = playwright_driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
     yield browser
     browser.close()
