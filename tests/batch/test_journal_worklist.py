@@ -48,7 +48,7 @@ def test_worklist_sorted_by_score_with_failures_last_and_errors_only_failures(tm
     write_errors(tmp_path, records, [FileError("file-1", "x.dcm: not a DICOM file")])
     worklist = rows(tmp_path / "worklist.csv")
     assert [r["study_key"] for r in worklist] == ["high", "low", "bad", "todo"]
-    assert worklist[0] == {"study_key": "high", "score": "0.800000", "top_slice": "7", "series": "CT #2",
+    assert worklist[0] == {"study_key": "high", "score": "0.800000", "flag": "", "top_slice": "8", "series": "CT #2",
                            "status": "done", "comparability": "", "output": "high", "notes": "1 file(s) skipped"}
     assert rows(tmp_path / "errors.csv") == [{"study_key": "bad", "reason": "no eligible series (...)"},
                                             {"study_key": "file-1", "reason": "x.dcm: not a DICOM file"}]
