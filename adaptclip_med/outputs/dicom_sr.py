@@ -45,6 +45,7 @@ from pydicom.sr.codedict import codes
 from adaptclip_med.outputs.equipment import LOCAL_SCHEME, AlgorithmEquipment, add_contributing_equipment, declare_coding_schemes
 from adaptclip_med.outputs.dicom_sources import ImageRef
 from adaptclip_med.outputs.regions import AnomalyRegion
+from adaptclip_med.outputs.slice_numbers import slice_number
 from adaptclip_med.utils.atomic import atomic_write_bytes
 
 
@@ -59,7 +60,8 @@ STUDY_SCORE = _local("ACM003", "Study anomaly score")
 OPERATING_THRESHOLD = _local("ACM004", "Operating threshold")
 THRESHOLD_SOURCE = _local("ACM005", "Operating threshold source")
 REGION_COUNT = _local("ACM006", "Number of anomaly regions")
-PEAK_SLICE = _local("ACM007", "Peak slice index")
+#: the viewer's 1-based slice number (outputs/slice_numbers.py: one numbering in every output)
+PEAK_SLICE = _local("ACM007", "Peak slice number")
 FINDING_BASIS = _local("ACM008", "Basis of finding")
 STUDY_FINDING_ID = "study finding"
 
@@ -207,7 +209,7 @@ def region_groups(region: AnomalyRegion, segmentation: Dataset, segment_number: 
             hd.sr.Measurement(ANOMALY_SCORE, region.peak_score, NO_UNITS, derivation=codes.SCT.Maximum,
                               referenced_images=peak_on),
             hd.sr.Measurement(ANOMALY_SCORE, region.mean_score, NO_UNITS, derivation=codes.SCT.Mean),
-            hd.sr.Measurement(PEAK_SLICE, region.peak_slice, SLICE_UNIT, referenced_images=peak_on),
+            hd.sr.Measurement(PEAK_SLICE, slice_number(region.peak_slice), SLICE_UNIT, referenced_images=peak_on),
         ])
     outline = hd.sr.ImageRegion(graphic_type=hd.sr.GraphicTypeValues.POLYLINE, graphic_data=region.outline.astype(float),
                                 source_image=hd.sr.SourceImageForRegion(region.peak_image.sop_class_uid,

@@ -91,7 +91,7 @@ def test_device_sr_round_trip_recovers_regions_segment_outline_and_observer(writ
         assert values[("Volume", None)] == pytest.approx(region.voxels * voxel_mm3)
         assert values[("Anomaly score", "Maximum")] == pytest.approx(region.peak_score, abs=1e-6)
         assert values[("Anomaly score", "Mean")] == pytest.approx(region.mean_score, abs=1e-6)
-        assert values[("Peak slice index", None)] == region.peak_slice
+        assert values[("Peak slice number", None)] == region.peak_slice + 1  # the viewer's 1-based numbering
         reference = group.referenced_segment[0].ReferencedSOPSequence[0]
         assert reference.ReferencedSOPInstanceUID == seg.SOPInstanceUID and reference.ReferencedSegmentNumber == 1
         roi = outline_group.roi
