@@ -48,7 +48,9 @@ def reset_for(study: ReviewStudy, review: Review | None, stretch: bool = False, 
     override = review.threshold_override if review is not None else None
     view: dict[str, Any] = {"z": int(study.top_slices[0]) if study.top_slices else study.depth // 2, "view": "axial",
                             "level": options[preset].level, "width": options[preset].width, "preset": preset,
-                            "zoom": 1.0, "opacity": DEFAULT_ALPHA, "heat": True, "outline": True, "measurements": []}
+                            "zoom": 1.0, "opacity": DEFAULT_ALPHA, "heat": True, "outline": True,
+                            "measurements": [{k: m[k] for k in ("kind", "z", "points")} for m in review.measurements]
+                            if review is not None else []}
     view.update(from_url(url or {}, study.depth))
     st.session_state.update({
         VIEW: view, VIEW_NONCE: uuid.uuid4().hex,

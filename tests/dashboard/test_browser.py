@@ -616,4 +616,24 @@ def test_distance_and_ellipse_roi_tools_measure_in_millimetres(room, page):
     _settle(page)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "measurements.png"))
+
+    # kept with the sign-off: recomputed on the server from the geometry, equal to what the panel showed
+    from adaptclip_med.review.store import ReviewStore
+
+    page.keyboard.press("Escape")  # tool off
+    page.mouse.click(1300, 885)
+    page.keyboard.press("1")
+    _settle(page)
+    page.keyboard.press("Control+Enter")
+    _settle(page)
+    store = ReviewStore.in_folder(room.output)
+    deadline = time.monotonic() + 30
+    while not (store.review(room.study_key) and store.review(room.study_key).measurements) and time.monotonic() < deadline:
+        page.wait_for_timeout(300)
+    kept = store.review(room.study_key).measurements
+    assert [m["kind"] for m in kept] == ["distance", "ellipse"]
+    assert kept[0]["length_mm"] == pytest.approx(shown, abs=0.06)
+    assert kept[1]["area_mm2"] == pytest.approx(area, abs=0.06)
+    assert kept[1]["mean"] == pytest.approx(float(found.group(1)), abs=0.06)
+    assert store.verify().ok
     _no_exception(page)

@@ -224,7 +224,8 @@
     for (let y = Math.max(0, Math.ceil(cy - ry)); y <= Math.min(shape()[1] - 1, Math.floor(cy + ry)); y++) {
       for (let x = Math.max(0, Math.ceil(cx - rx)); x <= Math.min(shape()[2] - 1, Math.floor(cx + rx)); x++) {
         if (((y - cy) / ry) ** 2 + ((x - cx) / rx) ** 2 > 1) continue;
-        const v = vol.getValue(x, y, z);
+        const vox = vol.mm2vox(mmOf(A.affine, z, y, x));  // NiiVue's own voxel order (it may reorient the file)
+        const v = vol.getValue(vox[0], vox[1], vox[2]);
         if (!isFinite(v)) continue;
         n += 1; sum += v; sq += v * v;
       }
