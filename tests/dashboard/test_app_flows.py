@@ -212,6 +212,8 @@ def test_open_score_view_sign_off_and_reload(dashboard_config, demo_data, bank_f
     again.button(key="wl_open").click().run()
     assert not _problems(again)
     assert again.slider(key="threshold").value == pytest.approx(chosen)
+    assert again.session_state["view_state"]["measurements"] == [
+        {k: m[k] for k in ("kind", "z", "points")} for m in review.measurements]  # drawn again on reopening
     assert any(f"Signed off: **Confirmed anomaly** by {LOCAL_USER}" in s.value.replace("\\", "") for s in again.success)
     assert [e.action for e in ReviewStore.in_folder(config.output).audit_trail(study_key)] == ["score", "sign_off", "export"]
     _assert_verify_names_tampering(config.output, tmp_path)
