@@ -32,8 +32,9 @@ def _source_pixel(volume, z: int, y: int, x: int):
     return source_image_refs(headers, frames.shape[0])[frame], column + 0.5, row + 0.5
 
 
-def test_distance_and_ellipse_are_planar_groups_on_their_source_images(write_series, tmp_path):
-    volume, _ = load_study(write_series("study", shuffle_seed=3))
+@pytest.mark.parametrize("multiframe", [False, True])
+def test_distance_and_ellipse_are_planar_groups_on_their_source_images(write_series, tmp_path, multiframe):
+    volume, _ = load_study(write_series("study", shuffle_seed=3, multiframe=multiframe))
     affine = volume.reorientation.canonical_affine(volume.source_affine)
     z = volume.array.shape[0] // 2
     kept = [m.as_dict() for m in measure(volume.array, affine, [
@@ -42,7 +43,7 @@ def test_distance_and_ellipse_are_planar_groups_on_their_source_images(write_ser
     placed, skipped = place(volume, affine, kept, volume.modality)
     assert skipped == [] and [p.graphic_type for p in placed] == ["POLYLINE", "ELLIPSE"]
     image, column, row = _source_pixel(volume, z, 10, 12)
-    assert placed[0].image.sop_instance_uid == image.sop_instance_uid
+    assert (placed[0].image.sop_instance_uid, placed[0].image.frame_number) == (image.sop_instance_uid, image.frame_number)
     assert placed[0].graphic_data[0] == pytest.approx([column, row])
     _, column, row = _source_pixel(volume, z, 30, 40)
     assert placed[0].graphic_data[1] == pytest.approx([column, row])
