@@ -81,7 +81,7 @@ def place(volume, canonical_affine: np.ndarray, measurements: Sequence[dict[str,
     return placed, skipped
 
 
-def planar_group(measurement: PlacedMeasurement, observer_context=None) -> hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations:
+def planar_group(measurement: PlacedMeasurement) -> hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations:
     """TID 1410 group of one reader measurement (its own tracking identifier)."""
     image = measurement.image
     region = hd.sr.ImageRegion(graphic_type=getattr(hd.sr.GraphicTypeValues, measurement.graphic_type),

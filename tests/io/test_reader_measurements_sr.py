@@ -6,7 +6,6 @@ highdicom."""
 from __future__ import annotations
 
 import numpy as np
-import pydicom
 import pytest
 from io_helpers import assert_dicom_conformant
 
