@@ -18,6 +18,8 @@ from adaptclip_med.review import guarded
 from adaptclip_med.review.access import SIGN_OFF, AccessDenied
 from adaptclip_med.review.export import ExportResult, export_review
 from adaptclip_med.review.findings import find_findings
+from adaptclip_med.review.measurements import MeasurementError, measure
+from adaptclip_med.review.viewer_data import canonical_affine
 from adaptclip_med.review.references import find_bank
 from adaptclip_med.review.store import ACCEPTED, DECISIONS, REJECTED, FindingNote, Review, StaleRevisionError
 from adaptclip_med.review.study_context import may_see_context
@@ -141,8 +143,13 @@ def _submit(ctx: state.Context, study: ReviewStudy, findings, threshold: float) 
     override = threshold if st.session_state.get(f"so_override_{key}") else None
     seen: dict[str, int] = st.session_state.setdefault(SEEN, {})
     try:
+        measurements = kept_measurements(study, viewer_state.current_measurements())
+    except MeasurementError as exc:
+        st.error(f"Measurements not saved: {md_text(str(exc), 300)}; clear them in the viewer and sign off again.")
+        return
+    try:
         review = ctx.store.sign_off(key, decision, ctx.who, st.session_state.get(f"so_notes_{key}", ""), notes, override,
-                                    expected_revision=seen.get(key, 0))
+                                    expected_revision=seen.get(key, 0), measurements=measurements)
     except StaleRevisionError as exc:
         other = ctx.store.review(key)
         # The form keeps this reader's decision and notes; the next click amends the newer revision
@@ -159,6 +166,14 @@ def _submit(ctx: state.Context, study: ReviewStudy, findings, threshold: float) 
     if previous is not None and previous.revision != review.revision:
         _export(ctx, study, review)  # the downloads follow the new revision
     st.rerun()
+
+
+def kept_measurements(study: ReviewStudy, reported: list) -> list[dict]:
+    """The viewer's measurements recomputed on the source volume (its units: HU for CT), to be
+    kept with the sign-off; none without source images (a mean over a black background is not one)."""
+    if not reported or study.volume is None:
+        return []
+    return [m.as_dict() for m in measure(study.volume.array, canonical_affine(study), reported)]
 
 
 def _exports(ctx: state.Context, study: ReviewStudy, review: Review | None) -> None:

@@ -48,7 +48,9 @@ def reset_for(study: ReviewStudy, review: Review | None, stretch: bool = False, 
     override = review.threshold_override if review is not None else None
     view: dict[str, Any] = {"z": int(study.top_slices[0]) if study.top_slices else study.depth // 2, "view": "axial",
                             "level": options[preset].level, "width": options[preset].width, "preset": preset,
-                            "zoom": 1.0, "opacity": DEFAULT_ALPHA, "heat": True, "outline": True}
+                            "zoom": 1.0, "opacity": DEFAULT_ALPHA, "heat": True, "outline": True,
+                            "measurements": [{k: m[k] for k in ("kind", "z", "points")} for m in review.measurements]
+                            if review is not None else []}
     view.update(from_url(url or {}, study.depth))
     st.session_state.update({
         VIEW: view, VIEW_NONCE: uuid.uuid4().hex,
@@ -95,7 +97,7 @@ def adopt(reported: dict[str, Any] | None) -> bool:
     if view is None:
         return False
     mapping = {"slice": "z", "view": "view", "level": "level", "width": "width", "zoom": "zoom", "opacity": "opacity",
-               "heat": "heat", "outline": "outline", "preset": "preset"}
+               "heat": "heat", "outline": "outline", "preset": "preset", "measurements": "measurements"}
     new = dict(view)
     for source, target in mapping.items():
         if source in reported and reported[source] is not None:
@@ -117,6 +119,13 @@ def heat_gain(study: ReviewStudy) -> float:
 def current_window() -> Window:
     view = st.session_state.get(VIEW) or {}
     return Window(float(view.get("level", 40.0)), max(float(view.get("width", 80.0)), 1.0))
+
+
+def current_measurements() -> list[dict[str, Any]]:
+    """The measurements the browser reported for the open study (geometry only; the numbers kept
+    are recomputed by ``review.measurements.measure``)."""
+    view = st.session_state.get(VIEW) or {}
+    return list(view.get("measurements") or [])
 
 
 def current_slice(depth: int) -> int:

@@ -235,18 +235,25 @@ def in_image_library(image: ImageRef) -> bool:
 def build_measurement_report(*, source_images: Sequence[Dataset], segmentation: Dataset | None, observer: Observer,
                              algorithm: AlgorithmEquipment, finding: StudyFinding, regions: Sequence[AnomalyRegion],
                              regions_total: int | None = None, notes: Sequence[str] = (), series_number: int,
-                             series_description: str, segment_number: int = 1) -> hd.sr.Comprehensive3DSR:
+                             series_description: str, segment_number: int = 1,
+                             reader_measurements: Sequence = ()) -> hd.sr.Comprehensive3DSR:
     """The SR dataset (see the module docstring).  ``source_images``: the scored series' headers
     (the evidence, same study); ``segmentation``: the SEG the regions are segment
     ``segment_number`` of (header only is enough; required when ``regions`` is not empty);
     ``regions_total``: how many regions there were before any cap or selection (default:
-    ``len(regions)``).  The algorithm is in Contributing Equipment whoever the observer is."""
+    ``len(regions)``); ``reader_measurements``: the reader's distances and ROIs placed on source
+    images (:mod:`adaptclip_med.outputs.reader_measurements`), one TID 1410 group each.  The
+    algorithm is in Contributing Equipment whoever the observer is."""
     if regions and segmentation is None:
         raise ValueError("an SR with regions needs the SEG they are segments of")
     groups: list = [study_group(finding, len(regions) if regions_total is None else regions_total, algorithm, notes)]
     for region in regions:
         groups.extend(region_groups(region, segmentation, segment_number, algorithm))
+    from adaptclip_med.outputs.reader_measurements import planar_group
+
+    groups.extend(planar_group(m) for m in reader_measurements)
     library = {r.peak_image.sop_instance_uid: r.peak_image.header for r in regions if in_image_library(r.peak_image)}
+    library.update({m.image.sop_instance_uid: m.image.header for m in reader_measurements if in_image_library(m.image)})
     report = hd.sr.MeasurementReport(observation_context=_observation_context(observer),
                                      procedure_reported=codes.SCT.ImagingProcedure, imaging_measurements=groups,
                                      referenced_images=list(library.values()) or None)

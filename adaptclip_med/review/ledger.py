@@ -31,10 +31,15 @@ def audit_hash(prev_hash: str, at: str, reviewer: str, reviewer_id: str, study_k
 
 def review_hash(audit_row_hash: str, study_key: str, decision: str, notes: str, threshold_override: float | None,
                 reviewer: str, reviewer_id: str, reviewed_at: str, revision: int,
-                findings: Sequence[tuple[int, str, str]]) -> str:
-    """Hash of a review row with its findings, tied to the audit row that recorded it."""
-    return _digest([audit_row_hash, study_key, decision, notes, threshold_override, reviewer, reviewer_id, reviewed_at,
-                    int(revision), [list(f) for f in findings]])
+                findings: Sequence[tuple[int, str, str]], measurements: str = "[]") -> str:
+    """Hash of a review row with its findings and the reader's measurements (their JSON text, as
+    stored), tied to the audit row that recorded it.  A review without measurements hashes as
+    before they existed, so rows written earlier still verify."""
+    values = [audit_row_hash, study_key, decision, notes, threshold_override, reviewer, reviewer_id, reviewed_at,
+              int(revision), [list(f) for f in findings]]
+    if measurements not in ("", "[]"):
+        values.append(measurements)
+    return _digest(values)
 
 
 def _digest(values: list[Any]) -> str:
@@ -63,7 +68,8 @@ def seal_review(connection: sqlite3.Connection, study_key: str, audit_row_hash: 
     """(Re)compute the hash of a study's review row after writing it and its findings."""
     row = connection.execute("SELECT decision, notes, threshold_override, reviewer, reviewer_id, reviewed_at, revision "
                              "FROM reviews WHERE study_key = ?", (study_key,)).fetchone()
-    digest = review_hash(audit_row_hash, study_key, *row, _findings(connection, study_key))
+    digest = review_hash(audit_row_hash, study_key, *row, _findings(connection, study_key),
+                         _measurements(connection, study_key))
     connection.execute("UPDATE reviews SET audit_hash = ?, row_hash = ? WHERE study_key = ?",
                        (audit_row_hash, digest, study_key))
 
@@ -78,6 +84,15 @@ def _findings(connection: sqlite3.Connection, study_key: str) -> list[tuple]:
     return [(int(a), b, c) if v != "rejected" else (int(a), b, c, v) for a, b, c, v in connection.execute(
         "SELECT finding_id, description, note, verdict FROM findings WHERE study_key = ? ORDER BY finding_id",
         (study_key,))]
+
+
+def _measurements(connection: sqlite3.Connection, study_key: str) -> str:
+    """The review's measurements column as stored ("[]" before migration 5 added it)."""
+    columns = {row[1] for row in connection.execute("PRAGMA table_info(reviews)")}
+    if "measurements" not in columns:
+        return "[]"
+    row = connection.execute("SELECT measurements FROM reviews WHERE study_key = ?", (study_key,)).fetchone()
+    return row[0] if row and row[0] is not None else "[]"
 
 
 def seal_existing(connection: sqlite3.Connection) -> None:
@@ -147,9 +162,10 @@ def _review_problem(connection: sqlite3.Connection, audit: list[tuple], reviews:
     referenced = set()
     for study_key, decision, notes, override, reviewer, reviewer_id, reviewed_at, revision, linked, row_hash in reviews:
         expected = review_hash(linked or "", study_key, decision, notes, override, reviewer, reviewer_id, reviewed_at,
-                               revision, _findings(connection, study_key))
+                               revision, _findings(connection, study_key), _measurements(connection, study_key))
         if expected != row_hash:
-            return f"the review of study {study_key} was edited (its content or findings no longer match its hash)"
+            return (f"the review of study {study_key} was edited (its content, findings or measurements no longer "
+                    "match its hash)")
         source = by_hash.get(linked)
         if source is None or source[5] not in DECISION_ACTIONS or json.loads(source[7] or "{}").get("revision") != revision:
             return f"the review of study {study_key} has no matching sign-off in the audit trail (audit rows deleted?)"

@@ -53,7 +53,9 @@ def write_reviewed_sr(study, review: Review, threshold: float, seg_path: Path, t
     from adaptclip_med.outputs.dicom_sources import derivable_headers, deriving_from
     from adaptclip_med.outputs.dicom_sr import PersonObserver, StudyFinding, write_measurement_report
     from adaptclip_med.outputs.equipment import AlgorithmEquipment
+    from adaptclip_med.outputs.reader_measurements import place as place_measurements
     from adaptclip_med.outputs.regions import anomaly_regions, map_peak
+    from adaptclip_med.review.viewer_data import canonical_affine
     from adaptclip_med.outputs.result_series import ResultRun
     from adaptclip_med.review.studies import method_of
 
@@ -74,9 +76,11 @@ def write_reviewed_sr(study, review: Review, threshold: float, seg_path: Path, t
     observer = PersonObserver(reader_name(review), login_name=review.reviewer_id or None,
                               organization=reader_organization(review))
     segmentation = pydicom.dcmread(seg_path, stop_before_pixels=True)
+    placed, unplaced = place_measurements(study.volume, canonical_affine(study), list(review.measurements),
+                                          str(getattr(study.volume, "modality", "")))
     with deriving_from(study.volume, "reviewed DICOM SR"):
         return write_measurement_report(
             target, source_images=derivable_headers(study.volume), segmentation=segmentation, observer=observer,
             algorithm=algorithm, finding=finding, regions=regions, regions_total=found.total if confirmed else 0,
-            notes=review_notes(review), series_number=run.series_number("REVIEWED_SR"),
+            notes=[*review_notes(review), *unplaced], reader_measurements=placed, series_number=run.series_number("REVIEWED_SR"),
             series_description=run.series_description(algorithm.name, "REVIEWED_SR"))

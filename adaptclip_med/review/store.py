@@ -91,6 +91,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     ledger.seal_existing,
     # 4: per-finding review: the reader accepts or rejects each finding
     "ALTER TABLE findings ADD COLUMN verdict TEXT NOT NULL DEFAULT 'accepted'",
+    # 5: the reader's measurements (review/measurements.py), JSON, kept with the sign-off and hashed
+    "ALTER TABLE reviews ADD COLUMN measurements TEXT NOT NULL DEFAULT '[]'",
 )
 
 ACCEPTED, REJECTED = "accepted", "rejected"
@@ -135,6 +137,8 @@ class Review:
     findings: tuple[FindingNote, ...] = field(default_factory=tuple)
     reviewer_id: str = ""  # issuer#subject of the authenticated reviewer
     record_hash: str = ""  # hash of the audit row that recorded this revision (quoted in exports)
+    #: the reader's measurements (``Measurement.as_dict()``: kind, slice, points, length / mean / SD / area)
+    measurements: tuple[dict[str, Any], ...] = field(default_factory=tuple)
 
     @property
     def decision_label(self) -> str:
@@ -147,7 +151,8 @@ class Review:
                 "threshold_override": self.threshold_override, "revision": self.revision,
                 "findings": [{"finding_id": f.finding_id, "description": f.description, "note": f.note,
                               "verdict": f.verdict} for f in self.findings],
-                "rejected_findings": [f.finding_id for f in self.findings if f.verdict == REJECTED]}
+                "rejected_findings": [f.finding_id for f in self.findings if f.verdict == REJECTED],
+                **({"measurements": list(self.measurements)} if self.measurements else {})}
 
     def accepted_ids(self) -> set[int] | None:
         """Ids of the findings the reader accepted; None when the review judged no finding one by
@@ -267,7 +272,7 @@ class ReviewStore:
     # ---------------------------------------------------------------------------- reviews
     def sign_off(self, study_key: str, decision: str, who: Identity, notes: str = "",
                  findings: Sequence[FindingNote] = (), threshold_override: float | None = None,
-                 expected_revision: int | None = None) -> Review:
+                 expected_revision: int | None = None, measurements: Sequence[dict[str, Any]] = ()) -> Review:
         """Record (or amend) the decision on a study; the previous state goes to the audit trail.
 
         ``expected_revision`` is the revision the reviewer was looking at (0: none yet).  When the
@@ -294,7 +299,8 @@ class ReviewStore:
                                          "newer decision, then amend it if needed")
             review = Review(study_key, decision, reviewer, utc_now(), notes.strip(),
                             None if threshold_override is None else float(threshold_override),
-                            (before.revision + 1) if before else 1, tuple(findings), who.key)
+                            (before.revision + 1) if before else 1, tuple(findings), who.key,
+                            measurements=tuple(dict(m) for m in measurements))
             connection.execute(
                 "INSERT INTO reviews (study_key, decision, notes, threshold_override, reviewer, reviewer_id, reviewed_at, revision) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (study_key) DO UPDATE SET decision = excluded.decision, "
@@ -302,6 +308,8 @@ class ReviewStore:
                 "reviewer_id = excluded.reviewer_id, reviewed_at = excluded.reviewed_at, revision = excluded.revision",
                 (study_key, review.decision, review.notes, review.threshold_override, review.reviewer, review.reviewer_id,
                  review.reviewed_at, review.revision))
+            connection.execute("UPDATE reviews SET measurements = ? WHERE study_key = ?",
+                               (_measurements_json(review.measurements), study_key))
             connection.execute("DELETE FROM findings WHERE study_key = ?", (study_key,))
             connection.executemany(
                 "INSERT INTO findings (study_key, finding_id, description, note, verdict) VALUES (?, ?, ?, ?, ?)",
@@ -353,14 +361,20 @@ class ReviewStore:
 
 def _read_review(connection: sqlite3.Connection, study_key: str) -> Review | None:
     row = connection.execute(
-        "SELECT decision, notes, threshold_override, reviewer, reviewed_at, revision, reviewer_id, audit_hash "
+        "SELECT decision, notes, threshold_override, reviewer, reviewed_at, revision, reviewer_id, audit_hash, measurements "
         "FROM reviews WHERE study_key = ?",
         (study_key,)).fetchone()
     if row is None:
         return None
     findings = tuple(FindingNote(int(fid), desc, note, verdict or ACCEPTED) for fid, desc, note, verdict in connection.execute(
         "SELECT finding_id, description, note, verdict FROM findings WHERE study_key = ? ORDER BY finding_id", (study_key,)))
-    return Review(study_key, row[0], row[3], row[4], row[1], row[2], int(row[5]), findings, row[6] or "", row[7] or "")
+    return Review(study_key, row[0], row[3], row[4], row[1], row[2], int(row[5]), findings, row[6] or "", row[7] or "",
+                  tuple(json.loads(row[8] or "[]")))
+
+
+def _measurements_json(measurements: Sequence[dict[str, Any]]) -> str:
+    """Canonical JSON of the measurements (sorted keys): the text the row hash covers."""
+    return json.dumps(list(measurements), sort_keys=True, separators=(",", ":"))
 
 
 def _audit(connection: sqlite3.Connection, who: Identity, study_key: str, action: str,

@@ -176,6 +176,11 @@ def test_open_score_view_sign_off_and_reload(dashboard_config, demo_data, bank_f
     at.text_area(key=f"so_notes_{study_key}").set_value("hyperdense focus")
     [t for t in at.text_input if t.key.startswith(f"so_finding_{study_key}_")][0].set_value("looks like a bleed")
     at.checkbox(key=f"so_override_{study_key}").check()
+    # measurements the browser viewer reported (geometry only): kept with the sign-off, recomputed here
+    drawn_on = int(at.session_state["view_state"]["z"])
+    at.session_state["view_state"] = {**at.session_state["view_state"], "measurements": [
+        {"kind": "distance", "z": drawn_on, "points": [[10, 10], [10, 30]], "length_mm": 1.0},
+        {"kind": "ellipse", "z": drawn_on, "points": [[20, 20], [40, 36]]}]}
     at.button(key="sign").click().run()
     assert not _problems(at)
     assert any(f"Signed off: **Confirmed anomaly** by {LOCAL_USER}" in s.value.replace("\\", "") for s in at.success)
@@ -185,6 +190,10 @@ def test_open_score_view_sign_off_and_reload(dashboard_config, demo_data, bank_f
     assert [f.verdict for f in review.findings] == ["accepted"] * (len(listed.findings) - 1) + ["rejected"]
     signed = ReviewStore.in_folder(config.output).audit_trail(study_key)[-1]
     assert signed.action == "sign_off" and signed.after["rejected_findings"] == [last.finding_id]  # rejected: in the audit
+    spacing = at.session_state["study"].spacing
+    assert [m["kind"] for m in review.measurements] == ["distance", "ellipse"]
+    assert review.measurements[0]["length_mm"] == pytest.approx(20 * spacing[2], abs=1e-3)  # not the browser's 1.0
+    assert review.measurements[1]["mean"] is not None and signed.after["measurements"] == list(review.measurements)
 
     at.button(key="export").click().run()
     exported = config.output / "reviewed" / study_key
@@ -194,6 +203,7 @@ def test_open_score_view_sign_off_and_reload(dashboard_config, demo_data, bank_f
     assert LOCAL_USER in report_html and review.record_hash in report_html  # the chain head travels with the export
     _assert_reviewed_sr(exported / f"{study_key}_r1_reviewed_sr.dcm", review)
     _assert_only_accepted_findings(exported, study_key, listed, last.finding_id, at.session_state["study"])
+    _assert_reader_measurements(exported / f"{study_key}_r1_reviewed_sr.dcm", review)
 
     # reload = a fresh session: the worklist shows the decision, the viewer restores the override
     again = _app().run()
@@ -202,6 +212,8 @@ def test_open_score_view_sign_off_and_reload(dashboard_config, demo_data, bank_f
     again.button(key="wl_open").click().run()
     assert not _problems(again)
     assert again.slider(key="threshold").value == pytest.approx(chosen)
+    assert again.session_state["view_state"]["measurements"] == [
+        {k: m[k] for k in ("kind", "z", "points")} for m in review.measurements]  # drawn again on reopening
     assert any(f"Signed off: **Confirmed anomaly** by {LOCAL_USER}" in s.value.replace("\\", "") for s in again.success)
     assert [e.action for e in ReviewStore.in_folder(config.output).audit_trail(study_key)] == ["score", "sign_off", "export"]
     _assert_verify_names_tampering(config.output, tmp_path)
@@ -260,6 +272,18 @@ def _assert_only_accepted_findings(exported: Path, study_key: str, listed, rejec
     sr = hd.sr.srread(exported / f"{study_key}_r1_reviewed_sr.dcm")
     groups = sr.content.get_volumetric_roi_measurement_groups()
     assert len(groups) == len(listed.findings) - 1  # one measurement group per accepted finding
+
+
+def _assert_reader_measurements(path: Path, review) -> None:
+    """The measurements kept with the sign-off are TID 1410 groups of the reviewed SR."""
+    import highdicom as hd
+
+    groups = {g.tracking_identifier: g for g in hd.sr.srread(path).content.get_planar_roi_measurement_groups()}
+    line, roi = groups["reader measurement M1"], groups["reader measurement M2"]
+    assert line.roi.graphic_type == hd.sr.GraphicTypeValues.POLYLINE
+    assert line.get_measurements()[0].value == pytest.approx(review.measurements[0]["length_mm"])
+    assert roi.roi.graphic_type == hd.sr.GraphicTypeValues.ELLIPSE
+    assert {m.name.meaning for m in roi.get_measurements()} == {"Mean", "Standard Deviation", "Area"}
 
 
 def _assert_reviewed_sr(path: Path, review) -> None:

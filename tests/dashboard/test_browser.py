@@ -565,3 +565,75 @@ def test_reading_room_numbering_thresholds_reference_level_probe_help_and_findin
     assert f"slice {peak} / 10" in frames.locator("#hud-study-tl").inner_text()
     page.screenshot(path=str(SHOTS / "finding-jump.png"))
     _no_exception(page)
+
+
+def test_distance_and_ellipse_roi_tools_measure_in_millimetres(room, page):
+    """Issue 25 item 6: 'd' + two clicks draws a distance, 'e' + two clicks an ellipse ROI; the panel
+    lists the length in mm and the ROI's mean / SD / area, computed with the volume's own spacing
+    (the same arithmetic as review/measurements.py), and the geometry goes back to the server."""
+    import math
+    import re
+
+    import numpy as np
+    from playwright.sync_api import expect
+
+    from adaptclip_med.review.measurements import distance_mm, pixel_area_mm2
+
+    _open(page, _study_url(room))
+    frames, frame = _viewer(page)
+    canvas = frames.locator("#cv-study")
+    box = canvas.bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    canvas.click(position={"x": 5, "y": 5}, modifiers=["Shift"])  # focus without a W/L change
+    page.keyboard.press("d")
+    expect(frames.locator("[data-tool='distance']")).to_have_class(re.compile("on"))
+    sent = frame.evaluate("() => window.__viewer.stats.sent")
+    page.mouse.click(cx - 60, cy)
+    page.mouse.click(cx + 60, cy + 20)
+    panel = frames.locator("#meas")
+    expect(panel).to_contain_text("M1 slice")
+    items = frame.evaluate("() => window.__viewer.M.items")
+    affine = np.array(frame.evaluate("() => window.__viewer.affine"))
+    assert len(items) == 1 and items[0]["kind"] == "distance" and items[0]["z"] == _view(frame)["z"]
+    expected = distance_mm(affine, *items[0]["points"])
+    shown = float(re.search(r"M1 slice \d+: ([0-9.]+) mm", panel.inner_text()).group(1))
+    assert expected > 5 and shown == pytest.approx(expected, abs=0.06)
+
+    page.keyboard.press("e")
+    page.mouse.click(cx - 30, cy - 30)
+    page.mouse.click(cx + 30, cy + 20)
+    expect(panel).to_contain_text("M2 slice")
+    items = frame.evaluate("() => window.__viewer.M.items")
+    (y0, x0), (y1, x1) = items[1]["points"]
+    area = math.pi * abs(y1 - y0) / 2 * abs(x1 - x0) / 2 * pixel_area_mm2(affine)
+    found = re.search(r"M2 slice \d+: mean (-?[0-9.]+) HU SD ([0-9.]+)\s+([0-9.]+) mm²", panel.inner_text())
+    assert found, panel.inner_text()
+    assert float(found.group(3)) == pytest.approx(area, abs=0.06)
+    deadline = time.monotonic() + 20  # the geometry goes back to Streamlit with the view state
+    while frame.evaluate("() => window.__viewer.stats.sent") == sent and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
+    assert frame.evaluate("() => window.__viewer.stats.sent") > sent
+    _settle(page)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "measurements.png"))
+
+    # kept with the sign-off: recomputed on the server from the geometry, equal to what the panel showed
+    from adaptclip_med.review.store import ReviewStore
+
+    page.keyboard.press("Escape")  # tool off
+    page.mouse.click(1300, 885)
+    page.keyboard.press("1")
+    _settle(page)
+    page.keyboard.press("Control+Enter")
+    _settle(page)
+    store = ReviewStore.in_folder(room.output)
+    deadline = time.monotonic() + 30
+    while not (store.review(room.study_key) and store.review(room.study_key).measurements) and time.monotonic() < deadline:
+        page.wait_for_timeout(300)
+    kept = store.review(room.study_key).measurements
+    assert [m["kind"] for m in kept] == ["distance", "ellipse"]
+    assert kept[0]["length_mm"] == pytest.approx(shown, abs=0.06)
+    assert kept[1]["area_mm2"] == pytest.approx(area, abs=0.06)
+    assert kept[1]["mean"] == pytest.approx(float(found.group(1)), abs=0.06)
+    assert store.verify().ok
+    _no_exception(page)

@@ -109,3 +109,34 @@ def test_rows_written_before_the_chain_are_sealed_by_the_migration(tmp_path):
 def test_verify_of_a_folder_without_a_store_is_one_line(tmp_path):
     result = _verify(tmp_path)
     assert result.exit_code != 0 and "no review store here" in result.output and "Traceback" not in result.output
+
+
+def test_measurements_are_kept_with_the_sign_off_and_an_edited_one_is_caught(tmp_path):
+    """Issue 25 item 6: the reader's measurements (recomputed from geometry) are stored with the
+    review, listed in the audit row, covered by the row hash; an edited length fails verify."""
+    import json
+
+    import numpy as np
+
+    from adaptclip_med.review.measurements import measure
+
+    volume = np.zeros((3, 16, 16))
+    volume[1, 4:12, 4:12] = 55.0
+    affine = np.diag([5.0, 0.5, 2.0, 1.0])
+    kept = [m.as_dict() for m in measure(volume, affine, [
+        {"kind": "distance", "z": 1, "points": [[2, 2], [2, 7]]},
+        {"kind": "ellipse", "z": 1, "points": [[5, 5], [10, 10]]}])]
+    store = ReviewStore.in_folder(tmp_path)
+    store.sign_off("k", "confirmed", RADIOLOGIST, measurements=kept)
+    review = store.review("k")
+    assert list(review.measurements) == kept and review.measurements[0]["length_mm"] == 10.0
+    assert review.measurements[1]["mean"] == 55.0
+    assert store.audit_trail("k")[-1].after["measurements"] == kept
+    assert store.verify().ok
+    store.sign_off("plain", "normal", RADIOLOGIST)  # no measurements: hashed as before they existed
+    assert store.verify().ok and store.review("plain").measurements == ()
+
+    edited = json.dumps([{**kept[0], "length_mm": 12.0}, kept[1]], sort_keys=True, separators=(",", ":"))
+    _tamper(tmp_path, f"UPDATE reviews SET measurements = '{edited}' WHERE study_key = 'k'")
+    result = _verify(tmp_path)
+    assert result.exit_code == 1 and "review of study k was edited" in result.output and "measurements" in result.output

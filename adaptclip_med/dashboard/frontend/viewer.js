@@ -9,7 +9,12 @@
  *
  * Mouse: wheel = slice, left drag = window/level, shift/middle drag = pan, ctrl+wheel = zoom.
  * Keys: arrows / PageUp / PageDown / Home / End = slice, v = next view, h = heat map, o = outline,
- * +/- = zoom, 0 = reset zoom, w = next window preset.  Other keys go to the page (decision hotkeys).
+ * +/- = zoom, 0 = reset zoom, w = next window preset, d = distance tool, e = ellipse ROI tool.
+ * Other keys go to the page (decision hotkeys).
+ *
+ * Measurements (distance: two clicks; ellipse ROI: two clicks at opposite corners of its box) live on
+ * the slicing view, in canonical voxel coordinates (z, y, x); they go back to Python with the view
+ * state, where review/measurements.py recomputes every number from the geometry before keeping it.
  */
 (function () {
   "use strict";
@@ -34,7 +39,9 @@
   let nvS = null, nvR = null, refReady = false, loading = null;
   let sendTimer = null, dirty = false;
   const stats = { wheel: [], wl: [], wlRef: [], firstRender: null, t0: performance.now(), paints: 0, lastPaint: 0, sent: 0 };
-  window.__viewer = { S: S, stats: stats, ready: false };
+  // Measurement tools: tool = null | "distance" | "ellipse"; pending = the first click of the next one.
+  const M = { tool: null, pending: null, items: [] };
+  window.__viewer = { S: S, M: M, stats: stats, ready: false };
 
   function clamp(v, lo, hi) { return Math.max(lo, Math.min(hi, v)); }
   function shape() { return A.shape; }  // canonical [Z, Y, X]
@@ -148,6 +155,7 @@
     nvS.drawScene();
     if (withRef !== false) drawRef();
     hud(mm);
+    drawMeasurements();
     drawStrip();
     stats.paints += 1;
   }
@@ -180,12 +188,117 @@
     hud(mmOf(A.affine, S.z, S.y, S.x));
   }
 
+  // ------------------------------------------------------------------ measurements
+  function solve3(m, b) {  // m (3x3) \ b by Cramer's rule: canonical voxel from millimetres
+    const det = (a) => a[0][0] * (a[1][1] * a[2][2] - a[1][2] * a[2][1]) - a[0][1] * (a[1][0] * a[2][2] - a[1][2] * a[2][0]) +
+                       a[0][2] * (a[1][0] * a[2][1] - a[1][1] * a[2][0]);
+    const d = det(m);
+    return [0, 1, 2].map((c) => det(m.map((row, r) => row.map((v, k) => (k === c ? b[r] : v)))) / d);
+  }
+  function voxOfEvent(e) {
+    const rect = $("cv-study").getBoundingClientRect(), dpr = nvS.uiData.dpr || window.devicePixelRatio || 1;
+    const frac = nvS.canvasPos2frac([(e.clientX - rect.left) * dpr, (e.clientY - rect.top) * dpr]);
+    if (!frac || frac[0] < 0) return null;
+    const mm = nvS.frac2mm(frac), aff = A.affine;
+    const v = solve3([0, 1, 2].map((r) => [aff[r][0], aff[r][1], aff[r][2]]), [0, 1, 2].map((r) => mm[r] - aff[r][3]));
+    const [, Y, X] = shape();
+    if (v[1] < -0.5 || v[1] > Y - 0.5 || v[2] < -0.5 || v[2] > X - 0.5) return null;
+    return [Math.round(v[1] * 100) / 100, Math.round(v[2] * 100) / 100];
+  }
+  function col(c) { return [0, 1, 2].map((r) => A.affine[r][c]); }
+  function norm(v) { return Math.hypot(v[0], v[1], v[2]); }
+  function lengthMm(p, q) {
+    const cy = col(1), cx = col(2), dy = q[0] - p[0], dx = q[1] - p[1];
+    return norm([0, 1, 2].map((r) => cy[r] * dy + cx[r] * dx));
+  }
+  function pixelAreaMm2() {
+    const a = col(1), b = col(2);
+    return norm([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]);
+  }
+  // The same rule as review/measurements.py: pixels whose centres lie inside the inscribed ellipse.
+  function ellipseStats(z, p, q) {
+    const cy = (p[0] + q[0]) / 2, cx = (p[1] + q[1]) / 2, ry = Math.abs(q[0] - p[0]) / 2, rx = Math.abs(q[1] - p[1]) / 2;
+    const area = Math.PI * ry * rx * pixelAreaMm2(), vol = nvS.volumes[0];
+    if (ry <= 0 || rx <= 0) return { area: area, n: 0, mean: null, sd: null };
+    let n = 0, sum = 0, sq = 0;
+    for (let y = Math.max(0, Math.ceil(cy - ry)); y <= Math.min(shape()[1] - 1, Math.floor(cy + ry)); y++) {
+      for (let x = Math.max(0, Math.ceil(cx - rx)); x <= Math.min(shape()[2] - 1, Math.floor(cx + rx)); x++) {
+        if (((y - cy) / ry) ** 2 + ((x - cx) / rx) ** 2 > 1) continue;
+        const vox = vol.mm2vox(mmOf(A.affine, z, y, x));  // NiiVue's own voxel order (it may reorient the file)
+        const v = vol.getValue(vox[0], vox[1], vox[2]);
+        if (!isFinite(v)) continue;
+        n += 1; sum += v; sq += v * v;
+      }
+    }
+    const mean = n ? sum / n : null;
+    return { area: area, n: n, mean: mean, sd: n ? Math.sqrt(Math.max(sq / n - mean * mean, 0)) : null };
+  }
+  function measureLabel(m, i) {
+    const units = A.units ? " " + A.units : "";
+    if (m.kind === "distance") return `M${i + 1} slice ${m.z + 1}: ${fmt(lengthMm(m.points[0], m.points[1]), 1)} mm`;
+    const s = ellipseStats(m.z, m.points[0], m.points[1]);
+    return `M${i + 1} slice ${m.z + 1}: mean ${fmt(s.mean, 1)}${units} SD ${fmt(s.sd, 1)}  ${fmt(s.area, 1)} mm²`;
+  }
+  function canvasOf(z, y, x) {
+    const dpr = nvS.uiData.dpr || window.devicePixelRatio || 1;
+    const pos = nvS.frac2canvasPos(nvS.mm2frac(mmOf(A.affine, z, y, x)));
+    return pos ? [pos[0] / dpr, pos[1] / dpr] : null;
+  }
+  function drawMeasurements() {
+    const ov = $("ov-study"), cv = $("cv-study"), w = cv.clientWidth, h = cv.clientHeight;
+    if (ov.width !== w) ov.width = w;
+    if (ov.height !== h) ov.height = h;
+    ov.style.width = w + "px"; ov.style.height = h + "px";
+    const g = ov.getContext("2d");
+    g.clearRect(0, 0, w, h);
+    const onSlice = viewAxis() === 0;
+    const lines = [];
+    M.items.forEach((m, i) => {
+      const label = measureLabel(m, i);
+      lines.push(label);
+      if (!onSlice || m.z !== S.z) return;
+      const a = canvasOf(m.z, m.points[0][0], m.points[0][1]), b = canvasOf(m.z, m.points[1][0], m.points[1][1]);
+      if (!a || !b) return;
+      g.strokeStyle = "#ffd37a"; g.fillStyle = "#ffd37a"; g.lineWidth = 1.5; g.font = "12px system-ui";
+      g.beginPath();
+      if (m.kind === "distance") { g.moveTo(a[0], a[1]); g.lineTo(b[0], b[1]); }
+      else { g.ellipse((a[0] + b[0]) / 2, (a[1] + b[1]) / 2, Math.abs(b[0] - a[0]) / 2, Math.abs(b[1] - a[1]) / 2, 0, 0, 2 * Math.PI); }
+      g.stroke();
+      g.fillText(`M${i + 1}`, Math.max(a[0], b[0]) + 4, Math.min(a[1], b[1]));
+    });
+    if (M.pending && onSlice && M.pending.z === S.z) {
+      const a = canvasOf(M.pending.z, M.pending.point[0], M.pending.point[1]);
+      if (a) { g.fillStyle = "#ffd37a"; g.fillRect(a[0] - 2, a[1] - 2, 4, 4); }
+    }
+    const tool = M.tool ? `${M.tool === "distance" ? "distance" : "ellipse ROI"} tool: ` +
+      (onSlice ? (M.pending ? "click the second point" : "click the first point") : "switch to the slicing view") : "";
+    $("meas").textContent = (tool ? tool + "\n" : "") + lines.join("\n");
+    window.__viewer.measurements = lines;
+  }
+  function measureClick(e) {
+    if (viewAxis() !== 0) { drawMeasurements(); return; }
+    const p = voxOfEvent(e);
+    if (!p) return;
+    if (!M.pending || M.pending.z !== S.z) { M.pending = { z: S.z, point: p }; drawMeasurements(); return; }
+    M.items.push({ kind: M.tool, z: S.z, points: [M.pending.point, p] });
+    M.pending = null;
+    drawMeasurements();
+    changed();
+  }
+  function setTool(tool) {
+    M.tool = M.tool === tool ? null : tool;
+    M.pending = null;
+    toolbar();
+    drawMeasurements();
+  }
+  function clearMeasurements() { M.items = []; M.pending = null; drawMeasurements(); changed(); }
+
   // ------------------------------------------------------------------ shortcuts overlay (?)
   const SHORTCUTS = [
     ["wheel, arrows, PageUp/PageDown", "previous / next slice"], ["Home / End", "first / last slice"],
     ["left drag", "window / level"], ["shift or middle drag", "pan"], ["ctrl + wheel, + / -", "zoom"],
     ["0", "reset zoom"], ["v", "next view (axial, coronal, sagittal)"], ["w", "next window preset"],
-    ["h", "heat map on / off"], ["o", "outline on / off"], ["1 / 2 / 3", "decision: confirmed / false positive / normal"],
+    ["h", "heat map on / off"], ["o", "outline on / off"], ["d / e", "distance / ellipse ROI tool on / off (two clicks)"], ["1 / 2 / 3", "decision: confirmed / false positive / normal"],
     ["Ctrl + Enter", "sign off"], ["U", "next unread study"], ["?", "this list"]];
   function toggleHelp(show) {
     const box = $("help");
@@ -264,7 +377,8 @@
     dirty = false;
     setValue({ slice: S.z, view: S.view, level: Math.round(S.level * 10) / 10, width: Math.round(S.width * 10) / 10,
                zoom: Math.round(S.zoom * 100) / 100, opacity: S.opacity, heat: S.heat, outline: S.outline,
-               preset: S.preset, ref: A.ref ? A.ref.scan : null });
+               preset: S.preset, ref: A.ref ? A.ref.scan : null,
+               measurements: M.items.map((m) => ({ kind: m.kind, z: m.z, points: m.points })) });
   }
 
   function paintedAfter(t0, list) {
@@ -356,6 +470,13 @@
     op.querySelector("input").addEventListener("input", (e) => { S.opacity = Number(e.target.value); if (S.heat) setOverlay(); });
     bar.appendChild(op);
     bar.appendChild(button("Reset zoom", "zoom 1x, no pan (0)", false, () => { S.panX = 0; S.panY = 0; setZoom(1); }));
+    bar.appendChild(sep());
+    const dist = button("Distance", "distance tool: two clicks on the slice (d)", M.tool === "distance", () => setTool("distance"));
+    dist.dataset.tool = "distance"; bar.appendChild(dist);
+    const roi = button("Ellipse ROI", "ellipse ROI: two clicks at opposite corners; mean / SD / area (e)", M.tool === "ellipse",
+                       () => setTool("ellipse"));
+    roi.dataset.tool = "ellipse"; bar.appendChild(roi);
+    if (M.items.length) bar.appendChild(button("Clear measurements", "remove all measurements", false, () => { clearMeasurements(); toolbar(); }));
     if (A.top_slices.length) {
       bar.appendChild(sep());
       A.top_slices.forEach((z, i) => { const b = button(`#${i + 1} · ${z + 1}`, `highest slice ${i + 1}: slice ${z + 1}`, false,
@@ -379,6 +500,7 @@
     pane.addEventListener("mousedown", (e) => {
       e.preventDefault(); e.stopPropagation();
       $(isRef ? "cv-ref" : "cv-study").focus();
+      if (!isRef && M.tool && e.button === 0 && !e.shiftKey) { measureClick(e); toolbar(); return; }
       const pan = e.shiftKey || e.button === 1;
       drag = { pan: pan, x: e.clientX, y: e.clientY, level: S.level, width: S.width, panX: S.panX, panY: S.panY, w: pane.clientWidth };
     }, { capture: true });
@@ -435,6 +557,9 @@
     else if (k === "v") { setView(VIEWS[(VIEWS.indexOf(S.view) + 1) % 3]); }
     else if (k === "h") { S.heat = !S.heat; setOverlay(); }
     else if (k === "o") { S.outline = !S.outline; setOverlay(); }
+    else if (k === "d") { setTool("distance"); }
+    else if (k === "e") { setTool("ellipse"); }
+    else if (k === "Escape" && M.tool) { setTool(M.tool); }
     else if (k === "+" || k === "=") { setZoom(S.zoom * 1.25); }
     else if (k === "-") { setZoom(S.zoom / 1.25); }
     else if (k === "0") { S.panX = 0; S.panY = 0; setZoom(1); }
@@ -491,6 +616,7 @@
       if (st[k] !== undefined && st[k] !== null) S[k] = st[k];
     });
     if (!VIEWS.includes(S.view)) S.view = "axial";
+    if (Array.isArray(st.measurements)) M.items = st.measurements.map((m) => ({ kind: m.kind, z: m.z, points: m.points }));
     const [Z, Y, X] = A.shape;
     if (st.y === undefined) S.y = Math.floor(Y / 2);
     if (st.x === undefined) S.x = Math.floor(X / 2);
@@ -499,6 +625,7 @@
   async function render(args) {
     const prev = A;
     A = args;
+    window.__viewer.affine = A.affine;
     hookParent();
     $("msg").style.display = "none";
     const newStudy = A.study_id !== studyId, newRef = (A.ref ? A.ref.id : null) !== refId;
