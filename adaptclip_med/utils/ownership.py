@@ -47,7 +47,9 @@ def _written_by_earlier_version(folder: Path) -> bool:
 
 
 def _entries(folder: Path) -> list[str]:
-    return sorted(name for name in os.listdir(folder) if not name.startswith(_TRANSIENT_PREFIXES))
+    """What the folder holds besides probes, temporary files and the marker itself."""
+    return sorted(name for name in os.listdir(folder)
+                  if not name.startswith(_TRANSIENT_PREFIXES) and name != OWNER_MARKER)
 
 
 def is_owned(folder: str | os.PathLike[str]) -> bool:
@@ -57,7 +59,9 @@ def is_owned(folder: str | os.PathLike[str]) -> bool:
         return True
     if not folder.is_dir():
         return False
-    return has_marker(folder) or not _entries(folder) or _written_by_earlier_version(folder)
+    # the marker is looked for again after listing: another rank of the same batch run may write it
+    # (and its first outputs) between the first look and the listing
+    return has_marker(folder) or not _entries(folder) or has_marker(folder) or _written_by_earlier_version(folder)
 
 
 def require_owned(folder: str | os.PathLike[str], what: str = "output folder") -> Path:

@@ -86,3 +86,25 @@ def test_batch_output_inside_the_input_tree_is_not_read_back(tmp_path):
         assert second.exit_code == 0, second.output + second.stderr
         assert "1 studies: 0 scored, 1 already done, 0 failed in" in second.stdout, second.stdout
         assert _errors(out) == []
+
+
+def test_a_marker_written_by_another_rank_while_checking_counts_as_owned(tmp_path, monkeypatch):
+    """Two torchrun ranks claim one --out: rank 1 looked for the marker, rank 0 wrote it (and a
+    first output), then rank 1 listed the folder and refused it (seen once in a 2-rank CI run)."""
+    from adaptclip_med.utils import ownership
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    real_has_marker = ownership.has_marker
+    looks = []
+
+    def racing_has_marker(path):
+        if not looks:  # the other rank marks the folder right after our first look
+            (folder / ownership.OWNER_MARKER).write_text("x")
+            (folder / "worklist.csv").write_text("study_key\n")
+        looks.append(path)
+        return real_has_marker(path) if len(looks) > 1 else False
+
+    monkeypatch.setattr(ownership, "has_marker", racing_has_marker)
+    assert ownership.is_owned(folder)
+    assert ownership.require_owned(folder) == folder
