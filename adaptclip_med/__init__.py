@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from adaptclip_med.version import __version__
 
 __all__ = ["__version__", "available_methods", "build_bank", "load_method", "predict_image", "score_study"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from adaptclip_med import __version__
+from adaptclip_med.version import __version__
 from adaptclip_med.cli import (batch, common, dashboard, demo, evaluate, help_style, node, predict, references, review, score,
                                train, weights)
 

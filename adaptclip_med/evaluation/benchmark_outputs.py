@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from adaptclip_med import __version__
+from adaptclip_med.version import __version__
 from adaptclip_med.data.samples import DatasetIndex
 from adaptclip_med.evaluation.benchmark import (
     FEW_SHOT_RANGE,

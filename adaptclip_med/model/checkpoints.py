@@ -20,7 +20,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from adaptclip_med import __version__
+from adaptclip_med.version import __version__
 from adaptclip_med.errors import AdaptClipError, CheckpointMismatchError, MissingWeightsError
 from adaptclip_med.model import release_import
 from adaptclip_med.model.adaptclip import AdaptCLIP, AdapterConfig

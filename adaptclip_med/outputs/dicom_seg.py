@@ -16,7 +16,7 @@ import numpy as np
 from highdicom.seg import SegmentAlgorithmTypeValues, Segmentation, SegmentationTypeValues, SegmentDescription
 from pydicom.sr.codedict import codes
 
-from adaptclip_med import __version__
+from adaptclip_med.version import __version__
 from adaptclip_med.io.volume import Volume
 from adaptclip_med.outputs.dicom_sources import conform_derived, deriving_from, has_plane_positions, source_aligned_frames
 from adaptclip_med.outputs.equipment import MANUFACTURER, AlgorithmEquipment, add_contributing_equipment

@@ -23,7 +23,7 @@ from typing import Any
 from pydicom.dataset import Dataset
 from pydicom.sr.coding import Code
 
-from adaptclip_med import __version__
+from adaptclip_med.version import __version__
 
 MANUFACTURER = "adaptclip-med"
 #: IHE AIR's purpose of reference for an AI algorithm (private IHE scheme, as the profile spells it)

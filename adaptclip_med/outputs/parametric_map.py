@@ -13,7 +13,7 @@ import highdicom as hd
 import numpy as np
 from highdicom.pm import ParametricMap, RealWorldValueMapping
 
-from adaptclip_med import __version__
+from adaptclip_med.version import __version__
 from adaptclip_med.io.volume import Volume
 from adaptclip_med.outputs.dicom_sources import conform_derived, deriving_from, require_frame_of_reference, source_aligned_frames
 from adaptclip_med.outputs.equipment import MANUFACTURER, AlgorithmEquipment, add_contributing_equipment

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from adaptclip_med import __version__
+from adaptclip_med.version import __version__
 from adaptclip_med.outputs import layout
 from adaptclip_med.outputs.equipment import AlgorithmEquipment
 from adaptclip_med.outputs.result_series import ResultRun

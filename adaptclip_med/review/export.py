@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from adaptclip_med import __version__
+from adaptclip_med.version import __version__
 from adaptclip_med.outputs import layout
 from adaptclip_med.outputs.result_series import ResultRun
 from adaptclip_med.review.findings import find_findings

@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from adaptclip_med import __version__
+from adaptclip_med.version import __version__
 from adaptclip_med.outputs import layout
 from adaptclip_med.outputs.slice_numbers import instance_numbers, slice_labels
 from adaptclip_med.outputs.thresholds import flag_line, result_flag

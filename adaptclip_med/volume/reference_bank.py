@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from adaptclip_med import __version__
+from adaptclip_med.version import __version__
 from adaptclip_med.errors import AdaptClipError, InputError
 from adaptclip_med.methods.base import RESERVED_ROW_NAMES, AnomalyMethod
 from adaptclip_med.utils.progress import progress_bar

@@ -22,7 +22,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from adaptclip_med import __version__
+from adaptclip_med.version import __version__
 from adaptclip_med.errors import AdaptClipError, CheckpointMismatchError, MissingWeightsError
 from adaptclip_med.methods.adaclip.constants import PROMPT_DEPTH, PROMPT_LENGTH
 from adaptclip_med.methods.adaclip.parts import RELEASE_PREFIX, AdaClipParts, PartDims
