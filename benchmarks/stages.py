@@ -51,7 +51,7 @@ def io_stage(size: int, slices: int = 32, side: int = 512) -> dict[str, Any]:
     """Per-slice cost of reading a DICOM CT series, windowing it and making network input."""
     from adaptclip_med.demo.phantom import make_head_ct_phantom, write_dicom_series
     from adaptclip_med.io.loader import load_study
-    from adaptclip_med.volume.preprocessing import SlicePreprocessing, prepare_volume
+    from adaptclip_med.slice_preprocessing import SlicePreprocessing, prepare_volume
 
     hu, _ = make_head_ct_phantom(1, (slices, side, side))
     with tempfile.TemporaryDirectory() as folder:

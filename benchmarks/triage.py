@@ -35,7 +35,7 @@ from scipy import ndimage
 
 from adaptclip_med.io.volume import Volume
 from adaptclip_med.utils.atomic import atomic_write_text
-from adaptclip_med.volume.preprocessing import SlicePreprocessing, parse_window
+from adaptclip_med.slice_preprocessing import SlicePreprocessing, parse_window
 from adaptclip_med.volume.scoring import StudyResult, VolumeScorer
 from adaptclip_med.volume.triage import TriagePlan
 
@@ -260,7 +260,7 @@ def overlap(slices: int, side: int, per_slice_network_s: float, work: Path) -> d
     """Decode (DICOM read + windowing) time per slice, and the most overlapping it could save."""
     from adaptclip_med.demo.phantom import make_head_ct_phantom, write_dicom_series
     from adaptclip_med.io.loader import load_study
-    from adaptclip_med.volume.preprocessing import prepare_volume
+    from adaptclip_med.slice_preprocessing import prepare_volume
 
     hu, _ = make_head_ct_phantom(11, (slices, side, side))
     folder = work / "decode_study"

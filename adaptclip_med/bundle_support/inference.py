@@ -33,7 +33,7 @@ from monai.inferers import Inferer
 from adaptclip_med.errors import AdaptClipError
 from adaptclip_med.io.volume import Volume
 from adaptclip_med.transforms import VOLUME_POSTFIX
-from adaptclip_med.volume.preprocessing import PreparedVolume, prepare_volume
+from adaptclip_med.slice_preprocessing import PreparedVolume, prepare_volume
 from adaptclip_med.volume.reference_bank import ReferenceBank
 from adaptclip_med.volume.scoring import DEFAULT_AGGREGATE
 
@@ -112,7 +112,7 @@ def prepare_study_batch(batchdata: dict[str, list[Any]], device: str | torch.dev
 def prepared_slices(volume: Volume, windowed: Any) -> PreparedVolume:
     """The scorer's view of a study from the transforms' windowed slices.  Air-only slices are
     detected on the physical values with the function
-    :func:`~adaptclip_med.volume.preprocessing.prepare_volume` uses, so the bundle skips the same
+    :func:`~adaptclip_med.slice_preprocessing.prepare_volume` uses, so the bundle skips the same
     slices as the CLI."""
     values = windowed.detach().cpu().numpy() if isinstance(windowed, torch.Tensor) else windowed
     slices01 = np.asarray(values, dtype=np.float32)

@@ -157,7 +157,7 @@ VolumeAxisOpt = typer.Option(None, "--axis", help="Volume datasets: slice axis a
 
 def volume_slicing(window: str | None, axis: str | None):
     """Slicing settings for volume dataset layouts given on the command line (None: the dataset's own)."""
-    from adaptclip_med.volume.preprocessing import SlicePreprocessing, parse_window
+    from adaptclip_med.slice_preprocessing import SlicePreprocessing, parse_window
 
     if window is None and axis is None:
         return None

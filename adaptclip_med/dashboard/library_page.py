@@ -16,7 +16,7 @@ from adaptclip_med.review.background import BackgroundTask, BarState
 from adaptclip_med.review.discovery import Candidate, load_candidate, scan_path
 from adaptclip_med.review.rendering import grey_rgb, percentile_window
 from adaptclip_med.utils.redact import describe_path
-from adaptclip_med.volume.preprocessing import SlicePreprocessing, parse_window
+from adaptclip_med.slice_preprocessing import SlicePreprocessing, parse_window
 from adaptclip_med.review import guarded
 from adaptclip_med.review.access import MANAGE
 from adaptclip_med.volume.reference_bank import build_reference_bank, list_banks

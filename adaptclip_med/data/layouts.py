@@ -21,7 +21,7 @@ from adaptclip_med.data.samples import DatasetIndex
 from adaptclip_med.data.visa import looks_like_visa, read_visa
 from adaptclip_med.data.volumes import looks_like_volumes, read_volumes
 from adaptclip_med.errors import InputError
-from adaptclip_med.volume.preprocessing import SlicePreprocessing
+from adaptclip_med.slice_preprocessing import SlicePreprocessing
 
 
 @dataclass(frozen=True)

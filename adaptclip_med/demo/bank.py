@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Sequence
 
 if TYPE_CHECKING:
     from adaptclip_med.methods.base import AnomalyMethod
-    from adaptclip_med.volume.preprocessing import SlicePreprocessing
+    from adaptclip_med.slice_preprocessing import SlicePreprocessing
 
 DEMO_BANK = "demo-ct-head"
 

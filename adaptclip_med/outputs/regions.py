@@ -1,6 +1,6 @@
 """Anomaly regions as the DICOM SR reports them: measured in 3-D, outlined on a source image.
 
-The regions are the dashboard's findings (:func:`adaptclip_med.review.findings.labelled_findings`:
+The regions are the dashboard's findings (:func:`adaptclip_med.outputs.findings.labelled_findings`:
 3-D connected components of ``probability >= threshold``, ranked by peak, same ids), so a region
 "#2" in the SR is finding #2 on the review screen.  Each region is then mapped back to the source
 images (the map is an exact permutation of the source voxels): its peak voxel names the source
@@ -18,7 +18,7 @@ from scipy import ndimage
 
 from adaptclip_med.io.volume import Volume
 from adaptclip_med.outputs.dicom_sources import ImageRef, source_aligned_frames, source_image_refs
-from adaptclip_med.review.findings import MAX_FINDINGS, labelled_findings
+from adaptclip_med.outputs.findings import MAX_FINDINGS, labelled_findings
 
 
 @dataclass(frozen=True)

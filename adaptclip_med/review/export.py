@@ -18,7 +18,7 @@ from PIL import Image
 from adaptclip_med.version import __version__
 from adaptclip_med.outputs import layout
 from adaptclip_med.outputs.result_series import ResultRun
-from adaptclip_med.review.findings import find_findings
+from adaptclip_med.outputs.findings import find_findings
 from adaptclip_med.outputs.slice_numbers import instance_of, slice_label
 from adaptclip_med.review.references import matched_slice
 from adaptclip_med.review.rendering import Window, grey_rgb, overlay_slice
@@ -60,7 +60,7 @@ def reviewed_mask(study: ReviewStudy, threshold: float, accepted: set[int] | Non
     (``accepted``: finding ids as the findings list numbers them; None: every region)."""
     if accepted is None:
         return study.probability >= threshold
-    from adaptclip_med.review.findings import labelled_findings
+    from adaptclip_med.outputs.findings import labelled_findings
 
     labels = labelled_findings(study.probability, threshold, study.spacing).labels
     return np.isin(labels, sorted(accepted)) & (labels > 0)

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 if TYPE_CHECKING:
-    from adaptclip_med.volume.preprocessing import PreparedVolume
+    from adaptclip_med.slice_preprocessing import PreparedVolume
     from adaptclip_med.volume.reference_bank import ReferenceBank
 
 DESCRIPTOR_SIZE = 32

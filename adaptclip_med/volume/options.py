@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 if TYPE_CHECKING:
     from adaptclip_med.methods.base import MethodSpec
     from adaptclip_med.model.backbone_source import BackboneSpec
-    from adaptclip_med.volume.preprocessing import SlicePreprocessing
+    from adaptclip_med.slice_preprocessing import SlicePreprocessing
 
 #: Study score from slice scores (see volume/scoring.py).
 DEFAULT_AGGREGATE = "max"
@@ -90,7 +90,7 @@ class SlicingOptions:
     triage: int | None = None
 
     def preprocessing(self) -> "SlicePreprocessing":
-        from adaptclip_med.volume.preprocessing import SlicePreprocessing, parse_window
+        from adaptclip_med.slice_preprocessing import SlicePreprocessing, parse_window
 
         return SlicePreprocessing(window=parse_window(self.window), axis=self.axis)
 

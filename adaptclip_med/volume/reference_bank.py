@@ -52,7 +52,7 @@ from adaptclip_med.volume.bank_listing import list_banks  # noqa: F401 - re-expo
 from adaptclip_med.volume.coverage import body_extent_mm
 from adaptclip_med.volume.distribution_check import calibrate_distribution
 from adaptclip_med.volume.physical_grid import GridChoice, PhysicalGrid, grid_mapping, parse_grid, to_grid
-from adaptclip_med.volume.preprocessing import PreparedVolume, SlicePreprocessing, prepare_volume
+from adaptclip_med.slice_preprocessing import PreparedVolume, SlicePreprocessing, prepare_volume
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from adaptclip_med.volume.physical_grid import (
     to_grid,
     to_native,
 )
-from adaptclip_med.volume.preprocessing import PreparedVolume
+from adaptclip_med.slice_preprocessing import PreparedVolume
 
 if TYPE_CHECKING:
     from adaptclip_med.methods.base import AnomalyMethod

@@ -161,7 +161,7 @@ def test_open_score_view_sign_off_and_reload(dashboard_config, demo_data, bank_f
     finding_inputs = [t for t in at.text_input if t.key.startswith(f"so_finding_{study_key}_")]
     assert finding_inputs, "a low threshold must produce at least one finding to annotate"
     # per-finding review: the list is clickable (the viewer jumps to the peak slice), each is accepted or rejected
-    from adaptclip_med.review.findings import labelled_findings
+    from adaptclip_med.outputs.findings import labelled_findings
 
     listed = labelled_findings(at.session_state["study"].probability, chosen, at.session_state["study"].spacing)
     assert len(listed.findings) >= 2, "the flow needs two findings: one accepted, one rejected"
@@ -251,7 +251,7 @@ def _assert_verify_names_tampering(output: Path, scratch: Path) -> None:
 
 def _two_findings_threshold(study) -> float:
     """A pixel threshold (4 decimals, as the slider shows) at which the map has 2 to 8 findings."""
-    from adaptclip_med.review.findings import labelled_findings
+    from adaptclip_med.outputs.findings import labelled_findings
 
     for q in np.linspace(0.90, 0.9995, 60):
         value = round(float(np.quantile(study.probability, q)), 4)

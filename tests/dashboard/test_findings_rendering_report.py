@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adaptclip_med.review.findings import find_findings
+from adaptclip_med.outputs.findings import find_findings
 from adaptclip_med.review.rendering import Window, percentile_window, zoom_box, zoomed
 from adaptclip_med.review.report import KeySlice, ReportContent, render_html, write_html_report, write_pdf_report
 from adaptclip_med.review.store import FindingNote, Review

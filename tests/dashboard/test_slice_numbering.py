@@ -20,7 +20,7 @@ from adaptclip_med.io.loader import load_study
 from adaptclip_med.outputs import layout
 from adaptclip_med.outputs.slice_numbers import instance_numbers, slice_label
 from adaptclip_med.review.export import report_content
-from adaptclip_med.review.findings import find_findings
+from adaptclip_med.outputs.findings import find_findings
 from adaptclip_med.review.rendering import Window
 from adaptclip_med.review.report import render_html
 from adaptclip_med.review.store import Review

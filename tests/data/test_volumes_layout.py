@@ -15,7 +15,7 @@ from adaptclip_med.data import volumes as volumes_layout
 from adaptclip_med.demo.phantom import make_head_ct_phantom, write_dicom_series
 from adaptclip_med.io import load_study
 from adaptclip_med.outputs.nifti import write_nifti
-from adaptclip_med.volume.preprocessing import SlicePreprocessing, parse_window, prepare_volume
+from adaptclip_med.slice_preprocessing import SlicePreprocessing, parse_window, prepare_volume
 
 
 @pytest.fixture(scope="module")

@@ -287,7 +287,7 @@ def test_findings_match_scipy_measurements_on_a_noisy_map():
     scipy's whole-map measurements (which sort the whole map and were too slow for a CT)."""
     from scipy import ndimage
 
-    from adaptclip_med.review.findings import labelled_findings
+    from adaptclip_med.outputs.findings import labelled_findings
 
     probability = np.random.default_rng(4).random((6, 40, 40)).astype(np.float32)
     found = labelled_findings(probability, 0.8, (2.0, 1.0, 1.0), limit=1000)

@@ -73,7 +73,7 @@ def test_a_build_in_progress_refuses_a_second_one_in_the_same_process_too(tmp_pa
 @pytest.fixture()
 def two_banks(demo_data, tiny_loaded, tiny_options, tmp_path):
     """The same bank name built twice, with the brain and the bone window (two builds)."""
-    from adaptclip_med.volume.preprocessing import SlicePreprocessing
+    from adaptclip_med.slice_preprocessing import SlicePreprocessing
 
     scans = demo_data.reference_dirs[:2]
     brain = build_reference_bank("head", scans, tiny_loaded, SlicePreprocessing("brain"), tmp_path / "a",

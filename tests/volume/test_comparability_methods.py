@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adaptclip_med.volume.preprocessing import SlicePreprocessing
+from adaptclip_med.slice_preprocessing import SlicePreprocessing
 
 PREPROCESSING = SlicePreprocessing(window="brain")
 

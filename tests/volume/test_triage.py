@@ -99,7 +99,7 @@ def toy():
 
 @pytest.fixture(scope="module")
 def toy_bank(toy, tmp_path_factory):
-    from adaptclip_med.volume.preprocessing import SlicePreprocessing, parse_window
+    from adaptclip_med.slice_preprocessing import SlicePreprocessing, parse_window
 
     from benchmarks.triage import write_normal_bank
 

@@ -11,7 +11,7 @@ import pydicom
 import pytest
 
 from adaptclip_med.errors import AdaptClipError, InputError
-from adaptclip_med.volume.preprocessing import parse_window, relative_positions
+from adaptclip_med.slice_preprocessing import parse_window, relative_positions
 from adaptclip_med.volume.reference_bank import ReferenceBank, bank_key, delete_bank, list_banks, rename_bank
 from adaptclip_med.volume.scoring import aggregate_scores
 
@@ -48,7 +48,7 @@ def test_bank_contents_and_calibration(bank, tiny_loaded, tiny_options):
 
 def test_bank_is_refused_when_settings_change(bank, tiny_loaded, tiny_options):
     from adaptclip_med.volume.pipeline import make_scorer
-    from adaptclip_med.volume.preprocessing import SlicePreprocessing
+    from adaptclip_med.slice_preprocessing import SlicePreprocessing
 
     other = {**tiny_loaded.identity(), "image_size": 84}
     with pytest.raises(AdaptClipError, match="rebuild"):
