@@ -35,7 +35,7 @@ def _lint(root: Path) -> subprocess.CompletedProcess[str]:
 
 def test_contracts_list_no_exceptions():
     contracts = _importlinter()["contracts"]
-    assert {c["id"] for c in contracts} >= {"layers", "methods-independent", "demo-callers-only"}
+    assert {c["id"] for c in contracts} >= {"layers", "methods-independent", "demo-callers-only", "no-cycles"}
     assert not [c["id"] for c in contracts if c.get("ignore_imports")], "a contract lists exceptions"
     layers = next(c for c in contracts if c["id"] == "layers")
     assert layers["exhaustive"] is True  # a new top-level module must be given its layer
@@ -61,8 +61,8 @@ def test_the_package_keeps_its_layers():
 
 @pytest.mark.skipif(LINT_IMPORTS is None, reason="import-linter is in the dev extra (pip install -e '.[dev]')")
 def test_a_climbing_import_breaks_the_contracts(tmp_path):
-    """Outputs importing the scorer, one method importing another, the core importing the demo and
-    a new top-level module without a layer each break a contract."""
+    """Outputs importing the scorer, one method importing another, the core importing the demo, a
+    new top-level module without a layer and a cycle inside a package each break a contract."""
     copy = tmp_path / "checkout"
     shutil.copytree(ROOT / "adaptclip_med", copy / "adaptclip_med",
                     ignore=shutil.ignore_patterns("__pycache__", "*.safetensors", "frontend"))
@@ -75,6 +75,8 @@ def test_a_climbing_import_breaks_the_contracts(tmp_path):
     with (package / "volume" / "triage.py").open("a") as f:
         f.write("\nfrom adaptclip_med.demo import phantom  # noqa: E402,F401\n")
     (package / "unplaced.py").write_text('"""A module nobody gave a layer."""\n')
+    with (package / "outputs" / "layout.py").open("a") as f:  # study_writers imports layout: a cycle
+        f.write("from adaptclip_med.outputs import study_writers  # noqa: E402,F401\n")
 
     result = _lint(copy)
     out = result.stdout
@@ -83,4 +85,5 @@ def test_a_climbing_import_breaks_the_contracts(tmp_path):
     assert "adaptclip_med.methods.winclip.prompts -> adaptclip_med.methods.adaclip.text" in out
     assert "adaptclip_med.volume.triage -> adaptclip_med.demo.phantom" in out
     assert "adaptclip_med.unplaced" in out  # the exhaustive layers contract names the new module
+    assert "No cycles are allowed in adaptclip_med.outputs" in out
     assert sys.modules.get("adaptclip_med.unplaced") is None  # the copy never touched this process

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Protocol, TypeVar
 
 import numpy as np
 
 from adaptclip_med.errors import AdaptClipError
-from adaptclip_med.volume.comparability import with_field_of_view
+from adaptclip_med.volume.comparability import StudyComparability, with_field_of_view
 from adaptclip_med.volume.physical_grid import (
     NO_GRID_NOTE,
     PhysicalGrid,
@@ -30,7 +30,6 @@ from adaptclip_med.slice_preprocessing import PreparedVolume
 if TYPE_CHECKING:
     from adaptclip_med.methods.base import AnomalyMethod
     from adaptclip_med.volume.reference_bank import ReferenceBank
-    from adaptclip_med.volume.scoring import StudyResult
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +62,22 @@ def bank_grid_for_scoring(bank: "ReferenceBank | None", method: "AnomalyMethod",
     return None, note
 
 
-ScoreSlices = Callable[[Any, PreparedVolume], "StudyResult"]
+class GridScoredResult(Protocol):
+    """What :func:`score_on_grid` reads of the scorer's per-study result (``volume/scoring.py``'s
+    ``StudyResult``, a dataclass it copies with :func:`dataclasses.replace`); named by shape so
+    this module, which the scorer imports, does not import the scorer back."""
+
+    probability: np.ndarray
+    score: float
+    comparability: StudyComparability | None
 
 
-def score_on_grid(score: ScoreSlices, volume: Any, prepared: PreparedVolume, grid: PhysicalGrid,
-                  threshold: float) -> "StudyResult":
+Result = TypeVar("Result", bound=GridScoredResult)
+ScoreSlices = Callable[[Any, PreparedVolume], Result]
+
+
+def score_on_grid(score: ScoreSlices[Result], volume: Any, prepared: PreparedVolume, grid: PhysicalGrid,
+                  threshold: float) -> Result:
     """Lay the windowed slices on ``grid`` (linear; outside the study's field of view: 0, the
     window's floor), score them with ``score`` and bring the probability map back to the study's
     native grid (linear), where the mask is thresholded.  Slice indices, positions and
