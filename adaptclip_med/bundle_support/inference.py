@@ -32,8 +32,8 @@ from monai.inferers import Inferer
 
 from adaptclip_med.errors import AdaptClipError
 from adaptclip_med.io.volume import Volume
-from adaptclip_med.transforms import VOLUME_POSTFIX
 from adaptclip_med.slice_preprocessing import PreparedVolume, prepare_volume
+from adaptclip_med.transforms import VOLUME_POSTFIX
 from adaptclip_med.volume.reference_bank import ReferenceBank
 from adaptclip_med.volume.scoring import DEFAULT_AGGREGATE
 

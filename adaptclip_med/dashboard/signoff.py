@@ -14,10 +14,10 @@ from __future__ import annotations
 import streamlit as st
 
 from adaptclip_med.errors import AdaptClipError
+from adaptclip_med.outputs.findings import find_findings
 from adaptclip_med.review import guarded
 from adaptclip_med.review.access import SIGN_OFF, AccessDenied
 from adaptclip_med.review.export import ExportResult, export_review
-from adaptclip_med.outputs.findings import find_findings
 from adaptclip_med.review.measurements import MeasurementError, measure
 from adaptclip_med.review.viewer_data import canonical_affine
 from adaptclip_med.review.references import find_bank

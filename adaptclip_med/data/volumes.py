@@ -36,9 +36,9 @@ from PIL import Image
 from adaptclip_med.data.samples import AnomalySample, DatasetIndex
 from adaptclip_med.errors import InputError
 from adaptclip_med.io.loader import VOLUME_FILE_SUFFIXES
+from adaptclip_med.slice_preprocessing import SlicePreprocessing, parse_window
 from adaptclip_med.utils.progress import progress_bar
 from adaptclip_med.utils.redact import describe_path
-from adaptclip_med.slice_preprocessing import SlicePreprocessing, parse_window
 
 IMAGE_DIRS = ("imagesTr", "images")
 LABEL_DIRS = ("labelsTr", "labels")

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from adaptclip_med.version import __version__
 from adaptclip_med.data.samples import DatasetIndex
 from adaptclip_med.evaluation.benchmark import (
     FEW_SHOT_RANGE,
@@ -33,6 +32,7 @@ from adaptclip_med.methods.base import AnomalyMethod
 from adaptclip_med.outputs.overlay import mask_outline
 from adaptclip_med.utils.atomic import atomic_write_bytes, atomic_write_text
 from adaptclip_med.utils.redact import redact_component
+from adaptclip_med.version import __version__
 
 RELEASE_TRAINING = {"mvtec": "MVTec AD test split (AdaptCLIP release)", "visa": "VisA test split (AdaptCLIP release)"}
 

@@ -16,11 +16,11 @@ import numpy as np
 from highdicom.seg import SegmentAlgorithmTypeValues, Segmentation, SegmentationTypeValues, SegmentDescription
 from pydicom.sr.codedict import codes
 
-from adaptclip_med.version import __version__
 from adaptclip_med.io.volume import Volume
 from adaptclip_med.outputs.dicom_sources import conform_derived, deriving_from, has_plane_positions, source_aligned_frames
 from adaptclip_med.outputs.equipment import MANUFACTURER, AlgorithmEquipment, add_contributing_equipment
 from adaptclip_med.utils.atomic import atomic_write_bytes
+from adaptclip_med.version import __version__
 
 __all__ = ["MANUFACTURER", "SEGMENT_RGB", "write_dicom_seg"]
 

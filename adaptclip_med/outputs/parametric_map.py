@@ -13,12 +13,12 @@ import highdicom as hd
 import numpy as np
 from highdicom.pm import ParametricMap, RealWorldValueMapping
 
-from adaptclip_med.version import __version__
 from adaptclip_med.io.volume import Volume
 from adaptclip_med.outputs.dicom_sources import conform_derived, deriving_from, require_frame_of_reference, source_aligned_frames
 from adaptclip_med.outputs.equipment import MANUFACTURER, AlgorithmEquipment, add_contributing_equipment
 from adaptclip_med.outputs.frame_order import order_frames_ascending
 from adaptclip_med.utils.atomic import atomic_write_bytes
+from adaptclip_med.version import __version__
 
 _NO_UNITS = hd.sr.CodedConcept(value="1", scheme_designator="UCUM", meaning="no units")
 

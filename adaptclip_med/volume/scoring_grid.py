@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol, TypeVar
 import numpy as np
 
 from adaptclip_med.errors import AdaptClipError
+from adaptclip_med.slice_preprocessing import PreparedVolume
 from adaptclip_med.volume.comparability import StudyComparability, with_field_of_view
 from adaptclip_med.volume.physical_grid import (
     NO_GRID_NOTE,
@@ -25,7 +26,6 @@ from adaptclip_med.volume.physical_grid import (
     to_grid,
     to_native,
 )
-from adaptclip_med.slice_preprocessing import PreparedVolume
 
 if TYPE_CHECKING:
     from adaptclip_med.methods.base import AnomalyMethod
