@@ -1,10 +1,11 @@
 """The study outputs as small writer units over one shared context.
 
 Each writer takes a :class:`StudyContext` (the volume, the scored result, the scoring record of
-:mod:`adaptclip_med.outputs.scoring_record`, the folder) and returns the files it wrote as ``{files key: path}`` (empty when the output does
-not apply, e.g. DICOM SEG for NIfTI input); running a writer also records them in
-``context.files``.  :data:`WRITERS` names every writer; :func:`default_writers` is the ordered
-selection ``adaptclip-med score``, batch, the dashboard and the bundle write by default, and
+:mod:`adaptclip_med.outputs.scoring_record` - plain data, never the scorer - and the folder) and
+returns the files it wrote as ``{files key: path}`` (empty when the output does not apply, e.g.
+DICOM SEG for NIfTI input); running a writer also records them in ``context.files``.
+:data:`WRITERS` names every writer; :func:`default_writers` is the ordered selection
+``adaptclip-med score``, batch, the dashboard and the bundle write by default, and
 :data:`STUDY_REPORT` (``study.json``) always runs LAST, listing the files written before it, so its
 presence means the study is complete.  File names come from :mod:`adaptclip_med.outputs.layout`.
 
