@@ -48,11 +48,11 @@ def score_study(study: str | Path, method: AnomalyMethod, *, bank: str | Path | 
                 window: str | None = None, axis: str = "axial", shots: int | None = None, threshold: float | None = None,
                 aggregate: str = "max", batch_size: int = 4, allow_other_modality: bool = False):
     """Score a study (DICOM folder/file, NIfTI, 2-D image) and write every output into ``out``;
-    returns :class:`~adaptclip_med.volume.pipeline.StudyOutputs` (score, top slices, files, and
+    returns :class:`~adaptclip_med.volume.study_run.StudyOutputs` (score, top slices, files, and
     ``comparability``: whether the study is comparable with the bank, docs/comparability.md)."""
     from adaptclip_med.volume.options import ModelOptions, OutputOptions, ReferenceOptions, ScoringOptions, SlicingOptions
     from adaptclip_med.volume.pipeline import make_scorer
-    from adaptclip_med.volume.pipeline import score_study as _score
+    from adaptclip_med.volume.study_run import score_study as _score
 
     options = ScoringOptions(
         model=ModelOptions(method=method.name, class_name=method.class_name, device=str(method.device)),

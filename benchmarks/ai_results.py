@@ -45,6 +45,7 @@ def _study(folder: Path, slices: int, matrix: int):
 
 def run_size(slices: int, matrix: int, repeats: int) -> dict:
     from adaptclip_med.outputs import study_writers as sw
+    from adaptclip_med.outputs.scoring_record import ScoringRecord
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -56,12 +57,14 @@ def run_size(slices: int, matrix: int, repeats: int) -> dict:
             top_slices = [int(i) for i in np.argsort(-probability.reshape(slices, -1).max(axis=1))[:3]]
         Result.probability = probability
         Result.mask = probability >= 0.5
-        scoring = {"method": "adaptclip", "model": {"method": "adaptclip"}, "reference_bank": None}
+        scoring = ScoringRecord("AdaptCLIP", "adaptclip", {"method": "adaptclip"}, None, shots=0, references_note=None,
+                                physical_grid=None, physical_grid_note=None, preprocessing={}, aggregate="max",
+                                triage=None, threshold=0.5, threshold_source="default", allow_other_modality=False)
         figures: dict = {"slices": slices, "matrix": matrix, "mask_voxels": int(Result.mask.sum())}
         for writer in (sw.DICOM_SEG, sw.PARAMETRIC_MAP, sw.DICOM_SR, sw.KEY_OBJECTS):
             runs, peaks = [], []
             for _ in range(repeats):
-                context = sw.StudyContext(volume, Result, tmp / "out", scoring, "AdaptCLIP")
+                context = sw.StudyContext(volume, Result, tmp / "out", scoring)
                 context.prepare_folder()
                 if writer is not sw.DICOM_SEG:
                     sw.DICOM_SEG(context)  # the SR references the SEG

@@ -26,8 +26,8 @@ from adaptclip_med.outputs import layout
 from adaptclip_med.utils.keys import key_path
 from adaptclip_med.utils.redact import describe_path, file_key, header_warnings_silenced
 from adaptclip_med.volume.options import OutputOptions
-from adaptclip_med.volume.pipeline import score_volume_to_dir
 from adaptclip_med.volume.scoring import VolumeScorer
+from adaptclip_med.volume.study_run import run_study
 
 log = logging.getLogger(__name__)
 
@@ -126,9 +126,8 @@ class StudyWorker:
                             "series_selection": [d.as_dict() for d in decisions],
                             "skipped_files": [{"file": s.label, "reason": s.reason} for s in chosen.skipped]}}
         other = sum(1 for s in series if s.kind == "image") - 1
-        outputs = score_volume_to_dir(volume, staged, self.scorer, other_series=other, extra_report=report,
-                                      parametric_map=self.outputs.parametric_map,
-                                      key_objects=self.outputs.key_objects)
+        outputs = run_study(volume, self.scorer, staged, other_series=other, extra_report=report,
+                            parametric_map=self.outputs.parametric_map, key_objects=self.outputs.key_objects)
         final = publish(staged, key_path(self.options.out_dir, task.key))
         notes = "; ".join([*([f"{len(chosen.skipped)} file(s) of the series skipped"] if chosen.skipped else []),
                            *outputs.not_written.values()])
@@ -154,9 +153,8 @@ class StudyWorker:
         volume = read(Path(task.files[0]), axis=self.scorer.preprocessing.axis, label=f"study {task.key}")
         report = {"batch": {"study_key": task.key, "source": task.kind, "rules": self.options.rules.describe(),
                             "series_selection": [], "skipped_files": []}}
-        outputs = score_volume_to_dir(volume, staged, self.scorer, extra_report=report,
-                                      parametric_map=self.outputs.parametric_map,
-                                      key_objects=self.outputs.key_objects)
+        outputs = run_study(volume, self.scorer, staged, extra_report=report,
+                            parametric_map=self.outputs.parametric_map, key_objects=self.outputs.key_objects)
         publish(staged, key_path(self.options.out_dir, task.key))
         return StudyRecord(task.key, DONE, score=float(outputs.score),
                            top_slice=outputs.top_slices[0] if outputs.top_slices else None,

@@ -18,7 +18,7 @@ from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
 from adaptclip_med.outputs import study_writers as sw
-from adaptclip_med.volume.pipeline import StudyOutputs
+from adaptclip_med.volume.study_run import StudyOutputs, scoring_record
 
 CONTEXT_KEY = "context"
 
@@ -27,9 +27,9 @@ def study_context(pred: dict[str, Any], output_dir: Path) -> sw.StudyContext:
     """The writers' shared context of one study prediction (created, and its folder prepared, once)."""
     context = pred.get(CONTEXT_KEY)
     if context is None:
-        context = sw.StudyContext.for_scorer(pred["volume"], pred["result"], Path(output_dir) / str(pred["study"]),
-                                             pred["scorer"], float(pred.get("seconds", 0.0)),
-                                             extra_report={"bundle_study": str(pred["study"])})
+        context = sw.StudyContext(pred["volume"], pred["result"], Path(output_dir) / str(pred["study"]),
+                                  scoring_record(pred["scorer"]), float(pred.get("seconds", 0.0)),
+                                  extra_report={"bundle_study": str(pred["study"])})
         context.prepare_folder()
         pred[CONTEXT_KEY] = context
         pred["files"] = context.files
@@ -108,10 +108,8 @@ class SaveStudyJsond(SaveStudyOutputd):
         d = super().__call__(data)
         for key in self.key_iterator(d):
             pred = d[key]
-            pred["outputs"] = StudyOutputs(self.output_dir / str(pred["study"]), pred["result"].score,
-                                           pred["result"].top_slices, dict(pred["files"]),
-                                           not_written=dict(pred[CONTEXT_KEY].not_written),
-                                           comparability=pred["result"].comparability)
+            pred["outputs"] = StudyOutputs(self.output_dir / str(pred["study"]), pred["result"], dict(pred["files"]),
+                                           not_written=dict(pred[CONTEXT_KEY].not_written))
         return d
 
 

@@ -15,6 +15,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,7 +23,9 @@ from adaptclip_med.demo.bank import ensure_demo_bank
 from adaptclip_med.demo.model import DEMO_IMAGE_SIZE, DEMO_MODEL, DEMO_WINDOW
 from adaptclip_med.utils.atomic import atomic_write_text
 from adaptclip_med.volume.options import ModelOptions, ReferenceOptions, ScoringOptions, SlicingOptions
-from adaptclip_med.volume.pipeline import StudyOutputs, make_scorer, model_for, write_study_outputs
+from adaptclip_med.volume.pipeline import make_scorer, model_for, open_bank_for
+from adaptclip_med.volume.scoring import VolumeScorer
+from adaptclip_med.volume.study_run import StudyOutputs, run_study
 
 DEMO_LABEL = ("DEMONSTRATION ONLY: synthetic phantoms, demo model trained on SYNTHETIC data "
               "(formula-weighted tiny ViT + adapters) - no diagnostic value")
@@ -34,18 +37,12 @@ _KIND = {1: "hyperdense", 2: "hypodense", 3: "mass"}
 THRESHOLD_SOURCE = "highest map value on the bank's normal scans, leave-one-scan-out"
 
 
-def normal_maximum(bank: Path) -> float | None:
+def normal_maximum(calibration: dict[str, Any] | None) -> float | None:
     """The demo's pixel threshold: the highest map value the bank's leave-one-scan-out
     calibration saw on normal anatomy (stricter than the bank's default 99.9 % quantile, so a
     normal study is expected to show no region at all); None for a bank calibrated before it
-    was recorded (the scorer then uses the quantile)."""
-    from adaptclip_med.volume.reference_bank import ReferenceBank
-
-    bank_handle = ReferenceBank.open(Path(bank))
-    try:
-        value = (bank_handle.calibration or {}).get("pixel_max")
-    finally:
-        bank_handle.close()
+    was recorded (the scorer then uses the quantile).  ``calibration``: the bank's."""
+    value = (calibration or {}).get("pixel_max")
     return None if value is None else float(value)
 
 
@@ -102,14 +99,11 @@ class DemoResult:
     figures: dict[str, Path] = field(default_factory=dict)
 
 
-def _score(scorer, study: Path, out_dir: Path):
+def _score(scorer: VolumeScorer, study: Path, out_dir: Path) -> StudyOutputs:
     from adaptclip_med.io.loader import load_study
 
-    started = time.time()
     volume, _ = load_study(study)
-    result = scorer.score(volume)
-    files = write_study_outputs(volume, result, out_dir, scorer, time.time() - started)
-    return result, StudyOutputs(out_dir, result.score, result.top_slices, files)
+    return run_study(volume, scorer, out_dir)
 
 
 def _figures(out_dir: Path, result, truth: np.ndarray, lesions: LesionReport, slice_threshold: float | None) -> dict[str, Path]:
@@ -143,14 +137,15 @@ def run_demo(out_dir: Path, seed: int = 0, references: int = 3, slices: int = 16
     options = demo_options()
     method = model_for(options)
     bank = ensure_demo_bank(bank_scans, method, options.preprocessing(), out_dir / "banks", rebuild=True)
-    scorer = make_scorer(demo_options(bank).with_(threshold=normal_maximum(bank)), method)
-    abnormal_result, abnormal = _score(scorer, data.study_dir, out_dir / "results" / "study_with_lesions")
-    normal_result, normal = _score(scorer, held_out_normal, out_dir / "results" / "normal_study")
+    bank_handle = open_bank_for(method, bank)  # the one read of the bank for the whole run
+    scorer = make_scorer(demo_options(bank).with_(threshold=normal_maximum(bank_handle.calibration)), method, bank_handle)
+    abnormal = _score(scorer, data.study_dir, out_dir / "results" / "study_with_lesions")
+    normal = _score(scorer, held_out_normal, out_dir / "results" / "normal_study")
+    abnormal_result, normal_result = abnormal.result, normal.result
     truth = data.labels  # read only now, to grade: the scorer never saw it
     lesions = lesion_level_result(abnormal_result.probability, abnormal_result.mask, truth)
     normal_fp = int(ndimage.label(normal_result.mask)[1])
-    calibration = (scorer.bank.calibration or {}) if scorer.bank is not None else {}
-    slice_threshold = calibration.get("normal_slice_score_max")
+    slice_threshold = (bank_handle.calibration or {}).get("normal_slice_score_max")
     figures = _figures(out_dir, abnormal_result, truth, lesions, slice_threshold)
     seconds = time.perf_counter() - started
     summary = {"label": DEMO_LABEL, "model": method.describe(), "study_score_with_lesions": abnormal.score,

@@ -1,7 +1,7 @@
 """The node's work loop: complete studies after the quiet period, score each once, send its results.
 
 Scoring goes through batch's single-study path (:class:`~adaptclip_med.batch.worker.StudyWorker`,
-which calls :func:`~adaptclip_med.volume.pipeline.score_volume_to_dir`): the same series choice,
+which calls :func:`~adaptclip_med.volume.study_run.run_study`): the same series choice,
 staging, atomic publishing, one-line failure reasons and outputs as ``adaptclip-med batch``; the
 spool is just another :class:`~adaptclip_med.batch.worker.StudySource`.  Results land in
 ``<state_dir>/results/<key>`` and EVERY DICOM object the study writers produced there is sent,

@@ -1,10 +1,11 @@
 """The study outputs as small writer units over one shared context.
 
-Each writer takes a :class:`StudyContext` (the volume, the scored result, the scoring description,
-the folder) and returns the files it wrote as ``{files key: path}`` (empty when the output does
-not apply, e.g. DICOM SEG for NIfTI input); running a writer also records them in
-``context.files``.  :data:`WRITERS` names every writer; :func:`default_writers` is the ordered
-selection ``adaptclip-med score``, batch, the dashboard and the bundle write by default, and
+Each writer takes a :class:`StudyContext` (the volume, the scored result, the scoring record of
+:mod:`adaptclip_med.outputs.scoring_record` - plain data, never the scorer - and the folder) and
+returns the files it wrote as ``{files key: path}`` (empty when the output does not apply, e.g.
+DICOM SEG for NIfTI input); running a writer also records them in ``context.files``.
+:data:`WRITERS` names every writer; :func:`default_writers` is the ordered selection
+``adaptclip-med score``, batch, the dashboard and the bundle write by default, and
 :data:`STUDY_REPORT` (``study.json``) always runs LAST, listing the files written before it, so its
 presence means the study is complete.  File names come from :mod:`adaptclip_med.outputs.layout`.
 
@@ -26,10 +27,12 @@ from typing import Any
 
 import numpy as np
 
-from adaptclip_med.version import __version__
+from adaptclip_med.io.volume import Volume
 from adaptclip_med.outputs import layout
 from adaptclip_med.outputs.equipment import AlgorithmEquipment
 from adaptclip_med.outputs.result_series import ResultRun
+from adaptclip_med.outputs.scoring_record import ScoredSlice, ScoredStudy, ScoringRecord
+from adaptclip_med.version import __version__
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +48,13 @@ TRIAGE_REASON = "not scored (triage)"
 
 @dataclass
 class StudyContext:
-    """What every writer of one study reads (and ``files``, what the writers so far wrote)."""
+    """What every writer of one study reads (and ``files``, what the writers so far wrote): plain
+    data built once by the study run, never the scorer."""
 
-    volume: Any  # adaptclip_med.io.volume.Volume
-    result: Any  # adaptclip_med.volume.scoring.StudyResult
+    volume: Volume
+    result: ScoredStudy
     folder: Path
-    scoring: dict[str, Any]  # VolumeScorer.describe()
-    algorithm_name: str  # the method's display name (DICOM algorithm / model name)
+    scoring: ScoringRecord
     seconds: float = 0.0
     other_series: int = 0
     extra_report: dict[str, Any] | None = None
@@ -64,11 +67,10 @@ class StudyContext:
     #: writers that failed on this study's data: {writer name: one-line reason} (study.json lists them)
     not_written: dict[str, str] = field(default_factory=dict)
 
-    @classmethod
-    def for_scorer(cls, volume: Any, result: Any, folder: Path, scorer: Any, seconds: float = 0.0,
-                   other_series: int = 0, extra_report: dict[str, Any] | None = None) -> "StudyContext":
-        return cls(volume, result, Path(folder), scorer.describe(), scorer.method.display_name, float(seconds),
-                   int(other_series), extra_report)
+    @property
+    def algorithm_name(self) -> str:
+        """The method's display name (DICOM algorithm / model name)."""
+        return self.scoring.display_name
 
     def path(self, name: str) -> Path:
         return self.folder / name
@@ -83,7 +85,7 @@ class StudyContext:
     @cached_property
     def equipment(self) -> AlgorithmEquipment:
         """The algorithm as Contributing Equipment / SR observer (Device UID from model + bank)."""
-        return AlgorithmEquipment.for_scoring(self.algorithm_name, self.scoring, self.software_version)
+        return AlgorithmEquipment.for_scoring(self.algorithm_name, self.scoring.describe(), self.software_version)
 
     def series(self, kind: str) -> dict[str, Any]:
         """``series_number`` and ``series_description`` of this run's ``kind`` result (SEG, PMAP,
@@ -190,8 +192,8 @@ def sr_notes(ctx: StudyContext) -> list[str]:
     research disclaimer, a zero-shot note, and the study's comparability when the run has one
     (from the study result or the extra report, where study.json also takes it from)."""
     notes = [NOT_FOR_CLINICAL_USE]
-    if ctx.scoring.get("references_note"):
-        notes.append(str(ctx.scoring["references_note"]))
+    if ctx.scoring.references_note:
+        notes.append(str(ctx.scoring.references_note))
     comparability = getattr(ctx.result, "comparability", None) or (ctx.extra_report or {}).get("comparability")
     statement = comparability_statement(comparability)
     if statement:
@@ -262,7 +264,7 @@ def write_slices_table(ctx: StudyContext) -> dict[str, Path]:
     return {"slices_csv": write_slices_csv(ctx.path(layout.SLICES_CSV), rows)}
 
 
-def _slice_comparability(s: Any) -> dict[str, Any]:
+def _slice_comparability(s: ScoredSlice) -> dict[str, Any]:
     """The guard's columns of slices.csv: ``comparability`` (comparable / outside coverage / out of
     reference distribution; empty for background) and ``reference_distance``."""
     state = getattr(s, "comparability", "")
@@ -295,7 +297,7 @@ def write_score_plot(ctx: StudyContext) -> dict[str, Path]:
                                           title="slice anomaly scores (research use only)")}
 
 
-def slice_counts(result: Any) -> dict[str, int]:
+def slice_counts(result: ScoredStudy) -> dict[str, int]:
     """Slices by outcome; ``skipped`` = background + not scored by triage (both have no map)."""
     total, scored = len(result.slices), len(result.scored())
     not_scored = sum(1 for s in result.slices if s.skipped and s.skip_reason == TRIAGE_REASON)
@@ -306,7 +308,7 @@ def slice_counts(result: Any) -> dict[str, int]:
             "not_comparable_outside_coverage": outside, "out_of_reference_distribution": out_of_distribution}
 
 
-def comparability_report(result: Any) -> dict[str, Any] | None:
+def comparability_report(result: ScoredStudy) -> dict[str, Any] | None:
     """``study.json``'s ``comparability``: the guard's verdict (volume/comparability.py)."""
     verdict = getattr(result, "comparability", None)
     return None if verdict is None else verdict.describe()
@@ -326,8 +328,7 @@ def study_report(ctx: StudyContext) -> dict[str, Any]:
                         "position_mm": result.slices[z].position_mm, "score": result.slices[z].score,
                         "matched_reference_slices": result.slices[z].matched} for z in result.top_slices],
         "threshold": result.threshold, "threshold_source": result.threshold_source,
-        "thresholds": thresholds_report(result.threshold, result.threshold_source,
-                                        (ctx.scoring.get("reference_bank") or {}).get("calibration")),
+        "thresholds": thresholds_report(result.threshold, result.threshold_source, ctx.scoring.calibration),
         "study_flag": {"flag": flag, "operating_threshold": result.threshold,
                        "map_peak": peak, "rule": FLAG_RULE},
         "slices": slice_counts(result),
@@ -335,7 +336,7 @@ def study_report(ctx: StudyContext) -> dict[str, Any]:
                                                           "shape_zyx": list(result.probability.shape),
                                                           "spacing_mm": [float(s) for s in volume.spacing],
                                                           "other_image_series_in_input": ctx.other_series},
-        "scoring": ctx.scoring, "software": {"name": SOFTWARE_NAME, "version": ctx.software_version},
+        "scoring": ctx.scoring.describe(), "software": {"name": SOFTWARE_NAME, "version": ctx.software_version},
         "dicom_results": dicom_results_report(ctx),
         "comparability": comparability_report(result),
         "seconds": round(ctx.seconds, 2), "files": {k: p.name for k, p in ctx.files.items()},

@@ -8,7 +8,6 @@ before it is read, because the store may outlive a change of configuration.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from adaptclip_med.review.discovery import Candidate
@@ -16,8 +15,8 @@ from adaptclip_med.review.paths import AllowedRoots
 from adaptclip_med.review.store import StudyLocation
 from adaptclip_med.review.study_data import ReviewStudy, from_result
 from adaptclip_med.utils.keys import key_path
-from adaptclip_med.volume.pipeline import write_study_outputs
 from adaptclip_med.volume.scoring import VolumeScorer
+from adaptclip_med.volume.study_run import run_study
 
 STUDIES_DIR = "studies"
 
@@ -125,10 +124,8 @@ def score_for_review(volume, study_key: str, out_dir: Path, scorer: VolumeScorer
     """Score, write the standard study outputs (study.json last), and keep the full result in
     memory: unlike the files, it has the matched reference slices of every slice.  ``info``
     (description, study date, method: what the worklist shows) goes to study.json's ``review_info``."""
-    started = time.time()
-    result = scorer.score(volume)
     extra = {"study_key": study_key}
     if info:
         extra["review_info"] = dict(info)
-    write_study_outputs(volume, result, Path(out_dir), scorer, time.time() - started, extra_report=extra)
-    return from_result(study_key, Path(out_dir), volume, result)
+    outputs = run_study(volume, scorer, Path(out_dir), extra_report=extra)
+    return from_result(study_key, Path(out_dir), volume, outputs.result)

@@ -3,13 +3,12 @@
 One method writes its outputs straight into the output folder (as always).  Several methods write
 one sub-folder each (``<out>/<method>/``, complete study outputs) plus a comparison in the output
 folder itself: ``methods.json`` (each method's identity, study score, top slices, threshold) and
-``methods_score_plot.png`` (every method's slice-score curve on one plot).  The study is read and
-windowed once and shared by all methods.
+``methods_score_plot.png`` (every method's slice-score curve on one plot).  The study is read once and
+shared by all methods; each method is one study run (:func:`~adaptclip_med.volume.study_run.run_study`).
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Sequence
 
@@ -18,10 +17,12 @@ import numpy as np
 from adaptclip_med.version import __version__
 from adaptclip_med.outputs import layout
 from adaptclip_med.outputs.slice_numbers import instance_numbers, slice_labels
+from adaptclip_med.outputs.study_writers import NOT_FOR_CLINICAL_USE
 from adaptclip_med.outputs.thresholds import flag_line, result_flag
 from adaptclip_med.utils.ownership import claim_output_folder, require_owned
 from adaptclip_med.volume.options import ScoringOptions
-from adaptclip_med.volume.pipeline import NOT_FOR_CLINICAL_USE, make_scorer, write_study_outputs
+from adaptclip_med.volume.pipeline import make_scorer
+from adaptclip_med.volume.study_run import run_study
 
 METHODS_JSON = "methods.json"
 METHODS_PLOT = layout.METHODS_SCORE_PLOT
@@ -45,12 +46,11 @@ def score_with_methods(study: Path, out: Path, runs: Sequence[ScoringOptions], s
     lines, summary, curves = [], [], []
     for options, scorer in zip(runs, scorers):
         folder = Path(out) if len(runs) == 1 else Path(out) / options.model.method
-        started = time.time()
-        result = scorer.score(volume)
-        files = write_study_outputs(volume, result, folder, scorer, time.time() - started, max(0, len(candidates) - 1),
-                                    parametric_map=options.output.parametric_map, key_objects=options.output.key_objects)
+        outputs = run_study(volume, scorer, folder, other_series=max(0, len(candidates) - 1),
+                            parametric_map=options.output.parametric_map, key_objects=options.output.key_objects)
+        result = outputs.result
         mode = f"{scorer.shots}-shot" if scorer.shots else "zero-shot"
-        missing = getattr(files, "not_written", {})
+        missing = outputs.not_written
         lacking = f" (not written: {', '.join(missing)}; reasons in study.json)" if missing else ""
         flag, peak = result_flag(result)
         lines.append(f"{options.model.method}: {flag_line(flag, result.threshold, peak)}; {score_phrase(result)} "

@@ -60,7 +60,8 @@ def test_properties_and_run_write_every_output_per_study(studies, tmp_path):
 
 def test_bundle_scores_equal_the_cli_pipeline(studies, tmp_path):
     from adaptclip_med.volume.options import ScoringOptions
-    from adaptclip_med.volume.pipeline import make_scorer, score_study
+    from adaptclip_med.volume.pipeline import make_scorer
+    from adaptclip_med.volume.study_run import score_study
 
     flow = workflow(studies, tmp_path / "bundle")
     flow.initialize()

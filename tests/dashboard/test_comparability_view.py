@@ -12,7 +12,8 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from adaptclip_med.volume.pipeline import make_scorer, score_study
+from adaptclip_med.volume.pipeline import make_scorer
+from adaptclip_med.volume.study_run import score_study
 
 APP = Path(__file__).resolve().parents[2] / "adaptclip_med" / "dashboard" / "entry.py"
 NOT_COMPARABLE = "not comparable: 1 of 1 body slices out of the reference distribution"

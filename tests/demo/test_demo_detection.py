@@ -19,10 +19,38 @@ from adaptclip_med.demo.model import DEMO_CHECKPOINT
 
 
 @pytest.fixture(scope="module")
-def small_demo(tmp_path_factory):
+def demo_and_bank_reads(tmp_path_factory):
+    """The small demo's result, and the folder of each ``bank.json`` read while it ran."""
+    import pathlib
+
     from adaptclip_med.demo.run import run_demo
 
-    return run_demo(tmp_path_factory.mktemp("demo"), seed=0, references=3, slices=8)
+    reads: list[str] = []
+    original = pathlib.Path.read_text
+
+    def counting(self, *args, **kwargs):
+        if self.name == "bank.json":
+            reads.append(self.parent.name)
+        return original(self, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pathlib.Path, "read_text", counting)
+        result = run_demo(tmp_path_factory.mktemp("demo"), seed=0, references=3, slices=8)
+    return result, reads
+
+
+@pytest.fixture(scope="module")
+def small_demo(demo_and_bank_reads):
+    return demo_and_bank_reads[0]
+
+
+def test_the_demo_reads_its_bank_once_to_score_both_studies(demo_and_bank_reads):
+    from adaptclip_med.demo.bank import DEMO_BANK
+
+    # at most one read by the build's calibration and one by the scorer both study runs share (it
+    # was four: the demo threshold and the bank's class name were read on their own)
+    reads = demo_and_bank_reads[1]
+    assert len(reads) <= 2 and reads[-1] == DEMO_BANK and all(DEMO_BANK in folder for folder in reads), reads
 
 
 def test_packaged_checkpoint_is_small_and_present():

@@ -30,7 +30,7 @@ def _sources(folder):
 def test_scored_dicom_study_gets_every_result_object_in_its_study(demo_data, scorer, tmp_path):
     from adaptclip_med.outputs.dicom_seg import SEGMENT_RGB
     from adaptclip_med.outputs.frame_order import slice_distances
-    from adaptclip_med.volume.pipeline import score_study
+    from adaptclip_med.volume.study_run import score_study
 
     first = score_study(demo_data.study_dir, tmp_path / "run1", scorer, parametric_map=True, key_objects=True)
     second = score_study(demo_data.study_dir, tmp_path / "run2", scorer, parametric_map=True, key_objects=True)
@@ -93,10 +93,10 @@ def _along_normal(header) -> float:
 def test_sr_records_the_threshold_its_source_and_the_comparability(demo_data, scorer, tmp_path):
     from adaptclip_med.io import load_study
     from adaptclip_med.outputs.study_writers import NOT_FOR_CLINICAL_USE
-    from adaptclip_med.volume.pipeline import score_volume_to_dir
+    from adaptclip_med.volume.study_run import run_study
 
     volume, _ = load_study(demo_data.study_dir)
-    out = score_volume_to_dir(volume, tmp_path / "out", scorer)
+    out = run_study(volume, scorer, tmp_path / "out")
     assert "dicom_sr" in out.files and "key_objects" not in out.files and "parametric_map" not in out.files
     sr = hd.sr.srread(out.files["dicom_sr"])
     study = sr.content.get_image_measurement_groups()[0]
@@ -115,7 +115,7 @@ def test_sr_records_the_threshold_its_source_and_the_comparability(demo_data, sc
 def test_nifti_input_gets_no_dicom_results_and_a_note(demo_data, scorer, tmp_path):
     from adaptclip_med.io import load_study
     from adaptclip_med.outputs.nifti import write_nifti
-    from adaptclip_med.volume.pipeline import score_study
+    from adaptclip_med.volume.study_run import score_study
 
     volume, _ = load_study(demo_data.study_dir)
     nifti = tmp_path / "study.nii.gz"

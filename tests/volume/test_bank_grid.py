@@ -66,7 +66,7 @@ def test_a_grid_that_does_not_match_the_bank_is_refused(banks, tiny_loaded, tmp_
 
 def test_an_old_bank_keeps_todays_behaviour_with_a_one_line_note(banks, demo_data, tiny_loaded, tiny_options, tmp_path,
                                                                   caplog):
-    from adaptclip_med.volume.pipeline import score_study
+    from adaptclip_med.volume.study_run import score_study
 
     old = tmp_path / "old"
     shutil.copytree(banks["off"], old)
@@ -97,7 +97,7 @@ def test_a_study_at_another_pixel_size_is_scored_on_the_grid_and_written_on_its_
     import highdicom as hd
 
     from adaptclip_med.demo.phantom import make_head_ct_phantom, write_dicom_series
-    from adaptclip_med.volume.pipeline import score_study
+    from adaptclip_med.volume.study_run import score_study
 
     hu, _ = make_head_ct_phantom(7, (8, 80, 72), lesions=1)
     write_dicom_series(hu, tmp_path / "fine", spacing=(5.0, 1.2, 1.2))  # 96 x 86 mm: covers less than the bank

@@ -80,7 +80,7 @@ def test_bank_records_coverage_and_a_leave_one_scan_out_bound(head_bank):
 
 def test_body_ct_slice_against_the_head_bank_is_not_comparable_and_has_no_study_score(scorer, tmp_path):
     """Before: CT_small scored 0.296 against the head bank, silently, above the lesion study."""
-    from adaptclip_med.volume.pipeline import score_study
+    from adaptclip_med.volume.study_run import score_study
 
     outputs = score_study(_testdata("CT_small.dcm"), tmp_path / "body", scorer)
     assert np.isnan(outputs.score)

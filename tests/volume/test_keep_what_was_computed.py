@@ -36,7 +36,7 @@ def bad_charset_study(demo_data, tmp_path):
 
 
 def test_a_refused_seg_loses_only_the_seg(bad_charset_study, scorer, tmp_path):
-    from adaptclip_med.volume.pipeline import score_study
+    from adaptclip_med.volume.study_run import score_study
 
     out = tmp_path / "out"
     outputs = score_study(bad_charset_study, out, scorer)
@@ -50,7 +50,7 @@ def test_a_refused_seg_loses_only_the_seg(bad_charset_study, scorer, tmp_path):
 
 
 def test_any_failing_writer_is_isolated_and_its_library_message_is_not_quoted(demo_data, scorer, tmp_path, monkeypatch):
-    from adaptclip_med.volume.pipeline import score_study
+    from adaptclip_med.volume.study_run import score_study
 
     def refuses(*args, **kwargs):
         raise RuntimeError("value 'SECRETSURNAME^JANE' rejected")
@@ -64,7 +64,7 @@ def test_any_failing_writer_is_isolated_and_its_library_message_is_not_quoted(de
 
 
 def test_a_full_disk_still_fails_the_study_whole(demo_data, scorer, tmp_path, monkeypatch):
-    from adaptclip_med.volume.pipeline import score_study
+    from adaptclip_med.volume.study_run import score_study
 
     def full(*args, **kwargs):
         raise OSError(28, "No space left on device")

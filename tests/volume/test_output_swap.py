@@ -22,7 +22,7 @@ def _snapshot(folder):
 
 def test_failed_rewrite_keeps_the_previous_result_and_success_drops_stale_files(demo_data, scorer, tmp_path,
                                                                                 monkeypatch):
-    from adaptclip_med.volume.pipeline import score_study
+    from adaptclip_med.volume.study_run import score_study
 
     out = tmp_path / "out"
     score_study(demo_data.study_dir, out, scorer, parametric_map=True)
@@ -51,7 +51,7 @@ def test_failed_rewrite_keeps_the_previous_result_and_success_drops_stale_files(
 
 @pytest.mark.parametrize("name", ["examples_palette.dcm", "SC_rgb_rle_2frame.dcm"])
 def test_parametric_map_of_2d_dicom_is_skipped_with_a_note_not_a_crash(scorer, tmp_path, name):
-    from adaptclip_med.volume.pipeline import score_study
+    from adaptclip_med.volume.study_run import score_study
 
     source = tmp_path / "src"
     source.mkdir()

@@ -153,11 +153,11 @@ def test_triage_finds_every_lesion_full_scoring_finds(toy, toy_bank, lesion_stud
 
 
 def test_outputs_mark_unscored_slices(toy, toy_bank, lesion_study, tmp_path):
-    from adaptclip_med.volume.pipeline import score_volume_to_dir
+    from adaptclip_med.volume.study_run import run_study
 
     volume, _ = lesion_study
     scorer = _scorer(toy, toy_bank, 4)
-    outputs = score_volume_to_dir(volume, tmp_path / "out", scorer)
+    outputs = run_study(volume, scorer, tmp_path / "out")
     report = json.loads((outputs.out_dir / "study.json").read_text())
     unscored = report["triage"]["unscored_slices"]
     assert report["slices"]["not_scored_triage"] == len(unscored) > 0
@@ -175,9 +175,9 @@ def test_outputs_mark_unscored_slices(toy, toy_bank, lesion_study, tmp_path):
 
 
 def test_full_scoring_reports_no_triage(toy, toy_bank, lesion_study, tmp_path):
-    from adaptclip_med.volume.pipeline import score_volume_to_dir
+    from adaptclip_med.volume.study_run import run_study
 
-    outputs = score_volume_to_dir(lesion_study[0], tmp_path / "full", _scorer(toy, toy_bank, None))
+    outputs = run_study(lesion_study[0], _scorer(toy, toy_bank, None), tmp_path / "full")
     report = json.loads((outputs.out_dir / "study.json").read_text())
     assert "triage" not in report and report["scoring"]["triage"] is None
     assert report["slices"]["not_scored_triage"] == 0 and report["slices"]["scored"] == SHAPE[0]

@@ -81,7 +81,8 @@ def test_matching_strategies(bank, tiny_loaded):
 def test_score_study_writes_outputs_in_source_geometry(bank, demo_data, tiny_options, tmp_path):
     import highdicom as hd
 
-    from adaptclip_med.volume.pipeline import make_scorer, score_study
+    from adaptclip_med.volume.pipeline import make_scorer
+    from adaptclip_med.volume.study_run import score_study
 
     scorer = make_scorer(tiny_options.with_(bank=str(bank)))
     assert scorer.shots == 2 and scorer.threshold_source.startswith("calibrated")
@@ -107,7 +108,8 @@ def test_score_study_writes_outputs_in_source_geometry(bank, demo_data, tiny_opt
 
 def test_background_slices_are_skipped_and_reported(tmp_path, tiny_loaded, tiny_options):
     from adaptclip_med.demo.phantom import make_head_ct_phantom, write_dicom_series
-    from adaptclip_med.volume.pipeline import make_scorer, score_study
+    from adaptclip_med.volume.pipeline import make_scorer
+    from adaptclip_med.volume.study_run import score_study
 
     hu, _ = make_head_ct_phantom(5, (6, 64, 64), lesions=0)
     hu[:2] = -1000.0  # air only
