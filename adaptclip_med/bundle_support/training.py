@@ -1,6 +1,6 @@
 """The bundle's ``train#trainer``: the project's adapter trainer, publishing into ``models/``.
 
-Training is :func:`adaptclip_med.training.trainer.train_adapters` unchanged (the release's recipe,
+Training is :func:`adaptclip_med.methods.adaptclip.trainer.train_adapters` unchanged (the release's recipe,
 per-epoch checkpoints, exact resume); this wrapper only gives it the shape MONAI's training
 properties name (``max_epochs``, a ``run()`` entry) and, when training ends, publishes the final
 adapters into the bundle's model folder in two forms:
@@ -25,7 +25,7 @@ import torch
 from adaptclip_med.bundle_support.network import network_state_dict
 from adaptclip_med.data.samples import DatasetIndex
 from adaptclip_med.model.backbone_source import BackboneSpec
-from adaptclip_med.training.trainer import ADAPTERS, TrainingConfig, train_adapters
+from adaptclip_med.methods.adaptclip.trainer import ADAPTERS, TrainingConfig, train_adapters
 from adaptclip_med.utils.atomic import atomic_write_bytes
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
 
 def parse_adapters(value: str) -> tuple[str, ...]:
     """'textual,visual' -> ('textual', 'visual'); order and repeats do not matter."""
-    from adaptclip_med.training.trainer import ADAPTERS
+    from adaptclip_med.methods.adaptclip.trainer import ADAPTERS
 
     names = {part.strip() for part in value.split(",") if part.strip()}
     return tuple(name for name in ADAPTERS if name in names) + tuple(sorted(names - set(ADAPTERS)))
@@ -63,7 +63,7 @@ def train(
         _train_with_contract(method, spec, index, out, epochs, batch_size, lr, seed, split, image_size, resume, device)
         return
     from adaptclip_med.model.backbone_source import BackboneSpec
-    from adaptclip_med.training.trainer import TrainingConfig, train_adapters
+    from adaptclip_med.methods.adaptclip.trainer import TrainingConfig, train_adapters
 
     spec = BackboneSpec(spec.architecture or cls.default_backbone[0], spec.weights or cls.default_backbone[1], spec.activation,
                         spec.cache_dir, spec.offline)

@@ -88,7 +88,7 @@ def import_(
     method: str = typer.Option("adaptclip", "--method", help="adaptclip or adaclip: whose release layout SOURCE is in."),
 ) -> None:
     """Convert a released checkpoint into the project format (checksum verified for the releases)."""
-    from adaptclip_med.model.checkpoints import import_release
+    from adaptclip_med.methods.adaptclip.checkpoints import import_release
     from adaptclip_med.model.weights_store import adaclip_folder, home
 
     if not source.is_file():

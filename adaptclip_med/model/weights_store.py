@@ -97,7 +97,7 @@ def fetch_backbone(name: str, tag: str, cache_dir: str | None = None) -> Path:
 
 def fetch_release(short: str, cache_dir: str | None = None) -> Path:
     """Download a released adapter checkpoint (mvtec or visa) and verify its sha256."""
-    from adaptclip_med.model import release_import
+    from adaptclip_med.methods.adaptclip import release_import
 
     matches = [rel for rel, (s, _) in RELEASE_FILES.items() if s == short]
     if not matches:

@@ -3,7 +3,7 @@
 The loop is shared; the objective, the trainable module and the authors' optimiser recipe come
 from the method (``training_loss``, ``trainable_module``, ``optimizer_settings``), so a new method
 trains with no change here.  AdaptCLIP keeps its own specialised trainer
-(:mod:`adaptclip_med.training.trainer`: backbone-feature cache, reference pairing), which its
+(:mod:`adaptclip_med.methods.adaptclip.trainer`: backbone-feature cache, reference pairing), which its
 method class names as ``custom_trainer``.
 
 Per epoch N it writes ``epoch_N.safetensors`` (the method's project format via ``save_weights``;
@@ -32,7 +32,7 @@ from adaptclip_med.data.samples import DatasetIndex
 from adaptclip_med.errors import InputError
 from adaptclip_med.methods.base import AnomalyMethod
 from adaptclip_med.preprocess import load_rgb_image
-from adaptclip_med.training.config import TrainingConfig
+from adaptclip_med.methods.adaptclip.training_config import TrainingConfig
 from adaptclip_med.training.run_data import TrainingRun, epoch_order, load_training_mask, prepare_run
 from adaptclip_med.utils.atomic import atomic_write_bytes
 from adaptclip_med.utils.progress import progress_bar

@@ -20,7 +20,7 @@ from PIL import Image
 from adaptclip_med.data.samples import AnomalySample, DatasetIndex
 from adaptclip_med.data.torch_dataset import draw_references, load_mask
 from adaptclip_med.errors import InputError
-from adaptclip_med.training.config import TrainingConfig
+from adaptclip_med.methods.adaptclip.training_config import TrainingConfig
 from adaptclip_med.utils.redact import redact_component
 
 log = logging.getLogger(__name__)

@@ -13,10 +13,10 @@ from adaptclip_med.data import read_dataset
 from adaptclip_med.errors import InputError
 from adaptclip_med.evaluation.benchmark import BenchmarkConfig, run_benchmark
 from adaptclip_med.methods.adaptclip import AdaptCLIPMethod
-from adaptclip_med.model.checkpoints import build_model, read_metadata
-from adaptclip_med.training.feature_cache import FeatureCache
+from adaptclip_med.methods.adaptclip.checkpoints import build_model, read_metadata
+from adaptclip_med.methods.adaptclip.feature_cache import FeatureCache
 from adaptclip_med.preprocess import load_model_inputs
-from adaptclip_med.training.trainer import (
+from adaptclip_med.methods.adaptclip.trainer import (
     TrainingConfig,
     initial_model,
     optimizer_state_path,

@@ -29,7 +29,7 @@ class AdaptCLIPMethod(AnomalyMethod):
     precisions = ("fp32", "bf16", "fp16", "int8", "auto")
 
     def __init__(self, loaded, device: str | torch.device = "cpu", precision: str = "fp32") -> None:
-        from adaptclip_med.model.checkpoints import LoadedModel
+        from adaptclip_med.methods.adaptclip.checkpoints import LoadedModel
 
         self.loaded: LoadedModel = loaded
         self.model = loaded.model
@@ -42,8 +42,8 @@ class AdaptCLIPMethod(AnomalyMethod):
     @classmethod
     def load(cls, spec: MethodSpec) -> "AdaptCLIPMethod":
         from adaptclip_med.methods.backbones import backbone_spec_or_default
-        from adaptclip_med.model.checkpoints import build_model
-        from adaptclip_med.demo.model import resolve_demo_spec
+        from adaptclip_med.methods.adaptclip.checkpoints import build_model
+        from adaptclip_med.methods.adaptclip.demo_weights import resolve_demo_spec
         from adaptclip_med.runtime.choice import configure_vision
 
         spec = resolve_demo_spec(spec)  # ``--adapters demo``: the packaged demonstration model
@@ -55,7 +55,7 @@ class AdaptCLIPMethod(AnomalyMethod):
 
     @classmethod
     def from_loaded(cls, loaded, device: str | torch.device = "cpu") -> "AdaptCLIPMethod":
-        """Wrap an already built :class:`~adaptclip_med.model.checkpoints.LoadedModel` (training)."""
+        """Wrap an already built :class:`~adaptclip_med.methods.adaptclip.checkpoints.LoadedModel` (training)."""
         return cls(loaded, device)
 
     # ------------------------------------------------------------------ identity
@@ -91,7 +91,7 @@ class AdaptCLIPMethod(AnomalyMethod):
 
     def memory_from_rows(self, rows: Sequence[dict[str, torch.Tensor]]):
         """All patches of all given images pooled into one (1, M, D) memory per tapped layer."""
-        from adaptclip_med.model.adaptclip import ReferenceMemory
+        from adaptclip_med.methods.adaptclip.network import ReferenceMemory
 
         layers = []
         for i in range(len(rows[0])):
@@ -100,7 +100,7 @@ class AdaptCLIPMethod(AnomalyMethod):
         return ReferenceMemory(layers=layers, shots=sum(int(r["layer0"].shape[0]) for r in rows))
 
     def predict_encoded(self, encoded, memory: Any = None) -> SlicePrediction:
-        from adaptclip_med.model.adaptclip import ReferenceMemory
+        from adaptclip_med.methods.adaptclip.network import ReferenceMemory
 
         if isinstance(memory, list):
             # Per-query memories built for this call (the volume scorer's) are freed as they are
@@ -119,12 +119,12 @@ class AdaptCLIPMethod(AnomalyMethod):
 
     def weights_module(self) -> torch.nn.Module:
         """The three adapters only (``self.model`` also holds the frozen CLIP); its state dict has
-        the keys of :meth:`~adaptclip_med.model.adaptclip.AdaptCLIP.adapter_state_dict`."""
+        the keys of :meth:`~adaptclip_med.methods.adaptclip.network.AdaptCLIP.adapter_state_dict`."""
         if getattr(self, "_weights_module", None) is None:
             self._weights_module = torch.nn.ModuleDict(self.model.adapter_modules())
         return self._weights_module
 
     def save_weights(self, path: Path, provenance: dict[str, Any] | None = None) -> Path:
-        from adaptclip_med.model.checkpoints import save_adapters
+        from adaptclip_med.methods.adaptclip.checkpoints import save_adapters
 
         return save_adapters(self.model, Path(path), provenance)

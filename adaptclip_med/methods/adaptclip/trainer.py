@@ -1,7 +1,7 @@
 """Adapter training with the release's recipe (spec §6), per-epoch checkpoints and exact resume.
 
 Recipe: each annotated query is paired with ONE random normal image of its class (``shots``);
-losses of :mod:`adaptclip_med.training.losses` for TA, VA and the four PQA layers, all weights 1;
+losses of :mod:`adaptclip_med.methods.adaptclip.losses` for TA, VA and the four PQA layers, all weights 1;
 Adam (lr 1e-3, betas 0.5/0.999, no weight decay, no schedule); batch 8; 15 epochs; seed 10; no
 augmentation; masks resized bilinear then thresholded at 0.5.  The backbone stays frozen in eval
 mode, the trained adapters are in train mode (their BatchNorm statistics update).
@@ -27,24 +27,24 @@ import torch
 
 from adaptclip_med.data.samples import DatasetIndex
 from adaptclip_med.errors import InputError
-from adaptclip_med.model.adaptclip import AdaptCLIP, ReferenceMemory
+from adaptclip_med.methods.adaptclip.network import AdaptCLIP, ReferenceMemory
 from adaptclip_med.model.backbone import VisionFeatures
 from adaptclip_med.model.backbone_source import BackboneSpec
-from adaptclip_med.model.checkpoints import (
+from adaptclip_med.methods.adaptclip.checkpoints import (
     LoadedModel,
     build_model,
     read_metadata,
     save_adapters,
 )
-from adaptclip_med.training.config import (
+from adaptclip_med.methods.adaptclip.training_config import (
     ADAPTERS,
     BRANCH_OF,
     RESUME_KEYS,
     TrainingConfig,
 )
 from adaptclip_med.preprocess import load_model_inputs
-from adaptclip_med.training.feature_cache import FeatureCache
-from adaptclip_med.training.losses import adaptclip_losses
+from adaptclip_med.methods.adaptclip.feature_cache import FeatureCache
+from adaptclip_med.methods.adaptclip.losses import adaptclip_losses
 from adaptclip_med.training.run_data import (
     TrainingRun,
     epoch_order,
