@@ -71,13 +71,14 @@ def train_demo_model(work_dir: Path, figures_dir: Path | None = None, epochs: in
     into the package; the loss curve and numbers go to ``figures_dir`` when given."""
     from adaptclip_med.data import read_dataset
     from adaptclip_med.model.backbone_source import BackboneSpec
-    from adaptclip_med.methods.adaptclip.trainer import TrainingConfig, train_adapters
+    from adaptclip_med.methods.adaptclip.trainer import train_adapters
+    from adaptclip_med.methods.adaptclip.training_config import TrainingConfig
 
     work_dir = Path(work_dir)
     started = time.perf_counter()
     root = write_training_set(work_dir / "auxiliary_abdomen", counts=counts)
     index = read_dataset(root, "mvtec")
-    config = TrainingConfig(epochs=epochs, batch_size=8, seed=DEMO_SEED, image_size=DEMO_IMAGE_SIZE)
+    config = TrainingConfig(epochs=epochs, seed=DEMO_SEED, image_size=DEMO_IMAGE_SIZE)
     spec = BackboneSpec(DEMO_ARCHITECTURE, DEMO_WEIGHTS, offline=True)
     _, results = train_adapters(spec, index, work_dir / "checkpoints", config)
     seconds = time.perf_counter() - started

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import open_clip
 
-from adaptclip_med.model.known_weights import ADACLIP_RELEASES, KNOWN_BACKBONES, RELEASE_FILES
+from adaptclip_med.methods.adaclip.catalog import ADACLIP_RELEASES
+from adaptclip_med.methods.adaptclip.catalog import RELEASE_FILES
+from adaptclip_med.model.known_weights import KNOWN_BACKBONES
 
 
 def test_known_backbones_match_open_clip():

@@ -16,12 +16,9 @@ from adaptclip_med.methods.adaptclip import AdaptCLIPMethod
 from adaptclip_med.methods.adaptclip.checkpoints import build_model, read_metadata
 from adaptclip_med.methods.adaptclip.feature_cache import FeatureCache
 from adaptclip_med.preprocess import load_model_inputs
-from adaptclip_med.methods.adaptclip.trainer import (
-    TrainingConfig,
-    initial_model,
-    optimizer_state_path,
-    train_adapters,
-)
+from adaptclip_med.methods.adaptclip.trainer import initial_model, train_adapters
+from adaptclip_med.methods.adaptclip.training_config import TrainingConfig
+from adaptclip_med.training.loop import optimizer_state_path
 
 SIZE = 56
 BASE = TrainingConfig(epochs=4, image_size=SIZE)

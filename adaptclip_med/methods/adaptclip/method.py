@@ -1,8 +1,9 @@
 """AdaptCLIP behind the method contract.
 
-The network (``model/``: backbone, TA/VA/PQA adapters, fusion, checkpoints, release import) is
-unchanged; this class only maps the contract onto it, so AdaptCLIP outputs are bit-identical to
-the pre-contract code paths.
+The network (this folder: TA/VA/PQA adapters, fusion, checkpoints, release import; the shared CLIP
+backbone in ``model/``) is unchanged; this class only maps the contract onto it, so AdaptCLIP
+outputs are bit-identical to the pre-contract code paths.  Its recipe (:attr:`training_recipe`)
+and weights (:mod:`.catalog`, the ``--adapters demo`` alias in :mod:`.demo_weights`) are declared here.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
+from adaptclip_med.methods.adaptclip.catalog import CATALOG
 from adaptclip_med.methods.base import AnomalyMethod, MethodSpec, SlicePrediction
 from adaptclip_med.methods.registry import register_method
 
@@ -27,6 +29,10 @@ class AdaptCLIPMethod(AnomalyMethod):
     trainable = True
     default_backbone = ("ViT-L-14-336", "openai")
     precisions = ("fp32", "bf16", "fp16", "int8", "auto")
+    weights_catalog = CATALOG
+    #: the release's recipe (spec §6): Adam, no weight decay, no schedule
+    training_recipe = {"optimizer": "adam", "lr": 1e-3, "betas": (0.5, 0.999), "eps": 1e-8, "weight_decay": 0.0,
+                       "epochs": 15, "batch_size": 8, "seed": 10}
 
     def __init__(self, loaded, device: str | torch.device = "cpu", precision: str = "fp32") -> None:
         from adaptclip_med.methods.adaptclip.checkpoints import LoadedModel
@@ -128,3 +134,25 @@ class AdaptCLIPMethod(AnomalyMethod):
         from adaptclip_med.methods.adaptclip.checkpoints import save_adapters
 
         return save_adapters(self.model, Path(path), provenance)
+
+    # ------------------------------------------------------------------ training
+    @classmethod
+    def train(cls, spec: MethodSpec, index: Any, out_dir: Path, request: Any, resume: Path | None = None,
+              on_epoch: Any = None) -> list[Any]:
+        """AdaptCLIP's own plan in the shared loop: seeded fresh adapters (or ``resume``'s), the
+        feature cache and reference pairing (:func:`~adaptclip_med.methods.adaptclip.trainer.train_adapters`).
+        ``request.parts`` names the adapters to train (textual, visual, prompt_query; default all)."""
+        from adaptclip_med.methods.adaptclip.trainer import train_adapters
+        from adaptclip_med.methods.adaptclip.training_config import ADAPTERS, TrainingConfig
+        from adaptclip_med.methods.backbones import backbone_spec_or_default
+
+        names = set(ADAPTERS if request.parts is None else request.parts)
+        adapters = tuple(name for name in ADAPTERS if name in names) + tuple(sorted(names - set(ADAPTERS)))
+        recipe = cls.training_recipe
+        config = TrainingConfig(epochs=request.epochs or recipe["epochs"], batch_size=request.batch_size or recipe["batch_size"],
+                                lr=request.lr or recipe["lr"], seed=recipe["seed"] if request.seed is None else request.seed,
+                                shots=request.shots, adapters=adapters, split=request.split,
+                                image_size=spec.image_size or 518, cache_ram_bytes=request.cache_ram_bytes,
+                                cache_dir=request.cache_dir)
+        _, results = train_adapters(backbone_spec_or_default(cls, spec), index, Path(out_dir), config, spec.device, resume, on_epoch)
+        return results

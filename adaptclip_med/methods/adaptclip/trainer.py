@@ -1,9 +1,10 @@
-"""Adapter training with the release's recipe (spec §6), per-epoch checkpoints and exact resume.
+"""AdaptCLIP's training plan for the shared loop (:mod:`adaptclip_med.training.loop`): the release's
+recipe (spec §6), per-epoch checkpoints and exact resume.
 
 Recipe: each annotated query is paired with ONE random normal image of its class (``shots``);
 losses of :mod:`adaptclip_med.methods.adaptclip.losses` for TA, VA and the four PQA layers, all weights 1;
-Adam (lr 1e-3, betas 0.5/0.999, no weight decay, no schedule); batch 8; 15 epochs; seed 10; no
-augmentation; masks resized bilinear then thresholded at 0.5.  The backbone stays frozen in eval
+Adam, no schedule, no augmentation (lr, betas, batch, epochs and seed: ``AdaptCLIPMethod.training_recipe``);
+masks resized bilinear then thresholded at 0.5.  The backbone stays frozen in eval
 mode, the trained adapters are in train mode (their BatchNorm statistics update).
 
 Reproducibility: the query order and the reference pairing of epoch e depend only on (seed, e),
@@ -16,59 +17,38 @@ the CPU (GPU kernels are not bit-deterministic).
 
 from __future__ import annotations
 
-import io
+import contextlib
 import logging
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from adaptclip_med.data.samples import DatasetIndex
 from adaptclip_med.errors import InputError
-from adaptclip_med.methods.adaptclip.network import AdaptCLIP, ReferenceMemory
-from adaptclip_med.model.backbone import VisionFeatures
-from adaptclip_med.model.backbone_source import BackboneSpec
+from adaptclip_med.data.torch_dataset import draw_references
 from adaptclip_med.methods.adaptclip.checkpoints import (
     LoadedModel,
     build_model,
     read_metadata,
     save_adapters,
 )
-from adaptclip_med.methods.adaptclip.training_config import (
-    ADAPTERS,
-    BRANCH_OF,
-    RESUME_KEYS,
-    TrainingConfig,
-)
-from adaptclip_med.preprocess import load_model_inputs
 from adaptclip_med.methods.adaptclip.feature_cache import FeatureCache
 from adaptclip_med.methods.adaptclip.losses import adaptclip_losses
-from adaptclip_med.training.run_data import (
-    TrainingRun,
-    epoch_order,
-    load_training_mask,
-    pair_references,
-    prepare_run,
-)
-from adaptclip_med.utils.atomic import atomic_write_bytes
+from adaptclip_med.methods.adaptclip.network import AdaptCLIP, ReferenceMemory
+from adaptclip_med.methods.adaptclip.training_config import BRANCH_OF, RESUME_KEYS, TrainingConfig
+from adaptclip_med.model.backbone import VisionFeatures
+from adaptclip_med.model.backbone_source import BackboneSpec
+from adaptclip_med.preprocess import load_model_inputs
+from adaptclip_med.training.loop import EpochResult, TrainingPlan, fit, require_optimizer_state
+from adaptclip_med.training.run_data import TrainingRun, load_training_mask, prepare_run
 from adaptclip_med.utils.progress import progress_bar
 from adaptclip_med.utils.redact import describe_path
 
 log = logging.getLogger(__name__)
 
-#: The training API in one import (``ADAPTERS`` and ``TrainingConfig`` live in training.config).
-__all__ = ["ADAPTERS", "AdapterTrainer", "EpochResult", "TrainingConfig", "initial_model", "optimizer_state_path",
-           "train_adapters"]
-
-@dataclass
-class EpochResult:
-    epoch: int
-    losses: dict[str, float]
-    checkpoint: Path
-    seconds: float
-
+__all__ = ["AdapterPlan", "initial_model", "train_adapters"]
 
 
 # ---------------------------------------------------------------------------------- set-up
@@ -88,22 +68,33 @@ def split_features(features: VisionFeatures, count: int) -> tuple[VisionFeatures
     return head, tail
 
 
-class AdapterTrainer:
-    """Runs epochs of one :class:`TrainingRun` on a model, writing checkpoints to ``out_dir``."""
+def pair_references(run: TrainingRun, sample_index: int, epoch: int, shots: int, seed: int) -> list[Path]:
+    """``shots`` normal images of the query's class (with replacement, never the query itself); a
+    pure function of (seed, epoch, query), so a resumed run pairs as an uninterrupted one."""
+    sample = run.samples[sample_index]
+    return draw_references(run.pools[sample.class_name], sample.image_path, f"class {sample.class_name}",
+                           shots, seed, epoch, sample_index)
 
-    def __init__(self, model: AdaptCLIP, run: TrainingRun, out_dir: Path, device: str | torch.device = "cpu") -> None:
+
+class AdapterPlan(TrainingPlan):
+    """AdaptCLIP's adapters on one :class:`TrainingRun`: backbone features cached across epochs,
+    each query paired with ``shots`` normal references for the prompt-query adapter."""
+
+    def __init__(self, model: AdaptCLIP, run: TrainingRun, config: TrainingConfig, device: str | torch.device = "cpu") -> None:
         self.model = model
         self.run = run
-        self.config = run.config
-        self.out_dir = Path(out_dir)
+        self.config = config
+        self.epochs = config.epochs
+        self.batch_size = config.batch_size
+        self.seed = config.seed
         self.device = torch.device(device)
-        self.trained = {name: model.adapter_modules()[name] for name in self.config.adapters}
-        self.branches = frozenset(BRANCH_OF[name] for name in self.config.adapters)
+        self.trained = {name: model.adapter_modules()[name] for name in config.adapters}
+        self.branches = frozenset(BRANCH_OF[name] for name in config.adapters)
         for name, module in model.adapter_modules().items():
             module.requires_grad_(name in self.trained)
         params = [p for module in self.trained.values() for p in module.parameters()]
-        self.optimizer = torch.optim.Adam(params, lr=self.config.lr, betas=self.config.betas, weight_decay=0.0)
-        self.start_epoch = 1
+        self.optimizer = torch.optim.Adam(params, lr=config.lr, betas=config.betas, weight_decay=0.0)
+        self.cache: FeatureCache | None = None
         # Ground-truth masks do not change between epochs: decode each once (bool, anomalous
         # images only; normal ones are all zeros) instead of reopening image and mask every step.
         self._masks: dict[int, torch.Tensor] = {}
@@ -118,7 +109,7 @@ class AdapterTrainer:
         return self._masks[index].float()
 
     # ------------------------------------------------------------------ resume
-    def resume_from(self, checkpoint: Path) -> None:
+    def resume_from(self, checkpoint: Path) -> tuple[int, list[dict[str, Any]]]:
         """Continue after ``checkpoint`` (its adapters must already be loaded into the model)."""
         checkpoint = Path(checkpoint)
         provenance = read_metadata(checkpoint).provenance
@@ -128,28 +119,52 @@ class AdapterTrainer:
         if changed:
             raise InputError(f"{describe_path(checkpoint)}: cannot resume with different {', '.join(changed)} "
                              f"(checkpoint has {', '.join(f'{k}={recorded.get(k)}' for k in changed)})")
-        state_file = optimizer_state_path(checkpoint)
-        if not state_file.is_file():
-            raise InputError(f"{describe_path(checkpoint)}: no optimizer state {state_file.name} next to it; cannot resume exactly")
-        state = torch.load(state_file, map_location=self.device, weights_only=True)
+        state = torch.load(require_optimizer_state(checkpoint), map_location=self.device, weights_only=True)
         self.optimizer.load_state_dict(state)
-        self.start_epoch = int(provenance["epoch"]) + 1
-        self.run.history = list(provenance.get("history", []))
-        if self.start_epoch > self.config.epochs:
-            log.warning("%s is already at epoch %d of %d: nothing to train", describe_path(checkpoint), self.start_epoch - 1, self.config.epochs)
+        start_epoch = int(provenance["epoch"]) + 1
+        if start_epoch > self.config.epochs:
+            log.warning("%s is already at epoch %d of %d: nothing to train", describe_path(checkpoint), start_epoch - 1, self.config.epochs)
+        return start_epoch, list(provenance.get("history", []))
 
     # ------------------------------------------------------------------ training
-    def set_modes(self) -> None:
+    @contextlib.contextmanager
+    def session(self) -> Iterator[FeatureCache]:
+        """The feature cache, filled with every image the run will encode, held open while epochs run."""
+        size = self.config.image_size
+        with FeatureCache(self.model.encode, lambda paths: load_model_inputs(paths, size), self.device,
+                          self.config.cache_ram_bytes, self.config.cache_dir) as cache:
+            self._fill(cache)
+            self.cache = cache
+            try:
+                yield cache
+            finally:
+                self.cache = None
+
+    def _fill(self, cache: FeatureCache) -> None:
+        needed = [s.image_path for s in self.run.samples]
+        if "prompt_query" in self.trained:
+            needed += [p for name in sorted({s.class_name for s in self.run.samples}) for p in self.run.pools[name]]
+        cache.fill(needed, self.config.batch_size,
+                   lambda chunks: progress_bar(chunks, desc="encoding images", unit="batch"))
+        log.info("feature cache: %d of %d images (%.1f MB in RAM)", cache.cached_images, len(set(needed)),
+                 cache.ram_bytes_used / 1e6)
+
+    def begin_epoch(self, epoch: int) -> None:
         self.model.train()
         for name, module in self.model.adapter_modules().items():
             module.train(name in self.trained)
 
-    def step(self, cache: FeatureCache, batch: list[int], epoch: int) -> dict[str, float]:
+    def finish(self) -> None:
+        self.model.eval()
+
+    def step(self, batch: list[int], epoch: int, count: int) -> dict[str, float]:
+        assert self.cache is not None, "steps run inside session()"
         size = self.config.image_size
         samples = [self.run.samples[i] for i in batch]
         uses_memory = "prompt_query" in self.trained
-        reference_paths = [p for i in batch for p in pair_references(self.run, i, epoch)] if uses_memory else []
-        features = cache.features([s.image_path for s in samples] + reference_paths)
+        reference_paths = ([p for i in batch for p in pair_references(self.run, i, epoch, self.config.shots, self.config.seed)]
+                           if uses_memory else [])
+        features = self.cache.features([s.image_path for s in samples] + reference_paths)
         query, references = split_features(features, len(batch))
         memory = ReferenceMemory.from_features(references, queries=len(batch)) if uses_memory else None
         labels = torch.tensor([s.label for s in samples], device=self.device)
@@ -162,19 +177,7 @@ class AdapterTrainer:
         self.optimizer.step()
         return {name: float(value.detach()) for name, value in terms.items()}
 
-    def train_epoch(self, cache: FeatureCache, epoch: int) -> dict[str, float]:
-        self.set_modes()
-        batches = epoch_order(len(self.run.samples), self.config.seed, epoch, self.config.batch_size)
-        sums: dict[str, float] = {}
-        bar = progress_bar(batches, desc=f"epoch {epoch}/{self.config.epochs}", unit="batch")
-        for count, batch in enumerate(bar, start=1):
-            for name, value in self.step(cache, batch, epoch).items():
-                sums[name] = sums.get(name, 0.0) + value
-            if hasattr(bar, "set_postfix"):
-                bar.set_postfix(self._running(sums, count))
-        return {name: total / max(1, len(batches)) for name, total in sums.items()}
-
-    def _running(self, sums: dict[str, float], count: int) -> dict[str, str]:
+    def progress(self, sums: dict[str, float], count: int) -> dict[str, str]:
         """Running mean losses for the progress bar: total, then each trained branch (PQA layers averaged)."""
         shown = {"loss": sums["total"] / count}
         for branch in ("ta", "va", "pq"):
@@ -183,58 +186,27 @@ class AdapterTrainer:
                 shown[branch] = sum(values) / len(values) / count
         return {k: f"{v:.3f}" for k, v in shown.items()}
 
-    def save_epoch(self, epoch: int, losses: dict[str, float]) -> Path:
-        self.run.history.append({"epoch": epoch, "losses": losses})
-        provenance = {"source": "adaptclip-med train", "dataset": self.run.dataset_label, "layout": self.run.layout,
-                      "epoch": epoch, "seed": self.config.seed, "losses": losses, "training": self.config.recorded(),
-                      "history": self.run.history}
-        checkpoint = self.out_dir / f"epoch_{epoch}.safetensors"
-        buffer = io.BytesIO()
-        torch.save(self.optimizer.state_dict(), buffer)
-        atomic_write_bytes(optimizer_state_path(checkpoint), buffer.getvalue())
-        save_adapters(self.model, checkpoint, provenance)
-        return checkpoint
+    # ------------------------------------------------------------------ checkpoints
+    def provenance(self, epoch: int, losses: dict[str, float], history: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"source": "adaptclip-med train", "dataset": self.run.dataset_label, "layout": self.run.layout,
+                "epoch": epoch, "seed": self.config.seed, "losses": losses, "training": self.config.recorded(),
+                "history": history}
 
-    def fit(self, on_epoch: Callable[[EpochResult], None] | None = None) -> list[EpochResult]:
-        """Train from ``start_epoch`` to ``config.epochs``; returns one result per epoch run."""
-        results: list[EpochResult] = []
-        if self.start_epoch > self.config.epochs:
-            return results
-        size = self.config.image_size
-        with FeatureCache(self.model.encode, lambda paths: load_model_inputs(paths, size), self.device,
-                          self.config.cache_ram_bytes, self.config.cache_dir) as cache:
-            needed = [s.image_path for s in self.run.samples]
-            if "prompt_query" in self.trained:
-                needed += [p for name in sorted({s.class_name for s in self.run.samples}) for p in self.run.pools[name]]
-            cache.fill(needed, self.config.batch_size,
-                       lambda chunks: progress_bar(chunks, desc="encoding images", unit="batch"))
-            log.info("feature cache: %d of %d images (%.1f MB in RAM)", cache.cached_images, len(set(needed)),
-                     cache.ram_bytes_used / 1e6)
-            for epoch in range(self.start_epoch, self.config.epochs + 1):
-                started = time.perf_counter()
-                losses = self.train_epoch(cache, epoch)
-                checkpoint = self.save_epoch(epoch, losses)
-                result = EpochResult(epoch, losses, checkpoint, time.perf_counter() - started)
-                results.append(result)
-                if on_epoch is not None:
-                    on_epoch(result)
-        self.model.eval()
-        return results
+    def optimizer_state(self, epoch: int, history: list[dict[str, Any]]) -> Any:
+        return self.optimizer.state_dict()
 
-
-def optimizer_state_path(checkpoint: Path) -> Path:
-    """``epoch_N.safetensors`` -> ``epoch_N.optim.pt`` in the same folder."""
-    checkpoint = Path(checkpoint)
-    return checkpoint.with_name(f"{checkpoint.stem}.optim.pt")
+    def save_weights(self, checkpoint: Path, provenance: dict[str, Any]) -> Path:
+        return save_adapters(self.model, checkpoint, provenance)
 
 
 def train_adapters(spec: BackboneSpec, index: DatasetIndex, out_dir: Path, config: TrainingConfig,
                    device: str | torch.device = "cpu", resume: Path | None = None,
                    on_epoch: Callable[[EpochResult], None] | None = None) -> tuple[LoadedModel, list[EpochResult]]:
-    """Library entry point of ``adaptclip-med train``: fresh (seeded) or resumed adapters, trained
-    on ``index`` with ``config``; checkpoints go to ``out_dir``."""
+    """AdaptCLIP's training entry point (``train``, the bundle, the demo model): fresh (seeded) or
+    resumed adapters, trained on ``index`` with ``config`` through the shared loop; checkpoints go
+    to ``out_dir``."""
     config.validate()
-    run = prepare_run(index, config)
+    run = prepare_run(index, config.split)
     if resume is not None:
         recorded_size = read_metadata(Path(resume)).image_size
         if recorded_size != config.image_size:
@@ -242,7 +214,4 @@ def train_adapters(spec: BackboneSpec, index: DatasetIndex, out_dir: Path, confi
         loaded = build_model(spec, resume, config.image_size, device)
     else:
         loaded = initial_model(spec, config.image_size, config.seed, device)
-    trainer = AdapterTrainer(loaded.model, run, out_dir, device)
-    if resume is not None:
-        trainer.resume_from(Path(resume))
-    return loaded, trainer.fit(on_epoch)
+    return loaded, fit(AdapterPlan(loaded.model, run, config, device), Path(out_dir), resume, on_epoch)
