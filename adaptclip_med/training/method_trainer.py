@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,31 +41,20 @@ log = logging.getLogger(__name__)
 _OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 
 
-@dataclass(frozen=True)
-class MethodTrainingConfig:
-    """Settings of a contract-driven run; ``None`` fields take the method's recipe."""
-
-    epochs: int | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    #: None = the recipe's seed
-    seed: int | None = None
-    split: str = "test"
-    mosaic_rate: float | None = None
-
-    def resolved(self, recipe: dict[str, Any]) -> dict[str, Any]:
-        values = {"optimizer": recipe.get("optimizer", "adamw"), "lr": self.lr or recipe.get("lr", 1e-3),
-                  "betas": tuple(recipe.get("betas", (0.9, 0.999))), "eps": recipe.get("eps", 1e-8),
-                  "weight_decay": recipe.get("weight_decay", 0.0), "epochs": self.epochs or recipe.get("epochs", 5),
-                  "batch_size": self.batch_size or recipe.get("batch_size", 1),
-                  "seed": recipe.get("seed", 0) if self.seed is None else self.seed, "split": self.split,
-                  "mosaic_rate": recipe.get("mosaic_rate", 0.0) if self.mosaic_rate is None else self.mosaic_rate}
-        if values["optimizer"] not in _OPTIMIZERS:
-            raise InputError(f"optimizer '{values['optimizer']}' is not one of {', '.join(_OPTIMIZERS)}")
-        max_batch = recipe.get("max_batch_size")
-        if max_batch and values["batch_size"] > max_batch:
-            raise InputError(f"this method trains with at most {max_batch} image(s) per batch, not {values['batch_size']}")
-        return values
+def contract_settings(recipe: dict[str, Any], request: TrainingRequest) -> dict[str, Any]:
+    """The run's settings: the user's request over the method's recipe (what checkpoints record)."""
+    values = {"optimizer": recipe.get("optimizer", "adamw"), "lr": request.lr or recipe.get("lr", 1e-3),
+              "betas": tuple(recipe.get("betas", (0.9, 0.999))), "eps": recipe.get("eps", 1e-8),
+              "weight_decay": recipe.get("weight_decay", 0.0), "epochs": request.epochs or recipe.get("epochs", 5),
+              "batch_size": request.batch_size or recipe.get("batch_size", 1),
+              "seed": recipe.get("seed", 0) if request.seed is None else request.seed, "split": request.split,
+              "mosaic_rate": recipe.get("mosaic_rate", 0.0)}
+    if values["optimizer"] not in _OPTIMIZERS:
+        raise InputError(f"optimizer '{values['optimizer']}' is not one of {', '.join(_OPTIMIZERS)}")
+    max_batch = recipe.get("max_batch_size")
+    if max_batch and values["batch_size"] > max_batch:
+        raise InputError(f"this method trains with at most {max_batch} image(s) per batch, not {values['batch_size']}")
+    return values
 
 
 def mosaic(images: list[Image.Image], masks: list[np.ndarray]) -> tuple[Image.Image, np.ndarray]:
@@ -179,18 +167,11 @@ class ContractPlan(TrainingPlan):
         return int(state["epoch"]) + 1, list(state["history"])
 
 
-def contract_settings(method: "AnomalyMethod", request: TrainingRequest) -> dict[str, Any]:
-    """The run's settings: the user's request over the method's recipe."""
-    config = MethodTrainingConfig(epochs=request.epochs, batch_size=request.batch_size, lr=request.lr, seed=request.seed,
-                                  split=request.split)
-    return config.resolved(method.training_recipe)
-
-
 def train_method(method: "AnomalyMethod", index: DatasetIndex, out_dir: Path, request: TrainingRequest,
                  resume: Path | None = None, on_epoch: Callable[[EpochResult], None] | None = None) -> list[EpochResult]:
     """Train a loaded method (fresh weights, or those of the checkpoint to resume from) through its
     ``training_loss`` with the shared loop."""
-    settings = contract_settings(method, request)
+    settings = contract_settings(method.training_recipe, request)
     run = prepare_run(index, settings["split"])
     torch.manual_seed(settings["seed"])
     np.random.seed(settings["seed"])  # scikit-learn steps inside a loss (e.g. KMeans) draw from numpy's global RNG
