@@ -60,7 +60,7 @@ def _prepare_inputs(folder: Path) -> None:
 
     from adaptclip_med.demo.phantom import make_demo_dataset
     from adaptclip_med.model.backbone_source import BackboneSpec
-    from adaptclip_med.model.checkpoints import build_model, save_adapters
+    from adaptclip_med.methods.adaptclip.checkpoints import build_model, save_adapters
 
     save_tiny_weights(folder / "tiny.pt")
     loaded = build_model(BackboneSpec("adaptclip-tiny-vit", str(folder / "tiny.pt"), offline=True), None, 56)

@@ -22,10 +22,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from adaptclip_med.model import prompts
-from adaptclip_med.model.adaptclip import AdaptCLIP, Prediction
-from adaptclip_med.model.adapters import patch_probability_map, text_logits, topk_mean_pool
+from adaptclip_med.methods.adaptclip.network import AdaptCLIP, Prediction
+from adaptclip_med.methods.adaptclip.adapters import patch_probability_map, text_logits, topk_mean_pool
 from adaptclip_med.model.backbone import ClipBackbone, VisionFeatures
-from adaptclip_med.model.fusion import anomaly_probability, fuse
+from adaptclip_med.methods.adaptclip.fusion import anomaly_probability, fuse
 
 
 def naive_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

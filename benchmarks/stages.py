@@ -19,9 +19,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from adaptclip_med.model.adaptclip import AdaptCLIP, ReferenceMemory
+from adaptclip_med.methods.adaptclip.network import AdaptCLIP, ReferenceMemory
 from adaptclip_med.model.backbone import VisionFeatures, _block_forward
-from adaptclip_med.model.fusion import fuse
+from adaptclip_med.methods.adaptclip.fusion import fuse
 from adaptclip_med.model.nn_search import nearest_neighbours
 from adaptclip_med.model.precision import apply_precision, resolve_precision
 from adaptclip_med.preprocess import slices_to_model_input

@@ -21,7 +21,7 @@ import torch
 
 from adaptclip_med.io.volume import Volume
 from adaptclip_med.model.backbone import VisionFeatures
-from adaptclip_med.model.checkpoints import LoadedModel
+from adaptclip_med.methods.adaptclip.checkpoints import LoadedModel
 from adaptclip_med.preprocess import slices_to_model_input
 from adaptclip_med.slice_preprocessing import SlicePreprocessing, prepare_volume
 from adaptclip_med.volume.reference_bank import ReferenceBank

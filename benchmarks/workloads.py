@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from adaptclip_med.model.adaptclip import AdaptCLIP
+from adaptclip_med.methods.adaptclip.network import AdaptCLIP
 from adaptclip_med.model.backbone_source import BackboneSpec
-from adaptclip_med.model.checkpoints import LoadedModel, build_model
+from adaptclip_med.methods.adaptclip.checkpoints import LoadedModel, build_model
 from adaptclip_med.preprocess import slices_to_model_input
 from adaptclip_med.slice_preprocessing import SlicePreprocessing
 from adaptclip_med.volume.reference_bank import BANK_FORMAT, BANK_VERSION, THUMBNAIL_SIZE, bank_key

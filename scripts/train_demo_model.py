@@ -1,4 +1,4 @@
-"""Rebuild the packaged demo checkpoint (adaptclip_med/demo/weights/demo_adapters.safetensors)
+"""Rebuild the packaged demo checkpoint (adaptclip_med/methods/adaptclip/weights/demo_adapters.safetensors)
 and its training figures (docs/images/demo-model-loss.png, docs/images/demo-model-training.json).
 
     python scripts/train_demo_model.py [--work /tmp/demo-train] [--epochs 15]

@@ -48,7 +48,7 @@ def tiny_spec(tiny_weights):
 @pytest.fixture(scope="session")
 def tiny_model(tiny_spec):
     """Backbone from the saved file + untrained adapters with non-trivial BN statistics."""
-    from adaptclip_med.model.checkpoints import build_model
+    from adaptclip_med.methods.adaptclip.checkpoints import build_model
 
     loaded = build_model(tiny_spec, None, TINY_SIZE)
     randomise_adapter_state(loaded.model)

@@ -1,6 +1,7 @@
 """The bundle's ``train#trainer``: the project's adapter trainer, publishing into ``models/``.
 
-Training is :func:`adaptclip_med.training.trainer.train_adapters` unchanged (the release's recipe,
+Training is :func:`adaptclip_med.methods.adaptclip.trainer.train_adapters` unchanged (the release's recipe
+by default,
 per-epoch checkpoints, exact resume); this wrapper only gives it the shape MONAI's training
 properties name (``max_epochs``, a ``run()`` entry) and, when training ends, publishes the final
 adapters into the bundle's model folder in two forms:
@@ -25,7 +26,8 @@ import torch
 from adaptclip_med.bundle_support.network import network_state_dict
 from adaptclip_med.data.samples import DatasetIndex
 from adaptclip_med.model.backbone_source import BackboneSpec
-from adaptclip_med.training.trainer import ADAPTERS, TrainingConfig, train_adapters
+from adaptclip_med.methods.adaptclip.trainer import train_adapters
+from adaptclip_med.methods.adaptclip.training_config import ADAPTERS, TrainingConfig
 from adaptclip_med.utils.atomic import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -40,16 +42,19 @@ class AdapterTrainingRun:
 
     def __init__(self, dataset: DatasetIndex, output_dir: str | Path, model_dir: str | Path,
                  backbone: str = "ViT-L-14-336", backbone_weights: str = "openai", activation: str = "auto",
-                 offline: bool = False, cache_dir: str | None = None, max_epochs: int = 15, batch_size: int = 8,
-                 lr: float = 1e-3, seed: int = 10, shots: int = 1, adapters_to_train: tuple[str, ...] | list[str] = ADAPTERS,
+                 offline: bool = False, cache_dir: str | None = None, max_epochs: int | None = None,
+                 batch_size: int | None = None, lr: float | None = None, seed: int | None = None, shots: int = 1,
+                 adapters_to_train: tuple[str, ...] | list[str] = ADAPTERS,
                  split: str = "test", image_size: int = 518, device: str | torch.device = "cpu",
                  resume: str | Path | None = None) -> None:
         self.dataset = dataset
         self.output_dir = Path(output_dir)
         self.model_dir = Path(model_dir)
         self.spec = BackboneSpec(backbone, backbone_weights, activation, cache_dir, offline)
-        self.max_epochs = int(max_epochs)
-        self.config = TrainingConfig(epochs=self.max_epochs, batch_size=int(batch_size), lr=float(lr), seed=int(seed),
+        recipe = TrainingConfig()  # None = AdaptCLIP's recipe (``AdaptCLIPMethod.training_recipe``)
+        self.max_epochs = int(recipe.epochs if max_epochs is None else max_epochs)
+        self.config = TrainingConfig(epochs=self.max_epochs, batch_size=int(batch_size or recipe.batch_size),
+                                     lr=float(lr or recipe.lr), seed=int(recipe.seed if seed is None else seed),
                                      shots=int(shots), adapters=tuple(adapters_to_train), split=split,
                                      image_size=int(image_size))
         self.device = device

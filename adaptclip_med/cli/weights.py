@@ -7,16 +7,10 @@ from pathlib import Path
 import typer
 
 from adaptclip_med.cli import common
-from adaptclip_med.errors import AdaptClipError
+from adaptclip_med.methods.registry import DEFAULT_METHOD
 
-_WEIGHT_METHODS = ("adaptclip", "adaclip", "winclip")
-
-
-def _check_method(method: str) -> None:
-    from adaptclip_med.errors import AdaptClipError
-
-    if method not in _WEIGHT_METHODS:
-        raise AdaptClipError(f"--method {method}: weights are managed for {', '.join(_WEIGHT_METHODS)}")
+#: Every method's weights are declared by the method (``AnomalyMethod.weights_catalog``,
+#: ``methods/NAME/catalog.py``); this module names none.
 
 
 def _backbone_for(method: str, backbone: str | None, weights: str | None) -> tuple[str, str]:
@@ -25,6 +19,7 @@ def _backbone_for(method: str, backbone: str | None, weights: str | None) -> tup
 
     default_arch, default_weights = get_method(method).default_backbone
     return backbone or default_arch, weights or default_weights
+
 
 weights_app = typer.Typer(help="Backbone and adapter weights: status, fetch, import.", no_args_is_help=True)
 
@@ -36,20 +31,27 @@ def register(app: typer.Typer) -> None:
 @weights_app.command("status")
 @common.user_errors
 def status(cache_dir: str = common.CacheDirOpt) -> None:
-    """Show which known backbone weights and adapter checkpoints are present locally."""
-    from adaptclip_med.model.weights_store import adaclip_instructions, adaclip_status, backbone_status, home, release_status
+    """Show which known backbone weights and each method's trained weights are present locally."""
+    from adaptclip_med.methods.registry import weights_catalogs
+    from adaptclip_med.model.weights_store import backbone_status
+    from adaptclip_med.utils.home import home
 
-    rows = backbone_status(cache_dir) + release_status(cache_dir) + adaclip_status()
+    rows = backbone_status(cache_dir)
+    hints: list[str] = []
+    for catalog in weights_catalogs().values():
+        own = catalog.status(cache_dir)
+        rows += own
+        hint = catalog.missing_hint(own) if any(not r.present for r in own) else None
+        if hint:
+            hints.append(hint)
     for row in rows:
         state = f"present  {row.path}" if row.present else "MISSING"
         typer.echo(f"{row.kind:9s} {row.name:70s} {state}")
-    missing = [r for r in rows if not r.present]
-    if missing:
-        typer.echo("\nTo get missing weights (needs internet): 'adaptclip-med weights fetch --method winclip' (its CLIP backbone, "
-                   "no trained weights needed); 'adaptclip-med weights fetch --release mvtec' (AdaptCLIP backbone + adapters), "
-                   "then 'adaptclip-med weights import PATH/epoch_15.pth' (PATH as printed by fetch).")
-    if any(r.kind == "adaclip" and not r.present for r in rows):
-        typer.echo(adaclip_instructions())
+    if any(not r.present for r in rows):
+        typer.echo("\nTo get missing weights (needs internet): 'adaptclip-med weights fetch --method NAME' fetches a method's "
+                   "CLIP backbone (all a training-free method needs).")
+    for hint in hints:
+        typer.echo(hint)
     typer.echo(f"project data folder: {home()}")
 
 
@@ -58,56 +60,40 @@ def status(cache_dir: str = common.CacheDirOpt) -> None:
 def fetch(
     backbone: str = common.BackboneOpt,
     backbone_weights: str = common.BackboneWeightsOpt,
-    release: str = typer.Option(None, "--release", help="Also fetch a released adapter checkpoint: mvtec or visa."),
-    method: str = typer.Option("adaptclip", "--method", help="Whose backbone to fetch (adaptclip, winclip); adaclip prints how to obtain its weights (no stable download URL)."),
+    release: str = typer.Option(None, "--release", help="Also fetch the method's released weights by name (adaptclip: mvtec or visa)."),
+    method: str = typer.Option(DEFAULT_METHOD, "--method", help="Whose weights: the method's CLIP backbone, plus its released weights with --release (a method without a stable download URL prints how to obtain them)."),
     cache_dir: str = common.CacheDirOpt,
 ) -> None:
     """Download backbone weights (open_clip tag; default: the method's backbone) and optionally a released adapter checkpoint."""
-    from adaptclip_med.model.weights_store import adaclip_instructions, fetch_backbone, fetch_release
+    from adaptclip_med.methods import get_method
 
-    _check_method(method)
-    if method == "adaclip":
-        typer.echo(adaclip_instructions())
-        return
+    cls = get_method(method)
     backbone, backbone_weights = _backbone_for(method, backbone, backbone_weights)
-    typer.echo(f"backbone {backbone}/{backbone_weights}: {fetch_backbone(backbone, backbone_weights, cache_dir)}")
-    if release:
-        typer.echo(f"release {release}: {fetch_release(release, cache_dir)} (sha256 verified)")
+    cls.weights_catalog.fetch(method, backbone, backbone_weights, release, cache_dir, typer.echo)
 
 
 @weights_app.command("import")
 @common.user_errors
 def import_(
-    source: Path = typer.Argument(..., help="Released AdaptCLIP .pth (epoch_15.pth) or AdaCLIP .pth (with --method adaclip)."),
+    source: Path = typer.Argument(..., help="A released checkpoint in the layout of --method's authors (e.g. AdaptCLIP's epoch_15.pth)."),
     out: Path = typer.Option(None, "--out", help="Destination .safetensors (default: project data folder)."),
     backbone: str = common.BackboneOpt,
     backbone_weights: str = common.BackboneWeightsOpt,
     backbone_activation: str = common.ActivationOpt,
     offline: bool = common.OfflineOpt,
     cache_dir: str = common.CacheDirOpt,
-    method: str = typer.Option("adaptclip", "--method", help="adaptclip or adaclip: whose release layout SOURCE is in."),
+    method: str = typer.Option(DEFAULT_METHOD, "--method", help="Whose release layout SOURCE is in (a trainable method)."),
 ) -> None:
     """Convert a released checkpoint into the project format (checksum verified for the releases)."""
-    from adaptclip_med.model.checkpoints import import_release
-    from adaptclip_med.model.weights_store import adaclip_folder, home
+    from adaptclip_med.methods import get_method
 
     if not source.is_file():
         from adaptclip_med.errors import MissingWeightsError
         from adaptclip_med.utils.redact import describe_path
 
-        raise MissingWeightsError(f"{describe_path(source)}: no such file; download the released checkpoint "
-                                  "(adaptclip-med weights fetch --release mvtec) or give the path of epoch_15.pth")
-    _check_method(method)
-    if method == "adaclip":
-        from adaptclip_med.methods.adaclip import import_release as import_adaclip
-
-        target = out or adaclip_folder() / f"{source.stem}.safetensors"
-        typer.echo(f"imported -> {import_adaclip(source, target)} (all 38 AdaCLIP tensors checked; no published checksum)")
-        return
-
-    if method == "winclip":
-        raise AdaptClipError("winclip is training-free: there is no release to import")
-    destination = out or home() / "adapters" / f"{source.parent.name or source.stem}.safetensors"
+        raise MissingWeightsError(f"{describe_path(source)}: no such file; give the path of a released checkpoint "
+                                  "('adaptclip-med weights status' says how to obtain one)")
+    cls = get_method(method)
     backbone, backbone_weights = _backbone_for(method, backbone, backbone_weights)
     spec = common.backbone_spec(backbone, backbone_weights, backbone_activation, offline, cache_dir)
-    typer.echo(f"imported -> {import_release(spec, source, destination)}")
+    typer.echo(cls.weights_catalog.import_release(method, source, out, spec))

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from adaptclip_med.demo.bank import ensure_demo_bank
-from adaptclip_med.demo.model import DEMO_IMAGE_SIZE, DEMO_MODEL, DEMO_WINDOW
+from adaptclip_med.methods.adaptclip.demo_weights import DEMO_IMAGE_SIZE, DEMO_MODEL, DEMO_WINDOW
 from adaptclip_med.utils.atomic import atomic_write_text
 from adaptclip_med.volume.options import ModelOptions, ReferenceOptions, ScoringOptions, SlicingOptions
 from adaptclip_med.volume.pipeline import make_scorer, model_for, open_bank_for

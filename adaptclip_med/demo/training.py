@@ -2,7 +2,7 @@
 
 Recipe (reproduced by ``python scripts/train_demo_model.py``): write the synthetic abdomen set
 of :mod:`adaptclip_med.demo.body` (12 normal pairing images, 12 normal and 48 lesion queries,
-256 px, brain window), then :func:`adaptclip_med.training.trainer.train_adapters` with the
+256 px, brain window), then :func:`adaptclip_med.methods.adaptclip.trainer.train_adapters` with the
 release's recipe (Adam 1e-3, betas 0.5/0.999, batch 8, seed 10, 1-shot pairing, all three
 adapters) for ``DEMO_EPOCHS`` epochs on the formula-weighted demo backbone at 256 px.  The last
 epoch's adapters are copied into the package; the loss history goes to a JSON file and a loss
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adaptclip_med.demo.body import TrainingSetSize, write_training_set
-from adaptclip_med.demo.model import DEMO_CHECKPOINT, DEMO_IMAGE_SIZE
+from adaptclip_med.methods.adaptclip.demo_weights import DEMO_CHECKPOINT, DEMO_IMAGE_SIZE
 from adaptclip_med.model.demo_backbone import DEMO_ARCHITECTURE, DEMO_WEIGHTS
 from adaptclip_med.utils.atomic import atomic_write_bytes, atomic_write_text
 
@@ -71,13 +71,14 @@ def train_demo_model(work_dir: Path, figures_dir: Path | None = None, epochs: in
     into the package; the loss curve and numbers go to ``figures_dir`` when given."""
     from adaptclip_med.data import read_dataset
     from adaptclip_med.model.backbone_source import BackboneSpec
-    from adaptclip_med.training.trainer import TrainingConfig, train_adapters
+    from adaptclip_med.methods.adaptclip.trainer import train_adapters
+    from adaptclip_med.methods.adaptclip.training_config import TrainingConfig
 
     work_dir = Path(work_dir)
     started = time.perf_counter()
     root = write_training_set(work_dir / "auxiliary_abdomen", counts=counts)
     index = read_dataset(root, "mvtec")
-    config = TrainingConfig(epochs=epochs, batch_size=8, seed=DEMO_SEED, image_size=DEMO_IMAGE_SIZE)
+    config = TrainingConfig(epochs=epochs, seed=DEMO_SEED, image_size=DEMO_IMAGE_SIZE)
     spec = BackboneSpec(DEMO_ARCHITECTURE, DEMO_WEIGHTS, offline=True)
     _, results = train_adapters(spec, index, work_dir / "checkpoints", config)
     seconds = time.perf_counter() - started

@@ -25,10 +25,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Sequence
 
 import numpy as np
 import torch
+
+from adaptclip_med.methods.catalog import WeightsCatalog
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -103,6 +106,12 @@ class AnomalyMethod(ABC):
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)
     #: dtype of float memory rows stored in reference banks (halves disk and page cache)
     bank_storage_dtype: ClassVar[torch.dtype] = torch.float16
+    #: the method's own weights for ``weights status`` / ``fetch`` / ``import`` (default: none, the
+    #: backbone is fetched by tag); built-ins keep theirs in ``methods/NAME/catalog.py`` (torch-free)
+    weights_catalog: ClassVar[WeightsCatalog] = WeightsCatalog()
+    #: the authors' training recipe, defined once here (optimizer, lr, betas, eps, weight_decay,
+    #: epochs, batch_size, seed, ...): the defaults of ``train`` and of the bundle's training
+    training_recipe: ClassVar[dict[str, Any]] = {}
 
     image_size: int
     device: torch.device
@@ -244,9 +253,27 @@ class AnomalyMethod(ABC):
         raise AdaptClipError(f"method '{self.name}' is training-free: there is nothing to train")
 
     def optimizer_settings(self) -> dict[str, Any]:
-        """The authors' optimiser recipe (name, lr, betas, weight decay, epochs, batch size) used as
-        the trainer's defaults for this method."""
-        return {}
+        """The authors' optimiser recipe (name, lr, betas, weight decay, epochs, batch size): the
+        :attr:`training_recipe` without its seed."""
+        return {k: v for k, v in self.training_recipe.items() if k != "seed"}
+
+    @classmethod
+    def train(cls, spec: MethodSpec, index: Any, out_dir: Path, request: Any, resume: Path | None = None,
+              on_epoch: Any = None) -> list[Any]:
+        """``adaptclip-med train``: train this method's trainable parts on ``index`` (a
+        :class:`~adaptclip_med.data.samples.DatasetIndex`) with its recipe, the user's
+        :class:`~adaptclip_med.training.request.TrainingRequest` over it, through the shared loop
+        (:func:`adaptclip_med.training.loop.fit`); checkpoints ``epoch_N.safetensors`` in ``out_dir``.
+        Returns one :class:`~adaptclip_med.training.loop.EpochResult` per epoch run.
+
+        Default: load with fresh weights (or ``resume``'s), then the generic plan that steps through
+        :meth:`training_loss`.  A method overrides this to plug its own plan into the same loop."""
+        from adaptclip_med.errors import AdaptClipError
+        from adaptclip_med.training.method_trainer import train_through_contract
+
+        if not cls.trainable:
+            raise AdaptClipError(f"method '{cls.name}' is training-free: there is nothing to train")
+        return train_through_contract(cls, spec, index, Path(out_dir), request, resume, on_epoch)
 
     def save_weights(self, path: Any, provenance: dict[str, Any] | None = None) -> Any:
         """Write the trainable parts in the project format (atomically)."""

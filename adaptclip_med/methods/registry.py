@@ -1,8 +1,10 @@
 """Method registry: names -> method classes, and the one factory every surface uses.
 
-A method registers itself with :func:`register_method` when its package is imported; the
-built-in methods are imported lazily on first lookup so ``--help`` stays fast and a broken
-optional method cannot break the others.
+A method registers itself with :func:`register_method` when its ``method`` module is imported;
+the built-in methods are imported lazily on first lookup so ``--help`` stays fast and a broken
+optional method cannot break the others.  A built-in method is one folder ``methods/NAME/`` with
+``method.py`` (registers the class) and, if it has weights of its own, ``catalog.py`` (torch-free,
+read by :func:`weights_catalogs`).
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ from adaptclip_med.errors import AdaptClipError
 
 if TYPE_CHECKING:
     from adaptclip_med.methods.base import AnomalyMethod, MethodSpec
+    from adaptclip_med.methods.catalog import WeightsCatalog
 
 log = logging.getLogger(__name__)
 
 DEFAULT_METHOD = "adaptclip"
-#: Built-in methods and the module that registers each (imported on first use).
+#: Built-in methods and the folder (package) of each; its ``method`` module registers it (imported on first use).
 BUILTIN_METHODS: dict[str, str] = {
     "adaptclip": "adaptclip_med.methods.adaptclip",
     "adaclip": "adaptclip_med.methods.adaclip",
@@ -49,7 +52,7 @@ def unregister_method(name: str) -> None:
 def _import_builtin(name: str) -> None:
     module = BUILTIN_METHODS.get(name)
     if module and name not in _REGISTRY:
-        importlib.import_module(module)
+        importlib.import_module(f"{module}.method")
 
 
 def available_methods() -> list[str]:
@@ -60,6 +63,27 @@ def available_methods() -> list[str]:
         except ImportError as exc:  # a missing optional dependency must not hide the others
             log.debug("method %s unavailable: %s", name, exc)
     return list(dict.fromkeys([*[n for n in BUILTIN_METHODS if n in _REGISTRY], *_REGISTRY]))
+
+
+def weights_catalogs() -> dict[str, "WeightsCatalog"]:
+    """Every method's weights catalog (``weights status`` / ``fetch`` / ``import``), without importing
+    torch: a registered class gives its ``weights_catalog``; a built-in not yet imported gives the
+    ``CATALOG`` of its folder's ``catalog`` module (a built-in without one has no weights of its own)."""
+    from importlib.util import find_spec
+
+    from adaptclip_med.methods.catalog import WeightsCatalog
+
+    catalogs: dict[str, WeightsCatalog] = {}
+    for name, package in BUILTIN_METHODS.items():
+        if name in _REGISTRY:
+            catalogs[name] = _REGISTRY[name].weights_catalog
+        elif find_spec(f"{package}.catalog") is not None:
+            catalogs[name] = importlib.import_module(f"{package}.catalog").CATALOG
+        else:
+            catalogs[name] = WeightsCatalog()
+    for name, cls in _REGISTRY.items():
+        catalogs.setdefault(name, cls.weights_catalog)
+    return catalogs
 
 
 def get_method(name: str) -> type["AnomalyMethod"]:

@@ -99,7 +99,7 @@ def current_precision(model) -> str:
 
 
 def apply_precision(model, mode: str = "auto") -> str:
-    """Set the vision tower of a built :class:`~adaptclip_med.model.adaptclip.AdaptCLIP` to
+    """Set the vision tower of a built :class:`~adaptclip_med.methods.adaptclip.network.AdaptCLIP` to
     ``mode`` (fp32, bf16 or auto), log the choice and return the precision chosen.
 
     Converting is one-way: bf16 weights cannot give back the fp32 ones, so asking for fp32 on a

@@ -108,7 +108,7 @@ def require_torch_runtime(method: str, runtime: str | None) -> None:
 
 def configure_vision(model, runtime: str | None = None, precision: str = "fp32", cache_dir: Path | None = None,
                      flags: frozenset[str] | None = None) -> RuntimeChoice:
-    """Make ``model`` (an :class:`~adaptclip_med.model.adaptclip.AdaptCLIP`) run its vision tower
+    """Make ``model`` (an :class:`~adaptclip_med.methods.adaptclip.network.AdaptCLIP`) run its vision tower
     as asked; returns what was chosen (precision resolved) and logs it in one line."""
     from adaptclip_med.model.precision import apply_precision, current_precision
 

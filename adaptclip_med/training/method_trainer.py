@@ -1,10 +1,10 @@
-"""Training any trainable method through the method contract.
+"""The generic training plan: any trainable method through the method contract.
 
-The loop is shared; the objective, the trainable module and the authors' optimiser recipe come
-from the method (``training_loss``, ``trainable_module``, ``optimizer_settings``), so a new method
-trains with no change here.  AdaptCLIP keeps its own specialised trainer
-(:mod:`adaptclip_med.training.trainer`: backbone-feature cache, reference pairing), which its
-method class names as ``custom_trainer``.
+The loop is :func:`adaptclip_med.training.loop.fit`; the objective, the trainable module and the
+authors' optimiser recipe come from the method (``training_loss``, ``trainable_module``,
+``training_recipe``), so a new method trains with no change here (``AnomalyMethod.train`` uses this
+plan by default).  AdaptCLIP plugs its own plan into the same loop
+(:mod:`adaptclip_med.methods.adaptclip.trainer`: backbone-feature cache, reference pairing).
 
 Per epoch N it writes ``epoch_N.safetensors`` (the method's project format via ``save_weights``;
 provenance: dataset, layout, epoch, seed, losses, settings) and ``epoch_N.optim.pt`` (optimiser
@@ -15,14 +15,11 @@ uninterrupted run would on the CPU.
 
 from __future__ import annotations
 
-import io
 import logging
 import random
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -30,50 +27,34 @@ from PIL import Image
 
 from adaptclip_med.data.samples import DatasetIndex
 from adaptclip_med.errors import InputError
-from adaptclip_med.methods.base import AnomalyMethod
 from adaptclip_med.preprocess import load_rgb_image
-from adaptclip_med.training.config import TrainingConfig
-from adaptclip_med.training.run_data import TrainingRun, epoch_order, load_training_mask, prepare_run
-from adaptclip_med.utils.atomic import atomic_write_bytes
-from adaptclip_med.utils.progress import progress_bar
+from adaptclip_med.training.loop import EpochResult, TrainingPlan, fit, require_optimizer_state
+from adaptclip_med.training.request import TrainingRequest
+from adaptclip_med.training.run_data import TrainingRun, prepare_run
 from adaptclip_med.utils.redact import describe_path
+
+if TYPE_CHECKING:
+    from adaptclip_med.methods.base import AnomalyMethod, MethodSpec
 
 log = logging.getLogger(__name__)
 
 _OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 
 
-@dataclass
-class MethodEpoch:
-    epoch: int
-    losses: dict[str, float]
-    checkpoint: Path
-    seconds: float
-
-
-@dataclass(frozen=True)
-class MethodTrainingConfig:
-    """Settings of a contract-driven run; ``None`` fields take the method's recipe."""
-
-    epochs: int | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    seed: int = 111
-    split: str = "test"
-    mosaic_rate: float | None = None
-
-    def resolved(self, recipe: dict[str, Any]) -> dict[str, Any]:
-        values = {"optimizer": recipe.get("optimizer", "adamw"), "lr": self.lr or recipe.get("lr", 1e-3),
-                  "betas": tuple(recipe.get("betas", (0.9, 0.999))), "eps": recipe.get("eps", 1e-8),
-                  "weight_decay": recipe.get("weight_decay", 0.0), "epochs": self.epochs or recipe.get("epochs", 5),
-                  "batch_size": self.batch_size or recipe.get("batch_size", 1), "seed": self.seed, "split": self.split,
-                  "mosaic_rate": recipe.get("mosaic_rate", 0.0) if self.mosaic_rate is None else self.mosaic_rate}
-        if values["optimizer"] not in _OPTIMIZERS:
-            raise InputError(f"optimizer '{values['optimizer']}' is not one of {', '.join(_OPTIMIZERS)}")
-        max_batch = recipe.get("max_batch_size")
-        if max_batch and values["batch_size"] > max_batch:
-            raise InputError(f"this method trains with at most {max_batch} image(s) per batch, not {values['batch_size']}")
-        return values
+def contract_settings(recipe: dict[str, Any], request: TrainingRequest) -> dict[str, Any]:
+    """The run's settings: the user's request over the method's recipe (what checkpoints record)."""
+    values = {"optimizer": recipe.get("optimizer", "adamw"), "lr": request.lr or recipe.get("lr", 1e-3),
+              "betas": tuple(recipe.get("betas", (0.9, 0.999))), "eps": recipe.get("eps", 1e-8),
+              "weight_decay": recipe.get("weight_decay", 0.0), "epochs": request.epochs or recipe.get("epochs", 5),
+              "batch_size": request.batch_size or recipe.get("batch_size", 1),
+              "seed": recipe.get("seed", 0) if request.seed is None else request.seed, "split": request.split,
+              "mosaic_rate": recipe.get("mosaic_rate", 0.0)}
+    if values["optimizer"] not in _OPTIMIZERS:
+        raise InputError(f"optimizer '{values['optimizer']}' is not one of {', '.join(_OPTIMIZERS)}")
+    max_batch = recipe.get("max_batch_size")
+    if max_batch and values["batch_size"] > max_batch:
+        raise InputError(f"this method trains with at most {max_batch} image(s) per batch, not {values['batch_size']}")
+    return values
 
 
 def mosaic(images: list[Image.Image], masks: list[np.ndarray]) -> tuple[Image.Image, np.ndarray]:
@@ -91,10 +72,10 @@ def mosaic(images: list[Image.Image], masks: list[np.ndarray]) -> tuple[Image.Im
     return canvas, canvas_mask
 
 
-class MethodTrainer:
-    """Epochs of one :class:`TrainingRun` on a method, checkpoints to ``out_dir``."""
+class ContractPlan(TrainingPlan):
+    """Epochs of one :class:`TrainingRun` on a method, through its ``training_loss``."""
 
-    def __init__(self, method: AnomalyMethod, run: TrainingRun, settings: dict[str, Any], out_dir: Path) -> None:
+    def __init__(self, method: "AnomalyMethod", run: TrainingRun, settings: dict[str, Any]) -> None:
         module = method.trainable_module()
         if module is None:
             raise InputError(f"method '{method.name}' is training-free: there is nothing to train")
@@ -102,18 +83,13 @@ class MethodTrainer:
         self.module = module
         self.run = run
         self.settings = settings
-        self.out_dir = Path(out_dir)
+        self.epochs = settings["epochs"]
+        self.batch_size = settings["batch_size"]
+        self.seed = settings["seed"]
         params = [p for p in module.parameters() if p.requires_grad]
         optimizer = _OPTIMIZERS[settings["optimizer"]]
         self.optimizer = optimizer(params, lr=settings["lr"], betas=settings["betas"], eps=settings["eps"],
                                    weight_decay=settings["weight_decay"])
-        self.start_epoch = 1
-        self.history: list[dict[str, Any]] = []
-
-    def _mask(self, sample, size: int) -> np.ndarray:
-        if sample.mask_path is None:
-            return np.zeros((size, size), dtype=np.float32)
-        return load_training_mask(sample, size).numpy().astype(np.float32)
 
     def _item(self, index: int, rng: random.Random) -> tuple[Image.Image, np.ndarray]:
         """The picture and full-resolution mask of one query (optionally replaced by a mosaic)."""
@@ -142,7 +118,14 @@ class MethodTrainer:
                                                   antialias=True)
         return (resized[0, 0] > 0.5).float()
 
-    def step(self, batch: list[int], rng: random.Random) -> dict[str, float]:
+    def begin_epoch(self, epoch: int) -> None:
+        self.module.train()
+
+    def end_epoch(self, epoch: int) -> None:
+        self.module.eval()
+
+    def step(self, batch: list[int], epoch: int, count: int) -> dict[str, float]:
+        rng = random.Random(f"{self.seed}:{epoch}:{count}")
         items = [self._item(i, rng) for i in batch]
         samples = [self.run.samples[i] for i in batch]
         images = self.method.image_input([image for image, _ in items])
@@ -154,69 +137,51 @@ class MethodTrainer:
         self.optimizer.step()
         return {name: float(value.detach()) for name, value in terms.items()}
 
-    def train_epoch(self, epoch: int) -> dict[str, float]:
-        self.module.train()
-        batches = epoch_order(len(self.run.samples), self.settings["seed"], epoch, self.settings["batch_size"])
-        sums: dict[str, float] = {}
-        bar = progress_bar(batches, desc=f"epoch {epoch}/{self.settings['epochs']}", unit="batch")
-        for count, batch in enumerate(bar, start=1):
-            rng = random.Random(f"{self.settings['seed']}:{epoch}:{count}")
-            for name, value in self.step(batch, rng).items():
-                sums[name] = sums.get(name, 0.0) + value
-            if hasattr(bar, "set_postfix"):
-                bar.set_postfix(loss=f"{sums['total'] / count:.4f}")
-        self.module.eval()
-        return {name: total / max(1, len(batches)) for name, total in sums.items()}
+    def progress(self, sums: dict[str, float], count: int) -> dict[str, str]:
+        return {"loss": f"{sums['total'] / count:.4f}"}
 
-    def save_epoch(self, epoch: int, losses: dict[str, float]) -> Path:
-        self.history.append({"epoch": epoch, "losses": losses})
-        recorded = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.settings.items()}
-        provenance = {"source": "adaptclip-med train", "method": self.method.name, "dataset": self.run.dataset_label,
-                      "layout": self.run.layout, "epoch": epoch, "seed": self.settings["seed"], "losses": losses,
-                      "training": recorded, "history": self.history}
-        checkpoint = self.out_dir / f"epoch_{epoch}.safetensors"
-        buffer = io.BytesIO()
-        torch.save({"optimizer": self.optimizer.state_dict(), "epoch": epoch, "history": self.history,
-                    "training": recorded}, buffer)
-        atomic_write_bytes(checkpoint.with_name(f"{checkpoint.stem}.optim.pt"), buffer.getvalue())
-        self.method.save_weights(checkpoint, provenance)
-        return checkpoint
+    def summary(self, epoch: int, losses: dict[str, float]) -> str:
+        return f"epoch {epoch}: loss {losses['total']:.4f}"
 
-    def resume_from(self, checkpoint: Path) -> None:
-        state_file = Path(checkpoint).with_name(f"{Path(checkpoint).stem}.optim.pt")
-        if not state_file.is_file():
-            raise InputError(f"{describe_path(Path(checkpoint))}: no optimizer state {state_file.name} next to it; cannot resume exactly")
-        state = torch.load(state_file, map_location="cpu", weights_only=False)
-        recorded = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.settings.items() if k != "epochs"}
+    def _recorded(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.settings.items()}
+
+    def provenance(self, epoch: int, losses: dict[str, float], history: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"source": "adaptclip-med train", "method": self.method.name, "dataset": self.run.dataset_label,
+                "layout": self.run.layout, "epoch": epoch, "seed": self.seed, "losses": losses,
+                "training": self._recorded(), "history": history}
+
+    def optimizer_state(self, epoch: int, history: list[dict[str, Any]]) -> Any:
+        return {"optimizer": self.optimizer.state_dict(), "epoch": epoch, "history": history, "training": self._recorded()}
+
+    def save_weights(self, checkpoint: Path, provenance: dict[str, Any]) -> Path:
+        return self.method.save_weights(checkpoint, provenance)
+
+    def resume_from(self, checkpoint: Path) -> tuple[int, list[dict[str, Any]]]:
+        state = torch.load(require_optimizer_state(checkpoint), map_location="cpu", weights_only=False)
+        recorded = {k: v for k, v in self._recorded().items() if k != "epochs"}
         changed = [k for k, v in recorded.items() if state["training"].get(k) != v]
         if changed:
             raise InputError(f"{describe_path(Path(checkpoint))}: cannot resume with different {', '.join(changed)}")
         self.optimizer.load_state_dict(state["optimizer"])
-        self.start_epoch = int(state["epoch"]) + 1
-        self.history = list(state["history"])
-
-    def fit(self, on_epoch: Callable[[MethodEpoch], None] | None = None) -> list[MethodEpoch]:
-        results = []
-        for epoch in range(self.start_epoch, self.settings["epochs"] + 1):
-            started = time.perf_counter()
-            losses = self.train_epoch(epoch)
-            checkpoint = self.save_epoch(epoch, losses)
-            results.append(MethodEpoch(epoch, losses, checkpoint, time.perf_counter() - started))
-            if on_epoch is not None:
-                on_epoch(results[-1])
-        return results
+        return int(state["epoch"]) + 1, list(state["history"])
 
 
-def train_method(method: AnomalyMethod, index: DatasetIndex, out_dir: Path, config: MethodTrainingConfig,
-                 resume: Path | None = None, on_epoch: Callable[[MethodEpoch], None] | None = None) -> list[MethodEpoch]:
-    """Library entry point of ``adaptclip-med train --method NAME`` for contract-trained methods.
-    ``method`` is loaded with fresh weights (or the checkpoint to resume from)."""
-    settings = config.resolved(method.optimizer_settings())
-    run = prepare_run(index, TrainingConfig(epochs=settings["epochs"], batch_size=settings["batch_size"],
-                                            seed=settings["seed"], split=settings["split"], image_size=method.image_size))
+def train_method(method: "AnomalyMethod", index: DatasetIndex, out_dir: Path, request: TrainingRequest,
+                 resume: Path | None = None, on_epoch: Callable[[EpochResult], None] | None = None) -> list[EpochResult]:
+    """Train a loaded method (fresh weights, or those of the checkpoint to resume from) through its
+    ``training_loss`` with the shared loop."""
+    settings = contract_settings(method.training_recipe, request)
+    run = prepare_run(index, settings["split"])
     torch.manual_seed(settings["seed"])
     np.random.seed(settings["seed"])  # scikit-learn steps inside a loss (e.g. KMeans) draw from numpy's global RNG
-    trainer = MethodTrainer(method, run, settings, out_dir)
-    if resume is not None:
-        trainer.resume_from(Path(resume))
-    return trainer.fit(on_epoch)
+    return fit(ContractPlan(method, run, settings), out_dir, resume, on_epoch)
+
+
+def train_through_contract(cls: "type[AnomalyMethod]", spec: "MethodSpec", index: DatasetIndex, out_dir: Path,
+                           request: TrainingRequest, resume: Path | None = None,
+                           on_epoch: Callable[[EpochResult], None] | None = None) -> list[EpochResult]:
+    """``AnomalyMethod.train`` by default: load the method with the weights to resume from (or
+    fresh ones), then :func:`train_method`."""
+    method = cls.load(spec.with_(weights=str(resume) if resume else None))
+    return train_method(method, index, out_dir, request, resume, on_epoch)

@@ -1,7 +1,7 @@
 """What a training run learns from: the annotated images of one split, the normal images each
-query is paired with, and the per-epoch order and pairing.
+query may be paired with, and the per-epoch order (shared by every method's training).
 
-Both the query order and the pairing of epoch e are pure functions of (seed, e) (string-seeded
+The query order of epoch e is a pure function of (seed, e) (string-seeded
 ``random.Random``, which does not depend on PYTHONHASHSEED), so an interrupted run resumed at
 epoch e sees exactly what an uninterrupted one would.
 """
@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from PIL import Image
 
 from adaptclip_med.data.samples import AnomalySample, DatasetIndex
-from adaptclip_med.data.torch_dataset import draw_references, load_mask
+from adaptclip_med.data.torch_dataset import load_mask
 from adaptclip_med.errors import InputError
-from adaptclip_med.training.config import TrainingConfig
 from adaptclip_med.utils.redact import redact_component
 
 log = logging.getLogger(__name__)
@@ -28,27 +26,24 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TrainingRun:
-    """Everything a training run needs besides the model: images, pairing pools and settings."""
+    """Everything a training run needs besides the model and its settings: images and pairing pools."""
 
     samples: list[AnomalySample]
     pools: dict[str, list[Path]]
-    config: TrainingConfig
     dataset_label: str
     layout: str
-    history: list[dict[str, Any]] = field(default_factory=list)
 
 
-
-def prepare_run(index: DatasetIndex, config: TrainingConfig) -> TrainingRun:
+def prepare_run(index: DatasetIndex, split: str) -> TrainingRun:
     """Pick the training images and, per class, the normal images queries are paired with: the
     class's normal pool (never test images in the layouts that have one), else the normal
     images among the training images themselves.  (Method-specific settings are validated by
     the caller: AdaptCLIP's BatchNorm needs batches of two, AdaCLIP trains on single images.)"""
-    samples = list(index.samples) if config.split == "all" else index.select(split=config.split)
+    samples = list(index.samples) if split == "all" else index.select(split=split)
     if len(samples) < 2:
-        raise InputError(f"{redact_component(index.root.name)}: {len(samples)} image(s) in the {config.split} split; training needs at least 2")
+        raise InputError(f"{redact_component(index.root.name)}: {len(samples)} image(s) in the {split} split; training needs at least 2")
     if not any(s.label == 1 for s in samples):
-        log.warning("the %s split has no anomalous image: the adapters will only see normal examples", config.split)
+        log.warning("the %s split has no anomalous image: the adapters will only see normal examples", split)
     pools: dict[str, list[Path]] = {}
     for name in sorted({s.class_name for s in samples}):
         pool = list(index.normal_pool.get(name, ()))
@@ -57,7 +52,7 @@ def prepare_run(index: DatasetIndex, config: TrainingConfig) -> TrainingRun:
         if not pool:
             raise InputError(f"{redact_component(index.root.name)}: class {name} has no normal image to pair its training queries with")
         pools[name] = sorted(Path(p) for p in pool)
-    return TrainingRun(samples, pools, config, dataset_label=redact_component(index.root.name), layout=index.layout)
+    return TrainingRun(samples, pools, dataset_label=redact_component(index.root.name), layout=index.layout)
 
 
 def epoch_order(count: int, seed: int, epoch: int, batch_size: int) -> list[list[int]]:
@@ -67,13 +62,6 @@ def epoch_order(count: int, seed: int, epoch: int, batch_size: int) -> list[list
     random.Random(f"{seed}:{epoch}:order").shuffle(order)
     batches = [order[i:i + batch_size] for i in range(0, count, batch_size)]
     return batches if batch_size == 1 else [b for b in batches if len(b) > 1]
-
-
-def pair_references(run: TrainingRun, sample_index: int, epoch: int) -> list[Path]:
-    """``shots`` normal images of the query's class (with replacement, never the query itself)."""
-    sample = run.samples[sample_index]
-    return draw_references(run.pools[sample.class_name], sample.image_path, f"class {sample.class_name}",
-                           run.config.shots, run.config.seed, epoch, sample_index)
 
 
 def load_training_mask(sample: AnomalySample, size: int) -> torch.Tensor:

@@ -12,7 +12,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from adaptclip_med.cli.main import app
-from adaptclip_med.model.checkpoints import save_adapters
+from adaptclip_med.methods.adaptclip.checkpoints import save_adapters
 
 runner = CliRunner()
 
@@ -132,8 +132,8 @@ def test_weights_status_lists_missing(tmp_path):
 def test_weights_import_converts_a_release_layout_file(tmp_path, tiny_model, tiny_weights):
     import torch
 
-    from adaptclip_med.model import release_import
-    from adaptclip_med.model.checkpoints import read_metadata
+    from adaptclip_med.methods.adaptclip import release_import
+    from adaptclip_med.methods.adaptclip.checkpoints import read_metadata
 
     src = tmp_path / "epoch_15.pth"
     torch.save(release_import.export_release_state(tiny_model.adapter_state_dict()), src)

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from adaptclip_med.demo.ct_head import LESION_HU, demo_lesions, make_ct_head
-from adaptclip_med.demo.model import DEMO_CHECKPOINT
+from adaptclip_med.methods.adaptclip.demo_weights import DEMO_CHECKPOINT
 
 
 @pytest.fixture(scope="module")

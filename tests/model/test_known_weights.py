@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import open_clip
 
-from adaptclip_med.model.known_weights import ADACLIP_RELEASES, KNOWN_BACKBONES, RELEASE_FILES
+from adaptclip_med.methods.adaclip.catalog import ADACLIP_RELEASES
+from adaptclip_med.methods.adaptclip.catalog import RELEASE_FILES
+from adaptclip_med.model.known_weights import KNOWN_BACKBONES
 
 
 def test_known_backbones_match_open_clip():
@@ -17,7 +19,7 @@ def test_known_backbones_match_open_clip():
 
 def test_release_names_are_shared_with_the_loaders():
     from adaptclip_med.methods.adaclip.weights import RELEASES
-    from adaptclip_med.model import release_import
+    from adaptclip_med.methods.adaptclip import release_import
 
     assert release_import.RELEASE_FILES is RELEASE_FILES and RELEASES is ADACLIP_RELEASES
     assert {r.file_name for r in ADACLIP_RELEASES} == {"pretrained_mvtec_colondb.pth", "pretrained_visa_clinicdb.pth",

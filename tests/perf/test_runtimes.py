@@ -28,7 +28,7 @@ INT8_SCORE_TOLERANCE = 2e-2
 @pytest.fixture()
 def model(tiny_spec):
     """A model of its own (the session's tiny_model must not get a runtime attached)."""
-    from adaptclip_med.model.checkpoints import build_model
+    from adaptclip_med.methods.adaptclip.checkpoints import build_model
 
     loaded = build_model(tiny_spec, None, TINY_SIZE)
     return loaded.model.eval()
@@ -218,7 +218,7 @@ def test_int8_is_part_of_the_identity_so_banks_do_not_mix_it_with_fp32(tiny_spec
     """An fp32 bank scored with int8 features (or the reverse) is refused naming the flag; fp32 and
     bf16 identities are unchanged, so banks built before still open."""
     from adaptclip_med.methods.adaptclip.method import AdaptCLIPMethod
-    from adaptclip_med.model.checkpoints import build_model
+    from adaptclip_med.methods.adaptclip.checkpoints import build_model
     from adaptclip_med.volume.reference_bank import identity_differences
 
     loaded = build_model(tiny_spec, None, TINY_SIZE)

@@ -13,15 +13,12 @@ from adaptclip_med.data import read_dataset
 from adaptclip_med.errors import InputError
 from adaptclip_med.evaluation.benchmark import BenchmarkConfig, run_benchmark
 from adaptclip_med.methods.adaptclip import AdaptCLIPMethod
-from adaptclip_med.model.checkpoints import build_model, read_metadata
-from adaptclip_med.training.feature_cache import FeatureCache
+from adaptclip_med.methods.adaptclip.checkpoints import build_model, read_metadata
+from adaptclip_med.methods.adaptclip.feature_cache import FeatureCache
 from adaptclip_med.preprocess import load_model_inputs
-from adaptclip_med.training.trainer import (
-    TrainingConfig,
-    initial_model,
-    optimizer_state_path,
-    train_adapters,
-)
+from adaptclip_med.methods.adaptclip.trainer import initial_model, train_adapters
+from adaptclip_med.methods.adaptclip.training_config import TrainingConfig
+from adaptclip_med.training.loop import optimizer_state_path
 
 SIZE = 56
 BASE = TrainingConfig(epochs=4, image_size=SIZE)

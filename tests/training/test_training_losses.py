@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from adaptclip_med.model.adaptclip import BranchOutputs
-from adaptclip_med.model.adapters import PromptQueryLayerOutput
-from adaptclip_med.training.losses import (
+from adaptclip_med.methods.adaptclip.network import BranchOutputs
+from adaptclip_med.methods.adaptclip.adapters import PromptQueryLayerOutput
+from adaptclip_med.methods.adaptclip.losses import (
     adaptclip_losses,
     branch_loss,
     dice_loss,

@@ -38,8 +38,8 @@ TEMPLATES: tuple[str, ...] = ("a bad photo of a {}.", "a low resolution photo of
                               "a cropped photo of the {}.")
 
 #: train.py defaults (AdamW over the 38 tensors, no schedule).
-OPTIMIZER_SETTINGS = {"optimizer": "adamw", "lr": 0.01, "betas": (0.5, 0.999), "eps": 1e-8, "weight_decay": 0.01,
-                      "epochs": 5, "batch_size": 1}
+TRAINING_RECIPE = {"optimizer": "adamw", "lr": 0.01, "betas": (0.5, 0.999), "eps": 1e-8, "weight_decay": 0.01,
+                   "epochs": 5, "batch_size": 1, "seed": 111}
 #: Focal loss (probabilities in, gamma 2, label smoothing clamp 1e-5) and Dice smoothing.
 FOCAL_GAMMA = 2.0
 FOCAL_SMOOTH = 1e-5

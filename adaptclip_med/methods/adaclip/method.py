@@ -28,15 +28,16 @@ import torch.nn.functional as F
 
 from adaptclip_med.errors import AdaptClipError
 from adaptclip_med.methods.adaclip import maps, weights
+from adaptclip_med.methods.adaclip.catalog import CATALOG
 from adaptclip_med.methods.adaclip.constants import (
     DEFAULT_IMAGE_SIZE,
     K_CLUSTERS,
     KMEANS_SEED,
-    OPTIMIZER_SETTINGS,
     PREPROCESSING,
     PROMPT_DEPTH,
     PROMPT_LENGTH,
     TOPK_FACTOR,
+    TRAINING_RECIPE,
 )
 from adaptclip_med.methods.adaclip.loss import adaclip_loss
 from adaptclip_med.methods.adaclip.network import AdaClipNetwork, AdaClipOutput, part_dims
@@ -79,6 +80,8 @@ class AdaCLIPMethod(AnomalyMethod):
     trainable = True
     default_backbone = ("ViT-L-14-336", "openai")
     precisions = ("fp32",)
+    weights_catalog = CATALOG
+    training_recipe = TRAINING_RECIPE
 
     def __init__(self, network: AdaClipNetwork, backbone_identity: dict[str, Any], weights_label: str,
                  weights_sha256: str | None, provenance: dict[str, Any], class_name: str,
@@ -177,9 +180,6 @@ class AdaCLIPMethod(AnomalyMethod):
                       class_names: Sequence[str], references: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         out = self.network(images.to(self.device), list(class_names), aggregation=False)
         return adaclip_loss(out.tap_maps, out.image_probs, masks.to(self.device), labels.to(self.device))
-
-    def optimizer_settings(self) -> dict[str, Any]:
-        return dict(OPTIMIZER_SETTINGS)
 
     def save_weights(self, path: Any, provenance: dict[str, Any] | None = None) -> Path:
         return weights.save_project(self.network.parts, Path(path), self.backbone_identity, self.image_size, provenance)

@@ -1,8 +1,9 @@
 """AdaptCLIP behind the method contract.
 
-The network (``model/``: backbone, TA/VA/PQA adapters, fusion, checkpoints, release import) is
-unchanged; this class only maps the contract onto it, so AdaptCLIP outputs are bit-identical to
-the pre-contract code paths.
+The network (this folder: TA/VA/PQA adapters, fusion, checkpoints, release import; the shared CLIP
+backbone in ``model/``) is unchanged; this class only maps the contract onto it, so AdaptCLIP
+outputs are bit-identical to the pre-contract code paths.  Its recipe (:attr:`training_recipe`)
+and weights (:mod:`.catalog`, the ``--adapters demo`` alias in :mod:`.demo_weights`) are declared here.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
+from adaptclip_med.methods.adaptclip.catalog import CATALOG
 from adaptclip_med.methods.base import AnomalyMethod, MethodSpec, SlicePrediction
 from adaptclip_med.methods.registry import register_method
 
@@ -27,9 +29,13 @@ class AdaptCLIPMethod(AnomalyMethod):
     trainable = True
     default_backbone = ("ViT-L-14-336", "openai")
     precisions = ("fp32", "bf16", "fp16", "int8", "auto")
+    weights_catalog = CATALOG
+    #: the release's recipe (spec §6): Adam, no weight decay, no schedule
+    training_recipe = {"optimizer": "adam", "lr": 1e-3, "betas": (0.5, 0.999), "eps": 1e-8, "weight_decay": 0.0,
+                       "epochs": 15, "batch_size": 8, "seed": 10}
 
     def __init__(self, loaded, device: str | torch.device = "cpu", precision: str = "fp32") -> None:
-        from adaptclip_med.model.checkpoints import LoadedModel
+        from adaptclip_med.methods.adaptclip.checkpoints import LoadedModel
 
         self.loaded: LoadedModel = loaded
         self.model = loaded.model
@@ -42,8 +48,8 @@ class AdaptCLIPMethod(AnomalyMethod):
     @classmethod
     def load(cls, spec: MethodSpec) -> "AdaptCLIPMethod":
         from adaptclip_med.methods.backbones import backbone_spec_or_default
-        from adaptclip_med.model.checkpoints import build_model
-        from adaptclip_med.demo.model import resolve_demo_spec
+        from adaptclip_med.methods.adaptclip.checkpoints import build_model
+        from adaptclip_med.methods.adaptclip.demo_weights import resolve_demo_spec
         from adaptclip_med.runtime.choice import configure_vision
 
         spec = resolve_demo_spec(spec)  # ``--adapters demo``: the packaged demonstration model
@@ -55,7 +61,7 @@ class AdaptCLIPMethod(AnomalyMethod):
 
     @classmethod
     def from_loaded(cls, loaded, device: str | torch.device = "cpu") -> "AdaptCLIPMethod":
-        """Wrap an already built :class:`~adaptclip_med.model.checkpoints.LoadedModel` (training)."""
+        """Wrap an already built :class:`~adaptclip_med.methods.adaptclip.checkpoints.LoadedModel` (training)."""
         return cls(loaded, device)
 
     # ------------------------------------------------------------------ identity
@@ -91,7 +97,7 @@ class AdaptCLIPMethod(AnomalyMethod):
 
     def memory_from_rows(self, rows: Sequence[dict[str, torch.Tensor]]):
         """All patches of all given images pooled into one (1, M, D) memory per tapped layer."""
-        from adaptclip_med.model.adaptclip import ReferenceMemory
+        from adaptclip_med.methods.adaptclip.network import ReferenceMemory
 
         layers = []
         for i in range(len(rows[0])):
@@ -100,7 +106,7 @@ class AdaptCLIPMethod(AnomalyMethod):
         return ReferenceMemory(layers=layers, shots=sum(int(r["layer0"].shape[0]) for r in rows))
 
     def predict_encoded(self, encoded, memory: Any = None) -> SlicePrediction:
-        from adaptclip_med.model.adaptclip import ReferenceMemory
+        from adaptclip_med.methods.adaptclip.network import ReferenceMemory
 
         if isinstance(memory, list):
             # Per-query memories built for this call (the volume scorer's) are freed as they are
@@ -119,12 +125,34 @@ class AdaptCLIPMethod(AnomalyMethod):
 
     def weights_module(self) -> torch.nn.Module:
         """The three adapters only (``self.model`` also holds the frozen CLIP); its state dict has
-        the keys of :meth:`~adaptclip_med.model.adaptclip.AdaptCLIP.adapter_state_dict`."""
+        the keys of :meth:`~adaptclip_med.methods.adaptclip.network.AdaptCLIP.adapter_state_dict`."""
         if getattr(self, "_weights_module", None) is None:
             self._weights_module = torch.nn.ModuleDict(self.model.adapter_modules())
         return self._weights_module
 
     def save_weights(self, path: Path, provenance: dict[str, Any] | None = None) -> Path:
-        from adaptclip_med.model.checkpoints import save_adapters
+        from adaptclip_med.methods.adaptclip.checkpoints import save_adapters
 
         return save_adapters(self.model, Path(path), provenance)
+
+    # ------------------------------------------------------------------ training
+    @classmethod
+    def train(cls, spec: MethodSpec, index: Any, out_dir: Path, request: Any, resume: Path | None = None,
+              on_epoch: Any = None) -> list[Any]:
+        """AdaptCLIP's own plan in the shared loop: seeded fresh adapters (or ``resume``'s), the
+        feature cache and reference pairing (:func:`~adaptclip_med.methods.adaptclip.trainer.train_adapters`).
+        ``request.parts`` names the adapters to train (textual, visual, prompt_query; default all)."""
+        from adaptclip_med.methods.adaptclip.trainer import train_adapters
+        from adaptclip_med.methods.adaptclip.training_config import ADAPTERS, TrainingConfig
+        from adaptclip_med.methods.backbones import backbone_spec_or_default
+
+        names = set(ADAPTERS if request.parts is None else request.parts)
+        adapters = tuple(name for name in ADAPTERS if name in names) + tuple(sorted(names - set(ADAPTERS)))
+        recipe = cls.training_recipe
+        config = TrainingConfig(epochs=request.epochs or recipe["epochs"], batch_size=request.batch_size or recipe["batch_size"],
+                                lr=request.lr or recipe["lr"], seed=recipe["seed"] if request.seed is None else request.seed,
+                                shots=request.shots, adapters=adapters, split=request.split,
+                                image_size=spec.image_size or 518, cache_ram_bytes=request.cache_ram_bytes,
+                                cache_dir=request.cache_dir)
+        _, results = train_adapters(backbone_spec_or_default(cls, spec), index, Path(out_dir), config, spec.device, resume, on_epoch)
+        return results

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from adaptclip_med.errors import CheckpointMismatchError, ChecksumError
-from adaptclip_med.model import release_import
-from adaptclip_med.model.adapters import PromptQueryAdapter, TextualAdapter, VisualAdapter
-from adaptclip_med.model.checkpoints import build_model, read_metadata, save_adapters
+from adaptclip_med.methods.adaptclip import release_import
+from adaptclip_med.methods.adaptclip.adapters import PromptQueryAdapter, TextualAdapter, VisualAdapter
+from adaptclip_med.methods.adaptclip.checkpoints import build_model, read_metadata, save_adapters
 
 LAYOUT = json.loads((Path(__file__).parent / "release_layout.json").read_text())
 

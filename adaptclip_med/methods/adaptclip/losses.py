@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from adaptclip_med.model.adaptclip import BranchOutputs
+from adaptclip_med.methods.adaptclip.network import BranchOutputs
 
 FOCAL_GAMMA = 2.0
 #: Floor on the target-class probability inside log() so a saturated softmax (p = 0) gives a

@@ -22,8 +22,8 @@ from safetensors.torch import save_file
 
 from adaptclip_med.version import __version__
 from adaptclip_med.errors import AdaptClipError, CheckpointMismatchError, MissingWeightsError
-from adaptclip_med.model import release_import
-from adaptclip_med.model.adaptclip import AdaptCLIP, AdapterConfig
+from adaptclip_med.methods.adaptclip import release_import
+from adaptclip_med.methods.adaptclip.network import AdaptCLIP, AdapterConfig
 from adaptclip_med.model.backbone import ClipBackbone
 from adaptclip_med.model.backbone_source import BackboneSpec, sha256_of_file
 

@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 from scipy.ndimage import gaussian_filter
 
-from adaptclip_med.model.adapters import PromptQueryAdapter, TextualAdapter, VisualAdapter
-from adaptclip_med.model.adaptclip import ReferenceMemory
-from adaptclip_med.model.fusion import fuse, gaussian_smooth, harmonic_mean
+from adaptclip_med.methods.adaptclip.adapters import PromptQueryAdapter, TextualAdapter, VisualAdapter
+from adaptclip_med.methods.adaptclip.network import ReferenceMemory
+from adaptclip_med.methods.adaptclip.fusion import fuse, gaussian_smooth, harmonic_mean
 from adaptclip_med.model.nn_search import nearest_neighbours
 
 

@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from adaptclip_med.model.adapters import (
+from adaptclip_med.methods.adaptclip.adapters import (
     PromptQueryAdapter,
     PromptQueryLayerOutput,
     TextualAdapter,
@@ -29,7 +29,7 @@ from adaptclip_med.model.adapters import (
     text_logits,
 )
 from adaptclip_med.model.backbone import ClipBackbone, VisionFeatures
-from adaptclip_med.model.fusion import anomaly_probability, fuse
+from adaptclip_med.methods.adaptclip.fusion import anomaly_probability, fuse
 from adaptclip_med.model.prompts import DEFAULT_PROMPT_LENGTH
 
 DEFAULT_IMAGE_SIZE = 518

@@ -1,4 +1,5 @@
-"""Training settings (the release's recipe by default) and what a resume must keep equal."""
+"""AdaptCLIP's training settings (the release's recipe, ``AdaptCLIPMethod.training_recipe``, by
+default) and what a resume must keep equal."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from adaptclip_med.errors import InputError
+from adaptclip_med.methods.adaptclip.method import AdaptCLIPMethod
+
+RECIPE = AdaptCLIPMethod.training_recipe
 
 ADAPTERS = ("textual", "visual", "prompt_query")
 BRANCH_OF = {"textual": "ta", "visual": "va", "prompt_query": "pq"}
@@ -20,11 +24,11 @@ class TrainingConfig:
     """Training settings; the defaults are the release's recipe.  ``split`` picks the annotated
     images to learn from ("test": the release trains on an auxiliary dataset's test split)."""
 
-    epochs: int = 15
-    batch_size: int = 8
-    lr: float = 1e-3
-    betas: tuple[float, float] = (0.5, 0.999)
-    seed: int = 10
+    epochs: int = RECIPE["epochs"]
+    batch_size: int = RECIPE["batch_size"]
+    lr: float = RECIPE["lr"]
+    betas: tuple[float, float] = RECIPE["betas"]
+    seed: int = RECIPE["seed"]
     shots: int = 1
     adapters: tuple[str, ...] = ADAPTERS
     split: str = "test"
