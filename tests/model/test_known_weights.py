@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import open_clip
 
-from adaptclip_med.methods.adaclip.catalog import ADACLIP_RELEASES
-from adaptclip_med.methods.adaptclip.catalog import RELEASE_FILES
+from adaptclip_med.methods.adaclip.releases import ADACLIP_RELEASES
+from adaptclip_med.methods.adaptclip.release import RELEASE_FILES
 from adaptclip_med.model.known_weights import KNOWN_BACKBONES
 
 

@@ -5,10 +5,10 @@ import), so ``weights status`` answers at once; the registry reads :data:`CATALO
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from adaptclip_med.methods.adaclip.releases import ADACLIP_RELEASES
 from adaptclip_med.methods.catalog import Echo, WeightsCatalog
 from adaptclip_med.utils.home import home
 
@@ -16,22 +16,6 @@ if TYPE_CHECKING:
     from adaptclip_med.model.backbone_source import BackboneSpec
     from adaptclip_med.model.weights_store import WeightsStatus
 
-
-@dataclass(frozen=True)
-class AdaClipRelease:
-    file_name: str
-    trained_on: str
-    note: str
-
-
-#: AdaCLIP's three releases (file names from the authors' README / app.py).  Their README's table labels
-#: the two dataset-specific files "MVTec AD & ClinicDB" / "VisA & ColonDB", while the file names and
-#: train/test scripts pair MVTec with ColonDB and VisA with ClinicDB (Q19); the file names are used.
-ADACLIP_RELEASES: tuple[AdaClipRelease, ...] = (
-    AdaClipRelease("pretrained_mvtec_colondb.pth", "MVTec AD + ColonDB", "validated on VisA"),
-    AdaClipRelease("pretrained_visa_clinicdb.pth", "VisA + ClinicDB", "validated on MVTec AD"),
-    AdaClipRelease("pretrained_all.pth", "all 14 datasets of the paper", "demo model"),
-)
 
 
 def adaclip_folder() -> Path:

@@ -27,7 +27,7 @@ from adaptclip_med.errors import AdaptClipError, CheckpointMismatchError, Missin
 from adaptclip_med.methods.adaclip.constants import PROMPT_DEPTH, PROMPT_LENGTH
 from adaptclip_med.methods.adaclip.parts import RELEASE_PREFIX, AdaClipParts, PartDims
 from adaptclip_med.model.backbone_source import sha256_of_file
-from adaptclip_med.methods.adaclip.catalog import ADACLIP_RELEASES, AdaClipRelease
+from adaptclip_med.methods.adaclip.releases import ADACLIP_RELEASES, AdaClipRelease
 
 log = logging.getLogger(__name__)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from adaptclip_med.errors import MissingWeightsError
+from adaptclip_med.methods.adaptclip.release import RELEASE_FILES, RELEASE_REPO
 from adaptclip_med.methods.catalog import Echo, WeightsCatalog
 from adaptclip_med.utils.home import home
 
@@ -16,15 +17,6 @@ if TYPE_CHECKING:
     from adaptclip_med.model.backbone_source import BackboneSpec
     from adaptclip_med.model.weights_store import WeightsStatus
 
-#: AdaptCLIP's released adapters (GPL-2.0) on the Hugging Face hub.
-RELEASE_REPO = "csgaobb/AdaptCLIP"
-#: relative path in the release repo -> (short name, sha256)
-RELEASE_FILES: dict[str, tuple[str, str]] = {
-    "adaptclip_checkpoints/12_4_128_train_on_mvtec_3adapters_batch8/epoch_15.pth": (
-        "mvtec", "90b95703879af490b6ce841e141625516db63d23fdaef4cf86731b3d7bb3b1bb"),
-    "adaptclip_checkpoints/12_4_128_train_on_visa_3adapters_batch8/epoch_15.pth": (
-        "visa", "777821da141eb57d159acef46868440faf773a2dd0acf5c276ec3f258c27edee"),
-}
 
 
 def converted_folder() -> Path:

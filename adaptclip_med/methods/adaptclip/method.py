@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from adaptclip_med.methods.adaptclip.catalog import CATALOG
+from adaptclip_med.methods.adaptclip.release import TRAINING_RECIPE
 from adaptclip_med.methods.base import AnomalyMethod, MethodSpec, SlicePrediction
 from adaptclip_med.methods.registry import register_method
 
@@ -30,9 +31,7 @@ class AdaptCLIPMethod(AnomalyMethod):
     default_backbone = ("ViT-L-14-336", "openai")
     precisions = ("fp32", "bf16", "fp16", "int8", "auto")
     weights_catalog = CATALOG
-    #: the release's recipe (spec §6): Adam, no weight decay, no schedule
-    training_recipe = {"optimizer": "adam", "lr": 1e-3, "betas": (0.5, 0.999), "eps": 1e-8, "weight_decay": 0.0,
-                       "epochs": 15, "batch_size": 8, "seed": 10}
+    training_recipe = TRAINING_RECIPE
 
     def __init__(self, loaded, device: str | torch.device = "cpu", precision: str = "fp32") -> None:
         from adaptclip_med.methods.adaptclip.checkpoints import LoadedModel

@@ -8,9 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from adaptclip_med.errors import InputError
-from adaptclip_med.methods.adaptclip.method import AdaptCLIPMethod
-
-RECIPE = AdaptCLIPMethod.training_recipe
+from adaptclip_med.methods.adaptclip.release import TRAINING_RECIPE as RECIPE
 
 ADAPTERS = ("textual", "visual", "prompt_query")
 BRANCH_OF = {"textual": "ta", "visual": "va", "prompt_query": "pq"}
