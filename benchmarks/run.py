@@ -135,7 +135,7 @@ def run_volume_part(args: argparse.Namespace, loaded, device: torch.device, work
 
 def run_study_part(args: argparse.Namespace, loaded, device: torch.device, workload: Workload) -> dict[str, Any]:
     """One whole-study peak-memory run (fresh process): stubbed backbone unless ``--real``."""
-    from adaptclip_med.volume import reference_bank
+    from adaptclip_med.volume.bank import build as reference_bank
 
     bank = _bank(args, loaded, workload)
     if args.row_cache:

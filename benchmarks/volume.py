@@ -24,7 +24,7 @@ from adaptclip_med.model.backbone import VisionFeatures
 from adaptclip_med.model.checkpoints import LoadedModel
 from adaptclip_med.preprocess import slices_to_model_input
 from adaptclip_med.volume.preprocessing import SlicePreprocessing, prepare_volume
-from adaptclip_med.volume.reference_bank import ReferenceBank
+from adaptclip_med.volume.bank.build import ReferenceBank
 from adaptclip_med.volume.scoring import VolumeScorer
 
 from benchmarks.measure import PeakMemory, compare, measure

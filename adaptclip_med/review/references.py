@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from adaptclip_med.review.study_data import ReviewStudy
-from adaptclip_med.volume.reference_bank import ReferenceBank, list_banks
+from adaptclip_med.volume.bank.build import ReferenceBank, list_banks
 
 
 @dataclass(frozen=True)

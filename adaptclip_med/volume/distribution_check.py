@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from adaptclip_med.methods.base import AnomalyMethod
 
 if TYPE_CHECKING:
-    from adaptclip_med.volume.reference_bank import ReferenceBank
+    from adaptclip_med.volume.bank.build import ReferenceBank
 
 STATISTIC = "75th percentile over query patches of the cosine distance to the nearest patch of the matched normal slices"
 PATCH_QUANTILE = 0.75

@@ -24,7 +24,7 @@ from adaptclip_med.outputs.study_writers import NOT_FOR_CLINICAL_USE  # noqa: F4
 from adaptclip_med.volume.batch_size import resolve_batch_size
 from adaptclip_med.volume.comparability import StudyComparability
 from adaptclip_med.volume.options import ScoringOptions
-from adaptclip_med.volume.reference_bank import ReferenceBank
+from adaptclip_med.volume.bank.build import ReferenceBank
 from adaptclip_med.volume.scoring import StudyResult, VolumeScorer
 from adaptclip_med.volume.triage import TriagePlan
 

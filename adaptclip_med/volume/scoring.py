@@ -24,7 +24,7 @@ from adaptclip_med.errors import AdaptClipError, InputError
 from adaptclip_med.methods.base import AnomalyMethod
 from adaptclip_med.utils.progress import progress_bar
 from adaptclip_med.volume.preprocessing import PreparedVolume, SlicePreprocessing, prepare_volume
-from adaptclip_med.volume.reference_bank import ReferenceBank
+from adaptclip_med.volume.bank.build import ReferenceBank
 from adaptclip_med.volume.options import DEFAULT_AGGREGATE
 from adaptclip_med.volume.comparability import (
     SLICE_OUT_OF_DISTRIBUTION,

@@ -15,7 +15,7 @@ import numpy as np
 from adaptclip_med.methods.base import AnomalyMethod, SlicePrediction
 
 if TYPE_CHECKING:
-    from adaptclip_med.volume.reference_bank import ReferenceBank
+    from adaptclip_med.volume.bank.build import ReferenceBank
 
 Matches = list[list[tuple[int, int]]]
 

@@ -20,7 +20,7 @@ from adaptclip_med.review.discovery import discover
 from adaptclip_med.review.paths import AllowedRoots
 from adaptclip_med.review.store import ReviewStore
 from adaptclip_med.volume.pipeline import make_scorer, model_for, score_study
-from adaptclip_med.volume.reference_bank import build_reference_bank
+from adaptclip_med.volume.bank.build import build_reference_bank
 
 TIMEOUT = 180
 LOCAL_USER = __import__("getpass").getuser()  # local mode: the OS account signs

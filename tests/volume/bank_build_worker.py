@@ -27,7 +27,7 @@ def main() -> int:
     role, banks_root, flags, window, *scans = sys.argv[1:]
     flags_dir = Path(flags)
     from adaptclip_med.errors import AdaptClipError
-    from adaptclip_med.volume import reference_bank
+    from adaptclip_med.volume.bank import build as reference_bank
     from adaptclip_med.volume.options import ScoringOptions
     from adaptclip_med.volume.pipeline import model_for
 

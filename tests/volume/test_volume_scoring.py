@@ -12,7 +12,7 @@ import pytest
 
 from adaptclip_med.errors import AdaptClipError, InputError
 from adaptclip_med.volume.preprocessing import parse_window, relative_positions
-from adaptclip_med.volume.reference_bank import ReferenceBank, bank_key, delete_bank, list_banks, rename_bank
+from adaptclip_med.volume.bank.build import ReferenceBank, bank_key, delete_bank, list_banks, rename_bank
 from adaptclip_med.volume.scoring import aggregate_scores
 
 
@@ -129,7 +129,7 @@ def test_shots_larger_than_bank_is_refused(bank, tiny_options):
 
 
 def test_list_rename_delete(bank, tmp_path, demo_data, tiny_loaded, tiny_options):
-    from adaptclip_med.volume.reference_bank import build_reference_bank
+    from adaptclip_med.volume.bank.build import build_reference_bank
 
     root = tmp_path / "banks"
     build_reference_bank("a", demo_data.reference_dirs[:1], tiny_loaded, tiny_options.preprocessing(), root)
