@@ -39,7 +39,7 @@ def normal_maximum(bank: Path) -> float | None:
     calibration saw on normal anatomy (stricter than the bank's default 99.9 % quantile, so a
     normal study is expected to show no region at all); None for a bank calibrated before it
     was recorded (the scorer then uses the quantile)."""
-    from adaptclip_med.volume.bank.build import ReferenceBank
+    from adaptclip_med.volume.bank.reader import ReferenceBank
 
     bank_handle = ReferenceBank.open(Path(bank))
     try:

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 if TYPE_CHECKING:
     from adaptclip_med.volume.preprocessing import PreparedVolume
-    from adaptclip_med.volume.bank.build import ReferenceBank
+    from adaptclip_med.volume.bank.reader import ReferenceBank
 
 DESCRIPTOR_SIZE = 32
 TOLERANCE_FRACTION = 0.10

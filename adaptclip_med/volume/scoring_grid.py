@@ -29,7 +29,7 @@ from adaptclip_med.volume.preprocessing import PreparedVolume
 
 if TYPE_CHECKING:
     from adaptclip_med.methods.base import AnomalyMethod
-    from adaptclip_med.volume.bank.build import ReferenceBank
+    from adaptclip_med.volume.bank.reader import ReferenceBank
     from adaptclip_med.volume.scoring import StudyResult
 
 log = logging.getLogger(__name__)

@@ -149,7 +149,7 @@ def test_study_reaching_below_the_bank_is_partly_comparable_and_aligned(scorer, 
     from adaptclip_med.demo.ct_head import PIXEL_MM, SLICE_MM
     from adaptclip_med.demo.off_coverage import shifted_head_hu
     from adaptclip_med.io.volume import Volume
-    from adaptclip_med.volume.bank.build import ReferenceBank
+    from adaptclip_med.volume.bank.reader import ReferenceBank
 
     below = 4
     hu = shifted_head_hu(1500, slices=SLICES, size=SIZE, below=below)
