@@ -33,7 +33,7 @@ def measure(seed: int, references: int) -> dict:
     from adaptclip_med.demo.run import demo_options
     from adaptclip_med.io.loader import load_study
     from adaptclip_med.volume.pipeline import make_scorer, model_for
-    from adaptclip_med.volume.reference_bank import build_reference_bank
+    from adaptclip_med.volume.bank.build import build_reference_bank
 
     work = Path(tempfile.mkdtemp(prefix="matching-"))
     data = make_demo_dataset(work / "data", seed=seed, n_references=references + 1)
@@ -72,14 +72,14 @@ def fp16_storage_effect(data, references: int, loaded, bank: Path, volume, work:
     """Scores of the lesion study with the bank's float16 features vs the same bank stored in
     float32 (position matching): is halving the bank's size harmless?"""
     from adaptclip_med.demo.run import demo_options
-    from adaptclip_med.volume import reference_bank
+    from adaptclip_med.volume.bank.build import build_reference_bank
     from adaptclip_med.volume.pipeline import make_scorer
 
     options = demo_options()
     loaded.bank_storage_dtype = torch.float32  # this instance only: the method's banks store float32 rows
     try:
-        bank32 = reference_bank.build_reference_bank("bench32", data.reference_dirs[:references], loaded,
-                                                     options.preprocessing(), work / "banks32", calibrate=False)
+        bank32 = build_reference_bank("bench32", data.reference_dirs[:references], loaded,
+                                      options.preprocessing(), work / "banks32", calibrate=False)
     finally:
         del loaded.bank_storage_dtype
     half = make_scorer(demo_options(bank).with_(match="position"), loaded).score(volume)

@@ -135,15 +135,15 @@ def run_volume_part(args: argparse.Namespace, loaded, device: torch.device, work
 
 def run_study_part(args: argparse.Namespace, loaded, device: torch.device, workload: Workload) -> dict[str, Any]:
     """One whole-study peak-memory run (fresh process): stubbed backbone unless ``--real``."""
-    from adaptclip_med.volume import reference_bank
+    from adaptclip_med.volume.bank import reader as bank_reader
 
     bank = _bank(args, loaded, workload)
     if args.row_cache:
-        reference_bank._ROW_CACHE = args.row_cache  # measures a smaller bank row cache without editing the bank
+        bank_reader._ROW_CACHE = args.row_cache  # measures a smaller bank row cache without editing the bank
     slices = args.real_study_slices if args.real else args.study_slices
-    _log(f"{workload.name}: {slices}-slice study, {'real' if args.real else 'stub'} backbone, row cache {reference_bank._ROW_CACHE}")
+    _log(f"{workload.name}: {slices}-slice study, {'real' if args.real else 'stub'} backbone, row cache {bank_reader._ROW_CACHE}")
     out = volume.study_memory(loaded, bank, slices, args.study_shots, args.study_batch, device, not args.real)
-    out["bank_row_cache"] = reference_bank._ROW_CACHE
+    out["bank_row_cache"] = bank_reader._ROW_CACHE
     return out
 
 

@@ -80,7 +80,7 @@ def phantom_set(abnormal_per_class: int, normals: int, shape: tuple[int, int, in
 def write_normal_bank(root: Path, scans: int, shape: tuple[int, int, int], method, preprocessing) -> Path:
     """Normal phantoms as DICOM series, encoded into a reference bank with the real builder."""
     from adaptclip_med.demo.phantom import make_head_ct_phantom, write_dicom_series
-    from adaptclip_med.volume.reference_bank import build_reference_bank
+    from adaptclip_med.volume.bank.build import build_reference_bank
 
     folders = []
     for i in range(scans):
@@ -144,7 +144,7 @@ def accuracy(strides: list[int], shape: tuple[int, int, int], abnormal_per_class
     try:
         method = load_method(MethodSpec(method=toy_methods.NAME, image_size=64))
         preprocessing = SlicePreprocessing(window=parse_window("brain"))
-        from adaptclip_med.volume.reference_bank import ReferenceBank
+        from adaptclip_med.volume.bank.reader import ReferenceBank
 
         bank = ReferenceBank.open(write_normal_bank(work, 4, shape, method, preprocessing))
         studies = phantom_set(abnormal_per_class, normals, shape)
@@ -215,7 +215,7 @@ def long_studies(strides: list[int], slices: int, side: int, work: Path, abnorma
     triage: the scored fraction where refinement is a smaller share than on short phantoms."""
     from adaptclip_med.methods import MethodSpec, load_method
     from adaptclip_med.methods.registry import unregister_method
-    from adaptclip_med.volume.reference_bank import ReferenceBank
+    from adaptclip_med.volume.bank.reader import ReferenceBank
 
     from benchmarks import toy_methods
 

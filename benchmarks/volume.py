@@ -24,7 +24,7 @@ from adaptclip_med.model.backbone import VisionFeatures
 from adaptclip_med.methods.adaptclip.checkpoints import LoadedModel
 from adaptclip_med.preprocess import slices_to_model_input
 from adaptclip_med.slice_preprocessing import SlicePreprocessing, prepare_volume
-from adaptclip_med.volume.reference_bank import ReferenceBank
+from adaptclip_med.volume.bank.reader import ReferenceBank
 from adaptclip_med.volume.scoring import VolumeScorer
 
 from benchmarks.measure import PeakMemory, compare, measure
@@ -138,7 +138,7 @@ def outside_network(loaded: LoadedModel, bank_path: Path, shots: int, batch: int
     scans = range(scorer.shots)
 
     def memories():  # what volume/slice_step.py does per batch: match, read the rows, pool them
-        return [scorer.method.memory_from_rows(scorer.bank.rows(scorer.bank.match(float(r), g, scans=scans)))
+        return [scorer.method.memory_from_rows(scorer.bank.rows(scorer.bank.match(float(r), g, scorer.match, scans=scans)))
                 for r, g in zip(relative, globals_)]
 
     cold = measure(memories, 1, device)

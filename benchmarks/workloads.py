@@ -23,7 +23,7 @@ from adaptclip_med.model.backbone_source import BackboneSpec
 from adaptclip_med.methods.adaptclip.checkpoints import LoadedModel, build_model
 from adaptclip_med.preprocess import slices_to_model_input
 from adaptclip_med.slice_preprocessing import SlicePreprocessing
-from adaptclip_med.volume.reference_bank import BANK_FORMAT, BANK_VERSION, THUMBNAIL_SIZE, bank_key
+from adaptclip_med.volume.bank.format import BANK_FORMAT, BANK_VERSION, THUMBNAIL_SIZE, bank_key
 
 #: Default benchmark configurations: the paper's backbone and the smaller one the authors also used.
 WORKLOADS = ("ViT-L-14-336@518", "ViT-B-16-plus-240@512")

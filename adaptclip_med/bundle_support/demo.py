@@ -20,7 +20,7 @@ from adaptclip_med.utils.distributed import rank_zero_first
 from adaptclip_med.bundle_support.network import AdaptCLIPMapNetwork
 from adaptclip_med.utils.atomic import atomic_write_text
 from adaptclip_med.slice_preprocessing import SlicePreprocessing, parse_window
-from adaptclip_med.volume.reference_bank import bank_key
+from adaptclip_med.volume.bank.format import bank_key
 
 _INDEX = "demo_paths.json"
 STUDY_WITH_LESIONS = "demo-study-with-lesions"

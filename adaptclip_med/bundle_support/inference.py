@@ -34,7 +34,7 @@ from adaptclip_med.errors import AdaptClipError
 from adaptclip_med.io.volume import Volume
 from adaptclip_med.slice_preprocessing import PreparedVolume, prepare_volume
 from adaptclip_med.transforms import VOLUME_POSTFIX
-from adaptclip_med.volume.reference_bank import ReferenceBank
+from adaptclip_med.volume.bank.reader import ReferenceBank
 from adaptclip_med.volume.scoring import DEFAULT_AGGREGATE
 
 log = logging.getLogger(__name__)

@@ -32,7 +32,8 @@ def build(
     """Encode k normal scans once and store their per-slice features on disk."""
     from adaptclip_med.volume.physical_grid import parse_grid
     from adaptclip_med.volume.pipeline import model_for
-    from adaptclip_med.volume.reference_bank import ReferenceBank, build_reference_bank
+    from adaptclip_med.volume.bank.build import build_reference_bank
+    from adaptclip_med.volume.bank.reader import ReferenceBank
 
     grid_choice = parse_grid(grid)  # a bad --grid is refused before the model loads
     opts = options.scoring_options(model, window=window, axis=axis, batch_size=batch_size)
@@ -49,7 +50,7 @@ def build(
 def calibration_line(bank_path: Path) -> str:
     """The bank's calibrated thresholds, each named for what it applies to."""
     from adaptclip_med.outputs.thresholds import PIXEL_NAME, SLICE_NAME
-    from adaptclip_med.volume.reference_bank import ReferenceBank
+    from adaptclip_med.volume.bank.reader import ReferenceBank
 
     bank = ReferenceBank.open(Path(bank_path))
     try:
@@ -70,7 +71,7 @@ def calibration_line(bank_path: Path) -> str:
 @common.user_errors
 def list_(banks_root: Path = options.BanksRootOpt) -> None:
     """List the banks under the banks root."""
-    from adaptclip_med.volume.bank_listing import list_banks
+    from adaptclip_med.volume.bank.folders import list_banks
 
     banks = list_banks(options.banks_root(banks_root))
     if not banks:
@@ -89,7 +90,7 @@ def _grid_text(record: dict | None) -> str:
 @common.user_errors
 def rename(old: str, new: str, banks_root: Path = options.BanksRootOpt) -> None:
     """Rename a bank (its identity key is unchanged)."""
-    from adaptclip_med.volume.reference_bank import rename_bank
+    from adaptclip_med.volume.bank.folders import rename_bank
 
     typer.echo(f"renamed -> {rename_bank(options.banks_root(banks_root), old, new)}")
 
@@ -98,7 +99,7 @@ def rename(old: str, new: str, banks_root: Path = options.BanksRootOpt) -> None:
 @common.user_errors
 def delete(name: str, banks_root: Path = options.BanksRootOpt) -> None:
     """Delete a bank."""
-    from adaptclip_med.volume.reference_bank import delete_bank
+    from adaptclip_med.volume.bank.folders import delete_bank
 
     delete_bank(options.banks_root(banks_root), name)
     typer.echo(f"deleted reference bank '{name}'")

@@ -13,7 +13,7 @@ from adaptclip_med.review.background import BackgroundTask, BarState
 from adaptclip_med.review.rendering import grey_rgb, percentile_window
 from adaptclip_med.review.studies import DEFAULT_METHOD, dashboard_output_dir, score_for_review
 from adaptclip_med.volume.pipeline import make_scorer
-from adaptclip_med.volume.reference_bank import list_banks
+from adaptclip_med.volume.bank.folders import list_banks
 
 from adaptclip_med.dashboard import state, viewer_state
 from adaptclip_med.dashboard.plain import md_text

@@ -131,7 +131,7 @@ def discovery(ctx: Context, refresh: bool = False) -> Discovery:
 
 def open_bank(path: Path):
     """A reference bank opened once per session (features stay memory-mapped)."""
-    from adaptclip_med.volume.reference_bank import ReferenceBank
+    from adaptclip_med.volume.bank.reader import ReferenceBank
 
     banks = st.session_state.setdefault(BANKS, {})
     if str(path) not in banks:

@@ -17,7 +17,9 @@ def ensure_demo_bank(scans: Sequence[Path], method: "AnomalyMethod", preprocessi
                      name: str = DEMO_BANK, rebuild: bool = False) -> Path:
     """The demo bank of the normal phantoms under ``banks_root/name``: reused when it exists and
     was built by this method with these settings, else (re)built; returns its folder."""
-    from adaptclip_med.volume.reference_bank import ReferenceBank, build_reference_bank, identity_differences
+    from adaptclip_med.methods.identity import identity_differences
+    from adaptclip_med.volume.bank.build import build_reference_bank
+    from adaptclip_med.volume.bank.reader import ReferenceBank
 
     folder = Path(banks_root) / name
     if not rebuild and (folder / "bank.json").is_file():

@@ -27,7 +27,7 @@ from adaptclip_med.review.store import Review
 from adaptclip_med.review.study_data import PROBABILITY_NIFTI, ReviewStudy
 from adaptclip_med.utils.atomic import atomic_path
 from adaptclip_med.utils.keys import key_path
-from adaptclip_med.volume.reference_bank import ReferenceBank
+from adaptclip_med.volume.bank.reader import ReferenceBank
 
 REVIEWED_DIR = "reviewed"
 KEY_SLICES = 4

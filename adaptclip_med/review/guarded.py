@@ -38,7 +38,7 @@ def build_bank(who: Identity, store: ReviewStore, name: str, run: Callable[[], P
 
 
 def rename_bank(who: Identity, store: ReviewStore, root: Path, old: str, new: str) -> Path:
-    from adaptclip_med.volume.reference_bank import rename_bank as rename
+    from adaptclip_med.volume.bank.folders import rename_bank as rename
 
     require(who, MANAGE)
     path = rename(root, old, new)
@@ -47,7 +47,7 @@ def rename_bank(who: Identity, store: ReviewStore, root: Path, old: str, new: st
 
 
 def delete_bank(who: Identity, store: ReviewStore, root: Path, name: str) -> None:
-    from adaptclip_med.volume.reference_bank import delete_bank as delete
+    from adaptclip_med.volume.bank.folders import delete_bank as delete
 
     require(who, MANAGE)
     delete(root, name)

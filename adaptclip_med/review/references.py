@@ -13,7 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from adaptclip_med.review.study_data import ReviewStudy
-from adaptclip_med.volume.reference_bank import ReferenceBank, list_banks
+from adaptclip_med.volume.bank.folders import list_banks
+from adaptclip_med.volume.bank.reader import MatchPolicy, ReferenceBank
+
+#: The one bank slice at the study slice's body level, in each scan (scoring's default matching).
+SAME_LEVEL = MatchPolicy("position", 1)
 
 
 @dataclass(frozen=True)
@@ -60,5 +64,5 @@ def matched_slice(bank: ReferenceBank, study: ReviewStudy, z: int, scan: int = 0
         return MatchedSlice(bank.thumbnail(scan, row), scan, bank.source_slice(scan, row), True)
     if not np.isfinite(relative):
         return None
-    (_, row), = bank.match(relative, None, scans=[scan], strategy="position", per_scan=1)
+    (_, row), = bank.match(relative, None, SAME_LEVEL, scans=[scan])
     return MatchedSlice(bank.thumbnail(scan, row), scan, bank.source_slice(scan, row), False)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from adaptclip_med.outputs.thresholds import slice_score_threshold
-from adaptclip_med.review.references import same_level_row
+from adaptclip_med.review.references import SAME_LEVEL, same_level_row
 from adaptclip_med.review.rendering import Window
 from adaptclip_med.review.study_data import PROBABILITY_NIFTI, ReviewStudy
 
@@ -148,7 +148,7 @@ def reference_volume(bank, scan: int, study: ReviewStudy, bank_name: str, series
             slices.append(position[int(rows[row])])
             recorded.append(True)
         elif np.isfinite(relative[z]):
-            (_, row), = bank.match(float(relative[z]), None, scans=[scan], strategy="position", per_scan=1)
+            (_, row), = bank.match(float(relative[z]), None, SAME_LEVEL, scans=[scan])
             slices.append(position[int(rows[row])])
             recorded.append(False)
         else:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from adaptclip_med.errors import InputError
 
 if TYPE_CHECKING:
-    from adaptclip_med.volume.reference_bank import ReferenceBank
+    from adaptclip_med.volume.bank.reader import ReferenceBank
 
 log = logging.getLogger(__name__)
 

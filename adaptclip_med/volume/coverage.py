@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 if TYPE_CHECKING:
     from adaptclip_med.slice_preprocessing import PreparedVolume
-    from adaptclip_med.volume.reference_bank import ReferenceBank
+    from adaptclip_med.volume.bank.reader import ReferenceBank
 
 DESCRIPTOR_SIZE = 32
 TOLERANCE_FRACTION = 0.10

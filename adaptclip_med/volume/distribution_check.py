@@ -22,6 +22,7 @@ distances are already slightly pessimistic; the margin covers patients unlike an
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
@@ -31,7 +32,7 @@ import torch.nn.functional as F
 from adaptclip_med.methods.base import AnomalyMethod
 
 if TYPE_CHECKING:
-    from adaptclip_med.volume.reference_bank import ReferenceBank
+    from adaptclip_med.volume.bank.reader import MatchPolicy, ReferenceBank
 
 STATISTIC = "75th percentile over query patches of the cosine distance to the nearest patch of the matched normal slices"
 PATCH_QUANTILE = 0.75
@@ -78,11 +79,12 @@ def matched_features(method: AnomalyMethod, bank: "ReferenceBank", matches: Sequ
     return [f for f in found if f is not None]
 
 
-def calibrate_distribution(bank: "ReferenceBank", method: AnomalyMethod,
+def calibrate_distribution(bank: "ReferenceBank", method: AnomalyMethod, policy: "MatchPolicy",
                            rows_per_scan: int = CALIBRATION_ROWS_PER_SCAN) -> dict[str, Any] | None:
     """Leave-one-scan-out distances of the bank's own slices and the bound derived from them
     (stored in ``bank.json`` as ``comparability.distribution``); None with fewer than 2 scans or
-    without features."""
+    without features.  Each slice is compared with the ``policy.per_scan`` position-matched
+    slices of every other scan."""
     if len(bank.scans) < 2:
         return None
     values: list[float] = []
@@ -93,8 +95,8 @@ def calibrate_distribution(bank: "ReferenceBank", method: AnomalyMethod,
             query = _row_features(method, bank, held_out, int(row))
             if query is None:
                 return None
-            matches = bank.match(float(scan.relative_position[row]), bank.global_row(held_out, int(row)), scans=others,
-                                 strategy="position")
+            matches = bank.match(float(scan.relative_position[row]), bank.global_row(held_out, int(row)),
+                                 dataclasses.replace(policy, strategy="position"), scans=others)
             references = matched_features(method, bank, matches)
             if references:
                 values.append(reference_distance(query, references))

@@ -29,7 +29,7 @@ from adaptclip_med.volume.coverage import CoveragePlan, plan_coverage
 
 if TYPE_CHECKING:
     from adaptclip_med.slice_preprocessing import PreparedVolume
-    from adaptclip_med.volume.reference_bank import ReferenceBank
+    from adaptclip_med.volume.bank.reader import ReferenceBank
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from adaptclip_med.outputs import layout
 from adaptclip_med.outputs.study_writers import NOT_FOR_CLINICAL_USE  # noqa: F401  (re-exported)
 from adaptclip_med.volume.batch_size import resolve_batch_size
 from adaptclip_med.volume.options import ScoringOptions
-from adaptclip_med.volume.reference_bank import ReferenceBank
+from adaptclip_med.volume.bank.reader import MatchPolicy, ReferenceBank
 from adaptclip_med.volume.scoring import VolumeScorer
 from adaptclip_med.volume.triage import TriagePlan
 
@@ -54,6 +54,6 @@ def make_scorer(options: ScoringOptions, method: AnomalyMethod | None = None,
     return VolumeScorer(method, bank, preprocessing, shots=references.shots,
                         batch_size=resolve_batch_size(slicing.batch_size, method),
                         device=options.model.device, threshold=output.threshold, aggregate=output.aggregate,
-                        match=references.match, slices_per_scan=references.slices_per_scan,
+                        match=MatchPolicy.from_options(references.match, references.slices_per_scan),
                         triage=TriagePlan(slicing.triage) if slicing.triage else None,
                         allow_other_modality=references.allow_other_modality)

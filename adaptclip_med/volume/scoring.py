@@ -24,7 +24,7 @@ from adaptclip_med.errors import AdaptClipError, InputError
 from adaptclip_med.methods.base import AnomalyMethod
 from adaptclip_med.utils.progress import progress_bar
 from adaptclip_med.slice_preprocessing import PreparedVolume, SlicePreprocessing, prepare_volume
-from adaptclip_med.volume.reference_bank import ReferenceBank
+from adaptclip_med.volume.bank.reader import DEFAULT_POLICY, MatchPolicy, ReferenceBank
 from adaptclip_med.volume.options import DEFAULT_AGGREGATE
 from adaptclip_med.volume.comparability import (
     SLICE_OUT_OF_DISTRIBUTION,
@@ -108,7 +108,7 @@ class VolumeScorer:
     def __init__(self, method: AnomalyMethod, bank: ReferenceBank | None = None,
                  preprocessing: SlicePreprocessing | None = None, shots: int | None = None, batch_size: int = 4,
                  device: str = "cpu", threshold: float | None = None, aggregate: str = DEFAULT_AGGREGATE,
-                 match: str | None = None, slices_per_scan: int | None = None,
+                 match: MatchPolicy = DEFAULT_POLICY,
                  triage: TriagePlan | None = None, allow_other_modality: bool = False,
                  expected_grid: "PhysicalGrid | str | None" = None) -> None:
         self.method = method
@@ -123,10 +123,7 @@ class VolumeScorer:
                     f"the study would be windowed as {preprocessing.describe()} but bank '{bank.name}' was built with "
                     f"{bank_pre.describe()}: use the bank's window or build a bank with this one")
             preprocessing = bank_pre
-            if match:
-                bank.match_strategy = match
-            if slices_per_scan:
-                bank.slices_per_scan = slices_per_scan
+        self.match = match  # passed to every match call: the bank itself holds no matching state
         self.preprocessing = preprocessing or SlicePreprocessing()
         available = len(bank.scans) if bank is not None else 0
         if method.references == "unused":
@@ -223,7 +220,7 @@ class VolumeScorer:
             chunk = index[start:start + self.batch_size]
             pred, matches, distances = predict_and_measure(self.method, prepared.slices01[chunk],
                                                            guard.relative_position[chunk], self.bank, range(self.shots),
-                                                           measure=guard.measures)
+                                                           self.match, measure=guard.measures)
             maps = F.interpolate(pred.anomaly_map.unsqueeze(1).float(), size=(height, width), mode="bilinear",
                                  align_corners=False).squeeze(1).cpu().numpy()
             for j, z in enumerate(chunk):
@@ -247,7 +244,7 @@ class VolumeScorer:
         if self.bank is not None:
             bank = {"name": self.bank.name, "key": self.bank.meta.get("key"), "created": self.bank.meta.get("created"),
                     "scans": len(self.bank.scans),
-                    "match": self.bank.match_strategy, "slices_per_scan": self.bank.slices_per_scan,
+                    "match": self.match.strategy, "slices_per_scan": self.match.per_scan,
                     "calibration": self.bank.calibration}
         return {"method": self.method.name, "model": self.method.identity(), "reference_bank": bank, "shots": self.shots,
                 "references_note": self.references_note(),

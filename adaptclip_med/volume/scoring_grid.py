@@ -29,7 +29,7 @@ from adaptclip_med.volume.physical_grid import (
 
 if TYPE_CHECKING:
     from adaptclip_med.methods.base import AnomalyMethod
-    from adaptclip_med.volume.reference_bank import ReferenceBank
+    from adaptclip_med.volume.bank.reader import ReferenceBank
 
 log = logging.getLogger(__name__)
 

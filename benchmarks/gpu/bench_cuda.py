@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     from adaptclip_med.utils.atomic import atomic_write_text
     from adaptclip_med.volume.batch_size import resolve_batch_size
-    from adaptclip_med.volume.reference_bank import ReferenceBank
+    from adaptclip_med.volume.bank.reader import ReferenceBank
 
     from benchmarks.volume import synthetic_study
     from benchmarks.workloads import Workload, build_loaded, phantom_images, write_synthetic_bank

@@ -219,7 +219,7 @@ def test_int8_is_part_of_the_identity_so_banks_do_not_mix_it_with_fp32(tiny_spec
     bf16 identities are unchanged, so banks built before still open."""
     from adaptclip_med.methods.adaptclip.method import AdaptCLIPMethod
     from adaptclip_med.methods.adaptclip.checkpoints import build_model
-    from adaptclip_med.volume.reference_bank import identity_differences
+    from adaptclip_med.methods.identity import identity_differences
 
     loaded = build_model(tiny_spec, None, TINY_SIZE)
     exact, bf16, fast = (AdaptCLIPMethod(loaded, "cpu", p).identity() for p in ("fp32", "bf16", "int8"))

@@ -27,7 +27,7 @@ def main() -> int:
     role, banks_root, flags, window, *scans = sys.argv[1:]
     flags_dir = Path(flags)
     from adaptclip_med.errors import AdaptClipError
-    from adaptclip_med.volume import reference_bank
+    from adaptclip_med.volume.bank import build as bank_build
     from adaptclip_med.volume.options import ScoringOptions
     from adaptclip_med.volume.pipeline import model_for
 
@@ -35,19 +35,19 @@ def main() -> int:
                                    image_size=56, window=window, offline=True)
     method = model_for(options)
     if role == "first":
-        real = reference_bank.calibrate_bank
+        real = bank_build.calibrate_bank
 
         def paused(*args, **kwargs):
             (flags_dir / "first-inside").touch()
             _wait_for(flags_dir / "second-done")
             return real(*args, **kwargs)
 
-        reference_bank.calibrate_bank = paused
+        bank_build.calibrate_bank = paused
     else:
         _wait_for(flags_dir / "first-inside")
     try:
-        reference_bank.build_reference_bank("head", [Path(s) for s in scans], method, options.preprocessing(),
-                                            Path(banks_root), calibration_slices=2)
+        bank_build.build_reference_bank("head", [Path(s) for s in scans], method, options.preprocessing(),
+                                        Path(banks_root), calibration_slices=2)
         print("built")
         return 0
     except AdaptClipError as exc:

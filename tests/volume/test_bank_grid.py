@@ -13,7 +13,9 @@ import pytest
 
 from adaptclip_med.errors import AdaptClipError, InputError
 from adaptclip_med.volume.physical_grid import PhysicalGrid
-from adaptclip_med.volume.reference_bank import ReferenceBank, bank_key, build_reference_bank
+from adaptclip_med.volume.bank.build import build_reference_bank
+from adaptclip_med.volume.bank.format import bank_key
+from adaptclip_med.volume.bank.reader import ReferenceBank
 
 BANK_PIXEL = 1.8  # write_dicom_series' default pixel spacing (the conftest's phantoms)
 

@@ -118,7 +118,7 @@ def lesion_study():
 
 
 def _scorer(toy, bank_path, stride):
-    from adaptclip_med.volume.reference_bank import ReferenceBank
+    from adaptclip_med.volume.bank.reader import ReferenceBank
     from adaptclip_med.volume.scoring import VolumeScorer
 
     return VolumeScorer(toy, ReferenceBank.open(bank_path), None, batch_size=8, threshold=TOY_THRESHOLD,

@@ -11,8 +11,10 @@ import pydicom
 import pytest
 
 from adaptclip_med.errors import AdaptClipError, InputError
+from adaptclip_med.volume.bank.folders import delete_bank, list_banks, rename_bank
+from adaptclip_med.volume.bank.format import bank_key
+from adaptclip_med.volume.bank.reader import DEFAULT_POLICY, MatchPolicy, ReferenceBank
 from adaptclip_med.slice_preprocessing import parse_window, relative_positions
-from adaptclip_med.volume.reference_bank import ReferenceBank, bank_key, delete_bank, list_banks, rename_bank
 from adaptclip_med.volume.scoring import aggregate_scores
 
 
@@ -64,7 +66,7 @@ def test_bank_is_refused_when_settings_change(bank, tiny_loaded, tiny_options):
 
 def test_matching_strategies(bank, tiny_loaded):
     opened = ReferenceBank.open(bank)
-    by_position = opened.match(0.5, None, per_scan=3)
+    by_position = opened.match(0.5, None, MatchPolicy("position", 3))
     assert len(by_position) == 6 and {s for s, _ in by_position} == {0, 1}
     rel = opened.scans[0].relative_position
     chosen = [r for s, r in by_position if s == 0]
@@ -73,9 +75,30 @@ def test_matching_strategies(bank, tiny_loaded):
 
     query_global = torch.from_numpy(np.zeros(tiny_loaded.model.backbone.embed_dim, dtype=np.float32))
     query_global[0] = 1.0
-    assert len(opened.match(0.5, query_global, strategy="retrieval", per_scan=2)) == 4
+    assert len(opened.match(0.5, query_global, MatchPolicy("retrieval", 2))) == 4
     memory = tiny_loaded.memory_from_rows(opened.rows(by_position))
     assert memory.layers[0].shape == (1, 6 * 16, tiny_loaded.model.backbone.embed_dim) and memory.shots == 6  # slices pooled
+
+
+def test_one_opened_bank_serves_scorers_with_different_matching(bank, demo_data, tiny_loaded):
+    """The matching policy travels with each scorer's match calls: the bank holds none, so a
+    scorer's policy neither leaks into another scorer nor into the bank."""
+    from adaptclip_med.io.loader import load_study
+    from adaptclip_med.volume.scoring import VolumeScorer
+
+    opened = ReferenceBank.open(bank)
+    volume = load_study(demo_data.study_dir)[0]
+    retrieval = VolumeScorer(tiny_loaded, opened, match=MatchPolicy("retrieval", 2))
+    default = VolumeScorer(tiny_loaded, opened)
+    assert default.match == DEFAULT_POLICY == MatchPolicy.from_options(None, 0) == MatchPolicy("position", 3)
+    by_retrieval, by_default = retrieval.score(volume), default.score(volume)
+    assert {len(s.matched) for s in by_retrieval.scored()} == {2 * 2}  # 2 rows from each of the 2 scans
+    assert {len(s.matched) for s in by_default.scored()} == {3 * 2}
+    described = retrieval.describe()["reference_bank"], default.describe()["reference_bank"]
+    assert [(d["match"], d["slices_per_scan"]) for d in described] == [("retrieval", 2), ("position", 3)]
+    assert not hasattr(opened, "match_strategy") and not hasattr(opened, "slices_per_scan")
+    with pytest.raises(AdaptClipError, match="matching 'nearest' is not one of position, retrieval"):
+        opened.match(0.5, None, MatchPolicy("nearest", 1))
 
 
 def test_score_study_writes_outputs_in_source_geometry(bank, demo_data, tiny_options, tmp_path):
@@ -131,7 +154,7 @@ def test_shots_larger_than_bank_is_refused(bank, tiny_options):
 
 
 def test_list_rename_delete(bank, tmp_path, demo_data, tiny_loaded, tiny_options):
-    from adaptclip_med.volume.reference_bank import build_reference_bank
+    from adaptclip_med.volume.bank.build import build_reference_bank
 
     root = tmp_path / "banks"
     build_reference_bank("a", demo_data.reference_dirs[:1], tiny_loaded, tiny_options.preprocessing(), root)

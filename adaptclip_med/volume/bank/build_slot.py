@@ -8,7 +8,7 @@ metadata, with a calibration matching neither.  Now
   a second build of that name is refused at once in one line (it would be overwritten anyway);
 * every build writes into its own staging folder (``.<name>.building-<build id>``), swapped into
   place with two renames, so readers see the previous bank or the new one, never a mix;
-* every file of the bank is stamped with the build id (see :mod:`.bank_integrity`), so an
+* every file of the bank is stamped with the build id (see :mod:`.integrity`), so an
   inconsistent bank is refused when opened instead of scoring against mixed parts.
 """
 
