@@ -36,7 +36,7 @@ def build_bank(name: str, scans: Sequence[str | Path], method: AnomalyMethod, *,
     ('auto', 'off', 'PIXEL_MM' or 'PIXEL_MM,FOV_MM'; see docs/physical-grid.md)."""
     from adaptclip_med.utils.home import home
     from adaptclip_med.slice_preprocessing import SlicePreprocessing, parse_window
-    from adaptclip_med.volume.bank.build import build_reference_bank
+    from adaptclip_med.volume.bank_builder import build_reference_bank
 
     preprocessing = SlicePreprocessing(window=parse_window(window), axis=axis)
     return build_reference_bank(name, [Path(s) for s in scans], method, preprocessing,

@@ -62,7 +62,7 @@ def _held_out(kind: str, seed: int, method, work: Path) -> dict:
     from adaptclip_med.demo.run import demo_options
     from adaptclip_med.io.loader import load_study
     from adaptclip_med.volume.pipeline import make_scorer
-    from adaptclip_med.volume.bank.build import build_reference_bank
+    from adaptclip_med.volume.bank_builder import build_reference_bank
 
     folder = work / f"{kind}-{seed}"
     if kind == "demo":

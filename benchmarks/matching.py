@@ -33,7 +33,7 @@ def measure(seed: int, references: int) -> dict:
     from adaptclip_med.demo.run import demo_options
     from adaptclip_med.io.loader import load_study
     from adaptclip_med.volume.pipeline import make_scorer, model_for
-    from adaptclip_med.volume.bank.build import build_reference_bank
+    from adaptclip_med.volume.bank_builder import build_reference_bank
 
     work = Path(tempfile.mkdtemp(prefix="matching-"))
     data = make_demo_dataset(work / "data", seed=seed, n_references=references + 1)
@@ -72,7 +72,7 @@ def fp16_storage_effect(data, references: int, loaded, bank: Path, volume, work:
     """Scores of the lesion study with the bank's float16 features vs the same bank stored in
     float32 (position matching): is halving the bank's size harmless?"""
     from adaptclip_med.demo.run import demo_options
-    from adaptclip_med.volume.bank.build import build_reference_bank
+    from adaptclip_med.volume.bank_builder import build_reference_bank
     from adaptclip_med.volume.pipeline import make_scorer
 
     options = demo_options()

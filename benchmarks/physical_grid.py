@@ -137,7 +137,7 @@ def main() -> None:
 
     from adaptclip_med.demo.run import demo_options
     from adaptclip_med.volume.pipeline import make_scorer, model_for
-    from adaptclip_med.volume.bank.build import build_reference_bank
+    from adaptclip_med.volume.bank_builder import build_reference_bank
     from adaptclip_med.volume.bank.reader import ReferenceBank
 
     started = time.perf_counter()

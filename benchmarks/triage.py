@@ -80,7 +80,7 @@ def phantom_set(abnormal_per_class: int, normals: int, shape: tuple[int, int, in
 def write_normal_bank(root: Path, scans: int, shape: tuple[int, int, int], method, preprocessing) -> Path:
     """Normal phantoms as DICOM series, encoded into a reference bank with the real builder."""
     from adaptclip_med.demo.phantom import make_head_ct_phantom, write_dicom_series
-    from adaptclip_med.volume.bank.build import build_reference_bank
+    from adaptclip_med.volume.bank_builder import build_reference_bank
 
     folders = []
     for i in range(scans):

@@ -32,7 +32,7 @@ def build(
     """Encode k normal scans once and store their per-slice features on disk."""
     from adaptclip_med.volume.physical_grid import parse_grid
     from adaptclip_med.volume.pipeline import model_for
-    from adaptclip_med.volume.bank.build import build_reference_bank
+    from adaptclip_med.volume.bank_builder import build_reference_bank
     from adaptclip_med.volume.bank.reader import ReferenceBank
 
     grid_choice = parse_grid(grid)  # a bad --grid is refused before the model loads

@@ -19,7 +19,7 @@ from adaptclip_med.utils.redact import describe_path
 from adaptclip_med.slice_preprocessing import SlicePreprocessing, parse_window
 from adaptclip_med.review import guarded
 from adaptclip_med.review.access import MANAGE
-from adaptclip_med.volume.bank.build import build_reference_bank
+from adaptclip_med.volume.bank_builder import build_reference_bank
 from adaptclip_med.volume.bank.folders import list_banks
 
 from adaptclip_med.dashboard import state

@@ -18,7 +18,7 @@ def ensure_demo_bank(scans: Sequence[Path], method: "AnomalyMethod", preprocessi
     """The demo bank of the normal phantoms under ``banks_root/name``: reused when it exists and
     was built by this method with these settings, else (re)built; returns its folder."""
     from adaptclip_med.methods.identity import identity_differences
-    from adaptclip_med.volume.bank.build import build_reference_bank
+    from adaptclip_med.volume.bank_builder import build_reference_bank
     from adaptclip_med.volume.bank.reader import ReferenceBank
 
     folder = Path(banks_root) / name

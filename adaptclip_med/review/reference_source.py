@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from adaptclip_med.review.paths import AllowedRoots
-from adaptclip_med.volume.bank.build import voxel_fingerprint
+from adaptclip_med.volume.bank_builder import voxel_fingerprint
 from adaptclip_med.volume.bank.reader import ReferenceBank
 
 

@@ -19,7 +19,7 @@ from streamlit.testing.v1 import AppTest
 from adaptclip_med.review.discovery import discover
 from adaptclip_med.review.paths import AllowedRoots
 from adaptclip_med.review.store import ReviewStore
-from adaptclip_med.volume.bank.build import build_reference_bank
+from adaptclip_med.volume.bank_builder import build_reference_bank
 from adaptclip_med.volume.pipeline import make_scorer, model_for
 from adaptclip_med.volume.study_run import score_study
 

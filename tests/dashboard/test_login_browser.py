@@ -81,7 +81,7 @@ def site(tmp_path_factory, demo_data, tiny_options):
     """A scored study in a results folder, the identity provider and the dashboard (review only)."""
     from adaptclip_med.review.discovery import discover
     from adaptclip_med.review.paths import AllowedRoots
-    from adaptclip_med.volume.bank.build import build_reference_bank
+    from adaptclip_med.volume.bank_builder import build_reference_bank
     from adaptclip_med.volume.pipeline import make_scorer, model_for
     from adaptclip_med.volume.study_run import score_study
 

@@ -19,7 +19,7 @@ from adaptclip_med.review.reference_source import open_reference_series
 from adaptclip_med.review.studies import score_for_review
 from adaptclip_med.review.viewer_data import reference_payload, reference_volume
 from adaptclip_med.volume.pipeline import make_scorer, model_for
-from adaptclip_med.volume.bank.build import build_reference_bank, voxel_fingerprint
+from adaptclip_med.volume.bank_builder import build_reference_bank, voxel_fingerprint
 from adaptclip_med.volume.bank.format import SOURCES_JSON
 from adaptclip_med.volume.bank.reader import ReferenceBank
 

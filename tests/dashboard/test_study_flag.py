@@ -74,7 +74,7 @@ def test_score_with_on_a_scored_study_does_not_say_not_scored(two_runs, tmp_path
 def test_references_build_names_both_calibrated_thresholds(tmp_path, demo_data, tiny_options):
     from adaptclip_med.cli.references import calibration_line
     from adaptclip_med.volume.pipeline import model_for
-    from adaptclip_med.volume.bank.build import build_reference_bank
+    from adaptclip_med.volume.bank_builder import build_reference_bank
     from adaptclip_med.volume.bank.reader import ReferenceBank
 
     path = build_reference_bank("ct-head", list(demo_data.reference_dirs), model_for(tiny_options),

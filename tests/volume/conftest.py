@@ -35,7 +35,7 @@ def tiny_loaded(tiny_options):
 
 @pytest.fixture(scope="session")
 def bank(demo_data, tiny_loaded, tiny_options, tmp_path_factory):
-    from adaptclip_med.volume.bank.build import build_reference_bank
+    from adaptclip_med.volume.bank_builder import build_reference_bank
 
     return build_reference_bank("head", demo_data.reference_dirs[:2], tiny_loaded, tiny_options.preprocessing(),
                                 tmp_path_factory.mktemp("banks"), calibration_slices=4)

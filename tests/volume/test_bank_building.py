@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 
 from adaptclip_med.errors import AdaptClipError, InputError
 from adaptclip_med.volume.bank.build_slot import BankBusyError, building_slot
-from adaptclip_med.volume.bank.build import build_reference_bank
+from adaptclip_med.volume.bank_builder import build_reference_bank
 from adaptclip_med.volume.bank.reader import ReferenceBank
 
 HERE = Path(__file__).resolve().parent

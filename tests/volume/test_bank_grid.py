@@ -13,7 +13,7 @@ import pytest
 
 from adaptclip_med.errors import AdaptClipError, InputError
 from adaptclip_med.volume.physical_grid import PhysicalGrid
-from adaptclip_med.volume.bank.build import build_reference_bank
+from adaptclip_med.volume.bank_builder import build_reference_bank
 from adaptclip_med.volume.bank.format import bank_key
 from adaptclip_med.volume.bank.reader import ReferenceBank
 

@@ -39,7 +39,7 @@ def heads(tmp_path_factory):
 @pytest.fixture(scope="module")
 def head_bank(heads, demo_method, tmp_path_factory):
     from adaptclip_med.demo.run import demo_options
-    from adaptclip_med.volume.bank.build import build_reference_bank
+    from adaptclip_med.volume.bank_builder import build_reference_bank
 
     return build_reference_bank("head", heads.normal_dirs[:3], demo_method, demo_options().preprocessing(),
                                 tmp_path_factory.mktemp("banks"), calibrate=False)
@@ -221,7 +221,7 @@ def test_one_scan_bank_says_why_the_distribution_check_is_skipped(heads, demo_me
     from adaptclip_med.demo.run import demo_options
     from adaptclip_med.io.loader import load_study
     from adaptclip_med.volume.pipeline import make_scorer
-    from adaptclip_med.volume.bank.build import build_reference_bank
+    from adaptclip_med.volume.bank_builder import build_reference_bank
 
     bank = build_reference_bank("one", heads.normal_dirs[:1], demo_method, demo_options().preprocessing(), tmp_path)
     result = make_scorer(demo_options(bank), demo_method).score(load_study(heads.normal_dirs[3])[0])

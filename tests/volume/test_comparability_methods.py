@@ -46,7 +46,7 @@ def test_every_method_gets_a_calibrated_bound_and_a_verdict(make_method, tiny_lo
     from pydicom.data import get_testdata_file
 
     from adaptclip_med.io.loader import load_study
-    from adaptclip_med.volume.bank.build import build_reference_bank
+    from adaptclip_med.volume.bank_builder import build_reference_bank
     from adaptclip_med.volume.bank.reader import ReferenceBank
     from adaptclip_med.volume.scoring import VolumeScorer
 

@@ -154,7 +154,7 @@ def test_shots_larger_than_bank_is_refused(bank, tiny_options):
 
 
 def test_list_rename_delete(bank, tmp_path, demo_data, tiny_loaded, tiny_options):
-    from adaptclip_med.volume.bank.build import build_reference_bank
+    from adaptclip_med.volume.bank_builder import build_reference_bank
 
     root = tmp_path / "banks"
     build_reference_bank("a", demo_data.reference_dirs[:1], tiny_loaded, tiny_options.preprocessing(), root)

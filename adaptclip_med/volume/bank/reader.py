@@ -2,7 +2,7 @@
 query slices to its stored slices, read the matched rows.
 
 The on-disk layout is described in :mod:`adaptclip_med.volume.bank.format`; building is
-:mod:`adaptclip_med.volume.bank.build`.
+:mod:`adaptclip_med.volume.bank_builder`.
 
 Scoring never loads a whole bank: safetensors files are memory-mapped and only the rows of the
 matched slices are read (with a small LRU cache), so memory stays bounded by
