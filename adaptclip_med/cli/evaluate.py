@@ -4,11 +4,15 @@ seeds, written as a Markdown/CSV report with plots, reference choices and exampl
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from adaptclip_med.cli import common
 from adaptclip_med.errors import InputError
+
+if TYPE_CHECKING:
+    from adaptclip_med.methods import MethodSpec
 
 
 def register(app: typer.Typer) -> None:
@@ -44,7 +48,7 @@ def evaluate(
     classes: list[str] = typer.Option([], "--class", help="Evaluate only this class (repeatable)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Query images per forward pass."),
     examples: int = typer.Option(2, "--examples", help="Example overlays per class."),
-    model: common.ModelChoice = None,
+    models: tuple[MethodSpec, ...] = None,
 ) -> None:
     """Evaluate one or several methods on DATASET_ROOT; writes report.md, CSV tables, plots/, references.json, examples/ (and comparison.md for several methods)."""
     from adaptclip_med.data import read_dataset
@@ -64,7 +68,7 @@ def evaluate(
                              map_size=PRESETS[preset] if preset else map_size, batch_size=batch_size, split=split,
                              classes=tuple(classes) or None, examples_per_class=examples)
     config.runs()
-    specs = [model.spec(name) for name in model.methods]  # validate every method's options before any work
+    specs = models  # every method's options were validated before any work (common.model_options)
     index = read_dataset(dataset_root, layout, common.volume_slicing(window, axis))
     results, protocols = {}, {}
     for spec in specs:

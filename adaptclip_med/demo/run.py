@@ -20,8 +20,10 @@ import numpy as np
 
 from adaptclip_med.demo.bank import ensure_demo_bank
 from adaptclip_med.demo.model import DEMO_IMAGE_SIZE, DEMO_MODEL, DEMO_WINDOW
+from adaptclip_med.methods import MethodSpec
+from adaptclip_med.model.backbone_source import BackboneSpec
 from adaptclip_med.utils.atomic import atomic_write_text
-from adaptclip_med.volume.options import ModelOptions, ReferenceOptions, ScoringOptions, SlicingOptions
+from adaptclip_med.volume.options import ReferenceOptions, ScoringOptions, SlicingOptions
 from adaptclip_med.volume.pipeline import StudyOutputs, make_scorer, model_for, write_study_outputs
 
 DEMO_LABEL = ("DEMONSTRATION ONLY: synthetic phantoms, demo model trained on SYNTHETIC data "
@@ -51,7 +53,7 @@ def normal_maximum(bank: Path) -> float | None:
 
 def demo_options(bank: Path | None = None) -> ScoringOptions:
     """Scoring options of the demo model (``--adapters demo --window brain``)."""
-    return ScoringOptions(model=ModelOptions(adapters=DEMO_MODEL, offline=True),
+    return ScoringOptions(model=MethodSpec(backbone=BackboneSpec("", None, offline=True), weights=DEMO_MODEL),
                           references=ReferenceOptions(bank=str(bank) if bank else None),
                           slicing=SlicingOptions(window=DEMO_WINDOW))
 
@@ -143,7 +145,7 @@ def run_demo(out_dir: Path, seed: int = 0, references: int = 3, slices: int = 16
     options = demo_options()
     method = model_for(options)
     bank = ensure_demo_bank(bank_scans, method, options.preprocessing(), out_dir / "banks", rebuild=True)
-    scorer = make_scorer(demo_options(bank).with_(threshold=normal_maximum(bank)), method)
+    scorer = make_scorer(demo_options(bank).with_output(threshold=normal_maximum(bank)), method)
     abnormal_result, abnormal = _score(scorer, data.study_dir, out_dir / "results" / "study_with_lesions")
     normal_result, normal = _score(scorer, held_out_normal, out_dir / "results" / "normal_study")
     truth = data.labels  # read only now, to grade: the scorer never saw it

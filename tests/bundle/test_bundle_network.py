@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from bundle_helpers import CONFIGS, IMAGE_SIZE, TINY, config
+from bundle_helpers import CONFIGS, IMAGE_SIZE, config, tiny_spec
 
 from adaptclip_med.bundle_support import AdaptCLIPMapNetwork
 from adaptclip_med.preprocess import slices_to_model_input
@@ -18,7 +18,7 @@ def test_verify_net_in_out_with_the_demo_override():
 
 
 def test_grey_slices_give_the_scorers_map_at_the_input_size():
-    network = AdaptCLIPMapNetwork(**TINY).eval()
+    network = AdaptCLIPMapNetwork(tiny_spec()).eval()
     generator = torch.Generator().manual_seed(0)
     slices = torch.rand(2, 1, 40, 72, generator=generator)
     with torch.no_grad():
@@ -32,7 +32,7 @@ def test_grey_slices_give_the_scorers_map_at_the_input_size():
 
 
 def test_rgb_input_and_few_shot_memory_change_the_map():
-    network = AdaptCLIPMapNetwork(**TINY).eval()
+    network = AdaptCLIPMapNetwork(tiny_spec()).eval()
     generator = torch.Generator().manual_seed(1)
     query = torch.rand(1, 3, IMAGE_SIZE, IMAGE_SIZE, generator=generator)
     references = torch.rand(2, 3, IMAGE_SIZE, IMAGE_SIZE, generator=generator)
@@ -48,7 +48,7 @@ def test_rgb_input_and_few_shot_memory_change_the_map():
 
 def test_state_dict_is_exactly_the_methods_trainable_tensors(tmp_path):
     """What CheckpointLoader loads: the adapters (no frozen backbone), under ``weights.``."""
-    network = AdaptCLIPMapNetwork(**TINY)
+    network = AdaptCLIPMapNetwork(tiny_spec())
     adapters = network.method.model.adapter_state_dict()
     assert network.state_dict().keys() == {f"weights.{key}" for key in adapters}
     assert all(p.requires_grad is not None for p in network.parameters())
