@@ -87,12 +87,22 @@ def _default_spec() -> "MethodSpec":
 #: The parts other than the model, by field name of :class:`ScoringOptions`.
 _SETTING_PARTS: dict[str, type] = {"references": ReferenceOptions, "slicing": SlicingOptions, "output": OutputOptions}
 _PARTS = ("model", *_SETTING_PARTS)
-#: The model's names in the flat vocabulary (= the command line's flag names, see
-#: :func:`method_spec_from_flat`).
-MODEL_SETTINGS = ("method", "class_name", "backbone", "backbone_weights", "activation", "adapters", "image_size",
-                  "device", "offline", "cache_dir", "precision", "runtime")
+#: The backbone's names in the flat vocabulary (= the command line's flags) -> BackboneSpec fields;
+#: every other field of the method spec keeps its own name there, except ``weights``: ``adapters``.
+_FLAT_BACKBONE = {"backbone": "architecture", "backbone_weights": "weights", "activation": "activation",
+                  "cache_dir": "cache_dir", "offline": "offline"}
+_FLAT_WEIGHTS = "adapters"
 #: What only the flat model record had (a dashboard configuration written before the spec record).
-_FLAT_MODEL_ONLY = frozenset({"adapters", "backbone_weights", "activation", "offline", "cache_dir"})
+_FLAT_MODEL_ONLY = frozenset({_FLAT_WEIGHTS, *_FLAT_BACKBONE}) - {"backbone"}
+
+
+def model_settings() -> tuple[str, ...]:
+    """The model's names in the flat vocabulary: the method spec's fields, with the backbone's and
+    the weights' spelled as the command line spells them (a new spec field is known at once)."""
+    from adaptclip_med.methods.base import MethodSpec
+
+    own = [f.name for f in fields(MethodSpec) if f.name not in ("backbone", "weights")]
+    return (*own, _FLAT_WEIGHTS, *_FLAT_BACKBONE)
 
 
 @dataclass(frozen=True)
@@ -153,27 +163,29 @@ def _is_spec_record(model: Mapping[str, Any]) -> bool:
 
 
 def method_spec_from_flat(values: Mapping[str, Any]) -> "MethodSpec":
-    """The method spec of the flat model names (absent names: the defaults of the command line)."""
+    """The method spec of the flat model names (absent names: the spec's defaults; the backbone
+    always given, its architecture empty for the method's default, as the command line builds it)."""
     from adaptclip_med.methods.base import MethodSpec
     from adaptclip_med.model.backbone_source import BackboneSpec
 
-    backbone = BackboneSpec(values.get("backbone") or "", values.get("backbone_weights"),
-                            values.get("activation", "auto"), values.get("cache_dir"), values.get("offline", False))
-    return MethodSpec(method=values.get("method", "adaptclip"), backbone=backbone, weights=values.get("adapters"),
-                      image_size=values.get("image_size"), device=values.get("device", "cpu"),
-                      precision=values.get("precision", "fp32"), class_name=values.get("class_name"),
-                      runtime=values.get("runtime"))
+    backbone = {field_name: values[name] for name, field_name in _FLAT_BACKBONE.items() if name in values}
+    backbone["architecture"] = backbone.get("architecture") or ""
+    backbone.setdefault("weights", None)
+    own = {name: values[name] for name in model_settings() if name in values and name not in _FLAT_BACKBONE
+           and name != _FLAT_WEIGHTS}
+    return MethodSpec(backbone=BackboneSpec(**backbone), weights=values.get(_FLAT_WEIGHTS), **own)
 
 
 def scoring_from_flat(settings: Mapping[str, Any], strict: bool = True) -> ScoringOptions:
     """Options from the flat vocabulary of the file formats that use it (the node's ``[scoring]``
     table, earlier dashboard configurations).  ``strict``: an unknown name is refused (TypeError
     naming it); otherwise it is ignored."""
-    known = {*MODEL_SETTINGS, *(f.name for part in _SETTING_PARTS.values() for f in fields(part))}
+    model = model_settings()
+    known = {*model, *(f.name for part in _SETTING_PARTS.values() for f in fields(part))}
     unknown = sorted(set(settings) - known)
     if unknown and strict:
         raise TypeError(f"unknown scoring option(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
     parts = {name: part(**{f.name: settings[f.name] for f in fields(part) if f.name in settings})
              for name, part in _SETTING_PARTS.items()}
-    return ScoringOptions(model=method_spec_from_flat({k: v for k, v in settings.items() if k in MODEL_SETTINGS}),
+    return ScoringOptions(model=method_spec_from_flat({k: v for k, v in settings.items() if k in model}),
                           **parts)
