@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from bundle_helpers import CONFIGS, IMAGE_SIZE, config, tiny_spec
+from bundle_helpers import CONFIGS, IMAGE_SIZE, TINY, config, tiny_spec
 
 from adaptclip_med.bundle_support import AdaptCLIPMapNetwork
 from adaptclip_med.preprocess import slices_to_model_input
@@ -15,6 +15,19 @@ def test_verify_net_in_out_with_the_demo_override():
 
     verify_net_in_out(net_id="network_def", meta_file=str(CONFIGS / "metadata.json"),
                       config_file=config("inference", "demo"), device="cpu", image_size=IMAGE_SIZE)
+
+
+def test_the_config_builds_the_method_spec_from_its_keys():
+    """``method_spec`` is the package's one model record, built from the same keys users override."""
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(config("inference"))
+    parser.update({**TINY, "device": "$torch.device('cpu')"})
+    assert parser.get_parsed_content("method_spec") == tiny_spec()
+    parser.update({"method": "winclip", "backbone": None, "class_name": "brain", "adapters": "w.pt"})
+    spec = parser.get_parsed_content("method_spec", lazy=False)
+    assert (spec.method, spec.class_name, spec.weights, spec.backbone.architecture) == ("winclip", "brain", "w.pt", "")
 
 
 def test_grey_slices_give_the_scorers_map_at_the_input_size():
