@@ -68,17 +68,16 @@ def evaluate(
                              map_size=PRESETS[preset] if preset else map_size, batch_size=batch_size, split=split,
                              classes=tuple(classes) or None, examples_per_class=examples)
     config.runs()
-    specs = models  # every method's options were validated before any work (common.model_options)
     index = read_dataset(dataset_root, layout, common.volume_slicing(window, axis))
     results, protocols = {}, {}
-    for spec in specs:
+    for spec in models:
         method = load_method(spec)
         result = run_benchmark(method, index, config)
         protocol = build_protocol(method, index, config, result, preset)
-        folder = out if len(specs) == 1 else out / spec.method
+        folder = out if len(models) == 1 else out / spec.method
         written = write_benchmark_outputs(folder, result, protocol, index.root)
         results[spec.method], protocols[spec.method] = result.results, protocol
         typer.echo(f"{spec.method}: {len(result.results)} (shots, seed, class) results, {len(written)} files -> {folder / 'report.md'}")
-    if len(specs) > 1:
+    if len(models) > 1:
         write_comparison(out, results, protocols)
-        typer.echo(f"comparison of {len(specs)} methods -> {out / 'comparison.md'}")
+        typer.echo(f"comparison of {len(models)} methods -> {out / 'comparison.md'}")
