@@ -4,8 +4,8 @@ Public API (imported lazily, so ``import adaptclip_med`` and the CLI's ``--help`
 
     import adaptclip_med as acm
 
-    method = acm.load_method("winclip", class_name="brain", backbone="ViT-B-16-plus-240",
-                             backbone_weights="laion400m_e31")
+    method = acm.load_method(acm.MethodSpec("winclip", class_name="brain",
+                                            backbone=acm.BackboneSpec("ViT-B-16-plus-240", "laion400m_e31")))
     bank = acm.build_bank("ct-head", ["normal1/", "normal2/"], method, window="brain", root="banks/")
     result = acm.score_study("study_dicom/", method, bank=bank, out="results/study1")
 
@@ -18,11 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 from adaptclip_med.version import __version__
 
-__all__ = ["__version__", "available_methods", "build_bank", "load_method", "predict_image", "score_study"]
+__all__ = ["__version__", "BackboneSpec", "MethodSpec", "available_methods", "build_bank", "load_method", "predict_image",
+           "score_study"]
 
 if TYPE_CHECKING:
     from adaptclip_med.api import build_bank, load_method, predict_image, score_study
-    from adaptclip_med.methods import available_methods
+    from adaptclip_med.methods import MethodSpec, available_methods
+    from adaptclip_med.model.backbone_source import BackboneSpec
 
 
 def __getattr__(name: str) -> Any:
@@ -30,8 +32,12 @@ def __getattr__(name: str) -> Any:
         from adaptclip_med import api
 
         return getattr(api, name)
-    if name == "available_methods":
-        from adaptclip_med.methods import available_methods
+    if name in ("available_methods", "MethodSpec"):
+        from adaptclip_med import methods
 
-        return available_methods
+        return getattr(methods, name)
+    if name == "BackboneSpec":
+        from adaptclip_med.model.backbone_source import BackboneSpec
+
+        return BackboneSpec
     raise AttributeError(f"module 'adaptclip_med' has no attribute {name!r}")

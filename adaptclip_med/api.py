@@ -9,22 +9,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from adaptclip_med.methods import AnomalyMethod, MethodSpec
+from adaptclip_med.methods import AnomalyMethod, MethodSpec, validate_spec
 from adaptclip_med.methods import load_method as _load_cached
-from adaptclip_med.model.backbone_source import BackboneSpec
 
 
-def load_method(name: str = "adaptclip", *, weights: str | Path | None = None, backbone: str | None = None,
-                backbone_weights: str | None = None, activation: str = "auto", image_size: int | None = None,
-                class_name: str | None = None, device: str = "cpu", precision: str = "fp32",
-                offline: bool = False, cache_dir: str | None = None, runtime: str | None = None) -> AnomalyMethod:
-    """A ready method (eval mode).  ``weights``: the method's trained parts (AdaptCLIP adapters,
-    AdaCLIP prompts; None = untrained, or nothing for WinCLIP); ``backbone``/``backbone_weights``
-    default to the method's (e.g. ViT-L-14-336 + openai); ``runtime``: the vision-tower runtime
-    (None = torch, or onnxruntime for ``precision="int8"``; see docs/performance.md)."""
-    spec = MethodSpec(method=name, backbone=BackboneSpec(backbone or "", backbone_weights, activation, cache_dir, offline),
-                      weights=str(weights) if weights else None, image_size=image_size, device=device,
-                      precision=precision, class_name=class_name, runtime=runtime)
+def load_method(spec: MethodSpec | str = "adaptclip") -> AnomalyMethod:
+    """A ready method (eval mode) for a :class:`~adaptclip_med.methods.MethodSpec` (method,
+    backbone, trained weights, image size, device, precision, class name, runtime; ``None`` fields
+    take the method's defaults, e.g. ViT-L-14-336 + openai; weights None = untrained, or nothing
+    for WinCLIP), or for a method name with all the method's defaults.  The spec is validated by
+    its method first (one-line error), as the command line does."""
+    spec = MethodSpec(method=spec) if isinstance(spec, str) else spec
+    validate_spec(spec, weights_required=False)
     return _load_cached(spec)
 
 
@@ -50,12 +46,12 @@ def score_study(study: str | Path, method: AnomalyMethod, *, bank: str | Path | 
     """Score a study (DICOM folder/file, NIfTI, 2-D image) and write every output into ``out``;
     returns :class:`~adaptclip_med.volume.study_run.StudyOutputs` (score, top slices, files, and
     ``comparability``: whether the study is comparable with the bank, docs/comparability.md)."""
-    from adaptclip_med.volume.options import ModelOptions, OutputOptions, ReferenceOptions, ScoringOptions, SlicingOptions
+    from adaptclip_med.volume.options import OutputOptions, ReferenceOptions, ScoringOptions, SlicingOptions
     from adaptclip_med.volume.pipeline import make_scorer
     from adaptclip_med.volume.study_run import score_study as _score
 
     options = ScoringOptions(
-        model=ModelOptions(method=method.name, class_name=method.class_name, device=str(method.device)),
+        model=MethodSpec(method=method.name, class_name=method.class_name, device=str(method.device)),
         references=ReferenceOptions(bank=str(bank) if bank else None, zero_shot=bank is None, shots=shots,
                                     allow_other_modality=allow_other_modality),
         slicing=SlicingOptions(window=window, axis=axis, batch_size=batch_size),

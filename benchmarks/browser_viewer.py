@@ -134,7 +134,7 @@ def prepare_scored_demo(output: Path, **dataset: Any) -> ScoredDemo:
     volume, _ = load_study(data.study_dir)
     key = study_key_of(volume, candidate)
     out_dir = dashboard_output_dir(output, key)
-    scorer = make_scorer(options.with_(bank=str(bank), window=None))
+    scorer = make_scorer(options.with_references(bank=str(bank)).with_slicing(window=None))
     score_for_review(volume, key, out_dir, scorer, {"description": candidate.description, "study_date": candidate.study_date})
     return ScoredDemo(data, candidate, key, out_dir, options, bank)
 

@@ -111,7 +111,7 @@ def _foreign(method, bank: Path) -> dict:
                        distance=[s.reference_distance for s in result.scored()])
         except AdaptClipError as exc:
             row.update(status="not comparable (refused)", line=str(exc))
-            forced = make_scorer(demo_options(bank).with_(allow_other_modality=True), method).score(volume)
+            forced = make_scorer(demo_options(bank).with_references(allow_other_modality=True), method).score(volume)
             row["with_allow_other_modality"] = {"status": forced.comparability.status, "line": forced.comparability.line(),
                                                 "distance": [s.reference_distance for s in forced.scored()]}
         rows[name.removesuffix(".dcm")] = row

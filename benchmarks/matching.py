@@ -46,7 +46,7 @@ def measure(seed: int, references: int) -> dict:
     normal_volume, _ = load_study(data.reference_dirs[references])
     rows = {}
     for match in ("position", "retrieval"):
-        scorer = make_scorer(demo_options(bank).with_(match=match), loaded)
+        scorer = make_scorer(demo_options(bank).with_references(match=match), loaded)
         started = time.perf_counter()
         lesion = scorer.score(lesion_volume)
         normal = scorer.score(normal_volume)
@@ -82,8 +82,8 @@ def fp16_storage_effect(data, references: int, loaded, bank: Path, volume, work:
                                       options.preprocessing(), work / "banks32", calibrate=False)
     finally:
         del loaded.bank_storage_dtype
-    half = make_scorer(demo_options(bank).with_(match="position"), loaded).score(volume)
-    full = make_scorer(demo_options(bank32).with_(match="position"), loaded).score(volume)
+    half = make_scorer(demo_options(bank).with_references(match="position"), loaded).score(volume)
+    full = make_scorer(demo_options(bank32).with_references(match="position"), loaded).score(volume)
     slice_diff = max(abs(a.score - b.score) for a, b in zip(half.scored(), full.scored()))
     diff = np.abs(half.probability - full.probability)
     truth = np.asarray(nib.load(str(data.ground_truth_nifti)).dataobj) > 0

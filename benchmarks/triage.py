@@ -177,10 +177,14 @@ def speed(strides: list[int], slices: int, side: int, image_size: int) -> dict[s
     """Real AdaptCLIP path (tiny random backbone): wall time full vs triage on one study."""
     import torch
 
-    from adaptclip_med.volume.pipeline import ScoringOptions, model_for
+    from adaptclip_med.methods import MethodSpec
+    from adaptclip_med.model.backbone_source import BackboneSpec
+    from adaptclip_med.volume.options import ScoringOptions, SlicingOptions
+    from adaptclip_med.volume.pipeline import model_for
 
-    options = ScoringOptions.build(backbone="adaptclip-tiny-vit", backbone_weights="random:0", adapters=None,
-                             image_size=image_size, window="brain", offline=True, batch_size=8)
+    options = ScoringOptions(model=MethodSpec(backbone=BackboneSpec("adaptclip-tiny-vit", "random:0", offline=True),
+                                              image_size=image_size),
+                             slicing=SlicingOptions(window="brain", batch_size=8))
     method = model_for(options)
     hu, _ = __import__("adaptclip_med.demo.phantom", fromlist=["x"]).make_head_ct_phantom(7, (slices, side, side), lesions=2)
     volume = phantom_volume(hu, "speed study")

@@ -119,7 +119,7 @@ def run_batch(source: StudySource, scoring: ScoringOptions, options: BatchOption
     started = time.time()
     ranks = distributed.init_ranks(scoring.model.device)
     try:
-        return _run(source, scoring.with_(device=distributed.rank_device(scoring.model.device, ranks)), options, ranks,
+        return _run(source, scoring.with_model(device=distributed.rank_device(scoring.model.device, ranks)), options, ranks,
                     started)
     finally:
         distributed.shutdown(ranks)

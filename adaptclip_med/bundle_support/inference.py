@@ -35,6 +35,7 @@ from adaptclip_med.io.volume import Volume
 from adaptclip_med.slice_preprocessing import PreparedVolume, prepare_volume
 from adaptclip_med.transforms import VOLUME_POSTFIX
 from adaptclip_med.volume.bank.reader import ReferenceBank
+from adaptclip_med.volume.options import OutputOptions, ReferenceOptions, SlicingOptions
 from adaptclip_med.volume.scoring import DEFAULT_AGGREGATE
 
 log = logging.getLogger(__name__)
@@ -130,10 +131,12 @@ class StudyInferer(Inferer):
                  window: str | None = None, axis: str = "axial", threshold: float | None = None,
                  aggregate: str = DEFAULT_AGGREGATE, match: str | None = None, slices_per_scan: int | None = None,
                  slice_batch_size: int = 4, image_key: str = "image", allow_other_modality: bool = False) -> None:
-        self.settings = {"bank": str(reference_bank) if reference_bank else None, "zero_shot": bool(zero_shot),
-                         "shots": shots, "window": window, "axis": axis, "threshold": threshold, "aggregate": aggregate,
-                         "match": match, "slices_per_scan": slices_per_scan, "batch_size": int(slice_batch_size),
-                         "allow_other_modality": bool(allow_other_modality)}
+        self.settings = {  # the scoring parts the network's scorer takes
+            "references": ReferenceOptions(bank=str(reference_bank) if reference_bank else None, zero_shot=bool(zero_shot),
+                                           shots=shots, match=match, slices_per_scan=slices_per_scan,
+                                           allow_other_modality=bool(allow_other_modality)),
+            "slicing": SlicingOptions(window=window, axis=axis, batch_size=int(slice_batch_size)),
+            "output": OutputOptions(threshold=threshold, aggregate=aggregate)}
         self.image_key = image_key
 
     def __call__(self, inputs: dict[str, list[Any]], network: Any, *args: Any, **kwargs: Any) -> dict[str, list[Any]]:

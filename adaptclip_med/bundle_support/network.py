@@ -31,9 +31,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from adaptclip_med.errors import InputError
-from adaptclip_med.methods.base import AnomalyMethod
+from adaptclip_med.methods.base import AnomalyMethod, MethodSpec
 from adaptclip_med.preprocess import normalise
-from adaptclip_med.volume.options import ModelOptions, ScoringOptions
+from adaptclip_med.volume.options import OutputOptions, ReferenceOptions, ScoringOptions, SlicingOptions
 from adaptclip_med.volume.pipeline import make_scorer, model_for
 
 #: Prefix of the trainable tensors in ``network.state_dict()`` (and in ``models/model.pt``).
@@ -57,23 +57,21 @@ def state_sha256(state: Mapping[str, torch.Tensor]) -> str:
 
 class AnomalyMapNetwork(nn.Module):
     """(B, 1 or 3, H, W) intensities in [0, 1] -> (B, 1, H, W) float32 anomaly probability, for
-    any registered method (``method`` in the bundle config).
+    any registered method: the bundle config's ``method_spec`` (:class:`MethodSpec`, built from its
+    ``method``, ``backbone``, ``adapters`` ... keys).
 
     Without ``memory`` the map is zero-shot; with a memory (normal references encoded once by
     ``self.method.encode_normals``) it is few-shot, for methods with a reference branch."""
 
-    def __init__(self, method: str = "adaptclip", backbone: str | None = None, backbone_weights: str | None = None,
-                 adapters: str | None = None, activation: str = "auto", image_size: int | None = None,
-                 offline: bool = False, cache_dir: str | None = None, device: str | torch.device = "cpu",
-                 precision: str = "fp32", class_name: str | None = None, checkpoint: str | None = None) -> None:
-        """``checkpoint``: the state-dict file a MONAI ``CheckpointLoader`` may load into this network
+    def __init__(self, spec: MethodSpec, checkpoint: str | None = None) -> None:
+        """``spec``: the method to wrap (validated by its method; weights None = untrained or none).
+        ``checkpoint``: the state-dict file a MONAI ``CheckpointLoader`` may load into this network
         later (``models/model.pt``); only named in the method's identity once loaded."""
         super().__init__()
-        self.options = ScoringOptions(model=ModelOptions(
-            method=method, class_name=class_name, backbone=backbone, backbone_weights=backbone_weights,
-            activation=activation, adapters=str(adapters) if adapters else None, image_size=image_size,
-            device=str(device), offline=offline, cache_dir=cache_dir, precision=precision))
-        self.method: AnomalyMethod = model_for(self.options)
+        from adaptclip_med.methods.registry import validate_spec
+
+        self.spec = validate_spec(spec, weights_required=False)
+        self.method: AnomalyMethod = model_for(ScoringOptions(model=spec))
         weights = self.method.weights_module()
         if weights is not None:
             self.add_module(WEIGHTS_PREFIX, weights)  # registered: state_dict() = the trainable tensors
@@ -118,20 +116,22 @@ class AnomalyMapNetwork(nn.Module):
         return atomic_write_bytes(Path(path), buffer.getvalue())
 
     # ------------------------------------------------------------------ studies
-    def scorer(self, **settings: Any):
-        """The volume scorer of this network's method for these scoring settings (bank, shots,
-        window, threshold...: the flat names of :class:`ScoringOptions` parts other than the model),
-        built once per setting."""
-        key = tuple(sorted((k, str(v)) for k, v in settings.items()))
+    def scorer(self, references: ReferenceOptions = ReferenceOptions(), slicing: SlicingOptions = SlicingOptions(),
+               output: OutputOptions = OutputOptions()):
+        """The volume scorer of this network's method for these scoring parts (bank and shots,
+        window and axis, threshold and aggregation), built once per setting."""
+        key = (references, slicing, output)
         if key not in self._scorers:
-            self._scorers[key] = make_scorer(self.options.with_(**settings), self.method)
+            options = ScoringOptions(model=self.spec, references=references, slicing=slicing, output=output)
+            self._scorers[key] = make_scorer(options, self.method)
         return self._scorers[key]
 
-    def score_study(self, volume: Any, prepared: Any, **settings: Any):
+    def score_study(self, volume: Any, prepared: Any, references: ReferenceOptions = ReferenceOptions(),
+                    slicing: SlicingOptions = SlicingOptions(), output: OutputOptions = OutputOptions()):
         """Score one prepared study (windowed slices, skipped air slices): every body slice goes
         through the project's slice step with this network's method; returns the
         :class:`~adaptclip_med.volume.scoring.StudyResult`."""
-        return self.scorer(**settings).score_prepared(volume, prepared)
+        return self.scorer(references, slicing, output).score_prepared(volume, prepared)
 
     # ------------------------------------------------------------------ slices
     def forward(self, image: torch.Tensor, memory=None) -> torch.Tensor:

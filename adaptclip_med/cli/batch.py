@@ -7,11 +7,15 @@ Resumable (run the same command again after a crash), and scales out unchanged u
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from adaptclip_med.cli import common, options
 from adaptclip_med.volume.batch_size import parse_batch_size
+
+if TYPE_CHECKING:
+    from adaptclip_med.methods import MethodSpec
 
 
 def register(app: typer.Typer) -> None:
@@ -62,7 +66,7 @@ def batch(
     batch_size: str = options.ScoringBatchSizeOpt,
     triage: int = options.TriageOpt,
     banks_root: Path = options.BanksRootOpt,
-    model: common.ModelChoice = None,
+    model: MethodSpec = None,
 ) -> None:
     """Score every study; write per-study outputs, worklist.csv (ranked by score) and errors.csv.
 
@@ -78,8 +82,7 @@ def batch(
     filters = _qido_filters(modality, study_date, qido)
     if filters and dicomweb is None:
         raise typer.BadParameter("QIDO filters (--modality, --study-date, --qido) need --dicomweb")
-    opts = options.scoring_options(model,
-                                   bank=options.resolve_bank(references, banks_root), shots=shots, zero_shot=zero_shot,
+    opts = options.study_scoring(model, bank=options.resolve_bank(references, banks_root), shots=shots, zero_shot=zero_shot,
                                    window=window, axis=axis, batch_size=parse_batch_size(batch_size), threshold=threshold, aggregate=aggregate,
                                    match=match, parametric_map=parametric_map, key_objects=key_objects, triage=triage,
                                    allow_other_modality=allow_other_modality)

@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 import warnings
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 
 import typer
@@ -22,6 +22,7 @@ from adaptclip_med.errors import AdaptClipError
 from adaptclip_med.runtime import measured
 
 if TYPE_CHECKING:
+    from adaptclip_med.methods import MethodSpec
     from adaptclip_med.model.backbone_source import BackboneSpec
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -45,59 +46,31 @@ PrecisionOpt = typer.Option("fp32", "--precision", help="Vision-tower precision:
 RuntimeOpt = typer.Option(None, "--runtime", help="Vision-tower runtime: torch (default; onnxruntime for --precision int8), onnxruntime or openvino (CPU; the exported tower is cached under ~/.cache/adaptclip-med/runtime-graphs; fp32 " + measured.FP32_TOLERANCE + "), or auto (a runtime only where one was measured faster than torch at fp32 on this kind of CPU). Needs the pip extra onnxruntime or openvino of adaptclip-med. adaptclip only.")
 
 
-@dataclass(frozen=True)
-class ModelChoice:
-    """The model options of a command (declared once, see :func:`model_options`), turned into
-    :class:`~adaptclip_med.methods.MethodSpec` per method."""
+def adapters_for(adapters: str | None, methods: tuple[str, ...], method: str) -> str | None:
+    """``--adapters FILE`` (one method) or ``--adapters a=FILE,b=FILE`` (several methods)."""
+    if adapters is None or "=" not in adapters:
+        return adapters
+    pairs = dict(part.split("=", 1) for part in adapters.split(",") if "=" in part)
+    unknown = sorted(set(pairs) - set(methods))
+    if unknown:
+        raise AdaptClipError(f"--adapters names {', '.join(unknown)}, which --method does not list ({', '.join(methods)})")
+    return pairs.get(method)
 
-    methods: tuple[str, ...]
-    backbone: str | None
-    backbone_weights: str | None
-    activation: str
-    adapters: str | None
-    image_size: int | None
-    device: str
-    offline: bool
-    cache_dir: str | None
-    precision: str
-    class_name: str | None
-    runtime: str | None = None
 
-    @property
-    def method(self) -> str:
-        return self.methods[0]
+def method_spec(flags: dict[str, Any], methods: tuple[str, ...], method: str, require_weights: bool = True) -> "MethodSpec":
+    """The method spec of the model flags for ``method``, validated by the method (one-line errors
+    naming the flag), with the backbone left to the method's default when not given and the
+    device resolved."""
+    from adaptclip_med.methods import MethodSpec, validate_spec
 
-    def adapters_for(self, method: str) -> str | None:
-        """``--adapters FILE`` (one method) or ``--adapters a=FILE,b=FILE`` (several methods)."""
-        if self.adapters is None or "=" not in self.adapters:
-            return self.adapters
-        pairs = dict(part.split("=", 1) for part in self.adapters.split(",") if "=" in part)
-        unknown = sorted(set(pairs) - set(self.methods))
-        if unknown:
-            raise AdaptClipError(f"--adapters names {', '.join(unknown)}, which --method does not list ({', '.join(self.methods)})")
-        return pairs.get(method)
-
-    def spec(self, method: str | None = None, require_weights: bool = True):
-        """The spec for ``method`` (default: the first), with the backbone left to the method's
-        default when not given, and one-line errors for options that do not fit the method."""
-        from adaptclip_med.methods import MethodSpec, get_method
-
-        name = method or self.method
-        cls = get_method(name)
-        given = self.adapters_for(name)
-        weights = None if given in (None, UNTRAINED) else given
-        if cls.trainable and given is None and require_weights:
-            raise AdaptClipError(
-                f"method '{name}' needs trained weights: pass --adapters FILE (a project .safetensors, or the authors' released "
-                f".pth; see 'adaptclip-med weights status'), or --adapters untrained for fresh ones (no diagnostic value)")
-        if not cls.trainable and given is not None:
-            raise AdaptClipError(f"method '{name}' is training-free: --adapters does not apply (drop it)")
-        if self.precision not in cls.precisions:
-            raise AdaptClipError(f"precision '{self.precision}' is not one of {', '.join(cls.precisions)} (the precisions method '{name}' supports)")
-        backbone = backbone_spec(self.backbone or "", self.backbone_weights, self.activation, self.offline, self.cache_dir)
-        return MethodSpec(method=name, backbone=backbone, weights=weights, image_size=self.image_size,
-                          device=resolve_device(self.device), precision=self.precision, class_name=self.class_name,
-                          runtime=self.runtime)
+    given = adapters_for(flags.get("adapters"), methods, method)
+    backbone = backbone_spec(flags.get("backbone") or "", flags.get("backbone_weights"), flags.get("backbone_activation", "auto"),
+                             bool(flags.get("offline")), flags.get("cache_dir"))
+    spec = MethodSpec(method=method, backbone=backbone, weights=None if given in (None, UNTRAINED) else given,
+                      image_size=flags.get("image_size"), device=flags.get("device", "auto"),
+                      precision=flags.get("precision", "fp32"), class_name=flags.get("class_name"), runtime=flags.get("runtime"))
+    validate_spec(spec, weights_required=require_weights, untrained=given == UNTRAINED)
+    return replace(spec, device=resolve_device(spec.device))
 
 
 def _model_parameters(multi: bool, adapters_help: Any) -> list[inspect.Parameter]:
@@ -118,34 +91,38 @@ def _model_parameters(multi: bool, adapters_help: Any) -> list[inspect.Parameter
     ]
 
 
-def model_options(multi: bool = False, adapters_option: Any = None) -> Callable[[F], F]:
-    """Declare the model options ONCE for every command: the decorated command takes a
-    ``model: ModelChoice`` argument instead of eleven flags.  ``multi`` lets ``--method`` name
-    several methods (score, evaluate compare them)."""
+def model_options(multi: bool = False, adapters_option: Any = None, require_weights: bool = True) -> Callable[[F], F]:
+    """Declare the model options ONCE for every command: the decorated command takes the validated
+    :class:`~adaptclip_med.methods.MethodSpec` as ``model`` instead of twelve flags, or, with
+    ``multi`` (``--method`` names several methods: score, evaluate compare them), one spec per
+    method as ``models``.  ``require_weights=False``: a trainable method without --adapters is
+    accepted (the dashboard then reviews only); a command that declares ``adapters_given`` learns
+    whether --adapters was given (a file or ``untrained``)."""
 
     def decorate(func: F) -> F:
         signature = inspect.signature(func)
         extra = _model_parameters(multi, adapters_option)
         names = [p.name for p in extra]
+        injected = {"models" if multi else "model", "adapters_given"}
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            values = {name: kwargs.pop(name) for name in names if name in kwargs}
+            flags = {name: kwargs.pop(name) for name in names if name in kwargs}
             from adaptclip_med.methods import parse_methods
 
-            methods = tuple(parse_methods(values.get("method")))
+            methods = tuple(parse_methods(flags.get("method")))
             if len(methods) > 1 and not multi:
                 raise AdaptClipError(f"this command takes one --method, got {', '.join(methods)}")
-            kwargs["model"] = ModelChoice(
-                methods=methods, backbone=values.get("backbone"), backbone_weights=values.get("backbone_weights"),
-                activation=values.get("backbone_activation", "auto"), adapters=values.get("adapters"),
-                image_size=values.get("image_size"), device=values.get("device", "auto"), offline=bool(values.get("offline")),
-                cache_dir=values.get("cache_dir"), precision=values.get("precision", "fp32"), class_name=values.get("class_name"),
-                runtime=values.get("runtime"))
+            specs = tuple(method_spec(flags, methods, name, require_weights) for name in methods)
+            kwargs["models" if multi else "model"] = specs if multi else specs[0]
+            if "adapters_given" in signature.parameters:
+                kwargs["adapters_given"] = flags.get("adapters") is not None
             return func(*args, **kwargs)
 
-        own = [p for p in signature.parameters.values() if p.name != "model"]
+        own = [p for p in signature.parameters.values() if p.name not in injected]
         wrapper.__signature__ = signature.replace(parameters=own + extra)  # type: ignore[attr-defined]
+        # typer resolves the annotations: the injected ones name types only the command module imports
+        wrapper.__annotations__ = {k: v for k, v in func.__annotations__.items() if k not in injected}
         return wrapper  # type: ignore[return-value]
 
     return decorate

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -24,6 +25,10 @@ from adaptclip_med.errors import InputError
 from adaptclip_med.review.config import CONFIG_ENV, DEFAULT_MAX_UPLOAD_MB, DEFAULT_UPLOAD_TTL_MINUTES, DashboardConfig
 from adaptclip_med.review.login_config import SECRET_ENV, OidcOptions, plan_login, write_secrets
 from adaptclip_med.utils.redact import describe_path
+from adaptclip_med.volume.options import ScoringOptions, SlicingOptions
+
+if TYPE_CHECKING:
+    from adaptclip_med.methods import MethodSpec
 
 APP = Path(__file__).resolve().parents[1] / "dashboard" / "entry.py"
 DEMO_DATA = "demo_data"
@@ -76,7 +81,7 @@ _ADAPTERS = typer.Option(None, "--adapters", help="Trained weights of the method
 
 
 @common.user_errors
-@common.model_options(adapters_option=_ADAPTERS)
+@common.model_options(adapters_option=_ADAPTERS, require_weights=False)
 def dashboard(
     data_root: list[Path] = typer.Option([], "--data-root", help="Folder the dashboard may read studies and normal scans from; repeat for several."),
     output: Path = typer.Option(Path("review_output"), "--output", help="Where sign-offs (reviews.sqlite), scored studies and exports are written."),
@@ -105,7 +110,8 @@ def dashboard(
     allowed_host: list[str] = typer.Option([], "--allowed-host", help="Host header (name:port) the dashboard answers to; repeat for several. Default: the --public-url host, or loopback names. Other Host values get nothing (DNS rebinding)."),
     send_to: str = typer.Option(None, "--send-to", help="PACS that receives signed decisions (reviewed SEG + SR) on request: dimse://CALLED_AE@host:port[?calling=AE] (C-STORE) or an http(s):// DICOMweb root (STOW-RS)."),
     upload_ttl_minutes: int = typer.Option(DEFAULT_UPLOAD_TTL_MINUTES, "--upload-ttl-minutes", help="Uploads are deleted when their browser session ends, and at the latest after this many minutes."),
-    model: common.ModelChoice = None,
+    model: MethodSpec = None,
+    adapters_given: bool = False,
 ) -> None:
     """Start the review dashboard (reference library, worklist, viewer, sign-off) in the browser.
 
@@ -145,10 +151,10 @@ def dashboard(
             prescore_lesion_study(output, roots[0], options.resolve_bank(references, banks), scoring.slicing.axis)
     else:
         banks = options.banks_root(banks_root)
-        scoring = options.scoring_options(model, require_weights=False, window=window, axis=axis, batch_size=batch_size)
+        scoring = ScoringOptions(model=model, slicing=SlicingOptions(window=window, axis=axis, batch_size=batch_size))
     bank = options.resolve_bank(references, banks)
     config = DashboardConfig(data_roots=tuple(roots), output=output, banks_root=banks.expanduser().resolve(),
-                             scoring=scoring.with_(bank=str(Path(bank).resolve())) if bank else scoring, model_configured=demo or model.adapters is not None or not _trainable(model.method),
+                             scoring=scoring.with_references(bank=str(Path(bank).resolve())) if bank else scoring, model_configured=demo or adapters_given or not _trainable(model.method),
                              results=tuple(p.expanduser().resolve() for p in results), show_patient_names=show_patient_names,
                              max_upload_mb=max_upload_mb, demo=demo, login=login.mode, allowed_hosts=login.allowed_hosts,
                              role_claim=role_claim, sign_off_role=sign_off_role, manage_role=manage_role,

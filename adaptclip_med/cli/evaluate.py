@@ -4,11 +4,15 @@ seeds, written as a Markdown/CSV report with plots, reference choices and exampl
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from adaptclip_med.cli import common
 from adaptclip_med.errors import InputError
+
+if TYPE_CHECKING:
+    from adaptclip_med.methods import MethodSpec
 
 
 def register(app: typer.Typer) -> None:
@@ -44,7 +48,7 @@ def evaluate(
     classes: list[str] = typer.Option([], "--class", help="Evaluate only this class (repeatable)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Query images per forward pass."),
     examples: int = typer.Option(2, "--examples", help="Example overlays per class."),
-    model: common.ModelChoice = None,
+    models: tuple[MethodSpec, ...] = None,
 ) -> None:
     """Evaluate one or several methods on DATASET_ROOT; writes report.md, CSV tables, plots/, references.json, examples/ (and comparison.md for several methods)."""
     from adaptclip_med.data import read_dataset
@@ -64,17 +68,16 @@ def evaluate(
                              map_size=PRESETS[preset] if preset else map_size, batch_size=batch_size, split=split,
                              classes=tuple(classes) or None, examples_per_class=examples)
     config.runs()
-    specs = [model.spec(name) for name in model.methods]  # validate every method's options before any work
     index = read_dataset(dataset_root, layout, common.volume_slicing(window, axis))
     results, protocols = {}, {}
-    for spec in specs:
+    for spec in models:
         method = load_method(spec)
         result = run_benchmark(method, index, config)
         protocol = build_protocol(method, index, config, result, preset)
-        folder = out if len(specs) == 1 else out / spec.method
+        folder = out if len(models) == 1 else out / spec.method
         written = write_benchmark_outputs(folder, result, protocol, index.root)
         results[spec.method], protocols[spec.method] = result.results, protocol
         typer.echo(f"{spec.method}: {len(result.results)} (shots, seed, class) results, {len(written)} files -> {folder / 'report.md'}")
-    if len(specs) > 1:
+    if len(models) > 1:
         write_comparison(out, results, protocols)
-        typer.echo(f"comparison of {len(specs)} methods -> {out / 'comparison.md'}")
+        typer.echo(f"comparison of {len(models)} methods -> {out / 'comparison.md'}")

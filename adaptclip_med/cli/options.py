@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from adaptclip_med.cli import common
-from adaptclip_med.volume.options import ModelOptions, ScoringOptions
+from adaptclip_med.volume.options import OutputOptions, ReferenceOptions, ScoringOptions, SlicingOptions
+
+if TYPE_CHECKING:
+    from adaptclip_med.methods import MethodSpec
 
 WindowOpt = typer.Option(None, "--window", help="CT window preset (brain, subdural, stroke, bone, lung, mediastinum, abdomen, soft_tissue, liver), 'LEVEL,WIDTH' in HU, or 'percentile' (default: the bank's; percentile scaling when none).")
 AxisOpt = typer.Option("axial", "--axis", help="Slice axis: axial, coronal or sagittal.")
@@ -49,12 +52,14 @@ def resolve_bank(value: str | None, root: Path | None) -> str | None:
     return str(candidate if candidate.is_dir() else path)
 
 
-def scoring_options(model: common.ModelChoice, method: str | None = None, require_weights: bool = True,
-                    **volume) -> ScoringOptions:
-    """ScoringOptions for one method of the command's model options (validated by the method)."""
-    spec = model.spec(method, require_weights)
-    chosen = ModelOptions(method=spec.method, class_name=spec.class_name, backbone=model.backbone,
-                          backbone_weights=model.backbone_weights, activation=model.activation, adapters=spec.weights,
-                          image_size=model.image_size, device=spec.device, offline=model.offline, cache_dir=model.cache_dir,
-                          precision=model.precision, runtime=model.runtime)
-    return ScoringOptions(model=chosen).with_(**volume)
+def study_scoring(spec: "MethodSpec", *, bank: str | None, shots: int | None, zero_shot: bool, window: str | None,
+                  axis: str, batch_size: int | str, threshold: float | None, aggregate: str, match: str | None,
+                  parametric_map: bool, key_objects: bool, triage: int | None,
+                  allow_other_modality: bool) -> ScoringOptions:
+    """The options ``score`` and ``batch`` build from their shared study-scoring flags, one part per concern."""
+    return ScoringOptions(model=spec,
+                          references=ReferenceOptions(bank=bank, shots=shots, zero_shot=zero_shot, match=match,
+                                                      allow_other_modality=allow_other_modality),
+                          slicing=SlicingOptions(window=window, axis=axis, batch_size=batch_size, triage=triage),
+                          output=OutputOptions(threshold=threshold, aggregate=aggregate, parametric_map=parametric_map,
+                                               key_objects=key_objects))

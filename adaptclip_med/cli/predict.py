@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from adaptclip_med.cli import common
+
+if TYPE_CHECKING:
+    from adaptclip_med.methods import MethodSpec
 
 
 def register(app: typer.Typer) -> None:
@@ -20,14 +24,13 @@ def predict(
     reference: list[Path] = typer.Option([], "--reference", "-r", help="Normal reference image; repeat for k-shot. None = zero-shot."),
     out: Path = typer.Option(..., "--out", help="Result .npz (anomaly_map float32 SxS, score float32)."),
     overlay: Path = typer.Option(None, "--overlay", help="Also write the query with the anomaly map blended in colour (PNG)."),
-    model: common.ModelChoice = None,
+    model: MethodSpec = None,
 ) -> None:
     """Score one 2-D image; writes RESULT.npz and optionally an overlay PNG."""
     from adaptclip_med.methods import get_method
     from adaptclip_med.predict2d import predict_image, save_overlay, save_result_npz
 
-    spec = model.spec()
-    method = get_method(spec.method).load(spec)  # one image, one process: no shared model cache
+    method = get_method(model.method).load(model)  # one image, one process: no shared model cache
     result = predict_image(method, query, list(reference))
     save_result_npz(out, result)
     if overlay is not None:

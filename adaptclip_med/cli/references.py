@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from adaptclip_med.cli import common, options
+from adaptclip_med.volume.options import ScoringOptions, SlicingOptions
+
+if TYPE_CHECKING:
+    from adaptclip_med.methods import MethodSpec
 
 references_app = typer.Typer(help="Reference banks of normal scans (encoded once, reused for every study).", no_args_is_help=True)
 
@@ -27,7 +32,7 @@ def build(
     calibrate: bool = typer.Option(True, "--calibrate/--no-calibrate", help="Leave-one-scan-out calibration of the mask threshold (needs >= 2 scans)."),
     batch_size: int = options.BatchSizeOpt,
     banks_root: Path = options.BanksRootOpt,
-    model: common.ModelChoice = None,
+    model: MethodSpec = None,
 ) -> None:
     """Encode k normal scans once and store their per-slice features on disk."""
     from adaptclip_med.volume.physical_grid import parse_grid
@@ -36,7 +41,7 @@ def build(
     from adaptclip_med.volume.bank.reader import ReferenceBank
 
     grid_choice = parse_grid(grid)  # a bad --grid is refused before the model loads
-    opts = options.scoring_options(model, window=window, axis=axis, batch_size=batch_size)
+    opts = ScoringOptions(model=model, slicing=SlicingOptions(window=window, axis=axis, batch_size=batch_size))
     method = model_for(opts)
     path = build_reference_bank(name, list(scans), method, opts.preprocessing(), options.banks_root(banks_root),
                                 batch_size=batch_size, calibrate=calibrate, grid=grid_choice)

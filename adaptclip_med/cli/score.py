@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from adaptclip_med.cli import common, options
 from adaptclip_med.volume.batch_size import parse_batch_size
+
+if TYPE_CHECKING:
+    from adaptclip_med.methods import MethodSpec
 
 
 def register(app: typer.Typer) -> None:
@@ -33,17 +37,18 @@ def score(
     batch_size: str = options.ScoringBatchSizeOpt,
     triage: int = options.TriageOpt,
     banks_root: Path = options.BanksRootOpt,
-    model: common.ModelChoice = None,
+    models: tuple[MethodSpec, ...] = None,
     study_index: int = typer.Option(None, "--study", min=0, help="When the input holds several studies: the index (0, 1, ...) of the one to score, as listed by the refusal."),
     series_index: int = typer.Option(None, "--series", min=0, help="Index of the image series to score within the study, as listed by the refusal."),
 ) -> None:
     """Score a study and write NIfTI map/mask, DICOM SEG + TID 1500 SR (DICOM input), slices.csv, overlays and study.json."""
     from adaptclip_med.volume.compare import score_with_methods
 
-    volume = dict(bank=options.resolve_bank(references, banks_root), shots=shots, zero_shot=zero_shot, window=window,
-                  axis=axis, batch_size=parse_batch_size(batch_size), threshold=threshold, aggregate=aggregate, match=match,
-                  parametric_map=parametric_map, key_objects=key_objects, triage=triage,
-                  allow_other_modality=allow_other_modality)
-    runs = [options.scoring_options(model, name, **volume) for name in model.methods]
+    bank = options.resolve_bank(references, banks_root)
+    runs = [options.study_scoring(spec, bank=bank, shots=shots, zero_shot=zero_shot, window=window, axis=axis,
+                                  batch_size=parse_batch_size(batch_size), threshold=threshold, aggregate=aggregate,
+                                  match=match, parametric_map=parametric_map, key_objects=key_objects, triage=triage,
+                                  allow_other_modality=allow_other_modality)
+            for spec in models]
     for line in score_with_methods(study, out, runs, series_rule=series_index, study_index=study_index):
         typer.echo(line)

@@ -89,14 +89,14 @@ def render(ctx: state.Context, loaded, model_problem: str | None) -> None:
 def _score(ctx: state.Context, loaded, study_key: str, volume, out_dir, bank_path: str | None, method: str,
            candidate) -> None:
     # A bank fixes the window it was built with; the configured window applies to zero-shot scoring only.
-    options = ctx.config.scoring.with_(bank=bank_path, zero_shot=bank_path is None,
-                                       window=None if bank_path else ctx.config.scoring.slicing.window)
+    options = (ctx.config.scoring.with_references(bank=bank_path, zero_shot=bank_path is None)
+               .with_slicing(window=None if bank_path else ctx.config.scoring.slicing.window))
     if method != options.model.method:
         # Another method: the configured backbone, none of the configured method's weights (its
         # adapters do not fit another method); a method that cannot be built here says why.
-        options = options.with_(method=method, adapters=None, class_name=None)
+        options = options.with_model(method=method, weights=None, class_name=None)
         out_dir = dashboard_output_dir(ctx.config.output, study_key, method)
-        loaded, problem = state.model(replace(ctx.config, model_configured=True, scoring=options.with_(bank=None)))
+        loaded, problem = state.model(replace(ctx.config, model_configured=True, scoring=options.with_references(bank=None)))
         if loaded is None:
             st.error(f"{method}: {problem}")
             return

@@ -113,7 +113,7 @@ def model(config: DashboardConfig) -> tuple[Any | None, str | None]:
         return None, ("no adapter weights configured (start with --adapters FILE, or --demo): existing results can be "
                       "reviewed and signed off, but scoring and bank building are disabled")
     try:
-        return _cached_model(json.dumps(config.scoring.with_(bank=None).to_dict(), sort_keys=True)), None
+        return _cached_model(json.dumps(config.scoring.with_references(bank=None).to_dict(), sort_keys=True)), None
     except AdaptClipError as exc:
         return None, f"model weights not available: {exc}"
 

@@ -49,7 +49,7 @@ def prescore_lesion_study(output: Path, data_root: Path, bank: Path | None, axis
         return key
     options = demo_options()
     if bank is not None:
-        options = options.with_(bank=str(bank))
+        options = options.with_references(bank=str(bank))
     info = {"method": DEFAULT_METHOD, "description": candidate.description, "study_date": candidate.study_date}
     score_for_review(volume, key, folder, make_scorer(options), info)
     return key

@@ -20,9 +20,11 @@ from typing import Any
 import numpy as np
 
 from adaptclip_med.demo.bank import ensure_demo_bank
+from adaptclip_med.methods import MethodSpec
 from adaptclip_med.methods.adaptclip.demo_weights import DEMO_IMAGE_SIZE, DEMO_MODEL, DEMO_WINDOW
+from adaptclip_med.model.backbone_source import BackboneSpec
 from adaptclip_med.utils.atomic import atomic_write_text
-from adaptclip_med.volume.options import ModelOptions, ReferenceOptions, ScoringOptions, SlicingOptions
+from adaptclip_med.volume.options import ReferenceOptions, ScoringOptions, SlicingOptions
 from adaptclip_med.volume.pipeline import make_scorer, model_for, open_bank_for
 from adaptclip_med.volume.scoring import VolumeScorer
 from adaptclip_med.volume.study_run import StudyOutputs, run_study
@@ -48,7 +50,7 @@ def normal_maximum(calibration: dict[str, Any] | None) -> float | None:
 
 def demo_options(bank: Path | None = None) -> ScoringOptions:
     """Scoring options of the demo model (``--adapters demo --window brain``)."""
-    return ScoringOptions(model=ModelOptions(adapters=DEMO_MODEL, offline=True),
+    return ScoringOptions(model=MethodSpec(backbone=BackboneSpec("", None, offline=True), weights=DEMO_MODEL),
                           references=ReferenceOptions(bank=str(bank) if bank else None),
                           slicing=SlicingOptions(window=DEMO_WINDOW))
 
@@ -138,7 +140,7 @@ def run_demo(out_dir: Path, seed: int = 0, references: int = 3, slices: int = 16
     method = model_for(options)
     bank = ensure_demo_bank(bank_scans, method, options.preprocessing(), out_dir / "banks", rebuild=True)
     bank_handle = open_bank_for(method, bank)  # the one read of the bank for the whole run
-    scorer = make_scorer(demo_options(bank).with_(threshold=normal_maximum(bank_handle.calibration)), method, bank_handle)
+    scorer = make_scorer(demo_options(bank).with_output(threshold=normal_maximum(bank_handle.calibration)), method, bank_handle)
     abnormal = _score(scorer, data.study_dir, out_dir / "results" / "study_with_lesions")
     normal = _score(scorer, held_out_normal, out_dir / "results" / "normal_study")
     abnormal_result, normal_result = abnormal.result, normal.result

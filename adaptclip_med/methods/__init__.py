@@ -12,10 +12,11 @@ from adaptclip_med.methods.registry import (
     load_method,
     parse_methods,
     register_method,
+    validate_spec,
 )
 
 __all__ = ["AnomalyMethod", "MethodSpec", "SlicePrediction", "DEFAULT_METHOD", "available_methods", "get_method",
-           "load_method", "parse_methods", "register_method"]
+           "load_method", "parse_methods", "register_method", "validate_spec"]
 
 
 def __getattr__(name: str) -> Any:

@@ -24,9 +24,9 @@ memories; it still works with banks, which then serve calibration only.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -63,8 +63,20 @@ class MethodSpec:
     #: None = torch, or the int8 runtime when ``precision`` is int8
     runtime: str | None = None
 
-    def with_(self, **changes: Any) -> "MethodSpec":
-        return replace(self, **changes)
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values (the backbone as a nested record), as the dashboard configuration stores it."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "MethodSpec":
+        """The inverse of :meth:`to_dict`; names this version does not know are ignored."""
+        from adaptclip_med.model.backbone_source import BackboneSpec
+
+        values = {f.name: data[f.name] for f in fields(cls) if f.name in data and f.name != "backbone"}
+        backbone = data.get("backbone")
+        if isinstance(backbone, Mapping):
+            backbone = BackboneSpec(**{f.name: backbone[f.name] for f in fields(BackboneSpec) if f.name in backbone})
+        return cls(backbone=backbone if isinstance(backbone, BackboneSpec) else None, **values)
 
 
 @dataclass
@@ -129,6 +141,24 @@ class AnomalyMethod(ABC):
         """Build backbone + trainable parts from ``spec`` (the real loading paths: open_clip tags and
         hub cache, local files, checksums); raise :class:`~adaptclip_med.errors.AdaptClipError`
         with one line for anything the user can fix."""
+
+    @classmethod
+    def validate(cls, spec: MethodSpec, *, weights_required: bool = True, untrained: bool = False) -> None:
+        """Refuse, in one line naming the flag, a spec this method cannot load: a trainable method
+        without weights (unless ``untrained``, fresh weights asked for, or ``weights_required`` is
+        False), weights for a training-free method, a precision it does not implement.  Every
+        surface validates before loading; a method with further limits extends this."""
+        from adaptclip_med.errors import AdaptClipError
+
+        if cls.trainable and spec.weights is None and weights_required and not untrained:
+            raise AdaptClipError(
+                f"method '{cls.name}' needs trained weights: pass --adapters FILE (a project .safetensors, or the authors' "
+                f"released .pth; see 'adaptclip-med weights status'), or --adapters untrained for fresh ones (no diagnostic value)")
+        if not cls.trainable and (spec.weights is not None or untrained):
+            raise AdaptClipError(f"method '{cls.name}' is training-free: --adapters does not apply (drop it)")
+        if spec.precision not in cls.precisions:
+            raise AdaptClipError(f"precision '{spec.precision}' is not one of {', '.join(cls.precisions)} "
+                                 f"(the precisions method '{cls.name}' supports)")
 
     # ------------------------------------------------------------------ identity
     @abstractmethod

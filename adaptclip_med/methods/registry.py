@@ -104,6 +104,13 @@ def parse_methods(value: str | None) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def validate_spec(spec: "MethodSpec", *, weights_required: bool = True, untrained: bool = False) -> "MethodSpec":
+    """Check ``spec`` against its method (:meth:`AnomalyMethod.validate`: one-line error naming the
+    flag); returns it, so surfaces validate where they build."""
+    get_method(spec.method).validate(spec, weights_required=weights_required, untrained=untrained)
+    return spec
+
+
 @lru_cache(maxsize=3)
 def load_method(spec: "MethodSpec") -> "AnomalyMethod":
     """Build (and cache the last few) methods: the one model factory of the CLI, bundle, batch,

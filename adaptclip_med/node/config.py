@@ -82,7 +82,7 @@ class NodeConfig:
         """The :class:`ScoringOptions` batch would use for the same flags (one-line error for an
         unknown name or a trainable method without weights)."""
         from adaptclip_med.methods import get_method
-        from adaptclip_med.volume.options import ScoringOptions
+        from adaptclip_med.volume.options import scoring_from_flat
 
         settings = {**NODE_SCORING_DEFAULTS, **self.scoring}
         if settings.get("adapters") == "untrained":  # as the CLI's --adapters untrained: fresh weights, no diagnostic value
@@ -91,17 +91,17 @@ class NodeConfig:
         else:
             untrained = False
         try:
-            options = ScoringOptions.build(**settings)
+            options = scoring_from_flat(settings)
         except TypeError as exc:
             raise ConfigError(f"[scoring]: {exc}") from None
         cls = get_method(options.model.method)
-        if cls.trainable and not options.model.adapters and not untrained:
+        if cls.trainable and not options.model.weights and not untrained:
             raise ConfigError(f"[scoring]: method '{options.model.method}' needs trained weights: set adapters = FILE "
                               f"(or \"demo\" for the packaged demo model, no diagnostic value)")
         if options.model.device == "auto":
             import torch
 
-            options = options.with_(device="cuda" if torch.cuda.is_available() else "cpu")
+            options = options.with_model(device="cuda" if torch.cuda.is_available() else "cpu")
         return options
 
 

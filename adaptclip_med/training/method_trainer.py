@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -183,5 +184,5 @@ def train_through_contract(cls: "type[AnomalyMethod]", spec: "MethodSpec", index
                            on_epoch: Callable[[EpochResult], None] | None = None) -> list[EpochResult]:
     """``AnomalyMethod.train`` by default: load the method with the weights to resume from (or
     fresh ones), then :func:`train_method`."""
-    method = cls.load(spec.with_(weights=str(resume) if resume else None))
+    method = cls.load(replace(spec, weights=str(resume) if resume else None))
     return train_method(method, index, out_dir, request, resume, on_epoch)

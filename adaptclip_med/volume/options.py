@@ -1,17 +1,20 @@
-"""How studies are scored, split by concern: which model (:class:`ModelOptions`), which normal
+"""How studies are scored, split by concern: which model (a
+:class:`~adaptclip_med.methods.base.MethodSpec`, the one record of the model choice), which normal
 references (:class:`ReferenceOptions`), how slices are made (:class:`SlicingOptions`) and what is
 written (:class:`OutputOptions`), held together by :class:`ScoringOptions`, the one record the CLI,
 bundle, batch and dashboard share.
 
 Each part is consumed by the code that owns its concern (the model factory reads only the method
-part, the slice maker only the slicing part, the writers only the output part), so a new setting has
-one obvious home.  Every field is a plain JSON value: the dashboard hands its options to the
-Streamlit process as JSON and the bundle's config names them.  The flat names (``bank``,
-``window``, ``threshold`` ...) stay the vocabulary of the command line and of configuration files;
-:meth:`ScoringOptions.build` and :meth:`ScoringOptions.with_` route each to its part.
+spec, the slice maker only the slicing part, the writers only the output part), so a new setting has
+one obvious home.  Callers build the parts they set (``ScoringOptions(model=spec,
+references=ReferenceOptions(bank=...))``, ``options.with_references(bank=...)``): no code routes
+flat names.  Every field is a plain JSON value (:meth:`ScoringOptions.to_dict`): the dashboard hands
+its options to the Streamlit process as JSON.  The flat names (``adapters``, ``bank``, ``window``,
+``threshold`` ...) remain the vocabulary of two file formats only, the node's ``[scoring]`` table
+and dashboard configurations written before the split; :func:`scoring_from_flat` reads them.
 
-Kept free of heavy imports (torch, open_clip load lazily) so the command line and the dashboard
-configuration can use it without paying for the model stack."""
+Kept free of heavy imports: the method spec's module (torch) and the backbone spec's (open_clip)
+load only when a record is built or read, so the command line's ``--help`` does not pay for them."""
 
 from __future__ import annotations
 
@@ -20,42 +23,10 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 if TYPE_CHECKING:
     from adaptclip_med.methods.base import MethodSpec
-    from adaptclip_med.model.backbone_source import BackboneSpec
     from adaptclip_med.slice_preprocessing import SlicePreprocessing
 
 #: Study score from slice scores (see volume/scoring.py).
 DEFAULT_AGGREGATE = "max"
-
-
-@dataclass(frozen=True)
-class ModelOptions:
-    """The method spec: which model scores, the method and everything that builds it (-> :class:`MethodSpec`).
-    ``None`` fields take the method's own defaults (backbone, image size, class name)."""
-
-    method: str = "adaptclip"
-    class_name: str | None = None
-    backbone: str | None = None
-    backbone_weights: str | None = None
-    activation: str = "auto"
-    adapters: str | None = None
-    image_size: int | None = None
-    device: str = "cpu"
-    offline: bool = False
-    cache_dir: str | None = None
-    precision: str = "fp32"
-    runtime: str | None = None  # vision-tower runtime (adaptclip_med/runtime/); None = torch
-
-    def backbone_spec(self) -> "BackboneSpec":
-        from adaptclip_med.model.backbone_source import BackboneSpec
-
-        return BackboneSpec(self.backbone or "", self.backbone_weights, self.activation, self.cache_dir, self.offline)
-
-    def method_spec(self) -> "MethodSpec":
-        from adaptclip_med.methods.base import MethodSpec
-
-        return MethodSpec(method=self.method, backbone=self.backbone_spec(), weights=self.adapters,
-                          image_size=self.image_size, device=self.device, precision=self.precision,
-                          class_name=self.class_name, runtime=self.runtime)
 
 
 @dataclass(frozen=True)
@@ -107,57 +78,114 @@ class OutputOptions:
     key_objects: bool = False
 
 
-_PARTS: dict[str, type] = {"model": ModelOptions, "references": ReferenceOptions, "slicing": SlicingOptions,
-                           "output": OutputOptions}
-#: flat option name -> the part that owns it (flat names are unique across the parts).
-_OWNER: dict[str, str] = {f.name: part for part, cls in _PARTS.items() for f in fields(cls)}
+def _default_spec() -> "MethodSpec":
+    from adaptclip_med.methods.base import MethodSpec
+
+    return MethodSpec()
+
+
+#: The parts other than the model, by field name of :class:`ScoringOptions`.
+_SETTING_PARTS: dict[str, type] = {"references": ReferenceOptions, "slicing": SlicingOptions, "output": OutputOptions}
+_PARTS = ("model", *_SETTING_PARTS)
+#: The backbone's names in the flat vocabulary (= the command line's flags) -> BackboneSpec fields;
+#: every other field of the method spec keeps its own name there, except ``weights``: ``adapters``.
+_FLAT_BACKBONE = {"backbone": "architecture", "backbone_weights": "weights", "activation": "activation",
+                  "cache_dir": "cache_dir", "offline": "offline"}
+_FLAT_WEIGHTS = "adapters"
+#: What only the flat model record had (a dashboard configuration written before the spec record).
+_FLAT_MODEL_ONLY = frozenset({_FLAT_WEIGHTS, *_FLAT_BACKBONE}) - {"backbone"}
+
+
+def model_settings() -> tuple[str, ...]:
+    """The model's names in the flat vocabulary: the method spec's fields, with the backbone's and
+    the weights' spelled as the command line spells them (a new spec field is known at once)."""
+    from adaptclip_med.methods.base import MethodSpec
+
+    own = [f.name for f in fields(MethodSpec) if f.name not in ("backbone", "weights")]
+    return (*own, _FLAT_WEIGHTS, *_FLAT_BACKBONE)
 
 
 @dataclass(frozen=True)
 class ScoringOptions:
-    """Everything that defines how studies are scored, one part per concern."""
+    """Everything that defines how studies are scored, one part per concern; ``model`` is the
+    method spec the model factory loads."""
 
-    model: ModelOptions = field(default_factory=ModelOptions)
+    model: "MethodSpec" = field(default_factory=_default_spec)
     references: ReferenceOptions = field(default_factory=ReferenceOptions)
     slicing: SlicingOptions = field(default_factory=SlicingOptions)
     output: OutputOptions = field(default_factory=OutputOptions)
 
-    @classmethod
-    def build(cls, **settings: Any) -> "ScoringOptions":
-        """Options from flat names (``backbone=..., bank=..., window=..., threshold=...``), each
-        routed to its part; an unknown name is refused."""
-        return cls().with_(**settings)
+    # One copy-with-changes per part: the caller names the part it changes.
+    def with_model(self, **changes: Any) -> "ScoringOptions":
+        return replace(self, model=replace(self.model, **changes))
 
-    def with_(self, **settings: Any) -> "ScoringOptions":
-        """A copy with the named flat settings changed in whichever part owns each."""
-        unknown = sorted(set(settings) - set(_OWNER))
-        if unknown:
-            raise TypeError(f"unknown scoring option(s): {', '.join(unknown)} (known: {', '.join(sorted(_OWNER))})")
-        changes: dict[str, dict[str, Any]] = {}
-        for name, value in settings.items():
-            changes.setdefault(_OWNER[name], {})[name] = value
-        return replace(self, **{part: replace(getattr(self, part), **values) for part, values in changes.items()})
+    def with_references(self, **changes: Any) -> "ScoringOptions":
+        return replace(self, references=replace(self.references, **changes))
+
+    def with_slicing(self, **changes: Any) -> "ScoringOptions":
+        return replace(self, slicing=replace(self.slicing, **changes))
+
+    def with_output(self, **changes: Any) -> "ScoringOptions":
+        return replace(self, output=replace(self.output, **changes))
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
-        """``{"model": {...}, "references": {...}, "slicing": {...}, "output": {...}}``."""
-        return {part: asdict(getattr(self, part)) for part in _PARTS}
+        """``{"model": {method spec}, "references": {...}, "slicing": {...}, "output": {...}}``."""
+        return {"model": self.model.to_dict(), **{part: asdict(getattr(self, part)) for part in _SETTING_PARTS}}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ScoringOptions":
-        """The inverse of :meth:`to_dict`; also reads the earlier flat record (dashboard configs
-        written before the split).  Names no part knows are ignored (a config from a newer
-        version still opens)."""
+        """The inverse of :meth:`to_dict`; also reads the two earlier records of dashboard
+        configurations: the parts with a flat model part (``adapters``, ``backbone_weights`` ...),
+        and the flat record written before the split.  Names no part knows are ignored (a
+        configuration from a newer version still opens)."""
         flat: dict[str, Any] = {}
+        spec = None
         for key, value in data.items():
-            if key in _PARTS and isinstance(value, Mapping):
+            if key == "model" and isinstance(value, Mapping) and _is_spec_record(value):
+                from adaptclip_med.methods.base import MethodSpec
+
+                spec = MethodSpec.from_dict(value)
+            elif key in _PARTS and isinstance(value, Mapping):
                 flat.update(value)
             else:
                 flat[key] = value
-        return cls.build(**{k: v for k, v in flat.items() if k in _OWNER})
-
-    # The parts' derived specs, for callers that hold the whole record.
-    def method_spec(self) -> "MethodSpec":
-        return self.model.method_spec()
+        options = scoring_from_flat(flat, strict=False)
+        return replace(options, model=spec) if spec is not None else options
 
     def preprocessing(self) -> "SlicePreprocessing":
         return self.slicing.preprocessing()
+
+
+def _is_spec_record(model: Mapping[str, Any]) -> bool:
+    """A model part written as a method spec (``weights``, nested ``backbone``), not as the
+    earlier flat model record."""
+    return not (_FLAT_MODEL_ONLY & set(model)) and not isinstance(model.get("backbone"), str)
+
+
+def method_spec_from_flat(values: Mapping[str, Any]) -> "MethodSpec":
+    """The method spec of the flat model names (absent names: the spec's defaults; the backbone
+    always given, its architecture empty for the method's default, as the command line builds it)."""
+    from adaptclip_med.methods.base import MethodSpec
+    from adaptclip_med.model.backbone_source import BackboneSpec
+
+    backbone = {field_name: values[name] for name, field_name in _FLAT_BACKBONE.items() if name in values}
+    backbone["architecture"] = backbone.get("architecture") or ""
+    backbone.setdefault("weights", None)
+    own = {name: values[name] for name in model_settings() if name in values and name not in _FLAT_BACKBONE
+           and name != _FLAT_WEIGHTS}
+    return MethodSpec(backbone=BackboneSpec(**backbone), weights=values.get(_FLAT_WEIGHTS), **own)
+
+
+def scoring_from_flat(settings: Mapping[str, Any], strict: bool = True) -> ScoringOptions:
+    """Options from the flat vocabulary of the file formats that use it (the node's ``[scoring]``
+    table, earlier dashboard configurations).  ``strict``: an unknown name is refused (TypeError
+    naming it); otherwise it is ignored."""
+    model = model_settings()
+    known = {*model, *(f.name for part in _SETTING_PARTS.values() for f in fields(part))}
+    unknown = sorted(set(settings) - known)
+    if unknown and strict:
+        raise TypeError(f"unknown scoring option(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    parts = {name: part(**{f.name: settings[f.name] for f in fields(part) if f.name in settings})
+             for name, part in _SETTING_PARTS.items()}
+    return ScoringOptions(model=method_spec_from_flat({k: v for k, v in settings.items() if k in model}),
+                          **parts)

@@ -24,7 +24,7 @@ STUDY_JSON = layout.STUDY_JSON  # re-exported: callers import it from here
 
 def model_for(options: ScoringOptions) -> AnomalyMethod:
     """The method these options describe, from the shared model cache (models are expensive)."""
-    return load_method(options.method_spec())
+    return load_method(options.model)
 
 
 def open_bank_for(method: AnomalyMethod, bank_path: str | Path) -> ReferenceBank:
@@ -38,7 +38,7 @@ def with_bank_class_name(options: ScoringOptions) -> ScoringOptions:
     if options.model.class_name is not None or not options.references.uses_bank:
         return options
     recorded = ReferenceBank.recorded_identity(Path(options.references.bank)).get("class_name")
-    return options.with_(class_name=recorded) if recorded else options
+    return options.with_model(class_name=recorded) if recorded else options
 
 
 def make_scorer(options: ScoringOptions, method: AnomalyMethod | None = None,

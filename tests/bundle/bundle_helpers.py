@@ -20,6 +20,14 @@ TINY = {"backbone": "adaptclip-tiny-vit", "backbone_weights": "random:0", "adapt
         "image_size": IMAGE_SIZE}
 
 
+def tiny_spec():
+    """The method spec the bundle config builds from :data:`TINY` (``configs/inference.json``'s ``method_spec``)."""
+    from adaptclip_med.methods import MethodSpec
+    from adaptclip_med.model.backbone_source import BackboneSpec
+
+    return MethodSpec(backbone=BackboneSpec("adaptclip-tiny-vit", "random:0", offline=True), image_size=IMAGE_SIZE)
+
+
 def config(*names: str) -> list[str]:
     return [str(CONFIGS / f"{name}.json") for name in names]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from bundle_helpers import TINY
+from bundle_helpers import tiny_spec
 
 
 @pytest.fixture(autouse=True)
@@ -31,6 +31,6 @@ def demo_dir(tmp_path_factory) -> Path:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     os.environ.setdefault("ADAPTCLIP_MED_PROGRESS", "0")
-    DemoStudies(root, AdaptCLIPMapNetwork(**TINY), window=DEMO_WINDOW)
+    DemoStudies(root, AdaptCLIPMapNetwork(tiny_spec()), window=DEMO_WINDOW)
     torch.set_num_threads(threads)
     return root

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from bundle_helpers import CONFIGS, IMAGE_SIZE, TINY, config
+from bundle_helpers import CONFIGS, IMAGE_SIZE, TINY, config, tiny_spec
 
 from adaptclip_med.bundle_support import AdaptCLIPMapNetwork
 from adaptclip_med.preprocess import slices_to_model_input
@@ -17,8 +17,21 @@ def test_verify_net_in_out_with_the_demo_override():
                       config_file=config("inference", "demo"), device="cpu", image_size=IMAGE_SIZE)
 
 
+def test_the_config_builds_the_method_spec_from_its_keys():
+    """``method_spec`` is the package's one model record, built from the same keys users override."""
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(config("inference"))
+    parser.update({**TINY, "device": "$torch.device('cpu')"})
+    assert parser.get_parsed_content("method_spec") == tiny_spec()
+    parser.update({"method": "winclip", "backbone": None, "class_name": "brain", "adapters": "w.pt"})
+    spec = parser.get_parsed_content("method_spec", lazy=False)
+    assert (spec.method, spec.class_name, spec.weights, spec.backbone.architecture) == ("winclip", "brain", "w.pt", "")
+
+
 def test_grey_slices_give_the_scorers_map_at_the_input_size():
-    network = AdaptCLIPMapNetwork(**TINY).eval()
+    network = AdaptCLIPMapNetwork(tiny_spec()).eval()
     generator = torch.Generator().manual_seed(0)
     slices = torch.rand(2, 1, 40, 72, generator=generator)
     with torch.no_grad():
@@ -32,7 +45,7 @@ def test_grey_slices_give_the_scorers_map_at_the_input_size():
 
 
 def test_rgb_input_and_few_shot_memory_change_the_map():
-    network = AdaptCLIPMapNetwork(**TINY).eval()
+    network = AdaptCLIPMapNetwork(tiny_spec()).eval()
     generator = torch.Generator().manual_seed(1)
     query = torch.rand(1, 3, IMAGE_SIZE, IMAGE_SIZE, generator=generator)
     references = torch.rand(2, 3, IMAGE_SIZE, IMAGE_SIZE, generator=generator)
@@ -48,7 +61,7 @@ def test_rgb_input_and_few_shot_memory_change_the_map():
 
 def test_state_dict_is_exactly_the_methods_trainable_tensors(tmp_path):
     """What CheckpointLoader loads: the adapters (no frozen backbone), under ``weights.``."""
-    network = AdaptCLIPMapNetwork(**TINY)
+    network = AdaptCLIPMapNetwork(tiny_spec())
     adapters = network.method.model.adapter_state_dict()
     assert network.state_dict().keys() == {f"weights.{key}" for key in adapters}
     assert all(p.requires_grad is not None for p in network.parameters())

@@ -7,7 +7,7 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
-from bundle_helpers import TINY, config, write_nifti_study
+from bundle_helpers import TINY, config, tiny_spec, write_nifti_study
 
 from adaptclip_med.demo.phantom import make_head_ct_phantom, write_dicom_series
 
@@ -59,7 +59,7 @@ def test_properties_and_run_write_every_output_per_study(studies, tmp_path):
 
 
 def test_bundle_scores_equal_the_cli_pipeline(studies, tmp_path):
-    from adaptclip_med.volume.options import ScoringOptions
+    from adaptclip_med.volume.options import ReferenceOptions, ScoringOptions, SlicingOptions
     from adaptclip_med.volume.pipeline import make_scorer
     from adaptclip_med.volume.study_run import score_study
 
@@ -70,7 +70,8 @@ def test_bundle_scores_equal_the_cli_pipeline(studies, tmp_path):
     bundle = {row["study"]: row["score"] for row in json.loads((tmp_path / "bundle" / "summary.json").read_text())["studies"]}
     from adaptclip_med.bundle_support import discover_studies
 
-    options = ScoringOptions.build(**TINY, window="brain", zero_shot=True)
+    options = ScoringOptions(model=tiny_spec(), references=ReferenceOptions(zero_shot=True),
+                             slicing=SlicingOptions(window="brain"))
     scorer = make_scorer(options)
     for item in discover_studies(studies):
         cli = score_study(item["image"], tmp_path / "cli" / item["study"], scorer)

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from bundle_helpers import IMAGE_SIZE, TINY, config, write_nifti_study
+from bundle_helpers import IMAGE_SIZE, TINY, config, tiny_spec, write_nifti_study
 from PIL import Image
 
 from adaptclip_med.model.backbone_source import sha256_of_file
@@ -98,7 +98,7 @@ def test_checkpoint_loader_loads_model_pt_into_the_network(trained, tmp_path):
 def test_network_state_dict_is_exactly_the_trainable_tensors(trained):
     from adaptclip_med.bundle_support import AnomalyMapNetwork
 
-    network = AnomalyMapNetwork(**TINY)
+    network = AnomalyMapNetwork(tiny_spec())
     state = torch.load(trained / "models" / "model.pt", weights_only=True)
     assert network.state_dict().keys() == state.keys()
     network.load_checkpoint(trained / "models" / "model.pt")

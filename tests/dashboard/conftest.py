@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from adaptclip_med.methods import MethodSpec
+from adaptclip_med.model.backbone_source import BackboneSpec
 from adaptclip_med.review.config import CONFIG_ENV, DashboardConfig
-from adaptclip_med.volume.options import ScoringOptions
+from adaptclip_med.volume.options import ScoringOptions, SlicingOptions
 
-TINY_OPTIONS = ScoringOptions.build(backbone="adaptclip-tiny-vit", backbone_weights="random:0", adapters=None, image_size=56,
-                              window="brain", offline=True, batch_size=8)
+TINY_OPTIONS = ScoringOptions(model=MethodSpec(backbone=BackboneSpec("adaptclip-tiny-vit", "random:0", offline=True), image_size=56),
+                              slicing=SlicingOptions(window="brain", batch_size=8))
 
 
 @pytest.fixture(scope="session")

@@ -320,7 +320,7 @@ def test_batch_results_open_with_their_source_found_by_study_key(dashboard_confi
     config = dashboard_config()
     bank = bank_for(config)
     results = tmp_path / "batch"
-    outputs = score_study(demo_data.study_dir, results / "s1", make_scorer(tiny_options.with_(bank=str(bank), window=None)))
+    outputs = score_study(demo_data.study_dir, results / "s1", make_scorer(tiny_options.with_references(bank=str(bank)).with_slicing(window=None)))
     key = next(c.study_key for c in _candidates(demo_data.root) if "LESIONS" in c.description)
     (results / "worklist.csv").write_text("study_key,score,top_slice,series,status,output,notes\n"
                                           f"{key},{outputs.score},{outputs.top_slices[0]},CT,done,s1,\n"
@@ -339,7 +339,7 @@ def _one_scored_result(dashboard_config, demo_data, bank_for, tmp_path, tiny_opt
     config = dashboard_config()
     bank = bank_for(config)
     results = tmp_path / "batch"
-    outputs = score_study(demo_data.study_dir, results / "s1", make_scorer(tiny_options.with_(bank=str(bank), window=None)))
+    outputs = score_study(demo_data.study_dir, results / "s1", make_scorer(tiny_options.with_references(bank=str(bank)).with_slicing(window=None)))
     key = next(c.study_key for c in _candidates(demo_data.root) if "LESIONS" in c.description)
     (results / "worklist.csv").write_text("study_key,score,top_slice,series,status,output,notes\n"
                                           f"{key},{outputs.score},{outputs.top_slices[0]},CT,done,s1,\n")
@@ -433,7 +433,7 @@ def test_without_weights_the_pages_say_so(dashboard_config, tiny_options):
     at.button(key="lib_scan").click().run()
     assert at.button(key="build_bank").disabled and any("Cannot build banks" in w.value for w in at.warning)
 
-    dashboard_config(scoring=tiny_options.with_(adapters="/nowhere/adapters.safetensors"))
+    dashboard_config(scoring=tiny_options.with_model(weights="/nowhere/adapters.safetensors"))
     at = _app().run()
     assert any("model weights not available" in w.value and "does not exist" in w.value for w in at.sidebar.warning)
     assert not at.exception

@@ -75,13 +75,16 @@ def _two_method_comparison(data, options, bank: Path, out: Path, weights: Path) 
     from clip_helpers import save_random_clip
 
     from adaptclip_med.volume.compare import score_with_methods
-    from adaptclip_med.volume.options import ScoringOptions
+    from adaptclip_med.methods import MethodSpec
+    from adaptclip_med.model.backbone_source import BackboneSpec
+    from adaptclip_med.volume.options import ScoringOptions, SlicingOptions
 
     weights.mkdir(parents=True, exist_ok=True)
     tiny = save_random_clip("winclip-tiny-vit", weights / "winclip-tiny.pt", seed=3)
-    winclip = ScoringOptions.build(method="winclip", backbone="winclip-tiny-vit", backbone_weights=str(tiny), image_size=84,
-                                   window=options.slicing.window, offline=True, class_name="head CT", batch_size=8)
-    score_with_methods(data.reference_dirs[0], out, [options.with_(bank=str(bank), window=None, batch_size=8), winclip])
+    winclip = ScoringOptions(model=MethodSpec(method="winclip", backbone=BackboneSpec("winclip-tiny-vit", str(tiny), offline=True),
+                                              image_size=84, class_name="head CT"),
+                             slicing=SlicingOptions(window=options.slicing.window, batch_size=8))
+    score_with_methods(data.reference_dirs[0], out, [options.with_references(bank=str(bank)).with_slicing(window=None, batch_size=8), winclip])
 
 
 @dataclass

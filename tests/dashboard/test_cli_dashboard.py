@@ -49,7 +49,7 @@ def test_streamlit_runs_headless_without_file_watcher_on_the_given_port(monkeypa
     assert flags["--server.maxUploadSize"] == "50"
     config = seen["config"]
     assert config.data_roots == (data.resolve(),) and config.output == (tmp_path / "out").resolve()
-    assert config.model_configured and config.scoring.model.backbone == "adaptclip-tiny-vit" and config.scoring.slicing.window == "brain"
+    assert config.model_configured and config.scoring.model.backbone.architecture == "adaptclip-tiny-vit" and config.scoring.slicing.window == "brain"
     assert config.max_upload_mb == 50 and not config.show_patient_names
 
 
@@ -71,7 +71,7 @@ def test_demo_makes_phantom_data_and_uses_the_demo_model(monkeypatch, tmp_path):
     root = (tmp_path / "out" / "demo_data").resolve()
     assert config.demo and config.model_configured and config.data_roots == (root,)
     assert (root / "study").is_dir() and len(list((root / "normals").iterdir())) == 3
-    assert config.scoring.model.adapters == "demo" and config.banks_root == (tmp_path / "out" / "banks").resolve()
+    assert config.scoring.model.weights == "demo" and config.banks_root == (tmp_path / "out" / "banks").resolve()
     # a first-time user can score the demo study few-shot at once: the demo bank is built and selected
     bank = (tmp_path / "out" / "banks" / dashboard_cli.DEMO_BANK).resolve()
     assert config.scoring.references.bank == str(bank) and (bank / "bank.json").is_file()
@@ -91,9 +91,11 @@ def test_a_missing_data_root_is_one_line_error(monkeypatch, tmp_path):
 
 
 def test_config_round_trips_through_json(tmp_path):
-    from adaptclip_med.volume.options import ScoringOptions
+    from adaptclip_med.methods import MethodSpec
+    from adaptclip_med.volume.options import ScoringOptions, SlicingOptions
 
-    config = DashboardConfig((tmp_path,), tmp_path / "o", tmp_path / "b", ScoringOptions.build(window="40,80", image_size=56),
+    scoring = ScoringOptions(model=MethodSpec(image_size=56), slicing=SlicingOptions(window="40,80"))
+    config = DashboardConfig((tmp_path,), tmp_path / "o", tmp_path / "b", scoring,
                              results=(tmp_path / "r",), show_patient_names=True)
     assert DashboardConfig.from_json(config.to_json()) == config
     assert json.loads(config.to_json())["scoring"]["slicing"]["window"] == "40,80"

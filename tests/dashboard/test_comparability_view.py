@@ -28,7 +28,7 @@ def _mark(folder: Path, status: str, reasons: list[str], score: float | None) ->
 
 def test_worklist_and_viewer_show_the_verdict(dashboard_config, demo_data, tmp_path, tiny_options):
     results = tmp_path / "batch"
-    outputs = score_study(demo_data.study_dir, results / "s1", make_scorer(tiny_options.with_(zero_shot=True)))
+    outputs = score_study(demo_data.study_dir, results / "s1", make_scorer(tiny_options.with_references(zero_shot=True)))
     shutil.copytree(results / "s1", results / "s2")
     shutil.copytree(results / "s1", results / "s3")
     _mark(results / "s2", "not comparable", [NOT_COMPARABLE.split(": ", 1)[1]], None)

@@ -89,7 +89,7 @@ def site(tmp_path_factory, demo_data, tiny_options):
     bank = build_reference_bank("ct-head", list(demo_data.reference_dirs), model_for(tiny_options),
                                 tiny_options.preprocessing(), base / "banks", batch_size=8, calibrate=False)
     results = base / "results"
-    outputs = score_study(demo_data.study_dir, results / "s1", make_scorer(tiny_options.with_(bank=str(bank), window=None)))
+    outputs = score_study(demo_data.study_dir, results / "s1", make_scorer(tiny_options.with_references(bank=str(bank)).with_slicing(window=None)))
     key = next(c.study_key for c in discover(AllowedRoots([demo_data.root])).candidates if "LESIONS" in c.description)
     (results / "worklist.csv").write_text("study_key,score,top_slice,series,status,output,notes\n"
                                           f"{key},{outputs.score},{outputs.top_slices[0]},CT,done,s1,\n")

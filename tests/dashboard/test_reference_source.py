@@ -33,7 +33,7 @@ def scored(tmp_path_factory, demo_data, tiny_options):
     bank_path = build_reference_bank("ct-head", copies, model_for(tiny_options), tiny_options.preprocessing(),
                                      base / "banks", batch_size=8, calibrate=False)
     volume, _ = load_study(demo_data.study_dir)
-    scorer = make_scorer(tiny_options.with_(bank=str(bank_path)))
+    scorer = make_scorer(tiny_options.with_references(bank=str(bank_path)))
     study = score_for_review(volume, "study-1", base / "out", scorer)
     return base, refs, copies, bank_path, study
 

@@ -36,7 +36,7 @@ def shuffled(tmp_path_factory, tiny_options):
     hu, _ = make_head_ct_phantom(3, (8, 48, 48), lesions=2)
     write_dicom_series(hu, base / "study", shuffle_seed=5)
     volume, _ = load_study(base / "study")
-    options = tiny_options.with_(threshold=0.0)  # every slice has a finding: the list is never empty
+    options = tiny_options.with_output(threshold=0.0)  # every slice has a finding: the list is never empty
     study = score_for_review(volume, "numbering-1", base / "out", make_scorer(options))
     return base, volume, study, options
 

@@ -21,8 +21,8 @@ from adaptclip_med.volume.compare import score_with_methods
 def two_runs(tmp_path_factory, demo_data, tiny_options):
     """The lesion study scored at a threshold its map reaches (abnormal) and at 1.0 (normal)."""
     base = tmp_path_factory.mktemp("flag")
-    low = score_with_methods(demo_data.study_dir, base / "low", [tiny_options.with_(threshold=0.0)])
-    high = score_with_methods(demo_data.study_dir, base / "high", [tiny_options.with_(threshold=1.0)])
+    low = score_with_methods(demo_data.study_dir, base / "low", [tiny_options.with_output(threshold=0.0)])
+    high = score_with_methods(demo_data.study_dir, base / "high", [tiny_options.with_output(threshold=1.0)])
     return base, low, high
 
 

@@ -172,10 +172,11 @@ def test_dashboard_scores_with_the_toy_method(phantoms, tmp_path, monkeypatch):
     from adaptclip_med.review.config import CONFIG_ENV, DashboardConfig
     from adaptclip_med.review.discovery import discover
     from adaptclip_med.review.paths import AllowedRoots
-    from adaptclip_med.volume.options import ScoringOptions
+    from adaptclip_med.volume.options import ScoringOptions, SlicingOptions
 
     config = DashboardConfig(data_roots=(phantoms.study_dir.parent,), output=tmp_path / "out", banks_root=tmp_path / "banks",
-                             scoring=ScoringOptions.build(method=TOY, image_size=SIZE, window="brain"), model_configured=True)
+                             scoring=ScoringOptions(model=MethodSpec(method=TOY, image_size=SIZE), slicing=SlicingOptions(window="brain")),
+                             model_configured=True)
     monkeypatch.setenv(CONFIG_ENV, str(config.save(tmp_path / "dashboard.json")))
     study = next(c for c in discover(AllowedRoots([phantoms.study_dir.parent])).candidates if "LESIONS" in c.description)
     app = Path(__file__).resolve().parents[2] / "adaptclip_med" / "dashboard" / "entry.py"

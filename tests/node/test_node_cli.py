@@ -36,7 +36,7 @@ def test_the_example_config_loads_and_flags_override_it(tmp_path):
     assert (config.ae_title, config.port, config.bind) == ("OTHERAE", 0, "0.0.0.0")
     assert config.state_dir == tmp_path / "adaptclip-node"  # relative to the file
     assert config.allow[0].ae_title == "ORTHANC" and config.destination.peer.port == 4242
-    assert config.scoring_options().model.adapters == "demo"
+    assert config.scoring_options().model.weights == "demo"
     again = invoke("node", "example-config", str(path))
     assert again.exit_code == 2 and "already exists" in again.output
 

@@ -40,8 +40,8 @@ def orthanc(tmp_path):
 
 @pytest.fixture(scope="session")
 def scoring():
-    from adaptclip_med.volume.options import ScoringOptions
+    from adaptclip_med.volume.options import scoring_from_flat
 
     from batch_factory import TINY_OPTIONS
 
-    return ScoringOptions.build(**TINY_OPTIONS, zero_shot=True)
+    return scoring_from_flat({**TINY_OPTIONS, "zero_shot": True})  # the flat record the node's [scoring] table holds

@@ -27,12 +27,14 @@ def main() -> int:
     role, banks_root, flags, window, *scans = sys.argv[1:]
     flags_dir = Path(flags)
     from adaptclip_med.errors import AdaptClipError
-    from adaptclip_med.volume.bank import build as bank_build
-    from adaptclip_med.volume.options import ScoringOptions
+    from adaptclip_med.volume import bank_builder as bank_build
+    from adaptclip_med.methods import MethodSpec
+    from adaptclip_med.model.backbone_source import BackboneSpec
+    from adaptclip_med.volume.options import ScoringOptions, SlicingOptions
     from adaptclip_med.volume.pipeline import model_for
 
-    options = ScoringOptions.build(backbone="adaptclip-tiny-vit", backbone_weights="random:0", adapters=None,
-                                   image_size=56, window=window, offline=True)
+    options = ScoringOptions(model=MethodSpec(backbone=BackboneSpec("adaptclip-tiny-vit", "random:0", offline=True), image_size=56),
+                             slicing=SlicingOptions(window=window))
     method = model_for(options)
     if role == "first":
         real = bank_build.calibrate_bank

@@ -20,10 +20,12 @@ def demo_data(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_options():
-    from adaptclip_med.volume.options import ScoringOptions
+    from adaptclip_med.methods import MethodSpec
+    from adaptclip_med.model.backbone_source import BackboneSpec
+    from adaptclip_med.volume.options import ScoringOptions, SlicingOptions
 
-    return ScoringOptions.build(backbone="adaptclip-tiny-vit", backbone_weights="random:0", adapters=None, image_size=56,
-                          window="brain", offline=True)
+    return ScoringOptions(model=MethodSpec(backbone=BackboneSpec("adaptclip-tiny-vit", "random:0", offline=True), image_size=56),
+                          slicing=SlicingOptions(window="brain"))
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ OBJECTS = {"dicom_seg": "anomaly_seg.dcm", "parametric_map": "anomaly_pmap.dcm",
 def scorer(tiny_loaded, tiny_options):
     from adaptclip_med.volume.pipeline import make_scorer
 
-    return make_scorer(tiny_options.with_(threshold=0.3), tiny_loaded)
+    return make_scorer(tiny_options.with_output(threshold=0.3), tiny_loaded)
 
 
 def _sources(folder):
@@ -134,16 +134,16 @@ def test_device_uid_of_real_scorers_follows_the_bank(bank, tiny_loaded, tiny_opt
     from adaptclip_med.outputs.equipment import AlgorithmEquipment
     from adaptclip_med.volume.pipeline import make_scorer
 
-    with_bank = make_scorer(tiny_options.with_(bank=str(bank), shots=2), tiny_loaded).describe()
+    with_bank = make_scorer(tiny_options.with_references(bank=str(bank), shots=2), tiny_loaded).describe()
     assert with_bank["reference_bank"]["created"]
-    again = make_scorer(tiny_options.with_(bank=str(bank), shots=2), tiny_loaded).describe()
+    again = make_scorer(tiny_options.with_references(bank=str(bank), shots=2), tiny_loaded).describe()
     zero_shot = make_scorer(tiny_options, tiny_loaded).describe()
     rebuilt = tmp_path / "rebuilt"
     shutil.copytree(bank, rebuilt)
     meta = json.loads((rebuilt / "bank.json").read_text())
     meta["created"] = "2030-01-01T00:00:00+0000"
     (rebuilt / "bank.json").write_text(json.dumps(meta))
-    other = make_scorer(tiny_options.with_(bank=str(rebuilt), shots=2), tiny_loaded).describe()
+    other = make_scorer(tiny_options.with_references(bank=str(rebuilt), shots=2), tiny_loaded).describe()
     uid = lambda scoring: AlgorithmEquipment.for_scoring("AdaptCLIP", scoring).device_uid  # noqa: E731
     assert uid(with_bank) == uid(again)
     assert len({uid(with_bank), uid(zero_shot), uid(other)}) == 3

@@ -37,7 +37,7 @@ def _scorer(tiny_options, tiny_loaded, bank, **kwargs):
     if kwargs:
         opened = ReferenceBank.open(bank)
         return VolumeScorer(tiny_loaded, opened, None, **kwargs)
-    return make_scorer(tiny_options.with_(bank=str(bank)), tiny_loaded)
+    return make_scorer(tiny_options.with_references(bank=str(bank)), tiny_loaded)
 
 
 def test_the_grid_is_recorded_in_the_bank_identity(banks, tiny_loaded, tiny_options):

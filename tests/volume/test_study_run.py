@@ -46,7 +46,7 @@ def test_the_scoring_record_says_what_the_scorer_described_in_the_same_order(ban
     from adaptclip_med.volume.pipeline import make_scorer
     from adaptclip_med.volume.study_run import scoring_record
 
-    scorer = make_scorer(tiny_options.with_(bank=str(bank), window=None), tiny_loaded)
+    scorer = make_scorer(tiny_options.with_references(bank=str(bank)).with_slicing(window=None), tiny_loaded)
     record = scoring_record(scorer)
     described = scorer.describe()
     assert record.describe() == described and list(record.describe()) == list(described)  # the SR lists them in order
@@ -62,7 +62,7 @@ def test_a_run_writes_study_json_from_the_record_and_returns_the_result(demo_dat
     from adaptclip_med.volume.pipeline import make_scorer
     from adaptclip_med.volume.study_run import run_study
 
-    scorer = make_scorer(tiny_options.with_(bank=str(bank), window=None), tiny_loaded)
+    scorer = make_scorer(tiny_options.with_references(bank=str(bank)).with_slicing(window=None), tiny_loaded)
     volume, _ = load_study(demo_data.study_dir)
     outputs = run_study(volume, scorer, tmp_path / "out", other_series=2, extra_report={"study_key": "k1"})
     report = json.loads((tmp_path / "out" / "study.json").read_text())
@@ -82,7 +82,7 @@ def test_a_run_on_an_opened_bank_reads_bank_json_no_more(demo_data, bank, tiny_l
 
     opened = open_bank_for(tiny_loaded, bank)
     assert bank_reads == ["head"]
-    scorer = make_scorer(tiny_options.with_(bank=str(bank), window=None), tiny_loaded, opened)
+    scorer = make_scorer(tiny_options.with_references(bank=str(bank)).with_slicing(window=None), tiny_loaded, opened)
     volume, _ = load_study(demo_data.study_dir)
     run_study(volume, scorer, tmp_path / "a")
     run_study(volume, scorer, tmp_path / "b")
@@ -92,7 +92,7 @@ def test_a_run_on_an_opened_bank_reads_bank_json_no_more(demo_data, bank, tiny_l
 def test_a_scorer_with_a_loaded_model_opens_the_bank_once(bank, tiny_loaded, tiny_options, bank_reads):
     from adaptclip_med.volume.pipeline import make_scorer
 
-    make_scorer(tiny_options.with_(bank=str(bank), window=None), tiny_loaded)
+    make_scorer(tiny_options.with_references(bank=str(bank)).with_slicing(window=None), tiny_loaded)
     assert bank_reads == ["head"]  # no separate read of the bank's class name: the model is already chosen
 
 
@@ -104,7 +104,7 @@ def test_score_the_api_the_method_comparison_and_the_dashboard_all_run_through_r
     from adaptclip_med.volume.compare import score_with_methods
     from adaptclip_med.volume.pipeline import make_scorer
 
-    options = tiny_options.with_(bank=str(bank), window=None)
+    options = tiny_options.with_references(bank=str(bank)).with_slicing(window=None)
     score_with_methods(demo_data.study_dir, tmp_path / "cli", [options])
     acm.score_study(demo_data.study_dir, tiny_loaded, bank=bank, out=tmp_path / "api")
     volume, _ = load_study(demo_data.study_dir)

@@ -57,11 +57,11 @@ def test_bank_is_refused_when_settings_change(bank, tiny_loaded, tiny_options):
         ReferenceBank.open(bank, expected_identity=other)
     # other image size = other model identity; the message names the field and the matching flag
     with pytest.raises(AdaptClipError, match=r"image_size 56 \(bank\) vs 84 \(now\): pass --image-size 56"):
-        make_scorer(tiny_options.with_(bank=str(bank), image_size=84))
+        make_scorer(tiny_options.with_model(image_size=84).with_references(bank=str(bank)))
     with pytest.raises(AdaptClipError, match="method adaptclip"):  # a bank of one method is refused for another
         ReferenceBank.open(bank, expected_identity={**tiny_loaded.identity(), "method": "winclip"})
     with pytest.raises(AdaptClipError, match="windowed"):
-        make_scorer(tiny_options.with_(bank=str(bank), window="bone"), tiny_loaded)
+        make_scorer(tiny_options.with_references(bank=str(bank)).with_slicing(window="bone"), tiny_loaded)
 
 
 def test_matching_strategies(bank, tiny_loaded):
@@ -107,7 +107,7 @@ def test_score_study_writes_outputs_in_source_geometry(bank, demo_data, tiny_opt
     from adaptclip_med.volume.pipeline import make_scorer
     from adaptclip_med.volume.study_run import score_study
 
-    scorer = make_scorer(tiny_options.with_(bank=str(bank)))
+    scorer = make_scorer(tiny_options.with_references(bank=str(bank)))
     assert scorer.shots == 2 and scorer.threshold_source.startswith("calibrated")
     out = score_study(demo_data.study_dir, tmp_path / "study", scorer, parametric_map=True)
     truth = nib.load(str(demo_data.ground_truth_nifti))
@@ -150,7 +150,7 @@ def test_shots_larger_than_bank_is_refused(bank, tiny_options):
     from adaptclip_med.volume.pipeline import make_scorer
 
     with pytest.raises(AdaptClipError, match="2 scans"):
-        make_scorer(tiny_options.with_(bank=str(bank), shots=5))
+        make_scorer(tiny_options.with_references(bank=str(bank), shots=5))
 
 
 def test_list_rename_delete(bank, tmp_path, demo_data, tiny_loaded, tiny_options):

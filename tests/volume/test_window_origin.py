@@ -10,7 +10,9 @@ import dataclasses
 import logging
 
 from adaptclip_med.io import load_study
-from adaptclip_med.volume.options import ScoringOptions
+from adaptclip_med.methods import MethodSpec
+from adaptclip_med.model.backbone_source import BackboneSpec
+from adaptclip_med.volume.options import ReferenceOptions, ScoringOptions, SlicingOptions
 from adaptclip_med.volume.pipeline import make_scorer
 
 
@@ -25,7 +27,7 @@ def _warnings(caplog) -> list[str]:
 
 def test_window_from_the_bank_names_the_bank_and_asks_for_a_bank_of_that_modality(bank, demo_data, tiny_loaded,
                                                                                  tiny_options, caplog):
-    scorer = make_scorer(tiny_options.with_(bank=str(bank), window=None, allow_other_modality=True), tiny_loaded)
+    scorer = make_scorer(tiny_options.with_references(bank=str(bank), allow_other_modality=True).with_slicing(window=None), tiny_loaded)
     with caplog.at_level(logging.WARNING):
         scorer.score(_mr(demo_data))
     [message] = _warnings(caplog)
@@ -34,8 +36,8 @@ def test_window_from_the_bank_names_the_bank_and_asks_for_a_bank_of_that_modalit
 
 
 def test_window_from_the_command_line_says_omit_window(demo_data, tiny_loaded, caplog):
-    options = ScoringOptions.build(backbone="adaptclip-tiny-vit", backbone_weights="random:0", adapters=None,
-                                  image_size=56, window="brain", offline=True, zero_shot=True)
+    options = ScoringOptions(model=MethodSpec(backbone=BackboneSpec("adaptclip-tiny-vit", "random:0", offline=True), image_size=56),
+                             references=ReferenceOptions(zero_shot=True), slicing=SlicingOptions(window="brain"))
     scorer = make_scorer(options, tiny_loaded)
     with caplog.at_level(logging.WARNING):
         scorer.score(_mr(demo_data))
