@@ -22,7 +22,7 @@ __all__ = ["__version__", "available_methods", "build_bank", "load_method", "pre
 
 if TYPE_CHECKING:
     from adaptclip_med.api import build_bank, load_method, predict_image, score_study
-    from adaptclip_med.methods import available_methods
+    from adaptclip_med.methods.registry import available_methods
 
 
 def __getattr__(name: str) -> Any:
@@ -31,7 +31,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(api, name)
     if name == "available_methods":
-        from adaptclip_med.methods import available_methods
+        from adaptclip_med.methods.registry import available_methods
 
         return available_methods
     raise AttributeError(f"module 'adaptclip_med' has no attribute {name!r}")

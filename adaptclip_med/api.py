@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from adaptclip_med.methods import AnomalyMethod, MethodSpec
-from adaptclip_med.methods import load_method as _load_cached
+from adaptclip_med.methods.base import AnomalyMethod, MethodSpec
+from adaptclip_med.methods.registry import load_method as _load_cached
 from adaptclip_med.model.backbone_source import BackboneSpec
 
 

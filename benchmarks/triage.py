@@ -135,7 +135,8 @@ def evaluate(studies: list[dict[str, Any]], scorer: VolumeScorer) -> dict[str, A
 
 def accuracy(strides: list[int], shape: tuple[int, int, int], abnormal_per_class: int, normals: int,
              work: Path) -> dict[str, Any]:
-    from adaptclip_med.methods import MethodSpec, load_method
+    from adaptclip_med.methods.base import MethodSpec
+    from adaptclip_med.methods.registry import load_method
     from adaptclip_med.methods.registry import unregister_method
 
     from benchmarks import toy_methods
@@ -213,7 +214,8 @@ def long_studies(strides: list[int], slices: int, side: int, work: Path, abnorma
                  normals: int = 3) -> dict[str, Any]:
     """Studies of the 300-slice length (per lesion class and normal), toy method, full vs
     triage: the scored fraction where refinement is a smaller share than on short phantoms."""
-    from adaptclip_med.methods import MethodSpec, load_method
+    from adaptclip_med.methods.base import MethodSpec
+    from adaptclip_med.methods.registry import load_method
     from adaptclip_med.methods.registry import unregister_method
     from adaptclip_med.volume.reference_bank import ReferenceBank
 

@@ -25,7 +25,8 @@ import torch
 from adaptclip_med.bundle_support.network import network_state_dict
 from adaptclip_med.data.samples import DatasetIndex
 from adaptclip_med.model.backbone_source import BackboneSpec
-from adaptclip_med.training.trainer import ADAPTERS, TrainingConfig, train_adapters
+from adaptclip_med.training.config import ADAPTERS, TrainingConfig
+from adaptclip_med.training.trainer import train_adapters
 from adaptclip_med.utils.atomic import atomic_write_bytes
 
 log = logging.getLogger(__name__)

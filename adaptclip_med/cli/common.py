@@ -48,7 +48,7 @@ RuntimeOpt = typer.Option(None, "--runtime", help="Vision-tower runtime: torch (
 @dataclass(frozen=True)
 class ModelChoice:
     """The model options of a command (declared once, see :func:`model_options`), turned into
-    :class:`~adaptclip_med.methods.MethodSpec` per method."""
+    :class:`~adaptclip_med.methods.base.MethodSpec` per method."""
 
     methods: tuple[str, ...]
     backbone: str | None
@@ -80,7 +80,8 @@ class ModelChoice:
     def spec(self, method: str | None = None, require_weights: bool = True):
         """The spec for ``method`` (default: the first), with the backbone left to the method's
         default when not given, and one-line errors for options that do not fit the method."""
-        from adaptclip_med.methods import MethodSpec, get_method
+        from adaptclip_med.methods.base import MethodSpec
+        from adaptclip_med.methods.registry import get_method
 
         name = method or self.method
         cls = get_method(name)
@@ -131,7 +132,7 @@ def model_options(multi: bool = False, adapters_option: Any = None) -> Callable[
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             values = {name: kwargs.pop(name) for name in names if name in kwargs}
-            from adaptclip_med.methods import parse_methods
+            from adaptclip_med.methods.registry import parse_methods
 
             methods = tuple(parse_methods(values.get("method")))
             if len(methods) > 1 and not multi:

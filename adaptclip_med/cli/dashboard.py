@@ -163,7 +163,7 @@ def _free_port_hint(address: str) -> int:
 
 
 def _trainable(method: str) -> bool:
-    from adaptclip_med.methods import get_method
+    from adaptclip_med.methods.registry import get_method
 
     return get_method(method).trainable
 

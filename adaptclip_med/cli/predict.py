@@ -23,7 +23,7 @@ def predict(
     model: common.ModelChoice = None,
 ) -> None:
     """Score one 2-D image; writes RESULT.npz and optionally an overlay PNG."""
-    from adaptclip_med.methods import get_method
+    from adaptclip_med.methods.registry import get_method
     from adaptclip_med.predict2d import predict_image, save_overlay, save_result_npz
 
     spec = model.spec()

@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
 
 def parse_adapters(value: str) -> tuple[str, ...]:
     """'textual,visual' -> ('textual', 'visual'); order and repeats do not matter."""
-    from adaptclip_med.training.trainer import ADAPTERS
+    from adaptclip_med.training.config import ADAPTERS
 
     names = {part.strip() for part in value.split(",") if part.strip()}
     return tuple(name for name in ADAPTERS if name in names) + tuple(sorted(names - set(ADAPTERS)))
@@ -51,8 +51,8 @@ def train(
     cache_dir: str = common.CacheDirOpt,
 ) -> None:
     """Train a method's trainable parts (AdaptCLIP adapters, AdaCLIP prompts) with its authors' recipe; one checkpoint per epoch in OUT."""
-    from adaptclip_med.data import read_dataset
-    from adaptclip_med.methods import get_method
+    from adaptclip_med.data.layouts import read_dataset
+    from adaptclip_med.methods.registry import get_method
 
     cls = get_method(method)
     if not cls.trainable:
@@ -63,7 +63,8 @@ def train(
         _train_with_contract(method, spec, index, out, epochs, batch_size, lr, seed, split, image_size, resume, device)
         return
     from adaptclip_med.model.backbone_source import BackboneSpec
-    from adaptclip_med.training.trainer import TrainingConfig, train_adapters
+    from adaptclip_med.training.config import TrainingConfig
+    from adaptclip_med.training.trainer import train_adapters
 
     spec = BackboneSpec(spec.architecture or cls.default_backbone[0], spec.weights or cls.default_backbone[1], spec.activation,
                         spec.cache_dir, spec.offline)
@@ -84,7 +85,8 @@ def train(
 def _train_with_contract(method: str, spec, index, out: Path, epochs, batch_size, lr, seed, split: str, image_size: int,
                          resume: Path | None, device: str) -> None:
     """Methods other than AdaptCLIP train through the method contract (their own loss and recipe)."""
-    from adaptclip_med.methods import MethodSpec, get_method
+    from adaptclip_med.methods.base import MethodSpec
+    from adaptclip_med.methods.registry import get_method
     from adaptclip_med.training.method_trainer import MethodTrainingConfig, train_method
 
     loaded = get_method(method).load(MethodSpec(method=method, backbone=spec, weights=str(resume) if resume else None,

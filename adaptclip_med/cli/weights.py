@@ -21,7 +21,7 @@ def _check_method(method: str) -> None:
 
 def _backbone_for(method: str, backbone: str | None, weights: str | None) -> tuple[str, str]:
     """The backbone a method uses unless told otherwise (its default architecture and tag)."""
-    from adaptclip_med.methods import get_method
+    from adaptclip_med.methods.registry import get_method
 
     default_arch, default_weights = get_method(method).default_backbone
     return backbone or default_arch, weights or default_weights
@@ -37,7 +37,8 @@ def register(app: typer.Typer) -> None:
 @common.user_errors
 def status(cache_dir: str = common.CacheDirOpt) -> None:
     """Show which known backbone weights and adapter checkpoints are present locally."""
-    from adaptclip_med.model.weights_store import adaclip_instructions, adaclip_status, backbone_status, home, release_status
+    from adaptclip_med.model.weights_store import adaclip_instructions, adaclip_status, backbone_status, release_status
+    from adaptclip_med.utils.home import home
 
     rows = backbone_status(cache_dir) + release_status(cache_dir) + adaclip_status()
     for row in rows:
@@ -89,7 +90,8 @@ def import_(
 ) -> None:
     """Convert a released checkpoint into the project format (checksum verified for the releases)."""
     from adaptclip_med.model.checkpoints import import_release
-    from adaptclip_med.model.weights_store import adaclip_folder, home
+    from adaptclip_med.model.weights_store import adaclip_folder
+    from adaptclip_med.utils.home import home
 
     if not source.is_file():
         from adaptclip_med.errors import MissingWeightsError

@@ -19,7 +19,8 @@ from adaptclip_med.utils.redact import describe_path
 from adaptclip_med.volume.preprocessing import SlicePreprocessing, parse_window
 from adaptclip_med.review import guarded
 from adaptclip_med.review.access import MANAGE
-from adaptclip_med.volume.reference_bank import build_reference_bank, list_banks
+from adaptclip_med.volume.bank_listing import list_banks
+from adaptclip_med.volume.reference_bank import build_reference_bank
 
 from adaptclip_med.dashboard import state
 from adaptclip_med.dashboard.plain import md_text

@@ -13,7 +13,7 @@ from adaptclip_med.review.background import BackgroundTask, BarState
 from adaptclip_med.review.rendering import grey_rgb, percentile_window
 from adaptclip_med.review.studies import DEFAULT_METHOD, dashboard_output_dir, score_for_review
 from adaptclip_med.volume.pipeline import make_scorer
-from adaptclip_med.volume.reference_bank import list_banks
+from adaptclip_med.volume.bank_listing import list_banks
 
 from adaptclip_med.dashboard import state, viewer_state
 from adaptclip_med.dashboard.plain import md_text
@@ -25,7 +25,7 @@ ZERO_SHOT = "(zero-shot: no normal references)"
 def methods() -> list[str]:
     """Registered scoring methods; only the default when the registry (or a method) cannot be imported."""
     try:
-        from adaptclip_med.methods import available_methods
+        from adaptclip_med.methods.registry import available_methods
 
         names = [str(n) for n in available_methods()]
     except Exception:  # a method's optional dependency missing must not break the page

@@ -19,14 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from adaptclip_med.demo.bank import ensure_demo_bank
-from adaptclip_med.demo.model import DEMO_IMAGE_SIZE, DEMO_MODEL, DEMO_WINDOW
+from adaptclip_med.demo.model import DEMO_MODEL, DEMO_WINDOW
 from adaptclip_med.utils.atomic import atomic_write_text
 from adaptclip_med.volume.options import ModelOptions, ReferenceOptions, ScoringOptions, SlicingOptions
 from adaptclip_med.volume.pipeline import StudyOutputs, make_scorer, model_for, write_study_outputs
 
 DEMO_LABEL = ("DEMONSTRATION ONLY: synthetic phantoms, demo model trained on SYNTHETIC data "
               "(formula-weighted tiny ViT + adapters) - no diagnostic value")
-__all__ = ["DEMO_IMAGE_SIZE", "DEMO_LABEL", "DEMO_WINDOW", "DemoResult", "LesionReport", "demo_options",
+__all__ = ["DEMO_LABEL", "DemoResult", "LesionReport", "demo_options",
            "lesion_level_result", "run_demo"]
 _KIND = {1: "hyperdense", 2: "hypodense", 3: "mass"}
 

@@ -1,14 +1,4 @@
-"""Anomaly-detection methods behind one contract (see ``base.py`` and docs/adding-a-method.md)."""
+"""Anomaly-detection methods behind one contract (see ``base.py`` and docs/adding-a-method.md).
 
-from adaptclip_med.methods.base import AnomalyMethod, MethodSpec, SlicePrediction
-from adaptclip_med.methods.registry import (
-    DEFAULT_METHOD,
-    available_methods,
-    get_method,
-    load_method,
-    parse_methods,
-    register_method,
-)
-
-__all__ = ["AnomalyMethod", "MethodSpec", "SlicePrediction", "DEFAULT_METHOD", "available_methods", "get_method",
-           "load_method", "parse_methods", "register_method"]
+Each name is imported from its own module: the contract from :mod:`.base`, the lookup
+(``get_method``, ``load_method``, ``register_method``) from :mod:`.registry`."""

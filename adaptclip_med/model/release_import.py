@@ -15,7 +15,7 @@ import torch
 
 from adaptclip_med.errors import AdaptClipError, CheckpointMismatchError, ChecksumError
 from adaptclip_med.model.backbone_source import sha256_of_file
-from adaptclip_med.model.known_weights import RELEASE_FILES, RELEASE_REPO  # noqa: F401 - the release's names
+from adaptclip_med.model.known_weights import RELEASE_FILES, RELEASE_REPO
 
 log = logging.getLogger(__name__)
 

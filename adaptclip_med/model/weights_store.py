@@ -15,7 +15,7 @@ from pathlib import Path
 
 from adaptclip_med.errors import MissingWeightsError
 from adaptclip_med.model.known_weights import ADACLIP_RELEASES, KNOWN_BACKBONES, RELEASE_FILES, RELEASE_REPO
-from adaptclip_med.utils.home import home  # noqa: F401 - re-exported for callers
+from adaptclip_med.utils.home import home
 
 #: Backbones the authors used, with the weights tag each was used with.
 

@@ -78,7 +78,7 @@ def discover(roots: AllowedRoots, show_patient_names: bool = False, axis: str = 
     ``keys_in_use`` (see :func:`study_keys_in_use`): study keys the dashboard's store and output
     already hold; a volume file filed under its pre-unification key keeps that key, so its
     sign-offs and scored results stay attached (see :func:`study_key_for_file`)."""
-    from adaptclip_med.io.dicom import scan_dicom
+    from adaptclip_med.io.dicom_scan import scan_dicom
 
     files = list(roots.walk_files(limit))
     others = [p for p in files if not p.name.lower().endswith(VOLUME_FILE_SUFFIXES) and not is_result_file(p)

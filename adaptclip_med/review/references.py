@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from adaptclip_med.review.study_data import ReviewStudy
-from adaptclip_med.volume.reference_bank import ReferenceBank, list_banks
+from adaptclip_med.volume.bank_listing import list_banks
+from adaptclip_med.volume.reference_bank import ReferenceBank
 
 
 @dataclass(frozen=True)

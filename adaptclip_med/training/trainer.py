@@ -37,7 +37,6 @@ from adaptclip_med.model.checkpoints import (
     save_adapters,
 )
 from adaptclip_med.training.config import (
-    ADAPTERS,
     BRANCH_OF,
     RESUME_KEYS,
     TrainingConfig,
@@ -58,8 +57,8 @@ from adaptclip_med.utils.redact import describe_path
 
 log = logging.getLogger(__name__)
 
-#: The training API in one import (``ADAPTERS`` and ``TrainingConfig`` live in training.config).
-__all__ = ["ADAPTERS", "AdapterTrainer", "EpochResult", "TrainingConfig", "initial_model", "optimizer_state_path",
+#: The training loop (``ADAPTERS`` and ``TrainingConfig`` are imported from training.config).
+__all__ = ["AdapterTrainer", "EpochResult", "initial_model", "optimizer_state_path",
            "train_adapters"]
 
 @dataclass

@@ -21,7 +21,8 @@ from adaptclip_med.outputs.slice_numbers import instance_numbers, slice_labels
 from adaptclip_med.outputs.thresholds import flag_line, result_flag
 from adaptclip_med.utils.ownership import claim_output_folder, require_owned
 from adaptclip_med.volume.options import ScoringOptions
-from adaptclip_med.volume.pipeline import NOT_FOR_CLINICAL_USE, make_scorer, write_study_outputs
+from adaptclip_med.outputs.study_writers import NOT_FOR_CLINICAL_USE
+from adaptclip_med.volume.pipeline import make_scorer, write_study_outputs
 
 METHODS_JSON = "methods.json"
 METHODS_PLOT = layout.METHODS_SCORE_PLOT

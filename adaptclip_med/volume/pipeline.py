@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from adaptclip_med.methods import AnomalyMethod, load_method
+from adaptclip_med.methods.base import AnomalyMethod
+from adaptclip_med.methods.registry import load_method
 from adaptclip_med.outputs import layout
-from adaptclip_med.outputs.study_writers import NOT_FOR_CLINICAL_USE  # noqa: F401  (re-exported)
 from adaptclip_med.volume.batch_size import resolve_batch_size
 from adaptclip_med.volume.comparability import StudyComparability
 from adaptclip_med.volume.options import ScoringOptions

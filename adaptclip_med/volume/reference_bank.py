@@ -48,7 +48,6 @@ from adaptclip_med.methods.base import RESERVED_ROW_NAMES, AnomalyMethod
 from adaptclip_med.utils.progress import progress_bar
 from adaptclip_med.volume.bank_building import building_slot
 from adaptclip_med.volume.bank_integrity import BUILD_ID, check_consistency, file_stamp, manifest
-from adaptclip_med.volume.bank_listing import list_banks  # noqa: F401 - re-exported
 from adaptclip_med.volume.coverage import body_extent_mm
 from adaptclip_med.volume.distribution_check import calibrate_distribution
 from adaptclip_med.volume.physical_grid import GridChoice, PhysicalGrid, grid_mapping, parse_grid, to_grid

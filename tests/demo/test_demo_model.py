@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from adaptclip_med.errors import AdaptClipError
-from adaptclip_med.methods import MethodSpec, load_method
+from adaptclip_med.methods.base import MethodSpec
+from adaptclip_med.methods.registry import load_method
 from adaptclip_med.model import demo_backbone
 from adaptclip_med.model.build import build_backbone
 from adaptclip_med.model.backbone_source import BackboneSpec

@@ -9,19 +9,15 @@ import torch
 from safetensors.torch import load_file
 from training_trees import quiet_single_thread, write_mvtec_tree  # noqa: F401 - autouse fixture
 
-from adaptclip_med.data import read_dataset
+from adaptclip_med.data.layouts import read_dataset
 from adaptclip_med.errors import InputError
 from adaptclip_med.evaluation.benchmark import BenchmarkConfig, run_benchmark
 from adaptclip_med.methods.adaptclip import AdaptCLIPMethod
 from adaptclip_med.model.checkpoints import build_model, read_metadata
 from adaptclip_med.training.feature_cache import FeatureCache
 from adaptclip_med.preprocess import load_model_inputs
-from adaptclip_med.training.trainer import (
-    TrainingConfig,
-    initial_model,
-    optimizer_state_path,
-    train_adapters,
-)
+from adaptclip_med.training.config import TrainingConfig
+from adaptclip_med.training.trainer import initial_model, optimizer_state_path, train_adapters
 
 SIZE = 56
 BASE = TrainingConfig(epochs=4, image_size=SIZE)

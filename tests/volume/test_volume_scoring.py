@@ -12,7 +12,8 @@ import pytest
 
 from adaptclip_med.errors import AdaptClipError, InputError
 from adaptclip_med.volume.preprocessing import parse_window, relative_positions
-from adaptclip_med.volume.reference_bank import ReferenceBank, bank_key, delete_bank, list_banks, rename_bank
+from adaptclip_med.volume.bank_listing import list_banks
+from adaptclip_med.volume.reference_bank import ReferenceBank, bank_key, delete_bank, rename_bank
 from adaptclip_med.volume.scoring import aggregate_scores
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-from adaptclip_med.io import load_study
+from adaptclip_med.io.loader import load_study
 from adaptclip_med.volume.options import ScoringOptions
 from adaptclip_med.volume.pipeline import make_scorer
 
