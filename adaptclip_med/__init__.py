@@ -23,7 +23,8 @@ __all__ = ["__version__", "BackboneSpec", "MethodSpec", "available_methods", "bu
 
 if TYPE_CHECKING:
     from adaptclip_med.api import build_bank, load_method, predict_image, score_study
-    from adaptclip_med.methods import MethodSpec, available_methods
+    from adaptclip_med.methods.base import MethodSpec
+    from adaptclip_med.methods.registry import available_methods
     from adaptclip_med.model.backbone_source import BackboneSpec
 
 
@@ -32,10 +33,14 @@ def __getattr__(name: str) -> Any:
         from adaptclip_med import api
 
         return getattr(api, name)
-    if name in ("available_methods", "MethodSpec"):
-        from adaptclip_med import methods
+    if name == "available_methods":
+        from adaptclip_med.methods.registry import available_methods
 
-        return getattr(methods, name)
+        return available_methods
+    if name == "MethodSpec":
+        from adaptclip_med.methods.base import MethodSpec
+
+        return MethodSpec
     if name == "BackboneSpec":
         from adaptclip_med.model.backbone_source import BackboneSpec
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from adaptclip_med.methods import AnomalyMethod, MethodSpec, validate_spec
-from adaptclip_med.methods import load_method as _load_cached
+from adaptclip_med.methods.base import AnomalyMethod, MethodSpec
+from adaptclip_med.methods.registry import load_method as _load_cached
+from adaptclip_med.methods.registry import validate_spec
 
 
 def load_method(spec: MethodSpec | str = "adaptclip") -> AnomalyMethod:

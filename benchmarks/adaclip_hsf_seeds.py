@@ -25,7 +25,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=4)
     args = parser.parse_args()
-    from adaptclip_med.methods import MethodSpec, get_method
+    from adaptclip_med.methods.base import MethodSpec
+    from adaptclip_med.methods.registry import get_method
     from adaptclip_med.model.backbone_source import BackboneSpec
 
     method = get_method("adaclip").load(MethodSpec(method="adaclip", backbone=BackboneSpec("adaclip-tiny-vit", "random:0", offline=True),

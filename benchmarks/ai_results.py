@@ -35,7 +35,7 @@ def _probability(shape: tuple[int, int, int], seed: int = 0) -> np.ndarray:
 
 def _study(folder: Path, slices: int, matrix: int):
     from adaptclip_med.demo.phantom import write_dicom_series
-    from adaptclip_med.io import load_study
+    from adaptclip_med.io.loader import load_study
 
     hu = np.random.default_rng(1).normal(40, 10, (slices, matrix, matrix)).astype(np.float32)
     write_dicom_series(hu, folder, spacing=(1.0, 0.5, 0.5))

@@ -117,7 +117,7 @@ def prepare_scored_demo(output: Path, **dataset: Any) -> ScoredDemo:
     """Demo data under ``output`` (``dataset``: make_demo_dataset's size options), the demo bank
     (the one demo-bank builder) and the lesion study scored into the dashboard's output folder.
     Shared by this benchmark and the browser test (tests/dashboard/test_browser.py)."""
-    from adaptclip_med.cli.dashboard import DEMO_DATA
+    from adaptclip_med.demo.reading_room import DEMO_DATA
     from adaptclip_med.demo.bank import ensure_demo_bank
     from adaptclip_med.demo.phantom import make_demo_dataset
     from adaptclip_med.demo.run import demo_options

@@ -47,7 +47,7 @@ QUICK = {"adaptclip": ("adaptclip-tiny-vit", 56), "adaclip": ("adaclip-tiny-vit"
 
 
 def _spec(name: str, quick: bool, device: str):
-    from adaptclip_med.methods import MethodSpec
+    from adaptclip_med.methods.base import MethodSpec
     from adaptclip_med.model.backbone_source import BackboneSpec
 
     architecture, size = (QUICK if quick else REAL)[name]
@@ -56,7 +56,7 @@ def _spec(name: str, quick: bool, device: str):
 
 
 def bench_method(name: str, quick: bool, repeats: int, batch: int, device: torch.device, naive: bool = True) -> dict[str, Any]:
-    from adaptclip_med.methods import get_method
+    from adaptclip_med.methods.registry import get_method
 
     spec = _spec(name, quick, str(device))
     started = time.perf_counter()

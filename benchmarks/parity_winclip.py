@@ -123,7 +123,8 @@ def run_ours(workdir: Path, class_name: str) -> dict:
     from PIL import Image
 
     sys.path.insert(0, str(ROOT))
-    from adaptclip_med.methods import MethodSpec, load_method
+    from adaptclip_med.methods.base import MethodSpec
+    from adaptclip_med.methods.registry import load_method
     from adaptclip_med.model.backbone_source import BackboneSpec
 
     method = load_method(MethodSpec(method="winclip", backbone=BackboneSpec(ARCH, str(workdir / "state.pt")), class_name=class_name))

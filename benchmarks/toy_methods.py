@@ -16,7 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from adaptclip_med.methods import AnomalyMethod, MethodSpec, SlicePrediction, register_method
+from adaptclip_med.methods.base import AnomalyMethod, MethodSpec, SlicePrediction
+from adaptclip_med.methods.registry import register_method
 
 NAME = "toy-intensity"
 DEFAULT_SIZE = 64

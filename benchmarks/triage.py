@@ -135,7 +135,8 @@ def evaluate(studies: list[dict[str, Any]], scorer: VolumeScorer) -> dict[str, A
 
 def accuracy(strides: list[int], shape: tuple[int, int, int], abnormal_per_class: int, normals: int,
              work: Path) -> dict[str, Any]:
-    from adaptclip_med.methods import MethodSpec, load_method
+    from adaptclip_med.methods.base import MethodSpec
+    from adaptclip_med.methods.registry import load_method
     from adaptclip_med.methods.registry import unregister_method
 
     from benchmarks import toy_methods
@@ -177,7 +178,7 @@ def speed(strides: list[int], slices: int, side: int, image_size: int) -> dict[s
     """Real AdaptCLIP path (tiny random backbone): wall time full vs triage on one study."""
     import torch
 
-    from adaptclip_med.methods import MethodSpec
+    from adaptclip_med.methods.base import MethodSpec
     from adaptclip_med.model.backbone_source import BackboneSpec
     from adaptclip_med.volume.options import ScoringOptions, SlicingOptions
     from adaptclip_med.volume.pipeline import model_for
@@ -217,7 +218,8 @@ def long_studies(strides: list[int], slices: int, side: int, work: Path, abnorma
                  normals: int = 3) -> dict[str, Any]:
     """Studies of the 300-slice length (per lesion class and normal), toy method, full vs
     triage: the scored fraction where refinement is a smaller share than on short phantoms."""
-    from adaptclip_med.methods import MethodSpec, load_method
+    from adaptclip_med.methods.base import MethodSpec
+    from adaptclip_med.methods.registry import load_method
     from adaptclip_med.methods.registry import unregister_method
     from adaptclip_med.volume.bank.reader import ReferenceBank
 

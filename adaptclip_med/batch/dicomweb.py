@@ -24,9 +24,10 @@ from typing import Any, Callable, TypeVar
 import pydicom
 import requests
 
-from adaptclip_med.batch.discovery import Discovery, StudyFiles, StudyTask, study_key_for_uid
+from adaptclip_med.batch.discovery import Discovery, StudyFiles, StudyTask
 from adaptclip_med.batch.rules import SeriesDecision, SeriesRules
 from adaptclip_med.errors import AdaptClipError
+from adaptclip_med.io.discovery import study_key_for_uid
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -20,9 +20,11 @@ import pydicom
 from adaptclip_med.batch.rules import SeriesDecision, SeriesRules
 from adaptclip_med.errors import InputError
 from adaptclip_med.io.dicom_scan import is_input_folder, scan_dicom
+from adaptclip_med.io.discovery import is_volume_study_file, volume_file_key, volume_file_kind
 from adaptclip_med.io.file_kinds import regular_file_problem
-from adaptclip_med.io.itk_image import ITK_SUFFIXES, is_detached_itk_data, is_itk_image
-from adaptclip_med.utils.redact import describe_path, file_key, pseudonymous_key, relative_label
+from adaptclip_med.io.itk_image import is_detached_itk_data
+from adaptclip_med.io.loader import NIFTI_SUFFIXES
+from adaptclip_med.utils.redact import describe_path, file_key, relative_label
 
 log = logging.getLogger(__name__)
 
@@ -80,32 +82,15 @@ class FolderSource:
         return StudyFiles([Path(p) for p in task.files], self.root)  # file keys are relative to the input root
 
 
-def study_key_for_uid(study_uid: str) -> str:
-    """The study key used everywhere (same derivation as :func:`scan_dicom`'s ``study_key``)."""
-    return pseudonymous_key("study", study_uid)
-
-
 def file_error(path: Path, root: Path, reason: str) -> FileError:
     """A file-level error named by the file's pseudonymous key only (never its path: folder names
     often hold patient names); the run's owner-only file index maps keys back to paths."""
     return FileError(file_key(path, root), reason, relative_label(path, root))
 
 
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
-#: This project's own result files are not studies (a results folder inside the input tree).
-_RESULT_PREFIXES = ("anomaly_", "reviewed_")
-
-
-def _is_nifti_study(path: Path) -> bool:
-    name = path.name.lower()
-    return name.endswith(NIFTI_SUFFIXES + ITK_SUFFIXES) and not name.startswith(_RESULT_PREFIXES)
-
-
 def nifti_task(path: Path, root: Path) -> StudyTask:
     """One study per volume file; the kind (and key prefix) says which reader: 'nifti' or 'itk'."""
-    relative = os.path.relpath(path, root) if root.is_dir() else path.name
-    kind = "itk" if is_itk_image(path) else "nifti"
-    return StudyTask(f"{kind}-{pseudonymous_key(kind, relative)}", (str(path),), kind=kind)
+    return StudyTask(volume_file_key(path, root), (str(path),), kind=volume_file_kind(path))
 
 
 def discover_folder(root: Path, exclude: tuple[Path, ...] = ()) -> Discovery:
@@ -129,7 +114,7 @@ def discover_folder(root: Path, exclude: tuple[Path, ...] = ()) -> Discovery:
     for info in scan_dicom(root, root=root if root.is_dir() else root.parent, exclude=exclude, label_for=label):
         if info.kind == "unreadable":
             for skip in info.skipped:
-                if _is_nifti_study(skip.path) and regular_file_problem(skip.path) is None:
+                if is_volume_study_file(skip.path) and regular_file_problem(skip.path) is None:
                     niftis.append(nifti_task(skip.path, root))
                 elif skip.path.name.lower().endswith(NIFTI_SUFFIXES):
                     log.info("%s: a result file of this project, not a study", describe_path(skip.path, root))

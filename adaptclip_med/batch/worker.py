@@ -15,13 +15,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
-from adaptclip_med.batch.discovery import Discovery, StudyFiles, StudyTask, study_key_for_uid
+from adaptclip_med.batch.discovery import Discovery, StudyFiles, StudyTask
 from adaptclip_med.batch.journal import DONE, FAILED, StudyRecord
 from adaptclip_med.batch.rules import SeriesRules, no_series_reason, select_series
 from adaptclip_med.batch.staging import is_disk_full, publish
 from adaptclip_med.errors import AdaptClipError
 from adaptclip_med.io.dicom import load_dicom_series
 from adaptclip_med.io.dicom_scan import scan_dicom, unreadable_near
+from adaptclip_med.io.discovery import study_key_for_uid
 from adaptclip_med.outputs import layout
 from adaptclip_med.utils.keys import key_path
 from adaptclip_med.utils.redact import describe_path, file_key, header_warnings_silenced

@@ -15,7 +15,7 @@ from adaptclip_med.cli import common, options
 from adaptclip_med.volume.batch_size import parse_batch_size
 
 if TYPE_CHECKING:
-    from adaptclip_med.methods import MethodSpec
+    from adaptclip_med.methods.base import MethodSpec
 
 
 def register(app: typer.Typer) -> None:
@@ -73,7 +73,11 @@ def batch(
     Exit codes: 0 every study scored; 4 some studies failed (see errors.csv); 2 nothing scored
     (every study failed, or bad input); 3 weights missing.
     """
-    from adaptclip_med.batch import BatchOptions, DicomwebSource, FolderSource, RetryPolicy, load_rules, run_batch
+    from adaptclip_med.batch.dicomweb import DicomwebSource, RetryPolicy
+    from adaptclip_med.batch.discovery import FolderSource
+    from adaptclip_med.batch.rules import load_rules
+    from adaptclip_med.batch.runner import run_batch
+    from adaptclip_med.batch.worker import BatchOptions
 
     if (source is None) == (dicomweb is None):
         raise typer.BadParameter("give either a SOURCE folder or --dicomweb URL (not both)")

@@ -22,7 +22,7 @@ from adaptclip_med.errors import AdaptClipError
 from adaptclip_med.runtime import measured
 
 if TYPE_CHECKING:
-    from adaptclip_med.methods import MethodSpec
+    from adaptclip_med.methods.base import MethodSpec
     from adaptclip_med.model.backbone_source import BackboneSpec
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -61,7 +61,8 @@ def method_spec(flags: dict[str, Any], methods: tuple[str, ...], method: str, re
     """The method spec of the model flags for ``method``, validated by the method (one-line errors
     naming the flag), with the backbone left to the method's default when not given and the
     device resolved."""
-    from adaptclip_med.methods import MethodSpec, validate_spec
+    from adaptclip_med.methods.base import MethodSpec
+    from adaptclip_med.methods.registry import validate_spec
 
     given = adapters_for(flags.get("adapters"), methods, method)
     backbone = backbone_spec(flags.get("backbone") or "", flags.get("backbone_weights"), flags.get("backbone_activation", "auto"),
@@ -108,7 +109,7 @@ def model_options(multi: bool = False, adapters_option: Any = None, require_weig
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             flags = {name: kwargs.pop(name) for name in names if name in kwargs}
-            from adaptclip_med.methods import parse_methods
+            from adaptclip_med.methods.registry import parse_methods
 
             methods = tuple(parse_methods(flags.get("method")))
             if len(methods) > 1 and not multi:

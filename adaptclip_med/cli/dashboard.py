@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 import typer
 
 from adaptclip_med.cli import common, options
-from adaptclip_med.demo.bank import DEMO_BANK
 from adaptclip_med.errors import InputError
 from adaptclip_med.review.config import CONFIG_ENV, DEFAULT_MAX_UPLOAD_MB, DEFAULT_UPLOAD_TTL_MINUTES, DashboardConfig
 from adaptclip_med.review.login_config import SECRET_ENV, OidcOptions, plan_login, write_secrets
@@ -28,10 +27,9 @@ from adaptclip_med.utils.redact import describe_path
 from adaptclip_med.volume.options import ScoringOptions, SlicingOptions
 
 if TYPE_CHECKING:
-    from adaptclip_med.methods import MethodSpec
+    from adaptclip_med.methods.base import MethodSpec
 
 APP = Path(__file__).resolve().parents[1] / "dashboard" / "entry.py"
-DEMO_DATA = "demo_data"
 
 
 def register(app: typer.Typer) -> None:
@@ -45,36 +43,6 @@ def streamlit_command(app_path: Path, port: int, address: str, max_upload_mb: in
                "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal", "--theme.base", "dark"]
     # Only our secrets file (never ~/.streamlit/secrets.toml of whoever runs it); none: no login section.
     return command + ["--secrets.files", str(secrets)] if secrets is not None else command
-
-
-def demo_data_root(output: Path) -> Path:
-    """The synthetic phantom study and normal references, made once under the output folder."""
-    from adaptclip_med.demo.dataset import make_ct_demo_dataset
-
-    from adaptclip_med.demo.reading_room import truth_outside
-
-    root = output / DEMO_DATA
-    truth = truth_outside(output, root)  # the label map is not a study: never under the data root
-    if not (root / "study").is_dir():
-        make_ct_demo_dataset(root, seed=0, normals=3, truth_path=truth)
-    return root
-
-
-def demo_bank(data_root: Path, banks: Path) -> Path:
-    """A reference bank of the demo's normal phantoms, built once, so a first-time user can open the
-    demo study and score it few-shot straight away (the library page can build others)."""
-    from adaptclip_med.demo.bank import ensure_demo_bank
-    from adaptclip_med.demo.run import demo_options
-    from adaptclip_med.volume.pipeline import model_for
-
-    folder = data_root / "normals"
-    if not folder.is_dir():  # a demo folder made before the CT-like phantoms
-        folder = data_root / "references"
-    scans = sorted(p for p in folder.iterdir() if p.is_dir())
-    if not (banks / DEMO_BANK / "bank.json").is_file():
-        typer.echo(f"building the demo reference bank '{DEMO_BANK}' from {len(scans)} normal phantoms (demo model)")
-    options = demo_options()
-    return ensure_demo_bank(scans, model_for(options), options.preprocessing(), banks, DEMO_BANK)
 
 
 _ADAPTERS = typer.Option(None, "--adapters", help="Trained weights of the method (.safetensors or released .pth), or 'untrained'. Without them a trainable method (adaptclip, adaclip) only reviews existing results; winclip needs none.")
@@ -138,21 +106,15 @@ def dashboard(
         if not folder.is_dir():
             raise InputError(f"{describe_path(folder)}: not a folder")
     if demo:
-        from adaptclip_med.demo.run import demo_options
+        from adaptclip_med.demo.reading_room import set_up_demo_dashboard
 
-        scoring = demo_options()
         banks = banks_root or output / "banks"
-        if not roots:
-            roots = [demo_data_root(output)]
-            references = references or str(demo_bank(roots[0], banks))
-            from adaptclip_med.demo.reading_room import prescore_lesion_study
-
-            typer.echo("scoring the demo's lesion study (demo model, few-shot with the demo bank) for the reading room")
-            prescore_lesion_study(output, roots[0], options.resolve_bank(references, banks), scoring.slicing.axis)
+        prepared = set_up_demo_dashboard(output, banks, tuple(roots), options.resolve_bank(references, banks), typer.echo)
+        scoring, roots, bank = prepared.scoring, list(prepared.data_roots), prepared.bank
     else:
         banks = options.banks_root(banks_root)
         scoring = ScoringOptions(model=model, slicing=SlicingOptions(window=window, axis=axis, batch_size=batch_size))
-    bank = options.resolve_bank(references, banks)
+        bank = options.resolve_bank(references, banks)
     config = DashboardConfig(data_roots=tuple(roots), output=output, banks_root=banks.expanduser().resolve(),
                              scoring=scoring.with_references(bank=str(Path(bank).resolve())) if bank else scoring, model_configured=demo or adapters_given or not _trainable(model.method),
                              results=tuple(p.expanduser().resolve() for p in results), show_patient_names=show_patient_names,
@@ -207,7 +169,7 @@ def _free_port_hint(address: str) -> int:
 
 
 def _trainable(method: str) -> bool:
-    from adaptclip_med.methods import get_method
+    from adaptclip_med.methods.registry import get_method
 
     return get_method(method).trainable
 

@@ -12,7 +12,7 @@ from adaptclip_med.cli import common
 from adaptclip_med.errors import InputError
 
 if TYPE_CHECKING:
-    from adaptclip_med.methods import MethodSpec
+    from adaptclip_med.methods.base import MethodSpec
 
 
 def register(app: typer.Typer) -> None:
@@ -51,12 +51,12 @@ def evaluate(
     models: tuple[MethodSpec, ...] = None,
 ) -> None:
     """Evaluate one or several methods on DATASET_ROOT; writes report.md, CSV tables, plots/, references.json, examples/ (and comparison.md for several methods)."""
-    from adaptclip_med.data import read_dataset
+    from adaptclip_med.data.layouts import read_dataset
     from adaptclip_med.evaluation.benchmark import MAP_SIZE_PRESETS as PRESETS
     from adaptclip_med.evaluation.benchmark import BenchmarkConfig, run_benchmark
     from adaptclip_med.evaluation.benchmark_outputs import build_protocol, write_benchmark_outputs
     from adaptclip_med.evaluation.comparison import write_comparison
-    from adaptclip_med.methods import load_method
+    from adaptclip_med.methods.registry import load_method
 
     if preset is not None and preset not in PRESETS:
         raise InputError(f"unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")

@@ -11,7 +11,7 @@ import typer
 from adaptclip_med.volume.options import OutputOptions, ReferenceOptions, ScoringOptions, SlicingOptions
 
 if TYPE_CHECKING:
-    from adaptclip_med.methods import MethodSpec
+    from adaptclip_med.methods.base import MethodSpec
 
 WindowOpt = typer.Option(None, "--window", help="CT window preset (brain, subdural, stroke, bone, lung, mediastinum, abdomen, soft_tissue, liver), 'LEVEL,WIDTH' in HU, or 'percentile' (default: the bank's; percentile scaling when none).")
 AxisOpt = typer.Option("axial", "--axis", help="Slice axis: axial, coronal or sagittal.")

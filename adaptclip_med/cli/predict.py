@@ -10,7 +10,7 @@ import typer
 from adaptclip_med.cli import common
 
 if TYPE_CHECKING:
-    from adaptclip_med.methods import MethodSpec
+    from adaptclip_med.methods.base import MethodSpec
 
 
 def register(app: typer.Typer) -> None:
@@ -27,7 +27,7 @@ def predict(
     model: MethodSpec = None,
 ) -> None:
     """Score one 2-D image; writes RESULT.npz and optionally an overlay PNG."""
-    from adaptclip_med.methods import get_method
+    from adaptclip_med.methods.registry import get_method
     from adaptclip_med.predict2d import predict_image, save_overlay, save_result_npz
 
     method = get_method(model.method).load(model)  # one image, one process: no shared model cache

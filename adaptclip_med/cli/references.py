@@ -11,7 +11,7 @@ from adaptclip_med.cli import common, options
 from adaptclip_med.volume.options import ScoringOptions, SlicingOptions
 
 if TYPE_CHECKING:
-    from adaptclip_med.methods import MethodSpec
+    from adaptclip_med.methods.base import MethodSpec
 
 references_app = typer.Typer(help="Reference banks of normal scans (encoded once, reused for every study).", no_args_is_help=True)
 

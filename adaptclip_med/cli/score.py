@@ -11,7 +11,7 @@ from adaptclip_med.cli import common, options
 from adaptclip_med.volume.batch_size import parse_batch_size
 
 if TYPE_CHECKING:
-    from adaptclip_med.methods import MethodSpec
+    from adaptclip_med.methods.base import MethodSpec
 
 
 def register(app: typer.Typer) -> None:

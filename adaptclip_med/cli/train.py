@@ -43,8 +43,9 @@ def train(
     cache_dir: str = common.CacheDirOpt,
 ) -> None:
     """Train a method's trainable parts (AdaptCLIP adapters, AdaCLIP prompts) with its authors' recipe; one checkpoint per epoch in OUT."""
-    from adaptclip_med.data import read_dataset
-    from adaptclip_med.methods import MethodSpec, get_method
+    from adaptclip_med.data.layouts import read_dataset
+    from adaptclip_med.methods.base import MethodSpec
+    from adaptclip_med.methods.registry import get_method
     from adaptclip_med.training.request import TrainingRequest
 
     cls = get_method(method)

@@ -15,7 +15,7 @@ from adaptclip_med.methods.registry import DEFAULT_METHOD
 
 def _backbone_for(method: str, backbone: str | None, weights: str | None) -> tuple[str, str]:
     """The backbone a method uses unless told otherwise (its default architecture and tag)."""
-    from adaptclip_med.methods import get_method
+    from adaptclip_med.methods.registry import get_method
 
     default_arch, default_weights = get_method(method).default_backbone
     return backbone or default_arch, weights or default_weights
@@ -65,7 +65,7 @@ def fetch(
     cache_dir: str = common.CacheDirOpt,
 ) -> None:
     """Download backbone weights (open_clip tag; default: the method's backbone) and optionally a released adapter checkpoint."""
-    from adaptclip_med.methods import get_method
+    from adaptclip_med.methods.registry import get_method
 
     cls = get_method(method)
     backbone, backbone_weights = _backbone_for(method, backbone, backbone_weights)
@@ -85,7 +85,7 @@ def import_(
     method: str = typer.Option(DEFAULT_METHOD, "--method", help="Whose release layout SOURCE is in (a trainable method)."),
 ) -> None:
     """Convert a released checkpoint into the project format (checksum verified for the releases)."""
-    from adaptclip_med.methods import get_method
+    from adaptclip_med.methods.registry import get_method
 
     if not source.is_file():
         from adaptclip_med.errors import MissingWeightsError

@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from adaptclip_med.errors import AdaptClipError
-from adaptclip_med.volume.pipeline import NOT_FOR_CLINICAL_USE
+from adaptclip_med.outputs.study_writers import NOT_FOR_CLINICAL_USE
 
 from adaptclip_med.dashboard import auth, library_page, state, viewer_page, worklist_page
 

@@ -25,7 +25,7 @@ ZERO_SHOT = "(zero-shot: no normal references)"
 def methods() -> list[str]:
     """Registered scoring methods; only the default when the registry (or a method) cannot be imported."""
     try:
-        from adaptclip_med.methods import available_methods
+        from adaptclip_med.methods.registry import available_methods
 
         names = [str(n) for n in available_methods()]
     except Exception:  # a method's optional dependency missing must not break the page

@@ -16,7 +16,7 @@ import streamlit as st
 
 from adaptclip_med.errors import AdaptClipError
 from adaptclip_med.review.config import DashboardConfig, load_config
-from adaptclip_med.review.discovery import Discovery, discover
+from adaptclip_med.review.discovery import Discovery, discover, study_keys_in_use
 from adaptclip_med.review.access import Identity
 from adaptclip_med.review.paths import AllowedRoots
 from adaptclip_med.review.store import ReviewStore
@@ -125,7 +125,8 @@ def discovery(ctx: Context, refresh: bool = False) -> Discovery:
             from adaptclip_med.review.study_context import may_see_context
 
             names = may_see_context(ctx.who, ctx.config.show_patient_names)  # a logged-in reader sees who it is
-            st.session_state[DISCOVERY] = discover(ctx.data_roots, names, ctx.config.scoring.slicing.axis)
+            keys = study_keys_in_use(ctx.store, ctx.config.output)  # files keep the key their sign-offs carry
+            st.session_state[DISCOVERY] = discover(ctx.data_roots, names, ctx.config.scoring.slicing.axis, keys_in_use=keys)
     return st.session_state[DISCOVERY]
 
 

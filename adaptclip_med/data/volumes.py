@@ -2,7 +2,7 @@
 
 Medical auxiliary data usually comes as volumes plus label maps, not as 2-D images.  This layout
 reads them with the SAME readers, orientation and windowing as inference
-(:func:`adaptclip_med.io.load_study`, :func:`adaptclip_med.slice_preprocessing.prepare_volume`),
+(:func:`adaptclip_med.io.loader.load_study`, :func:`adaptclip_med.slice_preprocessing.prepare_volume`),
 so a model trained or evaluated here sees the slices the scorer will see, and no conversion script
 is needed.  Folder convention (Medical Segmentation Decathlon / nnU-Net naming)::
 
@@ -120,7 +120,7 @@ def _cache_key(root: Path, cases: list[VolumeCase], slicing: SlicePreprocessing)
 
 def _load_case(case: VolumeCase, slicing: SlicePreprocessing):
     """(windowed slices in [0, 1], background flags, label volume or None) in the scorer's frame."""
-    from adaptclip_med.io import load_study
+    from adaptclip_med.io.loader import load_study
     from adaptclip_med.slice_preprocessing import prepare_volume
 
     volume, _ = load_study(case.image, axis=slicing.axis)

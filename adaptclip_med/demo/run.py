@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from adaptclip_med.demo.bank import ensure_demo_bank
-from adaptclip_med.methods import MethodSpec
-from adaptclip_med.methods.adaptclip.demo_weights import DEMO_IMAGE_SIZE, DEMO_MODEL, DEMO_WINDOW
+from adaptclip_med.methods.base import MethodSpec
+from adaptclip_med.methods.adaptclip.demo_weights import DEMO_MODEL, DEMO_WINDOW
 from adaptclip_med.model.backbone_source import BackboneSpec
 from adaptclip_med.utils.atomic import atomic_write_text
 from adaptclip_med.volume.options import ReferenceOptions, ScoringOptions, SlicingOptions
@@ -31,7 +31,7 @@ from adaptclip_med.volume.study_run import StudyOutputs, run_study
 
 DEMO_LABEL = ("DEMONSTRATION ONLY: synthetic phantoms, demo model trained on SYNTHETIC data "
               "(formula-weighted tiny ViT + adapters) - no diagnostic value")
-__all__ = ["DEMO_IMAGE_SIZE", "DEMO_LABEL", "DEMO_WINDOW", "DemoResult", "LesionReport", "demo_options",
+__all__ = ["DEMO_LABEL", "DemoResult", "LesionReport", "demo_options",
            "lesion_level_result", "run_demo"]
 _KIND = {1: "hyperdense", 2: "hypodense", 3: "mass"}
 

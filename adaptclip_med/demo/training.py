@@ -69,7 +69,7 @@ def train_demo_model(work_dir: Path, figures_dir: Path | None = None, epochs: in
                      counts: TrainingSetSize = TrainingSetSize(), install: bool = True) -> DemoTraining:
     """Write the auxiliary set under ``work_dir``, train, and (``install``) copy the last epoch
     into the package; the loss curve and numbers go to ``figures_dir`` when given."""
-    from adaptclip_med.data import read_dataset
+    from adaptclip_med.data.layouts import read_dataset
     from adaptclip_med.model.backbone_source import BackboneSpec
     from adaptclip_med.methods.adaptclip.trainer import train_adapters
     from adaptclip_med.methods.adaptclip.training_config import TrainingConfig

@@ -2,7 +2,7 @@
 streaming metric accumulators.
 
 Protocol (evaluation.md): for k >= 1 each seed picks k normal references per class WITH
-replacement from the class's normal pool (:func:`adaptclip_med.data.choose_references`);
+replacement from the class's normal pool (:func:`adaptclip_med.data.references.choose_references`);
 zero-shot runs once with seed 10.  Maps are compared at the model input size, or at
 ``map_size`` (bilinear for maps, nearest for masks: the BMAD convention is 256).
 

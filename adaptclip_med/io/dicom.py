@@ -26,14 +26,14 @@ import pydicom
 from adaptclip_med.errors import InputError
 from adaptclip_med.io.dicom_headers import FrameHeader, image_type, series_frames
 from adaptclip_med.io.dicom_pixels import decode_grey_frames
-from adaptclip_med.io.dicom_scan import SeriesInfo, SkippedFile, all_skipped, scan_dicom
+from adaptclip_med.io.dicom_scan import SeriesInfo, SkippedFile
 from adaptclip_med.io.file_kinds import NotRegularFileError, open_regular
 from adaptclip_med.io.geometry import check_axis
 from adaptclip_med.io.limits import decoded_size_problem
 from adaptclip_med.io.volume import SliceSource, Volume, volume_from_source
 from adaptclip_med.utils.redact import describe_path
 
-__all__ = ["SeriesInfo", "SkippedFile", "all_skipped", "load_dicom_series", "scan_dicom"]
+__all__ = ["load_dicom_series"]
 
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 _SPACING_TOLERANCE = 0.10

@@ -13,30 +13,15 @@ tower into the textual adapter's learned tokens, which is why text calls do not 
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
-import open_clip
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from adaptclip_med.errors import AdaptClipError, CheckpointMismatchError
-from adaptclip_med.model import demo_backbone, prompts
-from adaptclip_med.model.backbone_source import (
-    BackboneIdentity,
-    BackboneSpec,
-    is_local_file,
-    is_random_weights,
-    pretrained_weights_file,
-    random_seed,
-    read_state_dict,
-    choose_activation,
-    resolve_architecture,
-    sha256_of_file,
-)
-
-log = logging.getLogger(__name__)
+from adaptclip_med.model import prompts
+from adaptclip_med.model.backbone_source import BackboneIdentity
 
 #: First two-stream block (1-based) used by the release for its two backbones (spec §1.1).
 _RELEASE_VV_START = {24: 6, 12: 4}
@@ -69,7 +54,10 @@ class VisionFeatures:
 
 
 class ClipBackbone(nn.Module):
-    """A frozen open_clip CLIP exposing exactly what AdaptCLIP needs."""
+    """A frozen open_clip CLIP exposing exactly what AdaptCLIP needs.
+
+    It only runs a CLIP it is given; where the weights come from (tag, file, random, demo) is
+    decided by :func:`adaptclip_med.model.build.build_backbone`."""
 
     def __init__(self, clip: nn.Module, identity: BackboneIdentity, tokenizer,
                  tap_layers: tuple[int, ...] | None = None, vv_start_layer: int | None = None) -> None:
@@ -101,52 +89,6 @@ class ClipBackbone(nn.Module):
         if self._static_text is not None:
             self._static_text = self._static_text.to(self.clip.token_embedding.weight.device, torch.float32)
         return result
-
-    # ------------------------------------------------------------------ construction
-    @classmethod
-    def from_spec(cls, spec: BackboneSpec, tap_layers: tuple[int, ...] | None = None,
-                  vv_start_layer: int | None = None) -> "ClipBackbone":
-        """Build the architecture and load weights (tag → hub cache/download, file, or random)."""
-        name, config = resolve_architecture(spec.architecture)
-        state = None
-        sha = None
-        openai_hint = False
-        demo = demo_backbone.is_demo_weights(spec.weights)
-        if demo and name != demo_backbone.DEMO_ARCHITECTURE:
-            raise AdaptClipError(f"backbone weights 'demo' exist only for {demo_backbone.DEMO_ARCHITECTURE}, not {name}: "
-                                 f"pass --backbone {demo_backbone.DEMO_ARCHITECTURE} or other weights")
-        if demo:
-            weights_label = demo_backbone.weights_label()
-        elif is_random_weights(spec.weights):
-            weights_label = f"random:{random_seed(spec.weights)}"
-        elif is_local_file(spec.weights):
-            path = _as_path(spec.weights)
-            state, openai_hint = read_state_dict(path)
-            sha = sha256_of_file(path)
-            weights_label = f"file:{path.name}"
-        else:
-            path = pretrained_weights_file(name, spec.weights, spec.cache_dir, spec.offline)
-            state, openai_hint = read_state_dict(path)
-            weights_label = f"open_clip:{spec.weights}"
-        choice = choose_activation(name, config, None if demo else spec.weights, spec.activation, openai_hint)
-        activation = choice.activation
-        if demo:
-            torch.manual_seed(demo_backbone.TEXT_SEED)
-        elif is_random_weights(spec.weights):
-            torch.manual_seed(random_seed(spec.weights))
-        with _quiet_open_clip():  # it warns "initialized randomly" although weights are loaded just below
-            clip = open_clip.create_model(name, pretrained=None, force_quick_gelu=activation == "quickgelu",
-                                          load_weights=False)
-        if state is not None:
-            _load_clip_state(clip, state, weights_label)
-        if demo:
-            demo_backbone.set_demo_vision_weights(clip.visual)
-        clip = clip.float()
-        identity = BackboneIdentity(architecture=name, model_config=config, weights=weights_label,
-                                    weights_sha256=sha, activation=activation)
-        (log.info if choice.certain else log.warning)("backbone %s: %s because %s", identity.short(), activation,
-                                                      choice.reason)
-        return cls(clip, identity, open_clip.get_tokenizer(name), tap_layers, vv_start_layer)
 
     @staticmethod
     def _check_supported(visual: nn.Module) -> None:
@@ -338,40 +280,3 @@ def _block_forward(block: nn.Module, x: torch.Tensor, two_stream: bool,
     vv = F.scaled_dot_product_attention(v, v, v)
     vv = vv.transpose(1, 2).reshape(batch, tokens, width)
     return x_out, block.ls_1(attn.out_proj(vv).to(x.dtype))
-
-
-class _quiet_open_clip:
-    """Raise the root logger's level while open_clip builds a model (it logs on the root logger)."""
-
-    def __enter__(self) -> None:
-        self._level = logging.getLogger().level
-        logging.getLogger().setLevel(logging.ERROR)
-
-    def __exit__(self, *exc) -> None:
-        logging.getLogger().setLevel(self._level)
-
-
-def _as_path(weights: str):
-    from pathlib import Path
-
-    return Path(weights).expanduser()
-
-
-def _load_clip_state(clip: nn.Module, state: dict[str, torch.Tensor], label: str) -> None:
-    """Load CLIP weights strictly, with a one-line error naming what does not fit."""
-    own = clip.state_dict()
-    missing = [k for k in own if k not in state and k != "logit_bias"]
-    unexpected = [k for k in state if k not in own]
-    wrong = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
-    if "visual.positional_embedding" in wrong:
-        raise CheckpointMismatchError(
-            f"backbone weights {label}: position grid {tuple(state['visual.positional_embedding'].shape)} does not match the architecture's "
-            f"{tuple(own['visual.positional_embedding'].shape)}: choose the architecture these weights belong to")
-    if missing or unexpected or wrong:
-        detail = (missing or unexpected or wrong)[:3]
-        raise CheckpointMismatchError(
-            f"backbone weights {label} do not fit the architecture ({len(missing)} missing, {len(unexpected)} unexpected, "
-            f"{len(wrong)} wrong-shape keys, e.g. {', '.join(detail)}): choose the architecture these weights belong to")
-    if "logit_scale" in state and own["logit_scale"].ndim != state["logit_scale"].ndim:
-        state["logit_scale"] = state["logit_scale"].reshape(own["logit_scale"].shape)
-    clip.load_state_dict(state, strict=False)

@@ -81,7 +81,7 @@ class NodeConfig:
     def scoring_options(self):
         """The :class:`ScoringOptions` batch would use for the same flags (one-line error for an
         unknown name or a trainable method without weights)."""
-        from adaptclip_med.methods import get_method
+        from adaptclip_med.methods.registry import get_method
         from adaptclip_med.volume.options import scoring_from_flat
 
         settings = {**NODE_SCORING_DEFAULTS, **self.scoring}

@@ -27,7 +27,7 @@ from pynetdicom.sop_class import Verification
 from adaptclip_med.errors import AdaptClipError
 from adaptclip_med.node.config import NodeConfig, Peer
 from adaptclip_med.node.spool import Spool
-from adaptclip_med.outputs.dicom_seg import MANUFACTURER
+from adaptclip_med.outputs.equipment import MANUFACTURER
 
 log = logging.getLogger(__name__)
 

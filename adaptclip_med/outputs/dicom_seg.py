@@ -22,7 +22,7 @@ from adaptclip_med.outputs.equipment import MANUFACTURER, AlgorithmEquipment, ad
 from adaptclip_med.utils.atomic import atomic_write_bytes
 from adaptclip_med.version import __version__
 
-__all__ = ["MANUFACTURER", "SEGMENT_RGB", "write_dicom_seg"]
+__all__ = ["SEGMENT_RGB", "write_dicom_seg"]
 
 #: The anomaly segment's recommended display colour (an orange-red distinct from grey anatomy).
 SEGMENT_RGB = (255, 96, 0)

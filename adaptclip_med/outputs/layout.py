@@ -16,7 +16,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from adaptclip_med.utils.ownership import OWNER_MARKER  # noqa: F401  (every output folder holds it)
 
 # -- per study
 PROBABILITY_NIFTI = "anomaly_probability.nii.gz"

@@ -1,6 +1,8 @@
 """What is under the data roots: image series (DICOM, grouped by header UIDs) and NIfTI volumes.
 
-The reference library and the "open a study" list are built from this.  Only pseudonymous keys,
+The reference library and the "open a study" list are built from this, on top of the rules and the
+one study-key scheme batch scoring uses too (:mod:`adaptclip_med.io.discovery`); the dashboard adds
+its per-series listing, label-map and finding hints and patient names.  Only pseudonymous keys,
 modality, description and slice counts are shown; the patient's name is read from the headers
 only when the dashboard was started with ``--show-patient-names``.  The walk is capped so a huge
 archive cannot hang the page.
@@ -12,14 +14,18 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from adaptclip_med.io.discovery import is_result_file, is_volume_study_file, volume_file_key
 from adaptclip_med.io.itk_image import is_detached_itk_data, is_itk_image, itk_header_geometry
 from adaptclip_med.io.loader import VOLUME_FILE_SUFFIXES
-from adaptclip_med.review.paths import AllowedRoots
+from adaptclip_med.review.paths import STUDIES_DIR, AllowedRoots
 from adaptclip_med.review.store import StudyLocation
 from adaptclip_med.utils.keys import check_key
 from adaptclip_med.utils.redact import describe_path, pseudonymous_key
+
+if TYPE_CHECKING:
+    from adaptclip_med.review.store import ReviewStore
 
 MAX_FILES = 20000
 
@@ -65,15 +71,19 @@ class Discovery:
     truncated: bool
 
 
-def discover(roots: AllowedRoots, show_patient_names: bool = False, axis: str = "axial", limit: int = MAX_FILES) -> Discovery:
-    """Image series and NIfTI files under ``roots`` (DICOM files grouped by their headers)."""
-    from adaptclip_med.io.dicom import scan_dicom
+def discover(roots: AllowedRoots, show_patient_names: bool = False, axis: str = "axial", limit: int = MAX_FILES,
+             keys_in_use: frozenset[str] = frozenset()) -> Discovery:
+    """Image series and NIfTI files under ``roots`` (DICOM files grouped by their headers).
+
+    ``keys_in_use`` (see :func:`study_keys_in_use`): study keys the dashboard's store and output
+    already hold; a volume file filed under its pre-unification key keeps that key, so its
+    sign-offs and scored results stay attached (see :func:`study_key_for_file`)."""
+    from adaptclip_med.io.dicom_scan import scan_dicom
 
     files = list(roots.walk_files(limit))
-    nifti = [p for p in files if p.name.lower().endswith(VOLUME_FILE_SUFFIXES)]
-    others = [p for p in files if not p.name.lower().endswith(VOLUME_FILE_SUFFIXES) and not _is_result_file(p)
+    others = [p for p in files if not p.name.lower().endswith(VOLUME_FILE_SUFFIXES) and not is_result_file(p)
               and not is_detached_itk_data(p)]
-    candidates = [_nifti_candidate(p, roots, axis) for p in nifti if not _is_result_file(p)]
+    candidates = [_nifti_candidate(p, roots, axis, keys_in_use) for p in files if is_volume_study_file(p)]
     unusable = 0
     for info in scan_dicom(others) if others else []:
         unusable += len(info.skipped)
@@ -118,11 +128,33 @@ def scan_path(candidate: Candidate, all_candidates: list[Candidate], staging: Pa
     return target
 
 
-def study_key_for_file(path: Path) -> str:
-    return pseudonymous_key("file", str(Path(path).resolve()))
+def study_key_for_file(path: Path, keys_in_use: frozenset[str] = frozenset()) -> str:
+    """The study key of a volume file in the dashboard: the one scheme of
+    :func:`~adaptclip_med.io.discovery.volume_file_key`, located from the file system root (one
+    review store spans several data roots and uploads, where relative names would collide).
+
+    Migration: dashboards before the unified scheme filed volume files under
+    ``pseudonymous_key("file", absolute path)``; when that key is in ``keys_in_use`` (the store or
+    the output folder knows it) it is kept, so existing sign-offs, audit entries and scored
+    results stay attached without rewriting the sealed audit ledger."""
+    resolved = Path(path).resolve()
+    legacy = pseudonymous_key("file", str(resolved))
+    if legacy in keys_in_use:
+        return legacy
+    return volume_file_key(resolved, Path(resolved.anchor))
 
 
-def _nifti_candidate(path: Path, roots: AllowedRoots, axis: str) -> Candidate:
+def study_keys_in_use(store: "ReviewStore", output: Path) -> frozenset[str]:
+    """Study keys the dashboard already holds: registered or signed-off studies in the store and
+    the studies it scored into ``output`` (``studies/<key>`` or ``studies/<key>--<method>``)."""
+    keys = set(store.study_keys())
+    folder = Path(output) / STUDIES_DIR
+    if folder.is_dir():
+        keys.update(entry.name.split("--", 1)[0] for entry in folder.iterdir() if entry.is_dir())
+    return frozenset(keys)
+
+
+def _nifti_candidate(path: Path, roots: AllowedRoots, axis: str, keys_in_use: frozenset[str] = frozenset()) -> Candidate:
     """A NIfTI or MetaImage/NRRD file; slice count from the header alone (the image is read only
     when opened)."""
     from adaptclip_med.io.geometry import plan_reorientation
@@ -133,7 +165,7 @@ def _nifti_candidate(path: Path, roots: AllowedRoots, axis: str) -> Candidate:
         slices = plan_reorientation(affine, shape[:3], axis).canonical_shape[0] if len(shape) >= 3 else 1
     except Exception:  # an unreadable file still shows up; opening it explains why
         slices = 0
-    key = study_key_for_file(path)
+    key = study_key_for_file(path, keys_in_use)
     return Candidate(key, key, "itk" if itk else "nifti", "", "", slices, _location(path, roots), None, (path,))
 
 
@@ -142,12 +174,6 @@ def _nifti_header(path: Path) -> tuple[Any, tuple[int, ...]]:
 
     image = nib.load(str(path))
     return image.affine, tuple(image.shape)
-
-
-def _is_result_file(path: Path) -> bool:
-    """Outputs of this project (masks, maps, SEG) are not studies to review or references."""
-    return path.name.startswith(("anomaly_", "reviewed_")) or path.suffix.lower() in (".csv", ".json", ".png", ".html",
-                                                                                     ".pdf", ".sqlite", ".sqlite-wal", ".sqlite-shm", ".safetensors")
 
 
 def _location(path: Path, roots: AllowedRoots) -> str:

@@ -24,7 +24,8 @@ from adaptclip_med.review.references import matched_slice
 from adaptclip_med.review.rendering import Window, grey_rgb, overlay_slice
 from adaptclip_med.review.report import KeySlice, ReportContent, write_html_report, write_pdf_report
 from adaptclip_med.review.store import Review
-from adaptclip_med.review.study_data import PROBABILITY_NIFTI, ReviewStudy
+from adaptclip_med.outputs.layout import PROBABILITY_NIFTI
+from adaptclip_med.review.study_data import ReviewStudy
 from adaptclip_med.utils.atomic import atomic_path
 from adaptclip_med.utils.keys import key_path
 from adaptclip_med.volume.bank.reader import ReferenceBank

@@ -15,6 +15,9 @@ from typing import Iterable, Iterator
 from adaptclip_med.errors import PathNotAllowedError
 from adaptclip_med.utils.redact import describe_path
 
+#: The dashboard output's folder of scored studies (``studies/<key>`` or ``studies/<key>--<method>``).
+STUDIES_DIR = "studies"
+
 
 class AllowedRoots:
     """A set of folders below which reading is permitted."""

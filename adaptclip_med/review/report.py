@@ -17,7 +17,7 @@ import numpy as np
 
 from adaptclip_med.review.store import Review
 from adaptclip_med.utils.atomic import atomic_write_bytes
-from adaptclip_med.volume.pipeline import NOT_FOR_CLINICAL_USE
+from adaptclip_med.outputs.study_writers import NOT_FOR_CLINICAL_USE
 
 
 @dataclass(frozen=True)

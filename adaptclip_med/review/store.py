@@ -263,6 +263,13 @@ class ReviewStore:
             return StudyLocation()
         return StudyLocation(Path(row[0]) if row[0] else None, row[1], Path(row[2]) if row[2] else None)
 
+    def study_keys(self) -> set[str]:
+        """Every study key the store holds a record of (registered, signed off or audited)."""
+        with self._connect() as connection:
+            rows = connection.execute("SELECT study_key FROM studies UNION SELECT study_key FROM reviews "
+                                      "UNION SELECT study_key FROM audit").fetchall()
+        return {row[0] for row in rows}
+
     def registered_studies(self) -> list[tuple[str, Path | None]]:
         """(study key, result folder) of the studies this dashboard opened or scored itself."""
         with self._connect() as connection:

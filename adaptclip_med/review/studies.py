@@ -11,14 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from adaptclip_med.review.discovery import Candidate
-from adaptclip_med.review.paths import AllowedRoots
+from adaptclip_med.review.paths import STUDIES_DIR, AllowedRoots
 from adaptclip_med.review.store import StudyLocation
 from adaptclip_med.review.study_data import ReviewStudy, from_result
 from adaptclip_med.utils.keys import key_path
 from adaptclip_med.volume.scoring import VolumeScorer
 from adaptclip_med.volume.study_run import run_study
-
-STUDIES_DIR = "studies"
 
 
 DEFAULT_METHOD = "adaptclip"

@@ -21,7 +21,7 @@ import numpy as np
 from adaptclip_med.errors import InputError
 from adaptclip_med.review.rendering import Window, percentile_window
 from adaptclip_med.utils.redact import describe_path
-from adaptclip_med.outputs.layout import PROBABILITY_NIFTI, SLICES_CSV, STUDY_JSON  # noqa: F401  (re-exported)
+from adaptclip_med.outputs.layout import PROBABILITY_NIFTI, SLICES_CSV, STUDY_JSON
 from adaptclip_med.slice_preprocessing import relative_positions
 from adaptclip_med.volume.scoring import StudyResult
 

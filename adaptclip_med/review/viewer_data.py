@@ -26,7 +26,8 @@ import numpy as np
 from adaptclip_med.outputs.thresholds import slice_score_threshold
 from adaptclip_med.review.references import SAME_LEVEL, same_level_row
 from adaptclip_med.review.rendering import Window
-from adaptclip_med.review.study_data import PROBABILITY_NIFTI, ReviewStudy
+from adaptclip_med.outputs.layout import PROBABILITY_NIFTI
+from adaptclip_med.review.study_data import ReviewStudy
 
 #: NiiVue's 2-D views and the world axis (RAS index) each one looks along.
 VIEW_WORLD_AXIS = {"sagittal": 0, "coronal": 1, "axial": 2}

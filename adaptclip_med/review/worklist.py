@@ -144,7 +144,7 @@ def _comparison_key(output_dir: Path) -> str:
 def results_problem(output_dir: Path) -> str:
     """Why a finished-looking study folder cannot be opened ("" when it can): checked from the
     files' headers only, so the worklist flags a broken study instead of ranking it first."""
-    from adaptclip_med.review.study_data import PROBABILITY_NIFTI, SLICES_CSV
+    from adaptclip_med.outputs.layout import PROBABILITY_NIFTI, SLICES_CSV
 
     prob = output_dir / PROBABILITY_NIFTI
     if not prob.is_file():

@@ -8,9 +8,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from adaptclip_med.methods import AnomalyMethod, load_method
+from adaptclip_med.methods.base import AnomalyMethod
+from adaptclip_med.methods.registry import load_method
 from adaptclip_med.outputs import layout
-from adaptclip_med.outputs.study_writers import NOT_FOR_CLINICAL_USE  # noqa: F401  (re-exported)
 from adaptclip_med.volume.batch_size import resolve_batch_size
 from adaptclip_med.volume.options import ScoringOptions
 from adaptclip_med.volume.bank.reader import MatchPolicy, ReferenceBank

@@ -7,7 +7,7 @@ import requests
 
 from adaptclip_med.batch import dicomweb
 from adaptclip_med.batch.dicomweb import DicomwebSource, PacsError, RetryPolicy
-from adaptclip_med.batch.discovery import study_key_for_uid
+from adaptclip_med.io.discovery import study_key_for_uid
 
 UID = "1.2.826.0.1.3680043.8.498.12345678901234567890"
 

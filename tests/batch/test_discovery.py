@@ -6,7 +6,8 @@ import pydicom
 import pytest
 from pydicom.fileset import FileSet
 
-from adaptclip_med.batch.discovery import discover_folder, study_key_for_uid
+from adaptclip_med.batch.discovery import discover_folder
+from adaptclip_med.io.discovery import study_key_for_uid
 from adaptclip_med.errors import InputError
 from adaptclip_med.io.dicom_scan import scan_dicom
 

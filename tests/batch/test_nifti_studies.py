@@ -7,7 +7,8 @@ import csv
 import nibabel as nib
 import numpy as np
 
-from adaptclip_med.batch import BatchOptions, run_batch
+from adaptclip_med.batch.runner import run_batch
+from adaptclip_med.batch.worker import BatchOptions
 from adaptclip_med.batch.discovery import FolderSource, discover_folder
 from adaptclip_med.demo.phantom import make_head_ct_phantom
 from batch_factory import SHAPE, good_study

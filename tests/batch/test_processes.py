@@ -15,7 +15,8 @@ import pytest
 
 from adaptclip_med.batch.discovery import FolderSource
 from adaptclip_med.batch.journal import journal_path
-from adaptclip_med.batch import BatchOptions, run_batch
+from adaptclip_med.batch.runner import run_batch
+from adaptclip_med.batch.worker import BatchOptions
 
 from batch_factory import CLI_SHIM, good_study, tiny_cli_args
 

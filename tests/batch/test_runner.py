@@ -14,7 +14,8 @@ import pytest
 from adaptclip_med.batch import worker
 from adaptclip_med.batch.discovery import FolderSource
 from adaptclip_med.batch.journal import journal_path
-from adaptclip_med.batch import BatchOptions, DiskFullError, run_batch
+from adaptclip_med.batch.runner import run_batch
+from adaptclip_med.batch.worker import BatchOptions, DiskFullError
 
 from batch_factory import good_study, identifiers, mixed_tree
 

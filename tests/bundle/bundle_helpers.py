@@ -22,7 +22,7 @@ TINY = {"backbone": "adaptclip-tiny-vit", "backbone_weights": "random:0", "adapt
 
 def tiny_spec():
     """The method spec the bundle config builds from :data:`TINY` (``configs/inference.json``'s ``method_spec``)."""
-    from adaptclip_med.methods import MethodSpec
+    from adaptclip_med.methods.base import MethodSpec
     from adaptclip_med.model.backbone_source import BackboneSpec
 
     return MethodSpec(backbone=BackboneSpec("adaptclip-tiny-vit", "random:0", offline=True), image_size=IMAGE_SIZE)

@@ -25,7 +25,7 @@ def _quiet_and_light(monkeypatch):
 def demo_dir(tmp_path_factory) -> Path:
     """Phantom studies and the tiny model's reference bank, prepared once."""
     from adaptclip_med.bundle_support import AdaptCLIPMapNetwork, DemoStudies
-    from adaptclip_med.demo.run import DEMO_WINDOW
+    from adaptclip_med.demo.model import DEMO_WINDOW
 
     root = tmp_path_factory.mktemp("bundle_demo")
     threads = torch.get_num_threads()

@@ -8,7 +8,7 @@ import typer
 from typer.testing import CliRunner
 
 from adaptclip_med.cli import common
-from adaptclip_med.methods import MethodSpec
+from adaptclip_med.methods.base import MethodSpec
 from adaptclip_med.model.backbone_source import BackboneSpec
 
 SEEN: dict[str, object] = {}
@@ -98,7 +98,7 @@ def test_a_command_that_reviews_only_accepts_a_trainable_method_without_weights(
 
 def test_the_method_and_the_registry_validate_a_spec():
     from adaptclip_med.errors import AdaptClipError
-    from adaptclip_med.methods import get_method, validate_spec
+    from adaptclip_med.methods.registry import get_method, validate_spec
 
     spec = MethodSpec(method="winclip", weights="w.pt")
     with pytest.raises(AdaptClipError, match="training-free"):

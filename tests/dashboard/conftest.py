@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from adaptclip_med.methods import MethodSpec
+from adaptclip_med.methods.base import MethodSpec
 from adaptclip_med.model.backbone_source import BackboneSpec
 from adaptclip_med.review.config import CONFIG_ENV, DashboardConfig
 from adaptclip_med.volume.options import ScoringOptions, SlicingOptions

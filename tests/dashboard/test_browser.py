@@ -75,7 +75,7 @@ def _two_method_comparison(data, options, bank: Path, out: Path, weights: Path) 
     from clip_helpers import save_random_clip
 
     from adaptclip_med.volume.compare import score_with_methods
-    from adaptclip_med.methods import MethodSpec
+    from adaptclip_med.methods.base import MethodSpec
     from adaptclip_med.model.backbone_source import BackboneSpec
     from adaptclip_med.volume.options import ScoringOptions, SlicingOptions
 

@@ -8,6 +8,8 @@ import typer
 from typer.testing import CliRunner
 
 from adaptclip_med.cli import dashboard as dashboard_cli
+from adaptclip_med.demo import reading_room
+from adaptclip_med.demo.bank import DEMO_BANK
 from adaptclip_med.review.config import CONFIG_ENV, DashboardConfig
 
 
@@ -73,16 +75,16 @@ def test_demo_makes_phantom_data_and_uses_the_demo_model(monkeypatch, tmp_path):
     assert (root / "study").is_dir() and len(list((root / "normals").iterdir())) == 3
     assert config.scoring.model.weights == "demo" and config.banks_root == (tmp_path / "out" / "banks").resolve()
     # a first-time user can score the demo study few-shot at once: the demo bank is built and selected
-    bank = (tmp_path / "out" / "banks" / dashboard_cli.DEMO_BANK).resolve()
+    bank = (tmp_path / "out" / "banks" / DEMO_BANK).resolve()
     assert config.scoring.references.bank == str(bank) and (bank / "bank.json").is_file()
-    assert json.loads((bank / "bank.json").read_text())["name"] == dashboard_cli.DEMO_BANK
+    assert json.loads((bank / "bank.json").read_text())["name"] == DEMO_BANK
     # the label map is not offered as a study: it lives beside the data root, not in it
     assert not list(root.rglob("*.nii.gz")) and (tmp_path / "out" / "demo_truth" / "ground_truth_labels.nii.gz").is_file()
     # the lesion study is scored already, few-shot with the demo bank: the demo opens in the reading room
     scored = list((tmp_path / "out" / "studies").glob("*/study.json"))
     assert len(scored) == 1
     report = json.loads(scored[0].read_text())
-    assert "LESIONS" in report["review_info"]["description"] and report["scoring"]["reference_bank"]["name"] == dashboard_cli.DEMO_BANK
+    assert "LESIONS" in report["review_info"]["description"] and report["scoring"]["reference_bank"]["name"] == DEMO_BANK
 
 
 def test_a_missing_data_root_is_one_line_error(monkeypatch, tmp_path):
@@ -91,7 +93,7 @@ def test_a_missing_data_root_is_one_line_error(monkeypatch, tmp_path):
 
 
 def test_config_round_trips_through_json(tmp_path):
-    from adaptclip_med.methods import MethodSpec
+    from adaptclip_med.methods.base import MethodSpec
     from adaptclip_med.volume.options import ScoringOptions, SlicingOptions
 
     scoring = ScoringOptions(model=MethodSpec(image_size=56), slicing=SlicingOptions(window="40,80"))
@@ -186,7 +188,7 @@ def test_a_busy_port_is_refused_in_one_line_before_the_demo_builds_anything(monk
         busy.listen(1)
         port = busy.getsockname()[1]
         called = []
-        monkeypatch.setattr(dashboard_cli, "demo_data_root", lambda output: called.append(output))
+        monkeypatch.setattr(reading_room, "demo_data_root", lambda output: called.append(output))
         result, seen = _run(monkeypatch, ["--demo", "--output", str(tmp_path / "out"), "--port", str(port)])
     assert result.exit_code != 0 and not seen and not called  # nothing built, no server started
     lines = [line for line in result.output.strip().splitlines() if line.strip()]

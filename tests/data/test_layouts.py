@@ -7,7 +7,8 @@ import json
 import pytest
 from dataset_trees import bmad_class, generic_tree, meta_json_tree, mvfa_tree, mvtec_tree, png, visa_tree
 
-from adaptclip_med.data import LAYOUTS, DatasetIndex, Layout, detect_layout, read_dataset, register_layout
+from adaptclip_med.data.layouts import LAYOUTS, Layout, detect_layout, read_dataset, register_layout
+from adaptclip_med.data.samples import DatasetIndex
 from adaptclip_med.errors import InputError
 
 

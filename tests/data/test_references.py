@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from dataset_trees import generic_tree, mvtec_tree
 
-from adaptclip_med.data import choose_references, read_dataset, sample_references
+from adaptclip_med.data.layouts import read_dataset
+from adaptclip_med.data.references import choose_references, sample_references
 from adaptclip_med.errors import InputError
 
 POOL = [Path(f"/pool/{i:03d}.png") for i in range(20)]

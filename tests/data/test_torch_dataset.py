@@ -10,7 +10,9 @@ import torch
 from dataset_trees import bmad_class, mvtec_tree, png
 from PIL import Image
 
-from adaptclip_med.data import AnomalySample, choose_references, read_dataset
+from adaptclip_med.data.layouts import read_dataset
+from adaptclip_med.data.references import choose_references
+from adaptclip_med.data.samples import AnomalySample
 from adaptclip_med.data.torch_dataset import AnomalyImageDataset, load_mask
 from adaptclip_med.errors import InputError
 from adaptclip_med.preprocess import CLIP_MEAN, CLIP_STD

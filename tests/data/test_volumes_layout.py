@@ -10,10 +10,10 @@ from PIL import Image
 
 from volume_trees import SHAPE, write_volume_dataset
 
-from adaptclip_med.data import detect_layout, read_dataset
+from adaptclip_med.data.layouts import detect_layout, read_dataset
 from adaptclip_med.data import volumes as volumes_layout
 from adaptclip_med.demo.phantom import make_head_ct_phantom, write_dicom_series
-from adaptclip_med.io import load_study
+from adaptclip_med.io.loader import load_study
 from adaptclip_med.outputs.nifti import write_nifti
 from adaptclip_med.slice_preprocessing import SlicePreprocessing, parse_window, prepare_volume
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from adaptclip_med.demo.phantom import make_head_ct_phantom, write_dicom_series
-from adaptclip_med.io import load_study
+from adaptclip_med.io.loader import load_study
 from adaptclip_med.outputs.nifti import write_nifti
 
 SHAPE = (8, 48, 48)

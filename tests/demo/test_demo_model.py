@@ -8,9 +8,10 @@ import torch
 import torch.nn.functional as F
 
 from adaptclip_med.errors import AdaptClipError
-from adaptclip_med.methods import MethodSpec, load_method
+from adaptclip_med.methods.base import MethodSpec
+from adaptclip_med.methods.registry import load_method
 from adaptclip_med.model import demo_backbone
-from adaptclip_med.model.backbone import ClipBackbone
+from adaptclip_med.model.build import build_backbone
 from adaptclip_med.model.backbone_source import BackboneSpec
 from adaptclip_med.preprocess import slices_to_model_input
 
@@ -26,11 +27,11 @@ def test_adapters_demo_resolves_backbone_size_and_checkpoint():
 
 def test_demo_weights_on_another_architecture_is_a_one_line_error():
     with pytest.raises(AdaptClipError, match="exist only for adaptclip-demo-vit"):
-        ClipBackbone.from_spec(BackboneSpec("adaptclip-tiny-vit", "demo"))
+        build_backbone(BackboneSpec("adaptclip-tiny-vit", "demo"))
 
 
 def test_formula_features_are_sub_block_means_and_position():
-    backbone = ClipBackbone.from_spec(BackboneSpec(demo_backbone.DEMO_ARCHITECTURE, "demo"))
+    backbone = build_backbone(BackboneSpec(demo_backbone.DEMO_ARCHITECTURE, "demo"))
     grey = torch.full((1, 256, 256), 0.35)
     grey[0, :4, :4] = 0.85  # top-left 4x4 sub-block of the first patch
     taps = backbone.encode_image(slices_to_model_input(grey.numpy(), 256)).taps[0][0, 1:]

@@ -85,7 +85,8 @@ def test_auto_precision_on_this_gpu_is_bf16_where_native():
 
 
 def test_batch_size_auto_fits_and_runs(tiny_spec):
-    from adaptclip_med.methods import MethodSpec, load_method
+    from adaptclip_med.methods.base import MethodSpec
+    from adaptclip_med.methods.registry import load_method
     from adaptclip_med.volume.batch_size import MAX_AUTO_BATCH, resolve_batch_size
 
     method = load_method(MethodSpec(backbone=tiny_spec, image_size=56, device="cuda"))

@@ -10,7 +10,7 @@ import pytest
 from io_helpers import SPACING, assert_dicom_conformant
 
 import highdicom as hd
-from adaptclip_med.io import load_study
+from adaptclip_med.io.loader import load_study
 from adaptclip_med.outputs.dicom_seg import write_dicom_seg
 from adaptclip_med.outputs.dicom_sources import source_aligned_frames
 from adaptclip_med.outputs.dicom_sr import (

@@ -10,7 +10,7 @@ import pytest
 from io_helpers import assert_safe_message, identifiers_of
 
 from adaptclip_med.errors import InputError
-from adaptclip_med.io import load_study
+from adaptclip_med.io.loader import load_study
 
 
 def test_truncated_slice_inside_a_series_is_named_as_the_cause(write_series):

@@ -11,7 +11,7 @@ from io_helpers import assert_dicom_conformant
 from pydicom.data import get_testdata_file
 
 from adaptclip_med.errors import InputError
-from adaptclip_med.io import load_study
+from adaptclip_med.io.loader import load_study
 from adaptclip_med.outputs.dicom_seg import write_dicom_seg
 from adaptclip_med.outputs.parametric_map import write_parametric_map
 

@@ -11,7 +11,8 @@ from io_helpers import SPACING, assert_safe_message, identifiers_of, stored_hu
 from pydicom.data import get_testdata_file
 
 from adaptclip_med.errors import InputError
-from adaptclip_med.io import dicom_pixels, load_study
+from adaptclip_med.io import dicom_pixels
+from adaptclip_med.io.loader import load_study
 
 LPS = np.array([-1.0, -1.0, 1.0])
 

@@ -12,7 +12,8 @@ from pydicom.data import get_testdata_file
 from pydicom.fileset import FileSet
 
 from adaptclip_med.errors import InputError
-from adaptclip_med.io import all_skipped, default_series, load_study, scan_dicom
+from adaptclip_med.io.dicom_scan import all_skipped, scan_dicom
+from adaptclip_med.io.loader import default_series, load_study
 
 
 def test_two_series_in_one_folder_are_grouped_by_headers_not_folders(write_series, tmp_path, phantom):

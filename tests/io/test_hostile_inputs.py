@@ -19,7 +19,8 @@ from pydicom.encaps import encapsulate
 from pydicom.uid import JPEGBaseline8Bit
 
 from adaptclip_med.errors import InputError
-from adaptclip_med.io import load_study, scan_dicom
+from adaptclip_med.io.dicom_scan import scan_dicom
+from adaptclip_med.io.loader import load_study
 from adaptclip_med.io.file_kinds import open_regular, regular_file_problem, NotRegularFileError
 
 

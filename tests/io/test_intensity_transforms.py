@@ -19,7 +19,7 @@ from adaptclip_med.intensity import (
     normalise_volume,
     percentile_scale,
 )
-from adaptclip_med.io import Volume
+from adaptclip_med.io.volume import Volume
 from adaptclip_med.transforms import LoadStudyd, WindowIntensity, WindowIntensityd
 
 

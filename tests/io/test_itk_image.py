@@ -11,7 +11,7 @@ import SimpleITK as sitk
 from io_helpers import assert_safe_message
 
 from adaptclip_med.errors import InputError
-from adaptclip_med.io import load_study
+from adaptclip_med.io.loader import load_study
 from adaptclip_med.outputs.nifti import write_nifti
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])

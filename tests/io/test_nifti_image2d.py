@@ -12,7 +12,8 @@ from nibabel.testing import data_path
 from PIL import Image
 
 from adaptclip_med.errors import InputError
-from adaptclip_med.io import load_nifti, load_study
+from adaptclip_med.io.loader import load_study
+from adaptclip_med.io.nifti import load_nifti
 from adaptclip_med.outputs.nifti import write_nifti
 
 

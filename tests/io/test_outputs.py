@@ -15,7 +15,7 @@ from io_helpers import SPACING, assert_dicom_conformant
 from PIL import Image
 
 from adaptclip_med.errors import InputError
-from adaptclip_med.io import load_study
+from adaptclip_med.io.loader import load_study
 from adaptclip_med.outputs.dicom_seg import write_dicom_seg
 from adaptclip_med.outputs.nifti import write_nifti
 from adaptclip_med.outputs.overlay import CONTOUR_RGB, render_overlay, save_overlay_png

@@ -8,7 +8,7 @@ import pytest
 from scipy import ndimage
 
 from adaptclip_med.demo.phantom import make_demo_dataset, make_head_ct_phantom
-from adaptclip_med.io import load_study
+from adaptclip_med.io.loader import load_study
 from adaptclip_med.utils.redact import describe_path
 
 

@@ -10,7 +10,7 @@ import pytest
 from io_helpers import assert_dicom_conformant
 
 import highdicom as hd
-from adaptclip_med.io import load_study
+from adaptclip_med.io.loader import load_study
 from adaptclip_med.outputs.dicom_sources import source_aligned_frames, source_image_refs
 from adaptclip_med.outputs.dicom_sr import PersonObserver, StudyFinding, write_measurement_report
 from adaptclip_med.outputs.equipment import AlgorithmEquipment

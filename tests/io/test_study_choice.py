@@ -7,7 +7,7 @@ import pytest
 from io_helpers import assert_safe_message, identifiers_of
 
 from adaptclip_med.errors import InputError
-from adaptclip_med.io import load_study
+from adaptclip_med.io.loader import load_study
 
 
 def test_several_studies_are_refused_with_a_pseudonymous_list_and_chosen_by_index(write_series, phantom):

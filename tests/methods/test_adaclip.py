@@ -29,7 +29,7 @@ def backbone_file(tmp_path_factory) -> Path:
 
 def _spec(backbone_file: Path, weights: str | None = None, activation: str = "auto", class_name: str | None = "brain",
           image_size: int = SIZE):
-    from adaptclip_med.methods import MethodSpec
+    from adaptclip_med.methods.base import MethodSpec
     from adaptclip_med.model.backbone_source import BackboneSpec
 
     return MethodSpec(method="adaclip", backbone=BackboneSpec(TINY, str(backbone_file), activation, offline=True),
@@ -540,7 +540,7 @@ def test_image_size_must_be_a_multiple_of_the_patch(backbone_file):
 
 
 def test_registered_with_the_contract():
-    from adaptclip_med.methods import get_method
+    from adaptclip_med.methods.registry import get_method
 
     cls = get_method("adaclip")
     assert cls.references == "unused" and cls.uses_class_name and cls.trainable

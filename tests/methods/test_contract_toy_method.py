@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from typer.testing import CliRunner
 
-from adaptclip_med.methods import AnomalyMethod, MethodSpec, SlicePrediction, register_method
+from adaptclip_med.methods.base import AnomalyMethod, MethodSpec, SlicePrediction
+from adaptclip_med.methods.registry import register_method
 from adaptclip_med.methods.registry import unregister_method
 
 TOY = "toy-zscore"

@@ -18,7 +18,9 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
-from adaptclip_med.methods import AnomalyMethod, MethodSpec, SlicePrediction, register_method
+from adaptclip_med.methods.base import AnomalyMethod, MethodSpec, SlicePrediction
+
+from adaptclip_med.methods.registry import register_method
 from adaptclip_med.methods.catalog import WeightsCatalog
 from adaptclip_med.methods.registry import unregister_method
 from adaptclip_med.model.weights_store import WeightsStatus

@@ -9,9 +9,11 @@ import torch.nn.functional as F
 from PIL import Image
 
 from adaptclip_med.errors import AdaptClipError
-from adaptclip_med.methods import MethodSpec, load_method
+from adaptclip_med.methods.base import MethodSpec
+from adaptclip_med.methods.registry import load_method
 from adaptclip_med.methods.winclip import model as wc
-from adaptclip_med.methods.winclip.prompts import TEMPLATES, ensemble_sentences
+from adaptclip_med.methods.winclip.prompts import ensemble_sentences
+from adaptclip_med.model.prompts import TEMPLATES
 from adaptclip_med.methods.winclip.windows import harmonic_aggregate, window_indices
 from adaptclip_med.model.backbone_source import BackboneSpec
 

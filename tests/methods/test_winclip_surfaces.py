@@ -42,7 +42,8 @@ def _png(path, seed: int, shape=(90, 120)):
 
 
 def test_predict_cli_matches_the_method_for_k_0_1_2(weights, tmp_path):
-    from adaptclip_med.methods import MethodSpec, load_method
+    from adaptclip_med.methods.base import MethodSpec
+    from adaptclip_med.methods.registry import load_method
     from adaptclip_med.model.backbone_source import BackboneSpec
     from adaptclip_med.preprocess import load_rgb_image
 

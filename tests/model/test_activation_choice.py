@@ -13,7 +13,7 @@ import logging
 import open_clip
 import torch
 
-from adaptclip_med.model.backbone import ClipBackbone
+from adaptclip_med.model.build import build_backbone
 from adaptclip_med.model.backbone_source import (
     BackboneSpec,
     choose_activation,
@@ -49,8 +49,8 @@ def test_a_gelu_checkpoint_saved_in_fp16_keeps_gelu(tmp_path, caplog):
     state, hint = read_state_dict(half)
     assert not hint  # fp16 storage alone says nothing about the origin
     with caplog.at_level(logging.INFO, logger="adaptclip_med.model.backbone"):
-        a = ClipBackbone.from_spec(BackboneSpec(str(config), str(half)))
-    b = ClipBackbone.from_spec(BackboneSpec(str(config), str(full)))
+        a = build_backbone(BackboneSpec(str(config), str(half)))
+    b = build_backbone(BackboneSpec(str(config), str(full)))
     assert a.identity.activation == b.identity.activation == "gelu"
     x = torch.randn(1, 3, 56, 56)
     torch.testing.assert_close(a.encode_image(x).global_token, b.encode_image(x).global_token, atol=5e-3, rtol=5e-3)

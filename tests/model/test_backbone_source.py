@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from adaptclip_med.errors import MissingWeightsError
-from adaptclip_med.model.backbone import ClipBackbone
+from adaptclip_med.model.build import build_backbone
 from adaptclip_med.model.backbone_source import BackboneSpec, read_state_dict, resolve_activation, resolve_architecture
 from tests.conftest import TINY, save_tiny_weights
 
@@ -33,8 +33,8 @@ def test_openai_layout_file_loads_as_fp32_with_same_features(tmp_path, tiny_weig
     openai_file = save_tiny_weights(tmp_path / "openai_layout.pt", fp16=True, openai_keys=True)
     state, hint = read_state_dict(openai_file)
     assert hint and all(v.dtype != torch.float16 for v in state.values()) and "input_resolution" not in state
-    a = ClipBackbone.from_spec(BackboneSpec(TINY, str(openai_file)))
-    b = ClipBackbone.from_spec(BackboneSpec(TINY, str(tiny_weights)))
+    a = build_backbone(BackboneSpec(TINY, str(openai_file)))
+    b = build_backbone(BackboneSpec(TINY, str(tiny_weights)))
     assert a.identity.activation == "quickgelu" and a.clip.visual.proj.dtype == torch.float32
     x = torch.randn(1, 3, 56, 56)
     # fp16 storage rounds the weights: features agree to fp16 precision
@@ -59,7 +59,7 @@ def test_torchscript_archive_is_read(tmp_path, tiny_weights):
 
 def test_uncached_tag_offline_says_what_to_do():
     with pytest.raises(MissingWeightsError, match="weights fetch"):
-        ClipBackbone.from_spec(BackboneSpec("ViT-B-16-plus-240", "laion400m_e31", offline=True))
+        build_backbone(BackboneSpec("ViT-B-16-plus-240", "laion400m_e31", offline=True))
 
 
 def test_without_network_the_missing_weights_line_comes_at_once(monkeypatch, tmp_path):

@@ -11,7 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from adaptclip_med.batch.dicomweb import DicomwebSource, RetryPolicy
-from adaptclip_med.batch import BatchOptions, run_batch
+from adaptclip_med.batch.runner import run_batch
+from adaptclip_med.batch.worker import BatchOptions
 
 from batch_factory import CLI_SHIM, ct_series, good_study, identifiers, sr_document, tiny_cli_args
 

@@ -180,7 +180,8 @@ def test_auto_or_no_runtime_with_int8_uses_the_int8_runtime():
 def test_method_contract_carries_the_runtime(tiny_weights, tmp_path, monkeypatch):
     pytest.importorskip("onnxruntime")
     monkeypatch.setenv("ADAPTCLIP_MED_HOME", str(tmp_path))
-    from adaptclip_med.methods import MethodSpec, get_method
+    from adaptclip_med.methods.base import MethodSpec
+    from adaptclip_med.methods.registry import get_method
     from adaptclip_med.model.backbone_source import BackboneSpec
 
     spec = MethodSpec(backbone=BackboneSpec(TINY, str(tiny_weights), offline=True), image_size=TINY_SIZE,

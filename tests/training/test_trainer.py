@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file
 from training_trees import quiet_single_thread, write_mvtec_tree  # noqa: F401 - autouse fixture
 
-from adaptclip_med.data import read_dataset
+from adaptclip_med.data.layouts import read_dataset
 from adaptclip_med.errors import InputError
 from adaptclip_med.evaluation.benchmark import BenchmarkConfig, run_benchmark
 from adaptclip_med.methods.adaptclip import AdaptCLIPMethod

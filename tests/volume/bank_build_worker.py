@@ -28,7 +28,7 @@ def main() -> int:
     flags_dir = Path(flags)
     from adaptclip_med.errors import AdaptClipError
     from adaptclip_med.volume import bank_builder as bank_build
-    from adaptclip_med.methods import MethodSpec
+    from adaptclip_med.methods.base import MethodSpec
     from adaptclip_med.model.backbone_source import BackboneSpec
     from adaptclip_med.volume.options import ScoringOptions, SlicingOptions
     from adaptclip_med.volume.pipeline import model_for

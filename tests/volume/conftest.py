@@ -20,7 +20,7 @@ def demo_data(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_options():
-    from adaptclip_med.methods import MethodSpec
+    from adaptclip_med.methods.base import MethodSpec
     from adaptclip_med.model.backbone_source import BackboneSpec
     from adaptclip_med.volume.options import ScoringOptions, SlicingOptions
 

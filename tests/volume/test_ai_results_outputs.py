@@ -91,7 +91,7 @@ def _along_normal(header) -> float:
 
 
 def test_sr_records_the_threshold_its_source_and_the_comparability(demo_data, scorer, tmp_path):
-    from adaptclip_med.io import load_study
+    from adaptclip_med.io.loader import load_study
     from adaptclip_med.outputs.study_writers import NOT_FOR_CLINICAL_USE
     from adaptclip_med.volume.study_run import run_study
 
@@ -113,7 +113,7 @@ def test_sr_records_the_threshold_its_source_and_the_comparability(demo_data, sc
 
 
 def test_nifti_input_gets_no_dicom_results_and_a_note(demo_data, scorer, tmp_path):
-    from adaptclip_med.io import load_study
+    from adaptclip_med.io.loader import load_study
     from adaptclip_med.outputs.nifti import write_nifti
     from adaptclip_med.volume.study_run import score_study
 

@@ -189,7 +189,9 @@ def test_bank_built_before_the_guard_skips_the_distribution_check_with_a_note(he
 
 
 def test_batch_lists_the_body_ct_with_its_reason_below_the_lesion_study(head_bank, heads, tmp_path):
-    from adaptclip_med.batch import BatchOptions, FolderSource, run_batch
+    from adaptclip_med.batch.discovery import FolderSource
+    from adaptclip_med.batch.runner import run_batch
+    from adaptclip_med.batch.worker import BatchOptions
     from adaptclip_med.demo.run import demo_options
 
     source = tmp_path / "in"

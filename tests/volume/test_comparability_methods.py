@@ -22,7 +22,8 @@ def _adaptclip(tiny_loaded, tmp_path):
 def _winclip(tiny_loaded, tmp_path):
     from clip_helpers import save_random_clip
 
-    from adaptclip_med.methods import MethodSpec, load_method
+    from adaptclip_med.methods.base import MethodSpec
+    from adaptclip_med.methods.registry import load_method
     from adaptclip_med.model.backbone_source import BackboneSpec
 
     weights = save_random_clip("winclip-tiny-vit", tmp_path / "winclip.pt", seed=11)
@@ -33,7 +34,8 @@ def _winclip(tiny_loaded, tmp_path):
 def _adaclip(tiny_loaded, tmp_path):
     from clip_helpers import save_random_clip
 
-    from adaptclip_med.methods import MethodSpec, load_method
+    from adaptclip_med.methods.base import MethodSpec
+    from adaptclip_med.methods.registry import load_method
     from adaptclip_med.model.backbone_source import BackboneSpec
 
     weights = save_random_clip("adaclip-tiny-vit", tmp_path / "adaclip.pt", seed=0)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from adaptclip_med.methods import MethodSpec
+from adaptclip_med.methods.base import MethodSpec
 from adaptclip_med.model.backbone_source import BackboneSpec
 from adaptclip_med.review.config import DashboardConfig
 from adaptclip_med.volume.options import (OutputOptions, ReferenceOptions, ScoringOptions, SlicingOptions,

@@ -87,7 +87,8 @@ SHAPE = (24, 64, 64)
 
 @pytest.fixture(scope="module")
 def toy():
-    from adaptclip_med.methods import MethodSpec, load_method
+    from adaptclip_med.methods.base import MethodSpec
+    from adaptclip_med.methods.registry import load_method
     from adaptclip_med.methods.registry import unregister_method
 
     from benchmarks import toy_methods

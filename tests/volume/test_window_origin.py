@@ -9,8 +9,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-from adaptclip_med.io import load_study
-from adaptclip_med.methods import MethodSpec
+from adaptclip_med.io.loader import load_study
+from adaptclip_med.methods.base import MethodSpec
 from adaptclip_med.model.backbone_source import BackboneSpec
 from adaptclip_med.volume.options import ReferenceOptions, ScoringOptions, SlicingOptions
 from adaptclip_med.volume.pipeline import make_scorer

@@ -99,7 +99,7 @@ class AdaCLIPMethod(AnomalyMethod):
     @classmethod
     def load(cls, spec: MethodSpec) -> "AdaCLIPMethod":
         from adaptclip_med.methods.backbones import backbone_spec_or_default
-        from adaptclip_med.model.backbone import ClipBackbone
+        from adaptclip_med.model.build import build_backbone
 
         if spec.precision not in (*cls.precisions, "auto"):  # 'auto' resolves to the only precision, fp32
             raise AdaptClipError(f"adaclip runs in {', '.join(cls.precisions)} only (asked for {spec.precision})")
@@ -108,7 +108,7 @@ class AdaCLIPMethod(AnomalyMethod):
         require_torch_runtime(cls.name, spec.runtime)
         given: BackboneSpec = backbone_spec_or_default(cls, spec)
         activation = choose_activation(given.activation)
-        backbone = ClipBackbone.from_spec(replace(given, activation=activation))
+        backbone = build_backbone(replace(given, activation=activation))
         clip = backbone.clip
         enforce_activation(clip, activation)
         identity = replace(backbone.identity, activation=activation).to_json()

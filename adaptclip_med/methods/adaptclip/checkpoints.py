@@ -25,6 +25,7 @@ from adaptclip_med.errors import AdaptClipError, CheckpointMismatchError, Missin
 from adaptclip_med.methods.adaptclip import release_import
 from adaptclip_med.methods.adaptclip.network import AdaptCLIP, AdapterConfig
 from adaptclip_med.model.backbone import ClipBackbone
+from adaptclip_med.model.build import build_backbone
 from adaptclip_med.model.backbone_source import BackboneSpec, sha256_of_file
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,7 @@ def build_model(backbone_spec: BackboneSpec, adapters: str | Path | None, image_
     """Backbone + adapters from a project checkpoint, a released ``.pth``, or fresh (untrained)
     adapters when ``adapters`` is None (only meaningful for training and the tiny demo)."""
     if adapters is None:
-        backbone = ClipBackbone.from_spec(backbone_spec)
+        backbone = build_backbone(backbone_spec)
         config = AdapterConfig(image_size=image_size or AdapterConfig().image_size)
         model = AdaptCLIP(backbone, config)
         return LoadedModel(model.to(device).eval(), "untrained", {"source": "untrained"})
@@ -148,7 +149,7 @@ def build_model(backbone_spec: BackboneSpec, adapters: str | Path | None, image_
         return _build_from_release(backbone_spec, path, image_size, device)
 
     meta = read_metadata(path)
-    backbone = ClipBackbone.from_spec(backbone_spec, tuple(meta.tap_layers), meta.vv_start_layer)
+    backbone = build_backbone(backbone_spec, tuple(meta.tap_layers), meta.vv_start_layer)
     _check_dims(path.name, backbone, meta.embed_dim, meta.text_width)
     recorded = meta.backbone.get("architecture")
     if recorded and recorded != backbone.identity.architecture:
@@ -177,7 +178,7 @@ def _build_from_release(backbone_spec: BackboneSpec, path: Path, image_size: int
     provenance = release_import.identify_release(path)
     checkpoint = release_import.read_release_file(path)
     settings = release_import.RELEASE_SETTINGS
-    backbone = ClipBackbone.from_spec(backbone_spec)
+    backbone = build_backbone(backbone_spec)
     _check_dims(path.name, backbone, release_import.release_embed_dim(checkpoint), release_import.release_text_width(checkpoint))
     config = AdapterConfig(prompt_length=release_import.release_prompt_length(checkpoint), reduction=settings["reduction"],
                            pq_context=settings["pq_context"], image_size=image_size or settings["image_size"])

@@ -77,7 +77,7 @@ class WinCLIPMethod(AnomalyMethod):
         backbone's native one unless ``spec.image_size`` asks otherwise (the position table is
         then resized bicubically; anomalib itself never does this)."""
         from adaptclip_med.methods.backbones import backbone_spec_or_default
-        from adaptclip_med.model.backbone import ClipBackbone
+        from adaptclip_med.model.build import build_backbone
 
         if spec.weights is not None:
             raise AdaptClipError("WinCLIP is training-free: --adapters does not apply")
@@ -86,7 +86,7 @@ class WinCLIPMethod(AnomalyMethod):
         from adaptclip_med.runtime.choice import require_torch_runtime
 
         require_torch_runtime(cls.name, spec.runtime)
-        backbone = ClipBackbone.from_spec(backbone_spec_or_default(cls, spec))
+        backbone = build_backbone(backbone_spec_or_default(cls, spec))
         native = backbone.clip.visual.image_size
         native = int(native[0] if isinstance(native, (tuple, list)) else native)
         return cls(backbone, spec.image_size or native, spec.class_name or cls.default_class_name, spec.device)

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from adaptclip_med.model.prompts import ABNORMAL_STATES, NORMAL_STATES, TEMPLATES, state_sentences
+from adaptclip_med.model.prompts import ABNORMAL_STATES, NORMAL_STATES, state_sentences
 
 if TYPE_CHECKING:
     from adaptclip_med.model.backbone import ClipBackbone
 
-__all__ = ["NORMAL_STATES", "ABNORMAL_STATES", "TEMPLATES", "ensemble_sentences", "ensemble_text_embeddings"]
+__all__ = ["ensemble_sentences", "ensemble_text_embeddings"]
 
 
 def ensemble_sentences(class_name: str) -> tuple[list[str], list[str]]:
