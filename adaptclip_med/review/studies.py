@@ -56,7 +56,7 @@ def available_maps(study_key: str, output_dir: Path) -> dict[str, Path]:
     comparison (``score --method a,b`` writes no study key: the comparison says they belong together)."""
     import json
 
-    from adaptclip_med.volume.pipeline import STUDY_JSON
+    from adaptclip_med.outputs.layout import STUDY_JSON
 
     output_dir = Path(output_dir)
     maps: dict[str, Path] = {}

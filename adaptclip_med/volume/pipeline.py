@@ -10,7 +10,6 @@ from pathlib import Path
 
 from adaptclip_med.methods.base import AnomalyMethod
 from adaptclip_med.methods.registry import load_method
-from adaptclip_med.outputs import layout
 from adaptclip_med.volume.batch_size import resolve_batch_size
 from adaptclip_med.volume.options import ScoringOptions
 from adaptclip_med.volume.bank.reader import MatchPolicy, ReferenceBank
@@ -18,8 +17,6 @@ from adaptclip_med.volume.scoring import VolumeScorer
 from adaptclip_med.volume.triage import TriagePlan
 
 log = logging.getLogger(__name__)
-
-STUDY_JSON = layout.STUDY_JSON  # re-exported: callers import it from here
 
 
 def model_for(options: ScoringOptions) -> AnomalyMethod:
