@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from adaptclip_med.batch import BatchOptions, run_batch
 from adaptclip_med.batch.discovery import FolderSource
 from adaptclip_med.batch.staging import scratch_root
-from batch_factory import good_study, mixed_tree, sr_document, tiny_cli_args, truncate, ct_series
+from tests.support.dicom_studies import good_study, mixed_tree, sr_document, tiny_cli_args, truncate, ct_series
 from test_cli import app
 
 

@@ -10,7 +10,7 @@ import numpy as np
 from adaptclip_med.batch import BatchOptions, run_batch
 from adaptclip_med.batch.discovery import FolderSource, discover_folder
 from adaptclip_med.demo.phantom import make_head_ct_phantom
-from batch_factory import SHAPE, good_study
+from tests.support.dicom_studies import SHAPE, good_study
 
 
 def test_nifti_files_are_studies_and_are_scored(tmp_path, scoring):

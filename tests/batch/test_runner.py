@@ -16,7 +16,7 @@ from adaptclip_med.batch.discovery import FolderSource
 from adaptclip_med.batch.journal import journal_path
 from adaptclip_med.batch import BatchOptions, DiskFullError, run_batch
 
-from batch_factory import good_study, identifiers, mixed_tree
+from tests.support.dicom_studies import good_study, identifiers, mixed_tree
 
 
 def run(src: Path, out: Path, scoring, **options):

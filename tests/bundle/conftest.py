@@ -1,24 +1,13 @@
-"""Fixtures for the MONAI bundle tests: light CPU use, and the demo data generated once per
-session, then reused by in-process and subprocess runs (which find the same reference bank
+"""Fixtures for the MONAI bundle tests: the demo data generated once per session, then reused by in-process and subprocess runs (which find the same reference bank
 because they build the same model)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-import torch
-from bundle_helpers import TINY
 
-
-@pytest.fixture(autouse=True)
-def _quiet_and_light(monkeypatch):
-    monkeypatch.setenv("ADAPTCLIP_MED_PROGRESS", "0")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+from tests.support.tiny_models import TINY_MODEL
 
 
 @pytest.fixture(scope="session")
@@ -28,9 +17,5 @@ def demo_dir(tmp_path_factory) -> Path:
     from adaptclip_med.demo.run import DEMO_WINDOW
 
     root = tmp_path_factory.mktemp("bundle_demo")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    os.environ.setdefault("ADAPTCLIP_MED_PROGRESS", "0")
-    DemoStudies(root, AdaptCLIPMapNetwork(**TINY), window=DEMO_WINDOW)
-    torch.set_num_threads(threads)
+    DemoStudies(root, AdaptCLIPMapNetwork(**TINY_MODEL), window=DEMO_WINDOW)
     return root

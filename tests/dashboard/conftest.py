@@ -6,13 +6,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import torch
 
 from adaptclip_med.review.config import CONFIG_ENV, DashboardConfig
 from adaptclip_med.volume.options import ScoringOptions
 
-TINY_OPTIONS = ScoringOptions.build(backbone="adaptclip-tiny-vit", backbone_weights="random:0", adapters=None, image_size=56,
-                              window="brain", offline=True, batch_size=8)
+from tests.support import tiny_models
+
+TINY_OPTIONS = ScoringOptions.build(**tiny_models.TINY_OPTIONS)
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +39,6 @@ def demo_data(tmp_path_factory) -> DemoData:
 @pytest.fixture()
 def dashboard_config(tmp_path, demo_data, monkeypatch):
     """A configuration file for the app (tiny random model, phantom data), named in the environment."""
-    torch.set_num_threads(1)
 
     def make(**changes) -> DashboardConfig:
         values = dict(data_roots=(demo_data.root,), output=tmp_path / "out", banks_root=tmp_path / "banks",

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from adaptclip_med.batch.dicomweb import DicomwebSource, RetryPolicy
 from adaptclip_med.batch import BatchOptions, run_batch
 
-from batch_factory import CLI_SHIM, ct_series, good_study, identifiers, sr_document, tiny_cli_args
+from tests.support.dicom_studies import CLI_SHIM, ct_series, good_study, identifiers, sr_document, tiny_cli_args
 
 pytestmark = pytest.mark.slow
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-os.environ.setdefault("ADAPTCLIP_MED_PROGRESS", "0")
+from tests.support.tiny_models import TINY_MODEL
 
 SHAPE = (8, 64, 64)
 
@@ -22,8 +20,7 @@ def demo_data(tmp_path_factory):
 def tiny_options():
     from adaptclip_med.volume.options import ScoringOptions
 
-    return ScoringOptions.build(backbone="adaptclip-tiny-vit", backbone_weights="random:0", adapters=None, image_size=56,
-                          window="brain", offline=True)
+    return ScoringOptions.build(**TINY_MODEL, window="brain")
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ def _adaptclip(tiny_loaded, tmp_path):
 
 
 def _winclip(tiny_loaded, tmp_path):
-    from clip_helpers import save_random_clip
+    from tests.support.tiny_models import save_random_clip
 
     from adaptclip_med.methods import MethodSpec, load_method
     from adaptclip_med.model.backbone_source import BackboneSpec
@@ -31,7 +31,7 @@ def _winclip(tiny_loaded, tmp_path):
 
 
 def _adaclip(tiny_loaded, tmp_path):
-    from clip_helpers import save_random_clip
+    from tests.support.tiny_models import save_random_clip
 
     from adaptclip_med.methods import MethodSpec, load_method
     from adaptclip_med.model.backbone_source import BackboneSpec
