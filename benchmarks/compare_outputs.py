@@ -251,6 +251,11 @@ def passed(diffs: dict[str, Any]) -> bool:
     return all(v is True if isinstance(v, bool) else v == 0.0 for v in diffs.values())
 
 
+def _readable(diffs: dict[str, Any]) -> dict[str, Any]:
+    """inf (shapes, NaN placement or text cells differ) as words: JSON has no infinity."""
+    return {k: "differs (shape, NaN placement or text)" if v == float("inf") else v for k, v in diffs.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rev", default=DEFAULT_REV, help=f"the revision to compare against (default {DEFAULT_REV})")
@@ -279,8 +284,8 @@ def main() -> None:
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     failed = sorted(name for name, diffs in results.items() if not passed(diffs))
     record = {"before": args.rev, "after": f"{head} (+ working tree)", "pass": not failed, "failed": failed,
-              "max_abs_difference": results, "seconds": {**{k: round(v, 1) for k, v in seconds.items()},
-                                                         "total": round(time.perf_counter() - started, 1)},
+              "max_abs_difference": {name: _readable(diffs) for name, diffs in results.items()},
+              "seconds": {**{k: round(v, 1) for k, v in seconds.items()}, "total": round(time.perf_counter() - started, 1)},
               "machine": machine_description()}
     write_results(RESULTS, record, indent=2)
     print(json.dumps({k: record[k] for k in ("before", "after", "pass", "failed", "seconds")}, indent=2))
