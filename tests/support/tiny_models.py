@@ -18,30 +18,29 @@ TINY_MODEL = {"backbone": TINY, "backbone_weights": "random:0", "adapters": None
 TINY_OPTIONS = {**TINY_MODEL, "window": "brain", "batch_size": 8}
 
 
-def save_random_clip(architecture: str, path: Path, seed: int = 0) -> Path:
-    """A registered open_clip architecture with random weights saved as a state dict file (the
-    tiny test backbones of AdaCLIP and WinCLIP, loaded back through the real weights path)."""
+def random_clip_state(architecture: str, seed: int = 0) -> dict[str, torch.Tensor]:
+    """The state dict of a registered open_clip architecture (packaged configs included) with
+    random weights drawn from ``seed``."""
     import open_clip
 
     from adaptclip_med.model.backbone_source import ensure_packaged_configs_registered
 
     ensure_packaged_configs_registered()
     torch.manual_seed(seed)
-    torch.save(open_clip.create_model(architecture, pretrained=None, load_weights=False).state_dict(), path)
+    return open_clip.create_model(architecture, pretrained=None, load_weights=False).state_dict()
+
+
+def save_random_clip(architecture: str, path: Path, seed: int = 0) -> Path:
+    """A registered open_clip architecture with random weights saved as a state dict file (the
+    tiny test backbones of AdaCLIP and WinCLIP, loaded back through the real weights path)."""
+    torch.save(random_clip_state(architecture, seed), path)
     return path
 
 
 def save_tiny_weights(path: Path, seed: int = 0, fp16: bool = False, openai_keys: bool = False) -> Path:
     """The tiny AdaptCLIP backbone as a weights file (optionally fp16 and with the OpenAI
     layout's extra keys)."""
-    import open_clip
-
-    from adaptclip_med.model.backbone_source import ensure_packaged_configs_registered
-
-    ensure_packaged_configs_registered()
-    torch.manual_seed(seed)
-    model = open_clip.create_model(TINY, pretrained=None, load_weights=False)
-    state = {k: (v.half() if fp16 and v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    state = {k: (v.half() if fp16 and v.is_floating_point() else v) for k, v in random_clip_state(TINY, seed).items()}
     if openai_keys:
         state.update(input_resolution=torch.tensor(56), context_length=torch.tensor(77), vocab_size=torch.tensor(49408))
     torch.save(state, path)
