@@ -16,7 +16,7 @@ model and flags: benchmarks/results/methods_<device>.json; table in docs/perform
 Against the machine's limit (benchmarks/flops.py): the run measures this machine's fp32 GEMM rate
 (n^3 torch.matmul, before and after the methods), counts each method's FLOPs per slice while its
 warm-up call runs, and prints every per-slice time beside the FLOP bound (time / bound).
-AdaptCLIP is also timed against the naive fp32 path (benchmarks/naive.py: open_clip-style
+AdaptCLIP is also timed against the naive fp32 path (tests/support/naive.py: open_clip-style
 attention, text and references re-encoded per call), interleaved with its own calls.
 
     python -m benchmarks.methods [--methods adaptclip,adaclip,winclip] [--repeats 3] [--batch 2] [--quick]
@@ -75,7 +75,7 @@ def bench_method(name: str, quick: bool, repeats: int, batch: int, device: torch
 
     calls = {str(k): (lambda k=k: run(k)) for k in shots}
     if name == "adaptclip" and naive:
-        from benchmarks.naive import naive_predict
+        from tests.support.naive import naive_predict
 
         reference = method.slice_input(slices[batch:batch + 1])
         calls["naive_fp32_k1"] = lambda: naive_predict(method.model, queries, reference)

@@ -5,7 +5,7 @@ one per whole-study memory run) so no peak-memory figure inherits another measur
 memory; the parts are merged into ``benchmarks/results/<workload>_<device>.json``.
 ``python -m benchmarks.report`` then renders the tables in docs/performance.md.
 
-Every optimisation is quoted as a ratio against the naive fp32 path (benchmarks/naive.py)
+Every optimisation is quoted as a ratio against the naive fp32 path (tests/support/naive.py)
 measured in the same process, so machine load shifts both sides of a ratio together.  Run it on
 an otherwise idle machine (``nice`` it if it must share): absolute figures are only as good as
 the load allows, and the load average at start is recorded.

@@ -6,7 +6,7 @@ the attached runtime changes) scores a labelled phantom set with a k = 1 referen
 by the same variant (as its bank would be).  Reported against torch fp32: final-map and score
 max |diff|, pixel and image AUROC.  Speed: one slice end to end (encode + heads against the
 memory), median of ``--repeats`` interleaved calls, beside the fp32 GEMM bound of this machine
-(benchmarks/flops.py) and the naive fp32 path (benchmarks/naive.py: end to end, which re-encodes
+(benchmarks/flops.py) and the naive fp32 path (tests/support/naive.py: end to end, which re-encodes
 text and the reference per call, and its vision tower alone).  Random weights: AUROC means little
 here (the adapters are untrained); the map / score differences are the accuracy figure.
 
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
             method.predict_encoded(method.encode(one), outputs[name]["memory"])
         fns[name] = run
     if not args.no_naive:
-        from benchmarks.naive import naive_encode_image, naive_predict
+        from tests.support.naive import naive_encode_image, naive_predict
 
         def naive_e2e() -> None:
             model.backbone.vision_runtime = None

@@ -27,7 +27,8 @@ from adaptclip_med.model.precision import apply_precision, resolve_precision
 from adaptclip_med.preprocess import slices_to_model_input
 
 from benchmarks.measure import compare, measure
-from benchmarks.naive import (
+from benchmarks.workloads import BRAIN_WINDOW, phantom_images
+from tests.support.naive import (
     _prompt_query_layer,
     naive_block,
     naive_encode_image,
@@ -36,7 +37,6 @@ from benchmarks.naive import (
     naive_predict,
     naive_static_text,
 )
-from benchmarks.workloads import BRAIN_WINDOW, phantom_images
 
 #: Slices per reference scan that the volume scorer pools for each query slice (bank default).
 SLICES_PER_SCAN = 3

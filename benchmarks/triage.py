@@ -4,7 +4,7 @@ Three parts, each saying what its figures mean:
 
 * ``accuracy`` - phantom head CTs (demo/phantom.py) with lesions in three thickness classes
   (small: semi-axis 1.0-1.6 slices, medium 2.5-4, large 6-10) plus normal studies, scored by the
-  deterministic intensity toy (benchmarks/toy_methods.py, registered here only) against a bank of
+  deterministic intensity toy (tests/support/toy_methods.py, registered here only) against a bank of
   normal phantoms, once fully and once per triage stride.  Lesion recall = lesions (3-D connected
   components of the truth mask) touched by the predicted mask; AUROC = study scores, abnormal vs
   normal.  The toy stands in for a trained model because the tiny demo model is random; the
@@ -31,15 +31,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
 
-from adaptclip_med.io.volume import Volume
 from adaptclip_med.utils.atomic import atomic_write_text
 from adaptclip_med.slice_preprocessing import SlicePreprocessing, parse_window
 from adaptclip_med.volume.scoring import StudyResult, VolumeScorer
 from adaptclip_med.volume.triage import TriagePlan
 
 from benchmarks.measure import machine_description
+from tests.support import toy_methods
+from tests.support.phantoms import phantom_volume
+from tests.support.triage import lesion_hits, write_normal_bank
 
 RESULTS = Path(__file__).parent / "results" / "triage.json"
 METHODS_CPU = Path(__file__).parent / "results" / "methods_cpu.json"
@@ -56,11 +57,6 @@ STUDY_SLICES = 300
 GOAL_MINUTES = 12.0
 
 
-def phantom_volume(hu: np.ndarray, label: str) -> Volume:
-    return Volume(array=hu, spacing=(1.0, 1.0, 1.0), modality="CT", positions=np.arange(hu.shape[0], dtype=np.float64),
-                  source_kind="synthetic", source_label=label)
-
-
 def phantom_set(abnormal_per_class: int, normals: int, shape: tuple[int, int, int], seed: int = 100) -> list[dict[str, Any]]:
     """Studies as dicts: volume, truth mask, lesion class (None = normal)."""
     from adaptclip_med.demo.phantom import make_head_ct_phantom
@@ -75,29 +71,6 @@ def phantom_set(abnormal_per_class: int, normals: int, shape: tuple[int, int, in
         hu, mask = make_head_ct_phantom(seed + 900 + i, shape)
         studies.append({"volume": phantom_volume(hu, f"normal {i}"), "truth": mask.astype(bool), "class": None})
     return studies
-
-
-def write_normal_bank(root: Path, scans: int, shape: tuple[int, int, int], method, preprocessing) -> Path:
-    """Normal phantoms as DICOM series, encoded into a reference bank with the real builder."""
-    from adaptclip_med.demo.phantom import make_head_ct_phantom, write_dicom_series
-    from adaptclip_med.volume.bank_builder import build_reference_bank
-
-    folders = []
-    for i in range(scans):
-        hu, _ = make_head_ct_phantom(5000 + i, shape)
-        write_dicom_series(hu, root / f"normal_{i}", spacing=(1.0, 1.0, 1.0))
-        folders.append(root / f"normal_{i}")
-    return build_reference_bank("normals", folders, method, preprocessing, root / "banks",
-                                batch_size=16, calibration_slices=16)
-
-
-def lesion_hits(truth: np.ndarray, mask: np.ndarray) -> tuple[int, int]:
-    """(lesions touched by the mask, lesions): lesions are 3-D connected components of the truth."""
-    labels, count = ndimage.label(truth)
-    if count == 0:
-        return 0, 0
-    touched = np.unique(labels[mask & truth])
-    return int((touched > 0).sum()), int(count)
 
 
 def auroc(scores: list[float], labels: list[int]) -> float:
@@ -138,8 +111,6 @@ def accuracy(strides: list[int], shape: tuple[int, int, int], abnormal_per_class
     from adaptclip_med.methods.base import MethodSpec
     from adaptclip_med.methods.registry import load_method
     from adaptclip_med.methods.registry import unregister_method
-
-    from benchmarks import toy_methods
 
     toy_methods.register()
     try:
@@ -222,8 +193,6 @@ def long_studies(strides: list[int], slices: int, side: int, work: Path, abnorma
     from adaptclip_med.methods.registry import load_method
     from adaptclip_med.methods.registry import unregister_method
     from adaptclip_med.volume.bank.reader import ReferenceBank
-
-    from benchmarks import toy_methods
 
     shape = (slices, side, side)
     toy_methods.register()

@@ -44,7 +44,7 @@ def render(result: dict[str, Any]) -> str:
     acc_machine = _machine(result, "accuracy")
     shape = acc["study_shape_zyx"]
     lines = [START, "",
-             f"**Accuracy** (toy intensity method `{acc['method']}`, benchmarks/toy_methods.py; "
+             f"**Accuracy** (toy intensity method `{acc['method']}`, tests/support/toy_methods.py; "
              f"{acc['abnormal_studies_per_class']} abnormal studies per lesion class + {acc['normal_studies']} normal, "
              f"{shape[0]} slices of {shape[1]}x{shape[2]}, bank of {acc['bank_scans']} normal phantoms, mask threshold "
              f"{acc['threshold']} ({acc['threshold_source']}); projected minutes = 300 x scored fraction x "

@@ -1,5 +1,7 @@
-"""Shared fixtures: a tiny random-initialised open_clip CLIP saved to a file and loaded back
-through the real weights path, so tests exercise exactly what users' weights go through."""
+"""Fixtures every test folder shares: quiet progress and one torch thread for the session, and a
+tiny random-initialised open_clip CLIP saved to a file and loaded back through the real weights
+path, so tests exercise exactly what users' weights go through.  Plain helpers live in
+``tests/support`` (importable by the benchmarks too)."""
 
 from __future__ import annotations
 
@@ -9,28 +11,23 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.support.tiny_models import TINY, TINY_SIZE, randomise_adapter_state, save_tiny_weights
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
-
-from clip_helpers import save_random_clip  # noqa: F401 - shared with the method tests
-
-TINY = "adaptclip-tiny-vit"
-TINY_SIZE = 56
 
 
-def save_tiny_weights(path: Path, seed: int = 0, fp16: bool = False, openai_keys: bool = False) -> Path:
-    import open_clip
-
-    from adaptclip_med.model.backbone_source import ensure_packaged_configs_registered
-
-    ensure_packaged_configs_registered()
-    torch.manual_seed(seed)
-    model = open_clip.create_model(TINY, pretrained=None, load_weights=False)
-    state = {k: (v.half() if fp16 and v.is_floating_point() else v) for k, v in model.state_dict().items()}
-    if openai_keys:
-        state.update(input_resolution=torch.tensor(56), context_length=torch.tensor(77), vocab_size=torch.tensor(49408))
-    torch.save(state, path)
-    return path
+@pytest.fixture(scope="session", autouse=True)
+def _quiet_one_thread():
+    """No progress bars, and one torch thread, for the whole session (session fixtures that build
+    banks and demo data included): the tiny models' ops are far too small to share, and the
+    machine's other cores belong to concurrent test runs (OpenMP barriers stall under
+    contention).  Tests that need progress output set ADAPTCLIP_MED_PROGRESS themselves."""
+    threads = torch.get_num_threads()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ADAPTCLIP_MED_PROGRESS", "0")
+        torch.set_num_threads(1)
+        yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
@@ -53,24 +50,6 @@ def tiny_model(tiny_spec):
     loaded = build_model(tiny_spec, None, TINY_SIZE)
     randomise_adapter_state(loaded.model)
     return loaded.model.eval()
-
-
-def randomise_adapter_state(model, seed: int = 3) -> None:
-    """Give every adapter parameter and BN buffer distinct values so layout mistakes show up."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, module in model.adapter_modules().items():
-            for key, tensor in module.state_dict().items():
-                if key.endswith("num_batches_tracked") or key in ("prefix", "suffix", "token_ids"):
-                    continue
-                noise = torch.randn(tensor.shape, generator=generator) * 0.1
-                if key.endswith("running_var"):
-                    tensor.copy_(1.0 + noise.abs())
-                elif key.endswith("weight") and tensor.ndim == 1:
-                    tensor.copy_(1.0 + noise)
-                else:
-                    tensor.copy_(noise * (3.0 if tensor.ndim > 1 else 1.0))
-    model.textual.invalidate_cache()
 
 
 @pytest.fixture()

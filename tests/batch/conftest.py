@@ -1,17 +1,10 @@
-"""Batch tests share the tiny random-initialised model (no downloads) and run without progress bars."""
+"""Batch tests share the tiny random-initialised model (no downloads)."""
 
 from __future__ import annotations
 
 import pytest
-import torch
 
-from batch_factory import TINY_OPTIONS
-
-
-@pytest.fixture(autouse=True)
-def _quiet(monkeypatch):
-    monkeypatch.setenv("ADAPTCLIP_MED_PROGRESS", "0")
-    torch.set_num_threads(1)
+from tests.support.tiny_models import TINY_OPTIONS
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import importlib.util
 
 from typer.testing import CliRunner
 
-from batch_factory import CLI_SHIM, tiny_cli_args
+from tests.support.dicom_studies import CLI_SHIM, tiny_cli_args
 
 
 def app():

@@ -11,7 +11,7 @@ from adaptclip_med.io.discovery import study_key_for_uid
 from adaptclip_med.errors import InputError
 from adaptclip_med.io.dicom_scan import scan_dicom
 
-from batch_factory import good_study, identifiers, mixed_tree
+from tests.support.dicom_studies import good_study, identifiers, mixed_tree
 
 
 def test_studies_are_grouped_by_header_uids_not_folders(tmp_path):

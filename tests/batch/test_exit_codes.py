@@ -11,7 +11,7 @@ from adaptclip_med.batch.runner import run_batch
 from adaptclip_med.batch.worker import BatchOptions
 from adaptclip_med.batch.discovery import FolderSource
 from adaptclip_med.batch.staging import scratch_root
-from batch_factory import good_study, mixed_tree, sr_document, tiny_cli_args, truncate, ct_series
+from tests.support.dicom_studies import good_study, mixed_tree, sr_document, tiny_cli_args, truncate, ct_series
 from test_cli import app
 
 

@@ -14,7 +14,7 @@ from pydicom.uid import JPEGBaseline8Bit, generate_uid
 from typer.testing import CliRunner
 
 from adaptclip_med.batch.file_index import read_file_index
-from batch_factory import ct_series, good_study, tiny_cli_args
+from tests.support.dicom_studies import ct_series, good_study, tiny_cli_args
 from test_cli import app
 
 

@@ -11,7 +11,7 @@ from adaptclip_med.batch.runner import run_batch
 from adaptclip_med.batch.worker import BatchOptions
 from adaptclip_med.batch.discovery import FolderSource, discover_folder
 from adaptclip_med.demo.phantom import make_head_ct_phantom
-from batch_factory import SHAPE, good_study
+from tests.support.dicom_studies import SHAPE, good_study
 
 
 def test_nifti_files_are_studies_and_are_scored(tmp_path, scoring):

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from adaptclip_med.batch.file_index import file_index_path
 from adaptclip_med.review.store import ReviewStore
-from batch_factory import ct_series, tiny_cli_args, truncate
+from tests.support.dicom_studies import ct_series, tiny_cli_args, truncate
 from test_cli import app
 
 NAMES = ("DOE_JOHN", "ROE_RICHARD", "POE_EDGAR", "LOE_ANNA")

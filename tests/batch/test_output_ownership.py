@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from adaptclip_med.cli.main import app as main_app
 from adaptclip_med.utils.ownership import OWNER_MARKER
-from batch_factory import good_study, tiny_cli_args
+from tests.support.dicom_studies import good_study, tiny_cli_args
 from test_cli import app
 
 

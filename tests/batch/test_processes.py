@@ -18,7 +18,7 @@ from adaptclip_med.batch.journal import journal_path
 from adaptclip_med.batch.runner import run_batch
 from adaptclip_med.batch.worker import BatchOptions
 
-from batch_factory import CLI_SHIM, good_study, tiny_cli_args
+from tests.support.dicom_studies import CLI_SHIM, good_study, tiny_cli_args
 
 pytestmark = pytest.mark.slow
 N_STUDIES = 5

@@ -17,7 +17,7 @@ from adaptclip_med.batch.journal import journal_path
 from adaptclip_med.batch.runner import run_batch
 from adaptclip_med.batch.worker import BatchOptions, DiskFullError
 
-from batch_factory import good_study, identifiers, mixed_tree
+from tests.support.dicom_studies import good_study, identifiers, mixed_tree
 
 
 def run(src: Path, out: Path, scoring, **options):

@@ -1,6 +1,7 @@
 """Helpers shared by the MONAI bundle tests: where the bundle is, tiny offline settings, running
-``python -m monai.bundle`` in a subprocess, and small synthetic studies.  (A uniquely named module
-rather than ``conftest`` so imports cannot pick up another folder's conftest.)"""
+``python -m monai.bundle`` in a subprocess (phantom studies: tests/support/phantoms.py).  (A
+uniquely named module rather than ``conftest`` so imports cannot pick up another folder's
+conftest.)"""
 
 from __future__ import annotations
 
@@ -9,23 +10,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import nibabel as nib
-import numpy as np
+from tests.support.tiny_models import TINY_MODEL, TINY_SIZE
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "adaptclip_med"
 CONFIGS = BUNDLE / "configs"
 #: Small enough to keep every bundle run to seconds on two CPU cores.
-IMAGE_SIZE = 56
-TINY = {"backbone": "adaptclip-tiny-vit", "backbone_weights": "random:0", "adapters": None, "offline": True,
-        "image_size": IMAGE_SIZE}
+IMAGE_SIZE = TINY_SIZE
+TINY = dict(TINY_MODEL)
 
-
-def tiny_spec():
-    """The method spec the bundle config builds from :data:`TINY` (``configs/inference.json``'s ``method_spec``)."""
-    from adaptclip_med.methods.base import MethodSpec
-    from adaptclip_med.model.backbone_source import BackboneSpec
-
-    return MethodSpec(backbone=BackboneSpec("adaptclip-tiny-vit", "random:0", offline=True), image_size=IMAGE_SIZE)
 
 
 def config(*names: str) -> list[str]:
@@ -53,16 +45,3 @@ def run_bundle(args: list[str], cwd: Path = BUNDLE, timeout: int = 300) -> subpr
                             capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
-
-
-def write_nifti_study(path: Path, seed: int, lesions: int, shape=(6, 48, 48)) -> tuple[Path, Path]:
-    """A small phantom head CT as NIfTI (1.8 x 1.8 x 5 mm) and its lesion mask in the same geometry."""
-    from adaptclip_med.demo.phantom import make_head_ct_phantom
-
-    hu, mask = make_head_ct_phantom(seed, shape, lesions=lesions)
-    affine = np.diag([1.8, 1.8, 5.0, 1.0])
-    # Phantom arrays are (Z, Y, X); NIfTI stores (X, Y, Z) with the affine above.
-    nib.save(nib.Nifti1Image(np.ascontiguousarray(hu.transpose(2, 1, 0)), affine), str(path))
-    label = path.with_name(path.name.replace(".nii.gz", "_mask.nii.gz"))
-    nib.save(nib.Nifti1Image(np.ascontiguousarray(mask.transpose(2, 1, 0).astype(np.uint8)), affine), str(label))
-    return path, label

@@ -7,7 +7,10 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
-from bundle_helpers import TINY, config, tiny_spec, write_nifti_study
+from bundle_helpers import TINY, config
+
+from tests.support.phantoms import write_nifti_study
+from tests.support.tiny_models import tiny_spec
 
 from adaptclip_med.demo.phantom import make_head_ct_phantom, write_dicom_series
 

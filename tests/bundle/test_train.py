@@ -8,10 +8,13 @@ import json
 import numpy as np
 import pytest
 import torch
-from bundle_helpers import IMAGE_SIZE, TINY, config, tiny_spec, write_nifti_study
+from bundle_helpers import IMAGE_SIZE, TINY, config
 from PIL import Image
 
 from adaptclip_med.model.backbone_source import sha256_of_file
+
+from tests.support.phantoms import write_nifti_study
+from tests.support.tiny_models import tiny_spec
 
 
 def write_mvtec_like(root, seed=0, size=IMAGE_SIZE):

@@ -95,7 +95,9 @@ def test_decollation_gives_one_dict_per_study():
 def test_a_config_drops_the_overlays(tmp_path):
     from monai.bundle import ConfigWorkflow
 
-    from bundle_helpers import TINY, config, write_nifti_study
+    from bundle_helpers import TINY, config
+
+    from tests.support.phantoms import write_nifti_study
 
     studies = tmp_path / "studies"
     studies.mkdir()

@@ -6,15 +6,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import torch
 
-from adaptclip_med.methods.base import MethodSpec
-from adaptclip_med.model.backbone_source import BackboneSpec
 from adaptclip_med.review.config import CONFIG_ENV, DashboardConfig
-from adaptclip_med.volume.options import ScoringOptions, SlicingOptions
+from adaptclip_med.volume.options import ScoringOptions
 
-TINY_OPTIONS = ScoringOptions(model=MethodSpec(backbone=BackboneSpec("adaptclip-tiny-vit", "random:0", offline=True), image_size=56),
-                              slicing=SlicingOptions(window="brain", batch_size=8))
+from tests.support import tiny_models
+
+TINY_OPTIONS = tiny_models.tiny_options()
 
 
 @pytest.fixture(scope="session")
@@ -41,7 +39,6 @@ def demo_data(tmp_path_factory) -> DemoData:
 @pytest.fixture()
 def dashboard_config(tmp_path, demo_data, monkeypatch):
     """A configuration file for the app (tiny random model, phantom data), named in the environment."""
-    torch.set_num_threads(1)
 
     def make(**changes) -> DashboardConfig:
         values = dict(data_roots=(demo_data.root,), output=tmp_path / "out", banks_root=tmp_path / "banks",

@@ -292,7 +292,7 @@ def _assert_reviewed_sr(path: Path, review) -> None:
     decision is the qualitative finding; the notes are text."""
     import highdicom as hd
     import pydicom
-    from dicom_validation import assert_dicom_conformant
+    from tests.support.dicom_validation import assert_dicom_conformant
 
     assert_dicom_conformant(path)
     sr = hd.sr.srread(path)

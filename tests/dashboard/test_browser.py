@@ -72,7 +72,7 @@ COMPARED = "compare-study"  # a study scored with `score --method adaptclip,winc
 def _two_method_comparison(data, options, bank: Path, out: Path, weights: Path) -> None:
     """A normal demo scan scored by AdaptCLIP (demo model, demo bank) and WinCLIP (a tiny random
     CLIP saved as a weights file), as ``score --method adaptclip,winclip`` writes it."""
-    from clip_helpers import save_random_clip
+    from tests.support.tiny_models import save_random_clip
 
     from adaptclip_med.volume.compare import score_with_methods
     from adaptclip_med.methods.base import MethodSpec
@@ -100,7 +100,8 @@ class Room:
 def room(tmp_path_factory):
     """The CLI in demo mode on a free loopback port, with the lesion study scored and a broken result."""
     from adaptclip_med.review.store import ReviewStore
-    from benchmarks.browser_viewer import prepare_scored_demo
+
+    from tests.support.scored_demo import prepare_scored_demo
 
     base = tmp_path_factory.mktemp("room")
     output = base / "review"

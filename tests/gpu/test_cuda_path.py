@@ -27,7 +27,7 @@ CPU_GPU_TOLERANCE = 1e-4
 
 @pytest.fixture(scope="module")
 def cpu_model(tiny_model):
-    """The shared tiny AdaptCLIP (tests/conftest.py: saved backbone file, randomised adapters)."""
+    """The shared tiny AdaptCLIP (tests/conftest.py + tests/support/tiny_models.py: saved backbone file, randomised adapters)."""
     return tiny_model
 
 

@@ -10,8 +10,6 @@ import pydicom
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.uid import BasicTextSRStorage, ExplicitVRLittleEndian, generate_uid
 
-from dicom_validation import assert_dicom_conformant  # noqa: F401  (re-exported for the I/O tests)
-
 SHAPE = (8, 48, 48)
 SPACING = (3.0, 1.5, 1.25)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pydicom
 import pytest
-from io_helpers import SPACING, assert_dicom_conformant
+from io_helpers import SPACING
 
 import highdicom as hd
 from adaptclip_med.io.loader import load_study
@@ -21,6 +21,8 @@ from adaptclip_med.outputs.dicom_sr import (
 )
 from adaptclip_med.outputs.equipment import PROCESSING_ALGORITHM, AlgorithmEquipment, device_uid
 from adaptclip_med.outputs.regions import anomaly_regions
+
+from tests.support.dicom_validation import assert_dicom_conformant
 
 SCORING = {"method": "adaptclip", "model": {"method": "adaptclip", "weights_sha256": "ab" * 8},
            "reference_bank": {"name": "ct-head", "key": "k1", "created": "2026-01-01T00:00:00"}, "threshold": 0.5,

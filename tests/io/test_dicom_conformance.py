@@ -7,13 +7,14 @@ import shutil
 import numpy as np
 import pydicom
 import pytest
-from io_helpers import assert_dicom_conformant
 from pydicom.data import get_testdata_file
 
 from adaptclip_med.errors import InputError
 from adaptclip_med.io.loader import load_study
 from adaptclip_med.outputs.dicom_seg import write_dicom_seg
 from adaptclip_med.outputs.parametric_map import write_parametric_map
+
+from tests.support.dicom_validation import assert_dicom_conformant
 
 TWO_D = ["examples_palette.dcm", "SC_rgb_rle_2frame.dcm", "JPEG2000.dcm", "image_dfl.dcm"]  # US, SC 2 frames, NM, OT
 

@@ -11,7 +11,7 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
-from io_helpers import SPACING, assert_dicom_conformant
+from io_helpers import SPACING
 from PIL import Image
 
 from adaptclip_med.errors import InputError
@@ -22,6 +22,8 @@ from adaptclip_med.outputs.overlay import CONTOUR_RGB, render_overlay, save_over
 from adaptclip_med.outputs.parametric_map import write_parametric_map
 from adaptclip_med.outputs.plots import save_score_plot
 from adaptclip_med.outputs.tables import write_slices_csv, write_study_json
+
+from tests.support.dicom_validation import assert_dicom_conformant
 
 
 def _seg_frames_by_source(seg) -> dict[tuple[str, int | None], np.ndarray]:

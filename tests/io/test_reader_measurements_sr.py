@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from io_helpers import assert_dicom_conformant
 
 import highdicom as hd
 from adaptclip_med.io.loader import load_study
@@ -16,6 +15,8 @@ from adaptclip_med.outputs.dicom_sr import PersonObserver, StudyFinding, write_m
 from adaptclip_med.outputs.equipment import AlgorithmEquipment
 from adaptclip_med.outputs.reader_measurements import place
 from adaptclip_med.review.measurements import measure
+
+from tests.support.dicom_validation import assert_dicom_conformant
 
 SCORING = {"method": "adaptclip", "model": {"method": "adaptclip", "weights_sha256": "cd" * 8}, "threshold": 0.5,
            "threshold_source": "default"}

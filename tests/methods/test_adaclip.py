@@ -22,7 +22,7 @@ GRID = SIZE // 14
 # ---------------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
 def backbone_file(tmp_path_factory) -> Path:
-    from clip_helpers import save_random_clip
+    from tests.support.tiny_models import save_random_clip
 
     return save_random_clip(TINY, tmp_path_factory.mktemp("adaclip") / "tiny_clip.pt", seed=0)
 

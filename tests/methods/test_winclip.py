@@ -24,7 +24,7 @@ GRID = 6
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
-    from clip_helpers import save_random_clip
+    from tests.support.tiny_models import save_random_clip
 
     return save_random_clip(ARCH, tmp_path_factory.mktemp("winclip") / "tiny.pt", seed=11)
 

@@ -21,7 +21,7 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
-    from clip_helpers import save_random_clip
+    from tests.support.tiny_models import save_random_clip
 
     return save_random_clip(ARCH, tmp_path_factory.mktemp("winclip-cli") / "tiny.pt", seed=11)
 

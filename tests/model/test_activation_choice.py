@@ -21,7 +21,7 @@ from adaptclip_med.model.backbone_source import (
     read_state_dict,
     resolve_architecture,
 )
-from tests.conftest import TINY
+from tests.support.tiny_models import TINY
 
 
 def _gelu_architecture(tmp_path):

@@ -8,7 +8,7 @@ import torch
 from adaptclip_med.errors import MissingWeightsError
 from adaptclip_med.model.build import build_backbone
 from adaptclip_med.model.backbone_source import BackboneSpec, read_state_dict, resolve_activation, resolve_architecture
-from tests.conftest import TINY, save_tiny_weights
+from tests.support.tiny_models import TINY, save_tiny_weights
 
 
 @pytest.mark.parametrize("name,weights,hint,expected", [

@@ -3,18 +3,13 @@ and a pynetdicom Storage SCP standing in for the destination PACS (Orthanc itsel
 
 from __future__ import annotations
 
-import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT / "tests" / "batch") not in sys.path:
-    sys.path.insert(0, str(ROOT / "tests" / "batch"))
+from adaptclip_med.node.config import Destination, NodeConfig, Peer
 
-from adaptclip_med.node.config import Destination, NodeConfig, Peer  # noqa: E402
-
-from batch_factory import TINY_OPTIONS  # noqa: E402
+from tests.support.tiny_models import TINY_OPTIONS
 
 SCANNER = "SCANNER"
 TINY_SCORING = {**TINY_OPTIONS, "adapters": "untrained", "zero_shot": True}

@@ -16,7 +16,7 @@ from adaptclip_med.node.sender import SendError
 from adaptclip_med.node.spool import Spool
 from adaptclip_med.node.store import NodeStore
 
-from batch_factory import PATIENT_ID, PATIENT_NAME, ct_series, sr_document
+from tests.support.dicom_studies import PATIENT_ID, PATIENT_NAME, ct_series, sr_document
 from node_helpers import node_config, send
 
 

@@ -18,7 +18,7 @@ from adaptclip_med.node.store import FAILED, SCORED, SENT, NodeStore
 from adaptclip_med.node.worker import NodeWorker, result_objects
 from adaptclip_med.volume.pipeline import make_scorer
 
-from batch_factory import ct_series
+from tests.support.dicom_studies import ct_series
 from node_helpers import node_config, send
 
 

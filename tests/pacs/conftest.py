@@ -1,17 +1,15 @@
 """A real Orthanc (Debian ``orthanc`` + ``orthanc-dicomweb``) on loopback for PACS tests, started
-through scripts/orthanc_testbed.py; batch test helpers are shared with tests/batch."""
+through scripts/orthanc_testbed.py; batch test helpers are shared with tests/batch
+(tests/support/dicom_studies.py)."""
 
 from __future__ import annotations
 
 import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "batch"))
 
 
 def _load_testbed():
@@ -22,12 +20,6 @@ def _load_testbed():
 
 
 testbed = _load_testbed()
-
-
-@pytest.fixture(autouse=True)
-def _quiet(monkeypatch):
-    monkeypatch.setenv("ADAPTCLIP_MED_PROGRESS", "0")
-    torch.set_num_threads(1)
 
 
 @pytest.fixture()
@@ -42,6 +34,6 @@ def orthanc(tmp_path):
 def scoring():
     from adaptclip_med.volume.options import scoring_from_flat
 
-    from batch_factory import TINY_OPTIONS
+    from tests.support.tiny_models import TINY_OPTIONS
 
     return scoring_from_flat({**TINY_OPTIONS, "zero_shot": True})  # the flat record the node's [scoring] table holds

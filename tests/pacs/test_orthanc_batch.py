@@ -14,7 +14,7 @@ from adaptclip_med.batch.dicomweb import DicomwebSource, RetryPolicy
 from adaptclip_med.batch.runner import run_batch
 from adaptclip_med.batch.worker import BatchOptions
 
-from batch_factory import CLI_SHIM, ct_series, good_study, identifiers, sr_document, tiny_cli_args
+from tests.support.dicom_studies import CLI_SHIM, ct_series, good_study, identifiers, sr_document, tiny_cli_args
 
 pytestmark = pytest.mark.slow
 

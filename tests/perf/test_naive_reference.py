@@ -1,4 +1,4 @@
-"""The naive reference path (benchmarks/naive.py) and the optimised path give the same outputs in
+"""The naive reference path (tests/support/naive.py) and the optimised path give the same outputs in
 fp32, and the optimised path really uses its caches."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ import torch.nn.functional as F
 
 from adaptclip_med.model.backbone import _block_forward
 from adaptclip_med.model.nn_search import nearest_neighbours
-from benchmarks.naive import naive_block, naive_encode_image, naive_nearest_neighbours, naive_predict
+
+from tests.support.naive import naive_block, naive_encode_image, naive_nearest_neighbours, naive_predict
 
 ATOL = 1e-5
 

@@ -14,8 +14,9 @@ from adaptclip_med.runtime.base import MissingRuntimeError
 from adaptclip_med.runtime.choice import configure_vision, load_backends, require_torch_runtime, resolve_runtime
 from adaptclip_med.runtime.registry import get_runtime
 
+from tests.support.tiny_models import TINY, TINY_SIZE
+
 CPU = torch.device("cpu")
-TINY, TINY_SIZE = "adaptclip-tiny-vit", 56
 AVX2 = frozenset({"avx", "avx2", "fma"})
 #: fp32 runtimes reproduce torch to fp32 rounding (measured ~3e-7 on the tiny model, ~1e-6 on ViT-L).
 FP32_TOLERANCE = 1e-5

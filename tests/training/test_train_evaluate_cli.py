@@ -7,7 +7,7 @@ import csv
 import pytest
 import typer
 from PIL import Image
-from training_trees import quiet_single_thread, write_mvtec_tree  # noqa: F401 - autouse fixture
+from training_trees import write_mvtec_tree
 from typer.testing import CliRunner
 
 from adaptclip_med.cli import evaluate, train
@@ -122,7 +122,7 @@ def test_train_and_evaluate_on_volumes_with_label_maps(app, tiny_weights, tmp_pa
 @pytest.fixture(scope="module")
 def shared_backbone(tmp_path_factory) -> list[str]:
     """A tiny backbone both methods run on (AdaCLIP prompts 4 text blocks: the 5-block tiny config)."""
-    from clip_helpers import save_random_clip
+    from tests.support.tiny_models import save_random_clip
 
     path = save_random_clip("adaclip-tiny-vit", tmp_path_factory.mktemp("shared-backbone") / "tiny.pt")
     return ["--backbone", "adaclip-tiny-vit", "--backbone-weights", str(path), "--offline", "--device", "cpu"]

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 import torch
 from safetensors.torch import load_file
-from training_trees import quiet_single_thread, write_mvtec_tree  # noqa: F401 - autouse fixture
+from training_trees import write_mvtec_tree
 
 from adaptclip_med.data.layouts import read_dataset
 from adaptclip_med.errors import InputError

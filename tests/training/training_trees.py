@@ -6,8 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
-import torch
 from PIL import Image
 
 
@@ -46,14 +44,3 @@ def write_mvtec_tree(root: Path, seed: int, classes=("tex",), train_normals: int
             _save(root / name / "ground_truth" / "bright" / f"{i:03d}_mask.png", mask)
     return root
 
-
-@pytest.fixture(scope="module", autouse=True)
-def quiet_single_thread():
-    """No progress bars; one torch thread (the machine is shared: two threads on two busy cores
-    made a tiny training epoch 17x slower).  Module scope so module-scoped fixtures get it too."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("ADAPTCLIP_MED_PROGRESS", "0")
-        yield
-    torch.set_num_threads(threads)

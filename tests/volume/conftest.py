@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-os.environ.setdefault("ADAPTCLIP_MED_PROGRESS", "0")
+from tests.support import tiny_models
 
 SHAPE = (8, 64, 64)
 
@@ -20,12 +18,7 @@ def demo_data(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_options():
-    from adaptclip_med.methods.base import MethodSpec
-    from adaptclip_med.model.backbone_source import BackboneSpec
-    from adaptclip_med.volume.options import ScoringOptions, SlicingOptions
-
-    return ScoringOptions(model=MethodSpec(backbone=BackboneSpec("adaptclip-tiny-vit", "random:0", offline=True), image_size=56),
-                          slicing=SlicingOptions(window="brain"))
+    return tiny_models.tiny_options(batch_size=None)
 
 
 @pytest.fixture(scope="session")

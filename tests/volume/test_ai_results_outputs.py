@@ -10,7 +10,7 @@ import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
-from dicom_validation import assert_dicom_conformant
+from tests.support.dicom_validation import assert_dicom_conformant
 
 OBJECTS = {"dicom_seg": "anomaly_seg.dcm", "parametric_map": "anomaly_pmap.dcm", "dicom_sr": "anomaly_sr.dcm",
            "key_objects": "anomaly_kos.dcm"}

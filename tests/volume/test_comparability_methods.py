@@ -20,7 +20,7 @@ def _adaptclip(tiny_loaded, tmp_path):
 
 
 def _winclip(tiny_loaded, tmp_path):
-    from clip_helpers import save_random_clip
+    from tests.support.tiny_models import save_random_clip
 
     from adaptclip_med.methods.base import MethodSpec
     from adaptclip_med.methods.registry import load_method
@@ -32,7 +32,7 @@ def _winclip(tiny_loaded, tmp_path):
 
 
 def _adaclip(tiny_loaded, tmp_path):
-    from clip_helpers import save_random_clip
+    from tests.support.tiny_models import save_random_clip
 
     from adaptclip_med.methods.base import MethodSpec
     from adaptclip_med.methods.registry import load_method

@@ -91,7 +91,7 @@ def toy():
     from adaptclip_med.methods.registry import load_method
     from adaptclip_med.methods.registry import unregister_method
 
-    from benchmarks import toy_methods
+    from tests.support import toy_methods
 
     toy_methods.register()
     yield load_method(MethodSpec(method=toy_methods.NAME, image_size=64))
@@ -102,7 +102,7 @@ def toy():
 def toy_bank(toy, tmp_path_factory):
     from adaptclip_med.slice_preprocessing import SlicePreprocessing, parse_window
 
-    from benchmarks.triage import write_normal_bank
+    from tests.support.triage import write_normal_bank
 
     return write_normal_bank(tmp_path_factory.mktemp("triage-bank"), 3, SHAPE, toy,
                              SlicePreprocessing(window=parse_window("brain")))
@@ -112,7 +112,7 @@ def toy_bank(toy, tmp_path_factory):
 def lesion_study():
     from adaptclip_med.demo.phantom import make_head_ct_phantom
 
-    from benchmarks.triage import phantom_volume
+    from tests.support.phantoms import phantom_volume
 
     hu, truth = make_head_ct_phantom(3, SHAPE, lesions=3, lesion_rz=(2.5, 4.0), lesion_rxy=(0.05, 0.08))
     return phantom_volume(hu, "triage test study"), truth.astype(bool)
@@ -127,7 +127,7 @@ def _scorer(toy, bank_path, stride):
 
 
 def test_triage_finds_every_lesion_full_scoring_finds(toy, toy_bank, lesion_study):
-    from benchmarks.triage import lesion_hits
+    from tests.support.triage import lesion_hits
 
     volume, truth = lesion_study
     full = _scorer(toy, toy_bank, None).score(volume)
@@ -204,7 +204,7 @@ def _invoke(args):
 
 
 def test_score_cli_triage_flag(toy, toy_bank, dicom_study, tmp_path):
-    from benchmarks.toy_methods import NAME
+    from tests.support.toy_methods import NAME
 
     result = _invoke(["score", str(dicom_study), "--method", NAME, "--references", str(toy_bank), "--threshold",
                       str(TOY_THRESHOLD), "--triage", "4", "--batch-size", "auto", "--out", str(tmp_path / "s")])
@@ -220,7 +220,7 @@ def test_score_cli_triage_flag(toy, toy_bank, dicom_study, tmp_path):
 
 
 def test_batch_cli_triage_flag(toy, toy_bank, dicom_study, tmp_path):
-    from benchmarks.toy_methods import NAME
+    from tests.support.toy_methods import NAME
 
     tree = tmp_path / "incoming"
     shutil.copytree(dicom_study, tree / "s0")

@@ -1,5 +1,5 @@
-"""Tiny synthetic DICOM studies for batch tests: real files (through the demo phantom writer) with
-the awkward things department exports contain - localizers, reformats, SR documents, corrupt and
+"""Tiny synthetic DICOM studies for the batch, node and PACS tests: real files (through the demo
+phantom writer) with the awkward things department exports contain - localizers, reformats, SR documents, corrupt and
 truncated files - and patient identifiers that must never leak into outputs."""
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from adaptclip_med.demo.phantom import make_head_ct_phantom, write_dicom_series
 from adaptclip_med.utils.redact import pseudonymous_key
 
+from tests.support.tiny_models import TINY_OPTIONS
+
 PATIENT_NAME = "SECRETSURNAME^JANE"
 PATIENT_ID = "PID-8675309"
-TINY_OPTIONS = dict(backbone="adaptclip-tiny-vit", backbone_weights="random:0", adapters=None, image_size=56,
-                    offline=True, window="brain", batch_size=8)
 SHAPE = (5, 40, 40)
-HERE = Path(__file__).resolve().parent
-CLI_SHIM = HERE / "batch_cli.py"
+#: The CLI app with ``batch`` registered, run as a script by subprocess tests (tests/batch, tests/pacs).
+CLI_SHIM = Path(__file__).resolve().parents[1] / "batch" / "batch_cli.py"
 
 
 @dataclass
