@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from bundle_helpers import CONFIGS, IMAGE_SIZE, TINY, config, tiny_spec
+from bundle_helpers import CONFIGS, IMAGE_SIZE, TINY, config
+
+from tests.support.tiny_models import tiny_spec
 
 from adaptclip_med.bundle_support import AdaptCLIPMapNetwork
 from adaptclip_med.preprocess import slices_to_model_input
