@@ -717,4 +717,18 @@ def test_wl_drag_fast_path_shows_niivues_picture_and_talks_to_the_server_once(ro
         page.wait_for_timeout(200)
     assert frame.evaluate("() => window.__viewer.stats.sent") == sent + 1
     _wait_url(page, "wl", during["wl"])  # the W/L the server keeps is the one the reader saw
+    _settle(page)
+
+    # a second drag on the same view reuses the calibration frames: still NiiVue's picture
+    page.mouse.move(cx, cy)
+    page.mouse.down()
+    for i in range(3):
+        page.mouse.move(cx - 7 * (i + 1), cy + 5 * (i + 1))
+        page.wait_for_timeout(120)
+    again = frame.evaluate(_SNAPSHOT_FAST_JS)
+    page.mouse.up()
+    after = frame.evaluate(_COMPARE_WITH_NIIVUE_JS)
+    assert again["study"] == "block" and after["wl"] == again["wl"] != during["wl"]
+    assert frame.evaluate("() => window.__viewer.stats.fastDrags") == 2
+    assert all(after[name]["max"] <= 4 and after[name]["mean"] < 0.5 for name in ("study", "ref")), after
     _no_exception(page)

@@ -56,10 +56,13 @@
     this.nv = nv; this.canvas = canvas2d; this.ready = false;
   }
 
-  FastWindow.prototype.prepare = function () {
+  // ``key`` names everything the picture depends on besides the window (slice, view, zoom, pan,
+  // overlays, canvas size): a second drag on the same view reuses the calibration (no GL work).
+  FastWindow.prototype.prepare = function (key) {
     const nv = this.nv, vol = nv.volumes[0], gl = nv.gl;
     const W = gl.drawingBufferWidth, H = gl.drawingBufferHeight;
-    this.ready = false;
+    if (key && key === this.key && this.values && vol === this.vol && W === this.W && H === this.H) { this.ready = true; return true; }
+    this.ready = false; this.key = null;
     if (!vol || !W || !H) return false;
     const map = affineMap(nv, vol, W, H);
     if (!map) return false;
@@ -107,6 +110,7 @@
     this.W = W; this.H = H; this.values = values; this.grey = new Uint8Array(values.length);
     this.taps = taps; this.weights = weights; this.out0 = out0; this.delta = delta;
     this.image = new ImageData(W, H);
+    this.vol = vol; this.key = key || null;
     this.ready = true;
     return true;
   };
@@ -142,8 +146,9 @@
     return true;
   };
 
+  // Hidden after NiiVue's own redraw; the calibration stays for the next drag on the same view.
   FastWindow.prototype.finish = function () {
-    this.ready = false; this.values = this.grey = this.taps = this.weights = this.out0 = this.delta = this.image = null;
+    this.ready = false;
     this.canvas.style.display = "none";
   };
 

@@ -495,12 +495,14 @@
     if (!nvS || !nvS.volumes.length || !window.FastWindow || window.__viewer.fastOff) return false;  // fastOff: the benchmark's baseline
     const t0 = performance.now();
     fastS = fastS || new window.FastWindow(nvS, $("fp-study"));
-    if (!fastS.prepare()) return false;
+    const key = JSON.stringify([studyId, refId, A.outline_id, A.heat_range, S.z, S.y, S.x, S.view, S.zoom, S.panX, S.panY,
+                                S.opacity, S.heat, S.outline]);
+    if (!fastS.prepare(key)) return false;
     const lo = S.level - S.width / 2, hi = S.level + S.width / 2;
     fastS.render(lo, hi);  // in the same task: the calibration frames are never presented
     if (refReady) {
       fastR = fastR && fastR.nv === nvR ? fastR : new window.FastWindow(nvR, $("fp-ref"));
-      if (fastR.prepare()) fastR.render(lo, hi);
+      if (fastR.prepare(key)) fastR.render(lo, hi);
     }
     stats.fastPrepare.push(performance.now() - t0);
     return true;
