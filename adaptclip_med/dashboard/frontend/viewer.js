@@ -8,6 +8,8 @@
  * server, deep link) comes in as `jump` with a nonce.
  *
  * Mouse: wheel = slice, left drag = window/level, shift/middle drag = pan, ctrl+wheel = zoom.
+ * A W/L drag is drawn by the 2D-canvas fast path (fastwindow.js: NiiVue's re-window rebuilds whole 3D
+ * textures, seconds per move in software GL); NiiVue redraws once on mouseup.
  * Keys: arrows / PageUp / PageDown / Home / End = slice, v = next view, h = heat map, o = outline,
  * +/- = zoom, 0 = reset zoom, w = next window preset, d = distance tool, e = ellipse ROI tool.
  * Other keys go to the page (decision hotkeys).
