@@ -541,6 +541,7 @@
       if (!isRef && M.tool && e.button === 0 && !e.shiftKey) { measureClick(e); toolbar(); return; }
       const pan = e.shiftKey || e.button === 1;
       drag = { pan: pan, x: e.clientX, y: e.clientY, level: S.level, width: S.width, panX: S.panX, panY: S.panY, w: pane.clientWidth };
+      clearTimeout(sendTimer);  // a state change from before the drag goes back after mouseup (dirty stays set)
       if (!pan) drag.fast = startFastWindow();
     }, { capture: true });
     pane.addEventListener("contextmenu", (e) => { e.preventDefault(); e.stopPropagation(); }, { capture: true });
