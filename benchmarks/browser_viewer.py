@@ -17,7 +17,10 @@ Measures, inside the viewer's iframe (its own instrumentation, ``window.__viewer
 * what a user feels on a W/L drag: each real mouse move (Playwright, through Chromium's input
   pipeline) to the second animation frame after it, measured from the driving process (so it
   includes the DevTools round trip, an upper bound), and how many state messages went to the
-  server during the drag (none: the state goes back once, after mouseup).
+  server during the drag (none: the state goes back once, after mouseup); measured twice in one
+  page: NiiVue re-windowing per move (the fast path off: before) and the 2D-canvas fast path
+  (``fastwindow.js``: after), with the fast path's preparation at mousedown;
+* where a presented W/L frame's time goes: a plain redraw, NiiVue's re-window, the fast-path render.
 
     python -m benchmarks.browser_viewer [--steps 40] [--out benchmarks/results/browser_viewer.json]
 """
@@ -94,6 +97,32 @@ GL_COST_JS = """(n) => {
 }"""
 
 
+# Where a presented W/L frame's time goes (in-page, each change to the second animation frame after
+# it): a plain NiiVue redraw, NiiVue re-windowing the study's image layer (its whole 3D colour
+# texture) and redrawing, and the fast path's CPU re-window of the slice into its 2D canvas.
+PRESENTED_PARTS_JS = """async (n) => {
+  const v = window.__viewer, nv = v.nv, vol = nv.volumes[0];
+  const frame = () => new Promise((r) => requestAnimationFrame(() => r()));
+  const lo = vol.cal_min, hi = vol.cal_max, out = {draw_only: [], niivue_rewindow_study: [], fast_path_render: []};
+  const time = async (list, fn) => { await frame(); const t = performance.now(); fn(); await frame(); await frame();
+                                     list.push(performance.now() - t); };
+  for (let i = 0; i < n; i++) {
+    const d = (i % 2 ? 1 : -1) * 0.05 * (hi - lo);
+    await time(out.draw_only, () => nv.drawScene());
+    await time(out.niivue_rewindow_study, () => { vol.cal_min = lo + d; vol.cal_max = hi + d; nv.refreshLayers(vol, 0); nv.drawScene(); });
+  }
+  vol.cal_min = lo; vol.cal_max = hi; nv.refreshLayers(vol, 0); nv.drawScene();
+  const fast = new window.FastWindow(nv, document.getElementById('fp-study'));
+  fast.prepare();
+  for (let i = 0; i < n; i++) {
+    const d = (i % 2 ? 1 : -1) * 0.05 * (hi - lo);
+    await time(out.fast_path_render, () => fast.render(lo + d, hi + d));
+  }
+  fast.finish(); nv.refreshLayers(vol, 0); nv.drawScene();
+  return out;
+}"""
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -126,6 +155,32 @@ def _summary(values: list[float]) -> dict[str, float]:
             "min_ms": round(min(values), 1), "n": len(values)}
 
 
+def _real_drag(page, frame, cx: float, cy: float, steps: int) -> tuple[list[float], int, int, float]:
+    """One W/L drag of real mouse moves: per move, input event sent -> the frame holding it presented
+    (two animation frames); state messages during the drag and after mouseup; the mousedown's
+    fast-path preparation (ms, 0 when the fast path is off)."""
+    page.mouse.move(cx, cy)
+    prepared = frame.evaluate("() => window.__viewer.stats.fastPrepare.length")
+    page.mouse.down()
+    sent_before = frame.evaluate("() => window.__viewer.stats.sent")
+    felt = []
+    for i in range(steps):
+        t0 = time.perf_counter()
+        page.mouse.move(cx + (i % 7) * 6 + 3, cy + (i % 5) * 4 + 2)
+        frame.evaluate(TWO_FRAMES_JS)
+        felt.append((time.perf_counter() - t0) * 1000)
+        page.wait_for_timeout(500 if i % 10 == 9 else 60)  # some pauses longer than the state debounce
+    sent_during = frame.evaluate("() => window.__viewer.stats.sent") - sent_before
+    page.mouse.up()
+    deadline = time.monotonic() + 60  # the state goes back debounced after mouseup (slow under load)
+    while frame.evaluate("() => window.__viewer.stats.sent") == sent_before + sent_during and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
+    page.wait_for_timeout(1000)  # and only once
+    sent_after = frame.evaluate("() => window.__viewer.stats.sent") - sent_before - sent_during
+    prepare = frame.evaluate(f"() => window.__viewer.stats.fastPrepare.slice({prepared})")
+    return felt, sent_during, sent_after, round(prepare[0], 1) if prepare else 0.0
+
+
 def measure(url: str, steps: int) -> dict:
     from playwright.sync_api import sync_playwright
 
@@ -148,20 +203,12 @@ def measure(url: str, steps: int) -> dict:
         for i in range(steps):  # real input events, through Playwright
             page.mouse.wheel(0, 100 if (i % 10) < 5 else -100)
             page.wait_for_timeout(60)
-        page.mouse.move(cx, cy)
-        page.mouse.down()
-        sent_before = frame.evaluate("() => window.__viewer.stats.sent")
-        felt = []  # real input event sent -> the frame holding it presented (two animation frames), per move
-        for i in range(steps):
-            t0 = time.perf_counter()
-            page.mouse.move(cx + (i % 7) * 6 + 3, cy + (i % 5) * 4 + 2)
-            frame.evaluate(TWO_FRAMES_JS)
-            felt.append((time.perf_counter() - t0) * 1000)
-            page.wait_for_timeout(500 if i % 10 == 9 else 60)  # some pauses longer than the state debounce
-        sent_during = frame.evaluate("() => window.__viewer.stats.sent") - sent_before
-        page.mouse.up()
-        page.wait_for_timeout(1200)
-        sent_after = frame.evaluate("() => window.__viewer.stats.sent") - sent_before - sent_during
+        # Before: NiiVue re-windows per move (fast path off); after: the 2D-canvas fast path.  Same page.
+        frame.evaluate("() => { window.__viewer.fastOff = true; }")
+        felt_niivue, _, _, _ = _real_drag(page, frame, cx, cy, steps)
+        handler_niivue = frame.evaluate("() => window.__viewer.stats.wl.splice(0)")  # the fast path's come next
+        frame.evaluate("() => { window.__viewer.stats.wlRef.splice(0); window.__viewer.fastOff = false; }")
+        felt, sent_during, sent_after, prepare_ms = _real_drag(page, frame, cx, cy, steps)
         stats = frame.evaluate("() => ({wheel: window.__viewer.stats.wheel, wl: window.__viewer.stats.wl,"
                                " wlRef: window.__viewer.stats.wlRef,"
                                " firstRender: window.__viewer.stats.firstRender, shape: window.__viewer.nv.volumes[0].dims})")
@@ -169,9 +216,14 @@ def measure(url: str, steps: int) -> dict:
         presented_wheel = frame.evaluate(PRESENTED_JS, ["wheel", max(10, steps // 2)])
         presented_wl = frame.evaluate(PRESENTED_JS, ["wl", max(10, steps // 2)])
         gl_cost = frame.evaluate(GL_COST_JS, max(10, steps // 2))
+        parts = frame.evaluate(PRESENTED_PARTS_JS, max(10, steps // 2))
         browser.close()
     return {"wheel_to_slice_drawn": _summary(stats["wheel"]), "wl_drag_to_repaint": _summary(stats["wl"]),
             "wl_real_input_to_presented_frame": _summary(felt),
+            "wl_real_input_to_presented_frame_niivue_rewindow": _summary(felt_niivue),
+            "wl_fast_path_prepare_at_mousedown_ms": prepare_ms,
+            "wl_drag_to_repaint_niivue_rewindow": _summary(handler_niivue),
+            **{f"presented_{name}": _summary(values) for name, values in parts.items()},
             "wl_state_messages_to_server_during_drag": sent_during, "wl_state_messages_after_mouseup": sent_after,
             "wl_drag_reference_follows": _summary(stats["wlRef"]) if stats["wlRef"] else None,
             "wheel_to_frame_presented": _summary(presented_wheel), "wl_to_frame_presented": _summary(presented_wl),

@@ -126,7 +126,12 @@ def report_content(study: ReviewStudy, review: Review, window: Window, bank: Ref
                                    grey_rgb(match.thumbnail, REPORT_IMAGE_SIZE) if match is not None else None))
     return ReportContent(study.study_key, review, study.score, study.threshold, threshold, study.model_summary(),
                          [f.describe(study.instances) for f in findings], study.slice_scores, key_slices,
-                         study.comparability)
+                         study.comparability, value_unit=_value_unit(study), instances=tuple(study.instances))
+
+
+def _value_unit(study: ReviewStudy) -> str:
+    """HU for CT (the volume is in the modality's units), no unit for other signals."""
+    return "HU" if str(getattr(study.volume, "modality", "")) == "CT" else ""
 
 
 def export_review(study: ReviewStudy, review: Review, output: Path, window: Window,

@@ -12,9 +12,11 @@ import html
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from adaptclip_med.outputs.slice_numbers import instance_of, slice_label
 from adaptclip_med.review.store import Review
 from adaptclip_med.utils.atomic import atomic_write_bytes
 from adaptclip_med.outputs.study_writers import NOT_FOR_CLINICAL_USE
@@ -46,6 +48,33 @@ class ReportContent:
     key_slices: list[KeySlice] = field(default_factory=list)
     comparability: str = ""  # the comparability guard's line (volume/comparability.py)
     context: tuple[tuple[str, str], ...] = ()  # patient context (label, value), only for an authorised reader
+    value_unit: str = ""  # unit of ROI mean / SD: "HU" for CT, "" (signal, no unit) otherwise
+    instances: tuple[int | None, ...] = ()  # DICOM InstanceNumber per canonical slice (slice labels)
+
+
+MEASUREMENT_COLUMNS = ("#", "Kind", "Slice", "Length", "Mean", "SD", "Area")
+
+
+def _number(value: Any, unit: str, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    return f"{float(value):.{digits}f}" + (f" {unit}" if unit else "")
+
+
+def measurement_rows(measurements: tuple[dict[str, Any], ...], unit: str = "",
+                     instances: tuple[int | None, ...] = ()) -> list[tuple[str, ...]]:
+    """The reader's kept measurements as report rows (:data:`MEASUREMENT_COLUMNS`), numbered M1, M2 ...
+    as the reviewed SR numbers them; the slice is the viewer's 1-based number (with the DICOM
+    instance), so a reader following the signed report lands on the slice that was measured."""
+    rows = []
+    for number, m in enumerate(measurements, start=1):
+        where = slice_label(int(m["z"]), instance_of(list(instances), int(m["z"])))
+        if m.get("kind") == "distance":
+            rows.append((f"M{number}", "distance", where, _number(m.get("length_mm"), "mm"), "-", "-", "-"))
+        else:
+            rows.append((f"M{number}", "ellipse ROI", where, "-", _number(m.get("mean"), unit), _number(m.get("sd"), unit),
+                         _number(m.get("area_mm2"), "mm²")))
+    return rows
 
 
 def score_curve_png(scores: np.ndarray, marks: list[int]) -> bytes:
@@ -116,16 +145,22 @@ def render_html(content: ReportContent) -> str:
         figures.append(f"<figure>{images}<figcaption>{esc(key.title)}, slice score {key.score:.4f}"
                        f"{' | right: matched normal reference' if key.reference is not None else ''}</figcaption></figure>")
     curve = _data_uri(score_curve_png(content.slice_scores, [k.index for k in content.key_slices]))
+    rows_m = measurement_rows(content.review.measurements, content.value_unit, content.instances)
+    head = "".join(f"<th>{esc(c)}</th>" for c in MEASUREMENT_COLUMNS)
+    measured = (f'<table class="measurements"><tr>{head}</tr>'
+                + "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows_m) + "</table>"
+                if rows_m else "<p>No measurements.</p>")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Anomaly review {esc(content.study_key)}</title>
 <style>body{{font-family:sans-serif;max-width:60em;margin:2em auto;color:#222}}th{{text-align:left;padding-right:1em}}
-figure{{display:inline-block;margin:0.5em}}img{{max-width:22em;margin-right:0.3em}}.warn{{color:#a00;font-weight:bold}}</style>
+figure{{display:inline-block;margin:0.5em}}.measurements td,.measurements th{{padding:0.1em 0.6em}}img{{max-width:22em;margin-right:0.3em}}.warn{{color:#a00;font-weight:bold}}</style>
 </head><body>
 <h1>Anomaly review</h1>
 <p class="warn">{esc(NOT_FOR_CLINICAL_USE)}</p>
 <table>{rows}</table>
 <h2>Notes</h2><p>{esc(content.review.notes) or "&mdash;"}</p>
 <h2>Findings (threshold {content.reviewed_threshold:.3f})</h2><ol>{findings}</ol>
+<h2>Measurements</h2>{measured}
 <h2>Slice scores</h2><img alt="score curve" src="{curve}" style="max-width:100%">
 <h2>Key slices</h2>{''.join(figures)}
 </body></html>
@@ -151,6 +186,12 @@ def write_pdf_report(path: Path, content: ReportContent) -> Path:
             lines.append(f"  {text}" + (f"  - {notes[i]}" if notes.get(i) else ""))
         if not content.findings:
             lines.append("  none")
+        rows_m = measurement_rows(content.review.measurements, content.value_unit, content.instances)
+        lines += ["", "Measurements:" if rows_m else "Measurements: none"]
+        if rows_m:
+            widths = [max(len(r[i]) for r in [MEASUREMENT_COLUMNS, *rows_m]) for i in range(len(MEASUREMENT_COLUMNS))]
+            for row in [MEASUREMENT_COLUMNS, *rows_m]:
+                lines.append("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
         fig.text(0.06, 0.96, "\n".join(lines), va="top", family="monospace", fontsize=8.5, wrap=True)
         curve = np.asarray(Image.open(io.BytesIO(score_curve_png(content.slice_scores, [k.index for k in content.key_slices]))))
         ax = fig.add_axes((0.06, 0.05, 0.88, 0.3))

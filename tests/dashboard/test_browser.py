@@ -654,3 +654,85 @@ def test_distance_and_ellipse_roi_tools_measure_in_millimetres(room, page):
     assert kept[1]["mean"] == pytest.approx(float(found.group(1)), abs=0.06)
     assert store.verify().ok
     _no_exception(page)
+
+
+# The fast path's picture during a drag, kept in the page; then compared there with NiiVue's own redraw.
+_SNAPSHOT_FAST_JS = """() => {
+  const v = window.__viewer, snap = (id) => {
+    const c = document.getElementById(id);
+    return c.width ? new Uint8ClampedArray(c.getContext('2d').getImageData(0, 0, c.width, c.height).data) : null;
+  };
+  v.snapStudy = snap('fp-study'); v.snapRef = snap('fp-ref');
+  return {study: getComputedStyle(document.getElementById('fp-study')).display,
+          ref: getComputedStyle(document.getElementById('fp-ref')).display,
+          wl: `${Math.round(v.S.level * 10) / 10},${Math.round(v.S.width * 10) / 10}`};
+}"""
+_COMPARE_WITH_NIIVUE_JS = """() => {
+  const v = window.__viewer;
+  function compare(nv, snap) {
+    nv.drawScene();  // read back in the same task (no preserveDrawingBuffer)
+    const gl = nv.gl, W = gl.drawingBufferWidth, H = gl.drawingBufferHeight, raw = new Uint8Array(W * H * 4);
+    gl.readPixels(0, 0, W, H, gl.RGBA, gl.UNSIGNED_BYTE, raw);
+    if (!snap || snap.length !== raw.length) return {size: false};
+    let sum = 0, off = 0, max = 0, lit = 0, n = 0;
+    for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) for (let c = 0; c < 3; c++) {
+      const a = raw[((H - 1 - y) * W + x) * 4 + c], b = snap[(y * W + x) * 4 + c], d = Math.abs(a - b);
+      sum += d; n += 1; if (d > 8) off += 1; if (d > max) max = d; if (b > 40) lit += 1;
+    }
+    return {size: true, mean: sum / n, off: off / n, max: max, lit: lit / n};
+  }
+  return {study: compare(v.nv, v.snapStudy), ref: v.nvR ? compare(v.nvR, v.snapRef) : null,
+          shown: getComputedStyle(document.getElementById('fp-study')).display,
+          wl: `${Math.round(v.S.level * 10) / 10},${Math.round(v.S.width * 10) / 10}`};
+}"""
+
+
+def test_wl_drag_fast_path_shows_niivues_picture_and_talks_to_the_server_once(room, page):
+    """A real mouse W/L drag is drawn by the 2D-canvas fast path (fastwindow.js) in the study and the
+    linked reference; its picture is NiiVue's own redraw after mouseup (heat map, outline, labels
+    included), no state message goes to the server during the drag, one after, with the same W/L."""
+    _open(page, _study_url(room))
+    frames, frame = _viewer(page)
+    box = frames.locator("#cv-study").bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(cx, cy)
+    page.mouse.down()
+    sent = frame.evaluate("() => window.__viewer.stats.sent")
+    start = _view(frame)
+    for i in range(6):
+        page.mouse.move(cx + 9 * (i + 1), cy - 4 * (i + 1))
+        page.wait_for_timeout(120)
+    during = frame.evaluate(_SNAPSHOT_FAST_JS)
+    assert during["study"] == "block" and during["ref"] == "block"  # both viewers on the fast path
+    assert frame.evaluate("() => window.__viewer.stats.sent") == sent  # no server round trip mid-drag
+    assert _view(frame)["width"] > start["width"] and _view(frame)["level"] < start["level"]
+    page.mouse.up()
+    after = frame.evaluate(_COMPARE_WITH_NIIVUE_JS)
+    assert after["shown"] == "none" and after["wl"] == during["wl"]  # NiiVue took over, same window
+    assert frame.evaluate("() => window.__viewer.stats.fastDrags") == 1
+    for name in ("study", "ref"):
+        diff = after[name]
+        assert diff["size"], f"{name}: fast canvas and GL canvas differ in size"
+        assert diff["lit"] > 0.05, f"{name}: the compared picture is (nearly) black"
+        # the same picture, pixel for pixel: at most the 8-bit rounding of NiiVue's colour texture apart
+        assert diff["max"] <= 4 and diff["mean"] < 0.5, f"{name}: {diff}"
+    deadline = time.monotonic() + 20
+    while frame.evaluate("() => window.__viewer.stats.sent") == sent and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
+    assert frame.evaluate("() => window.__viewer.stats.sent") == sent + 1
+    _wait_url(page, "wl", during["wl"])  # the W/L the server keeps is the one the reader saw
+    _settle(page)
+
+    # a second drag on the same view reuses the calibration frames: still NiiVue's picture
+    page.mouse.move(cx, cy)
+    page.mouse.down()
+    for i in range(3):
+        page.mouse.move(cx - 7 * (i + 1), cy + 5 * (i + 1))
+        page.wait_for_timeout(120)
+    again = frame.evaluate(_SNAPSHOT_FAST_JS)
+    page.mouse.up()
+    after = frame.evaluate(_COMPARE_WITH_NIIVUE_JS)
+    assert again["study"] == "block" and after["wl"] == again["wl"] != during["wl"]
+    assert frame.evaluate("() => window.__viewer.stats.fastDrags") == 2
+    assert all(after[name]["max"] <= 4 and after[name]["mean"] < 0.5 for name in ("study", "ref")), after
+    _no_exception(page)

@@ -8,6 +8,8 @@
  * server, deep link) comes in as `jump` with a nonce.
  *
  * Mouse: wheel = slice, left drag = window/level, shift/middle drag = pan, ctrl+wheel = zoom.
+ * A W/L drag is drawn by the 2D-canvas fast path (fastwindow.js: NiiVue's re-window rebuilds whole 3D
+ * textures, seconds per move in software GL); NiiVue redraws once on mouseup.
  * Keys: arrows / PageUp / PageDown / Home / End = slice, v = next view, h = heat map, o = outline,
  * +/- = zoom, 0 = reset zoom, w = next window preset, d = distance tool, e = ellipse ROI tool.
  * Other keys go to the page (decision hotkeys).
@@ -38,10 +40,11 @@
   let studyId = null, refId = null, jumpNonce = null, stateNonce = null;
   let nvS = null, nvR = null, refReady = false, loading = null;
   let sendTimer = null, dirty = false;
-  const stats = { wheel: [], wl: [], wlRef: [], firstRender: null, t0: performance.now(), paints: 0, lastPaint: 0, sent: 0 };
+  const stats = { wheel: [], wl: [], wlRef: [], firstRender: null, t0: performance.now(), paints: 0, lastPaint: 0, sent: 0,
+                  fastPrepare: [], fastDrags: 0 };
   // Measurement tools: tool = null | "distance" | "ellipse"; pending = the first click of the next one.
   const M = { tool: null, pending: null, items: [] };
-  window.__viewer = { S: S, M: M, stats: stats, ready: false };
+  window.__viewer = { S: S, M: M, stats: stats, ready: false, fast: () => ({ study: fastS, ref: fastR }) };
 
   function clamp(v, lo, hi) { return Math.max(lo, Math.min(hi, v)); }
   function shape() { return A.shape; }  // canonical [Z, Y, X]
@@ -484,6 +487,41 @@
     }
   }
 
+  // ------------------------------------------------------------------ W/L drag fast path
+  // During a W/L drag the study (and the linked reference) are re-windowed on the CPU into a 2D canvas
+  // over each GL canvas (fastwindow.js: why, and why the picture is NiiVue's); NiiVue redraws once
+  // on mouseup.  Without a picture to start from (no slice under the canvas) the drag falls back to
+  // NiiVue's own re-windowing per move.
+  let fastS = null, fastR = null;
+  function startFastWindow() {
+    if (!nvS || !nvS.volumes.length || !window.FastWindow || window.__viewer.fastOff) return false;  // fastOff: the benchmark's baseline
+    const t0 = performance.now();
+    fastS = fastS || new window.FastWindow(nvS, $("fp-study"));
+    const key = JSON.stringify([studyId, refId, A.outline_id, A.heat_range, S.z, S.y, S.x, S.view, S.zoom, S.panX, S.panY,
+                                S.opacity, S.heat, S.outline]);
+    if (!fastS.prepare(key)) return false;
+    const lo = S.level - S.width / 2, hi = S.level + S.width / 2;
+    fastS.render(lo, hi);  // in the same task: the calibration frames are never presented
+    if (refReady) {
+      fastR = fastR && fastR.nv === nvR ? fastR : new window.FastWindow(nvR, $("fp-ref"));
+      if (fastR.prepare(key)) fastR.render(lo, hi);
+    }
+    stats.fastPrepare.push(performance.now() - t0);
+    return true;
+  }
+  function endFastWindow() {
+    const lo = S.level - S.width / 2, hi = S.level + S.width / 2;
+    [[nvS, fastS], [refReady ? nvR : null, fastR]].forEach(([nv, fast]) => {
+      if (!nv || !fast || !fast.ready) return;
+      nv.volumes[0].cal_min = lo; nv.volumes[0].cal_max = hi;
+      nv.refreshLayers(nv.volumes[0], 0);  // NiiVue's own picture for the final window, once
+    });
+    draw();
+    if (fastS) fastS.finish();
+    if (fastR) fastR.finish();
+    stats.fastDrags += 1;
+  }
+
   // ------------------------------------------------------------------ input
   let drag = null, wheelAcc = 0;
   function inputOn(pane, isRef) {
@@ -503,6 +541,8 @@
       if (!isRef && M.tool && e.button === 0 && !e.shiftKey) { measureClick(e); toolbar(); return; }
       const pan = e.shiftKey || e.button === 1;
       drag = { pan: pan, x: e.clientX, y: e.clientY, level: S.level, width: S.width, panX: S.panX, panY: S.panY, w: pane.clientWidth };
+      clearTimeout(sendTimer);  // a state change from before the drag goes back after mouseup (dirty stays set)
+      if (!pan) drag.fast = startFastWindow();
     }, { capture: true });
     pane.addEventListener("contextmenu", (e) => { e.preventDefault(); e.stopPropagation(); }, { capture: true });
     ["mouseup", "click", "dblclick", "pointerdown", "pointerup", "pointermove", "touchstart", "touchmove"].forEach((t) =>
@@ -523,7 +563,12 @@
     const t0 = performance.now();
     const k = A.wl_sensitivity;
     S.width = Math.max(1, drag.width + dx * k); S.level = drag.level + dy * k; S.preset = null;
-    if (windowLayer(nvS)) {
+    if (drag.fast) {
+      fastS.render(S.level - S.width / 2, S.level + S.width / 2);
+      hud(mmOf(A.affine, S.z, S.y, S.x));
+      paintedAfter(t0, stats.wl);
+      if (fastR && fastR.ready) { const t1 = performance.now(); fastR.render(S.level - S.width / 2, S.level + S.width / 2); paintedAfter(t1, stats.wlRef); }
+    } else if (windowLayer(nvS)) {
       draw(false);
       paintedAfter(t0, stats.wl);
       followWindowInReference();
@@ -531,6 +576,7 @@
     changed();
   }, true);
   window.addEventListener("mouseup", () => {
+    if (drag && drag.fast) endFastWindow();
     if (drag && !drag.pan) toolbar();
     const wasDragging = !!drag;
     drag = null;
