@@ -28,10 +28,11 @@ def tiny_spec():
 
 
 def tiny_options(window: str = "brain", batch_size: int | None = 8):
-    """Scoring options of the tiny model (``batch_size`` None: the method's default)."""
+    """Scoring options of the tiny model (``batch_size`` None: the slicing options' default)."""
     from adaptclip_med.volume.options import ScoringOptions, SlicingOptions
 
-    return ScoringOptions(model=tiny_spec(), slicing=SlicingOptions(window=window, batch_size=batch_size))
+    slicing = SlicingOptions(window=window) if batch_size is None else SlicingOptions(window=window, batch_size=batch_size)
+    return ScoringOptions(model=tiny_spec(), slicing=slicing)
 
 
 def random_clip_state(architecture: str, seed: int = 0) -> dict[str, torch.Tensor]:
