@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     _log(f"{workload.name}: GEMM rate")
     gemm_before = gemm_rate(args.gemm_n)
     loaded = build_loaded(workload, torch.device("cpu"))
-    from adaptclip_med.methods.adaptclip import AdaptCLIPMethod
+    from adaptclip_med.methods.adaptclip.method import AdaptCLIPMethod
 
     method = AdaptCLIPMethod.from_loaded(loaded)
     model = loaded.model

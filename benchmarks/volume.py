@@ -61,7 +61,7 @@ class StubBackbone:
 
 def _scorer(loaded: LoadedModel, bank_path: Path | None, shots: int, batch: int, device: torch.device) -> VolumeScorer:
     bank = ReferenceBank.open(bank_path) if bank_path is not None and shots else None
-    from adaptclip_med.methods.adaptclip import AdaptCLIPMethod
+    from adaptclip_med.methods.adaptclip.method import AdaptCLIPMethod
 
     return VolumeScorer(AdaptCLIPMethod.from_loaded(loaded, device), bank, SlicePreprocessing(window=BRAIN_WINDOW) if bank is None else None,
                         shots=shots if bank is not None else None, batch_size=batch, device=str(device))

@@ -80,7 +80,7 @@ def write_synthetic_bank(folder: Path, loaded: LoadedModel, scans: int, rows: in
 
     Encoding k real 300-slice scans with ViT-L takes hours on a small CPU; the scorer's speed and
     memory depend only on the shapes, so random normalised features stand in for them."""
-    from adaptclip_med.methods.adaptclip import AdaptCLIPMethod
+    from adaptclip_med.methods.adaptclip.method import AdaptCLIPMethod
 
     method = AdaptCLIPMethod.from_loaded(loaded)
     model: AdaptCLIP = loaded.model

@@ -55,7 +55,7 @@ def _peak_gib() -> float | None:
 
 def _method_at(base, precision: str):
     """A copy of the fp32 model in ``precision`` (tf32 = fp32 with TF32 allowed), wrapped in the contract."""
-    from adaptclip_med.methods.adaptclip import AdaptCLIPMethod
+    from adaptclip_med.methods.adaptclip.method import AdaptCLIPMethod
     from adaptclip_med.model.precision import apply_precision
 
     loaded = copy.deepcopy(base)

@@ -332,7 +332,7 @@ def _release_file(method, path: Path, seed: int = 9) -> Path:
 
 
 def test_release_import_round_trip(method, backbone_file, images, tmp_path):
-    from adaptclip_med.methods.adaclip import import_release
+    from adaptclip_med.methods.adaclip.weights import import_release
 
     release = _release_file(method, tmp_path / "pretrained_all.pth")
     direct = _load(backbone_file, weights=str(release))

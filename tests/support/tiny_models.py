@@ -105,7 +105,8 @@ def save_random_adaclip_release(method, path: Path, seed: int = 9) -> Path:
 
 def save_random_adaclip_weights(backbone_file: Path, path: Path, image_size: int = TINY_SIZE, seed: int = 9) -> Path:
     """:func:`save_random_adaclip_release` for the tiny AdaCLIP backbone saved in ``backbone_file``."""
-    from adaptclip_med.methods import MethodSpec, load_method
+    from adaptclip_med.methods.base import MethodSpec
+    from adaptclip_med.methods.registry import load_method
     from adaptclip_med.model.backbone_source import BackboneSpec
 
     method = load_method(MethodSpec(method="adaclip", backbone=BackboneSpec("adaclip-tiny-vit", str(backbone_file), offline=True),

@@ -12,7 +12,7 @@ from training_trees import write_mvtec_tree
 from adaptclip_med.data.layouts import read_dataset
 from adaptclip_med.errors import InputError
 from adaptclip_med.evaluation.benchmark import BenchmarkConfig, run_benchmark
-from adaptclip_med.methods.adaptclip import AdaptCLIPMethod
+from adaptclip_med.methods.adaptclip.method import AdaptCLIPMethod
 from adaptclip_med.methods.adaptclip.checkpoints import build_model, read_metadata
 from adaptclip_med.methods.adaptclip.feature_cache import FeatureCache
 from adaptclip_med.preprocess import load_model_inputs
