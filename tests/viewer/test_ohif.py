@@ -173,8 +173,9 @@ def test_sr_regions_and_measurements_show_on_their_slices(page, ohif, scored_stu
         assert measurement["graphicType"] == region.graphic_type == "POLYLINE"
         assert scored_study.source.slice_of_sop.get(measurement["sop"]) == region.slice_index, \
             f"{region.tracking_identifier!r} drawn on another slice than {region.slice_index}"
-        drawn = [tuple(measurement["points"][i:i + 2]) for i in range(0, len(measurement["points"]), 2)]
-        assert drawn == pytest.approx(list(region.points), abs=1e-3), f"{region.tracking_identifier!r}: outline differs"
+        expected_points = [value for point in region.points for value in point]  # (x, y) pairs, flat as GraphicData
+        assert list(measurement["points"]) == pytest.approx(expected_points, abs=1e-3), \
+            f"{region.tracking_identifier!r}: outline differs"
         for meaning, value, _unit in region.measurements:
             assert any(abs(v - value) <= 0.0051 * max(1.0, abs(value)) for v in _shown_value(measurement["labels"], meaning)), \
                 f"{region.tracking_identifier!r}: OHIF shows {meaning} as {measurement['labels']}, ours is {value}"
