@@ -706,6 +706,8 @@ def test_wl_drag_fast_path_shows_niivues_picture_and_talks_to_the_server_once(ro
     after = frame.evaluate(_COMPARE_WITH_NIIVUE_JS)
     assert after["shown"] == "none" and after["wl"] == during["wl"]  # NiiVue took over, same window
     assert frame.evaluate("() => window.__viewer.stats.fastDrags") == 1
+    # calibrated from NiiVue's colour texture (black / white texels), not by two re-windows of the volume
+    assert frame.evaluate("() => window.__viewer.stats.fastCalibration") == [{"study": "texture", "ref": "texture"}]
     for name in ("study", "ref"):
         diff = after[name]
         assert diff["size"], f"{name}: fast canvas and GL canvas differ in size"

@@ -41,7 +41,7 @@
   let nvS = null, nvR = null, refReady = false, loading = null;
   let sendTimer = null, dirty = false;
   const stats = { wheel: [], wl: [], wlRef: [], firstRender: null, t0: performance.now(), paints: 0, lastPaint: 0, sent: 0,
-                  fastPrepare: [], fastDrags: 0 };
+                  fastPrepare: [], fastCalibration: [], fastDrags: 0 };
   // Measurement tools: tool = null | "distance" | "ellipse"; pending = the first click of the next one.
   const M = { tool: null, pending: null, items: [] };
   window.__viewer = { S: S, M: M, stats: stats, ready: false, fast: () => ({ study: fastS, ref: fastR }) };
@@ -507,6 +507,7 @@
       if (fastR.prepare(key)) fastR.render(lo, hi);
     }
     stats.fastPrepare.push(performance.now() - t0);
+    stats.fastCalibration.push({ study: fastS.rewindowed ? "rewindow" : "texture", ref: fastR && fastR.ready ? (fastR.rewindowed ? "rewindow" : "texture") : null });
     return true;
   }
   function endFastWindow() {
