@@ -82,21 +82,33 @@
     gl.activeTexture(unit);
   }
 
+  // The black and white texels from the colour map itself (NiiVue's orient shader for layer 0: the
+  // colour map's entry 0 / 255, alpha times the layer's opacity), for a window that leaves no voxel
+  // black or white.  Only for the plain case (opacity 1, not inverted); null otherwise.
+  function colormapTexels(nv, vol) {
+    if (vol.opacity !== 1 || vol.colormapInvert) return null;
+    const lut = nv.colormap(vol.colormap);
+    if (!lut || lut.length < 1024) return null;
+    return [Uint8Array.from(lut.slice(0, 4)), Uint8Array.from(lut.slice(1020, 1024))];
+  }
+
   // NiiVue's frames with every voxel of the image layer black / white, the cheap way: its colour
   // texture already holds the black texel (a voxel at or below the window's low end: the colour map
   // at 0) and the white one (at or above its high end: the colour map at 1) whenever the volume has
-  // such voxels, so the texture is filled with each in turn (one upload, no re-window), drawn, read
-  // back, and restored.  Exactly what the re-window to +-1e30 gives (same colour map entries), without
-  // NiiVue's orient pass over the volume and its gradient texture (seconds in software GL).  Null when
-  // the window covers the whole range of values (no black or no white voxel): then the re-window.
+  // such voxels (else they come from the colour map), so the texture is filled with each in turn (one
+  // upload, no re-window), drawn, read back, and restored.  What the re-window to +-1e30 gives (same
+  // colour map entries), without NiiVue's orient pass over the volume and its gradient texture
+  // (seconds in software GL).  Null where neither way applies: then the re-window.
   function calibrateFromTexture(nv, vol, W, H) {
     const gl = nv.gl, tex = nv.volumeTexture, d = vol.dimsRAS;
     if (!tex || !d || nv.opts.is2DSliceShader) return null;
     const img = vol.img, slope = vol.hdr.scl_slope || 1, inter = vol.hdr.scl_inter || 0;
     let mn = Infinity, mx = -Infinity;
     for (let i = 0; i < img.length; i++) { const v = img[i]; if (v < mn) mn = v; if (v > mx) mx = v; }
-    const a = mn * slope + inter, b = mx * slope + inter, lo = Math.min(a, b), hi = Math.max(a, b);
-    if (!(lo <= vol.cal_min && hi >= vol.cal_max)) return null;
+    const a = mn * slope + inter, b = mx * slope + inter;
+    const hasBlack = Math.min(a, b) <= vol.cal_min, hasWhite = Math.max(a, b) >= vol.cal_max;
+    const fromMap = hasBlack && hasWhite ? null : colormapTexels(nv, vol);
+    if (!(hasBlack && hasWhite) && !fromMap) return null;
     const dims = [d[1], d[2], d[3]], saved = readTexture(gl, tex, dims);
     if (!saved) return null;
     // the gray colour map is monotonic: the darkest texel is its entry 0, the brightest its entry 255
@@ -105,16 +117,17 @@
       if (saved[i] < saved[dark]) dark = i;
       if (saved[i] > saved[bright]) bright = i;
     }
-    const fill = (at) => {
+    const black = hasBlack ? saved.slice(dark, dark + 4) : fromMap[0], white = hasWhite ? saved.slice(bright, bright + 4) : fromMap[1];
+    const fill = (texel) => {
       const buf = new Uint32Array(saved.length / 4);
-      buf.fill(new Uint32Array(saved.buffer, at, 1)[0]);
+      buf.fill(new Uint32Array(texel.buffer, texel.byteOffset, 1)[0]);
       writeTexture(gl, tex, dims, new Uint8Array(buf.buffer));
       nv.drawScene();
       return readFrame(gl, W, H);
     };
-    const out0 = fill(dark), out1 = fill(bright);
+    const out0 = fill(black), out1 = fill(white);
     writeTexture(gl, tex, dims, saved);
-    return { out0: out0, out1: out1 };
+    return { out0: out0, out1: out1, texels: [Array.from(black), Array.from(white)], how: hasBlack && hasWhite ? "texture" : "colormap" };
   }
 
   // The same two frames through NiiVue's re-window (the image layer windowed to +-1e30).
@@ -133,7 +146,7 @@
   FastWindow.prototype.prepare = function (key) {
     const nv = this.nv, vol = nv.volumes[0], gl = nv.gl;
     const W = gl.drawingBufferWidth, H = gl.drawingBufferHeight;
-    if (key && key === this.key && this.grid && vol === this.vol && W === this.W && H === this.H) { this.ready = true; return true; }
+    if (key && key === this.key && this.grid && vol === this.vol && W === this.W && H === this.H) { this.ready = true; this.calibration = "reused"; return true; }
     this.ready = false; this.key = null; this.rewindowed = false;
     if (!vol || !W || !H) return false;
     const map = affineMap(nv, vol, W, H);
@@ -177,7 +190,7 @@
     }
     if (x1 < 0) return false;
     const t0 = performance.now();
-    const frames = calibrateFromTexture(nv, vol, W, H) || calibrateByRewindow(nv, vol, W, H);
+    const frames = (!FastWindow.forceRewindow && calibrateFromTexture(nv, vol, W, H)) || calibrateByRewindow(nv, vol, W, H);
     this.calibrationMs = performance.now() - t0;
     const out0 = frames.out0, out1 = frames.out1;
     const delta = new Int16Array(W * H * 4);
@@ -192,6 +205,8 @@
     this.base = base; this.weights = weights; this.out0 = out0; this.delta = delta;
     this.box = [x0, y0, x1 - x0 + 1, y1 - y0 + 1];
     this.vol = vol; this.key = key || null; this.rewindowed = !!frames.rewindowed;
+    this.calibration = this.rewindowed ? "rewindow" : frames.how;
+    this.texels = frames.texels || null;
     this.ready = true; this.drawn = false;
     return true;
   };
@@ -238,5 +253,8 @@
     this.canvas.style.display = "none";
   };
 
+  // forceRewindow: the benchmark's baseline for the first mousedown (calibrate by two re-windows)
+  FastWindow.forceRewindow = false;
+  FastWindow.colormapTexels = (nv, vol) => { const t = colormapTexels(nv, vol); return t && t.map((x) => Array.from(x)); };  // the test compares
   window.FastWindow = FastWindow;
 })();
