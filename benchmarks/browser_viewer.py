@@ -17,12 +17,15 @@ Measures, inside the viewer's iframe (its own instrumentation, ``window.__viewer
 * what a user feels on a W/L drag: each real mouse move (Playwright, through Chromium's input
   pipeline) to the second animation frame after it, measured from the driving process (so it
   includes the DevTools round trip, an upper bound), and how many state messages went to the
-  server during the drag (none: the state goes back once, after mouseup); measured twice in one
-  page: NiiVue re-windowing per move (the fast path off: before) and the 2D-canvas fast path
-  (``fastwindow.js``: after), with the fast path's preparation at mousedown;
+  server during the drag (none: the state goes back once, after mouseup), and in the page from the
+  event's own ``timeStamp`` (no DevTools round trip); measured in one page for NiiVue re-windowing
+  per move (the fast path off), the previous fast path (``--previous-fast-path REV``: fastwindow.js
+  as of that git revision), the current fast path calibrated by two NiiVue re-windows (the first
+  mousedown's baseline) and the current one, each with its preparation at mousedown and its own
+  work per move (``wl_drags``);
 * where a presented W/L frame's time goes: a plain redraw, NiiVue's re-window, the fast-path render.
 
-    python -m benchmarks.browser_viewer [--steps 40] [--out benchmarks/results/browser_viewer.json]
+    python -m benchmarks.browser_viewer [--steps 40] [--shape 24,256,256] [--previous-fast-path REV] [--out FILE]
 """
 
 from __future__ import annotations

@@ -7,11 +7,14 @@
  *     out = out0 + g * (out1 - out0)
  * where out0 / out1 are NiiVue's own frames with every voxel windowed to black / to white (the heat
  * map, the outline, the colour bar, the orientation labels and the ruler all stay in out0 / out1,
- * exactly as NiiVue blends them).  So at mousedown NiiVue draws those two frames once (read back),
- * the value of the voxel under every canvas pixel is looked up once (NiiVue's own canvas -> voxel
- * mapping, nearest sampling), and each move re-windows on the CPU into an ImageData drawn on a 2D
- * canvas laid over the GL canvas.  On mouseup NiiVue redraws once with the final window and the
- * 2D canvas is hidden: the test (tests/dashboard/test_browser.py) compares the two pictures.
+ * exactly as NiiVue blends them).  So at mousedown NiiVue draws those two frames once (read back;
+ * its colour texture filled with the black / white texel for the purpose, then restored: no
+ * re-window), the voxels around every canvas pixel are looked up once (NiiVue's own canvas -> voxel
+ * mapping and bilinear sampling), and each move re-windows the slice's voxels on the CPU and blends
+ * the slice tile's pixels into an ImageData put on a 2D canvas laid over the GL canvas.  On mouseup
+ * NiiVue redraws once with the final window and the 2D canvas is hidden: the test
+ * (tests/dashboard/test_browser.py) compares the two pictures, and the cheap calibration with the
+ * re-window one.
  */
 (function () {
   "use strict";
