@@ -74,13 +74,19 @@
     gl.deleteFramebuffer(fb);
     return data;
   }
+  // ``data``: the whole texture, or one layer (then written to every layer: a fill without a
+  // texture-sized buffer)
   function writeTexture(gl, tex, dims, data) {
     const unit = gl.getParameter(gl.ACTIVE_TEXTURE);
     gl.activeTexture(gl.TEXTURE0);
     const old = gl.getParameter(gl.TEXTURE_BINDING_3D);
     gl.bindTexture(gl.TEXTURE_3D, tex);
     gl.pixelStorei(gl.UNPACK_ALIGNMENT, 1);
-    gl.texSubImage3D(gl.TEXTURE_3D, 0, 0, 0, 0, dims[0], dims[1], dims[2], gl.RGBA, gl.UNSIGNED_BYTE, data);
+    if (data.length === dims[0] * dims[1] * 4) {
+      for (let z = 0; z < dims[2]; z++) gl.texSubImage3D(gl.TEXTURE_3D, 0, 0, 0, z, dims[0], dims[1], 1, gl.RGBA, gl.UNSIGNED_BYTE, data);
+    } else {
+      gl.texSubImage3D(gl.TEXTURE_3D, 0, 0, 0, 0, dims[0], dims[1], dims[2], gl.RGBA, gl.UNSIGNED_BYTE, data);
+    }
     gl.bindTexture(gl.TEXTURE_3D, old);
     gl.activeTexture(unit);
   }
@@ -122,7 +128,7 @@
     }
     const black = hasBlack ? saved.slice(dark, dark + 4) : fromMap[0], white = hasWhite ? saved.slice(bright, bright + 4) : fromMap[1];
     const fill = (texel) => {
-      const buf = new Uint32Array(saved.length / 4);
+      const buf = new Uint32Array(dims[0] * dims[1]);  // one layer
       buf.fill(new Uint32Array(texel.buffer, texel.byteOffset, 1)[0]);
       writeTexture(gl, tex, dims, new Uint8Array(buf.buffer));
       nv.drawScene();
