@@ -17,12 +17,15 @@ Measures, inside the viewer's iframe (its own instrumentation, ``window.__viewer
 * what a user feels on a W/L drag: each real mouse move (Playwright, through Chromium's input
   pipeline) to the second animation frame after it, measured from the driving process (so it
   includes the DevTools round trip, an upper bound), and how many state messages went to the
-  server during the drag (none: the state goes back once, after mouseup); measured twice in one
-  page: NiiVue re-windowing per move (the fast path off: before) and the 2D-canvas fast path
-  (``fastwindow.js``: after), with the fast path's preparation at mousedown;
+  server during the drag (none: the state goes back once, after mouseup), and in the page from the
+  event's own ``timeStamp`` (no DevTools round trip); measured in one page for NiiVue re-windowing
+  per move (the fast path off), the previous fast path (``--previous-fast-path REV``: fastwindow.js
+  as of that git revision), the current fast path calibrated by two NiiVue re-windows (the first
+  mousedown's baseline) and the current one, each with its preparation at mousedown and its own
+  work per move (``wl_drags``);
 * where a presented W/L frame's time goes: a plain redraw, NiiVue's re-window, the fast-path render.
 
-    python -m benchmarks.browser_viewer [--steps 40] [--out benchmarks/results/browser_viewer.json]
+    python -m benchmarks.browser_viewer [--steps 40] [--shape 24,256,256] [--previous-fast-path REV] [--out FILE]
 """
 
 from __future__ import annotations
@@ -146,8 +149,14 @@ def _serve(output: Path, port: int) -> subprocess.Popen:
     raise SystemExit("dashboard did not start")
 
 
-#: Resolves once the frame after the next one is presented: the input before it is on screen.
-TWO_FRAMES_JS = "() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))"
+#: Resolves once the frame after the next one is presented: the input before it is on screen; gives the
+#: time then and the timeStamp of the last mousemove the fast path drew (the page's own clock).
+TWO_FRAMES_JS = """() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(
+  () => r({now: performance.now(), event: window.__viewer.stats.lastMoveEvent === undefined ? null : window.__viewer.stats.lastMoveEvent}))))"""
+
+#: Loads another fastwindow.js (the previous commit's) as window.FastWindowPrevious, the current one kept.
+LOAD_PREVIOUS_JS = """(src) => { const cur = window.FastWindow; (0, eval)(src); window.FastWindowPrevious = window.FastWindow;
+  window.FastWindowCurrent = cur; window.FastWindow = cur; }"""
 
 
 def _summary(values: list[float]) -> dict[str, float]:
@@ -155,20 +164,39 @@ def _summary(values: list[float]) -> dict[str, float]:
             "min_ms": round(min(values), 1), "n": len(values)}
 
 
-def _real_drag(page, frame, cx: float, cy: float, steps: int) -> tuple[list[float], int, int, float]:
+@dataclass
+class Drag:
+    """One real W/L drag's figures."""
+
+    felt: list[float]  # per move: input event sent -> frame holding it presented (driver side)
+    in_page: list[float]  # per move: the event's timeStamp -> that frame (the page's clock), fast path only
+    sent_during: int
+    sent_after: int
+    prepare_ms: float  # the mousedown's fast-path preparation (0 when the fast path is off)
+    calibration: Any  # how the fast path calibrated (texture / rewindow / previous / reused)
+    handler: list[float]  # the viewer's handler -> next animation frame, per move
+    work: list[float]  # the fast path's own work per move (both viewers' renders), ms
+
+
+def _real_drag(page, frame, cx: float, cy: float, steps: int) -> Drag:
     """One W/L drag of real mouse moves: per move, input event sent -> the frame holding it presented
     (two animation frames); state messages during the drag and after mouseup; the mousedown's
     fast-path preparation (ms, 0 when the fast path is off)."""
     page.mouse.move(cx, cy)
     prepared = frame.evaluate("() => window.__viewer.stats.fastPrepare.length")
+    frame.evaluate("() => { window.__viewer.stats.wl.splice(0); window.__viewer.stats.lastMoveEvent = undefined;"
+                   " (window.__viewer.stats.fastRender || []).splice(0); }")
     page.mouse.down()
     sent_before = frame.evaluate("() => window.__viewer.stats.sent")
-    felt = []
+    felt, in_page, last_event = [], [], None
     for i in range(steps):
         t0 = time.perf_counter()
         page.mouse.move(cx + (i % 7) * 6 + 3, cy + (i % 5) * 4 + 2)
-        frame.evaluate(TWO_FRAMES_JS)
+        shown = frame.evaluate(TWO_FRAMES_JS)
         felt.append((time.perf_counter() - t0) * 1000)
+        if shown["event"] is not None and shown["event"] != last_event:
+            in_page.append(shown["now"] - shown["event"])
+            last_event = shown["event"]
         page.wait_for_timeout(500 if i % 10 == 9 else 60)  # some pauses longer than the state debounce
     sent_during = frame.evaluate("() => window.__viewer.stats.sent") - sent_before
     page.mouse.up()
@@ -178,10 +206,23 @@ def _real_drag(page, frame, cx: float, cy: float, steps: int) -> tuple[list[floa
     page.wait_for_timeout(1000)  # and only once
     sent_after = frame.evaluate("() => window.__viewer.stats.sent") - sent_before - sent_during
     prepare = frame.evaluate(f"() => window.__viewer.stats.fastPrepare.slice({prepared})")
-    return felt, sent_during, sent_after, round(prepare[0], 1) if prepare else 0.0
+    calibration = frame.evaluate(f"() => window.__viewer.stats.fastCalibration.slice({prepared})")
+    handler = frame.evaluate("() => window.__viewer.stats.wl.splice(0)")
+    work = frame.evaluate("() => (window.__viewer.stats.fastRender || []).splice(0)")
+    return Drag(felt, in_page, sent_during, sent_after, round(prepare[0], 1) if prepare else 0.0,
+                calibration[0] if calibration else None, handler, work)
 
 
-def measure(url: str, steps: int) -> dict:
+def _drag_figures(drag: Drag) -> dict:
+    return {"input_to_presented_frame": _summary(drag.felt),
+            "input_event_timestamp_to_presented_frame_in_page": _summary(drag.in_page) if drag.in_page else None,
+            "handler_to_next_animation_frame": _summary(drag.handler) if drag.handler else None,
+            "fast_path_work_per_move": _summary(drag.work) if drag.work else None,
+            "prepare_at_mousedown_ms": drag.prepare_ms, "calibration": drag.calibration,
+            "state_messages_during_drag": drag.sent_during, "state_messages_after_mouseup": drag.sent_after}
+
+
+def measure(url: str, steps: int, previous_source: str | None = None) -> dict:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -203,14 +244,24 @@ def measure(url: str, steps: int) -> dict:
         for i in range(steps):  # real input events, through Playwright
             page.mouse.wheel(0, 100 if (i % 10) < 5 else -100)
             page.wait_for_timeout(60)
-        # Before: NiiVue re-windows per move (fast path off); after: the 2D-canvas fast path.  Same page.
+        # Before: NiiVue re-windows per move (fast path off); the previous fast path (when given); the
+        # current one calibrated by two re-windows (the first mousedown's baseline); the current one.
+        drags = {}
         frame.evaluate("() => { window.__viewer.fastOff = true; }")
-        felt_niivue, _, _, _ = _real_drag(page, frame, cx, cy, steps)
-        handler_niivue = frame.evaluate("() => window.__viewer.stats.wl.splice(0)")  # the fast path's come next
+        drags["niivue_rewindow_per_move"] = _real_drag(page, frame, cx, cy, steps)
         frame.evaluate("() => { window.__viewer.stats.wlRef.splice(0); window.__viewer.fastOff = false; }")
-        felt, sent_during, sent_after, prepare_ms = _real_drag(page, frame, cx, cy, steps)
-        stats = frame.evaluate("() => ({wheel: window.__viewer.stats.wheel, wl: window.__viewer.stats.wl,"
-                               " wlRef: window.__viewer.stats.wlRef,"
+        if previous_source:
+            frame.evaluate(LOAD_PREVIOUS_JS, previous_source)
+            frame.evaluate("() => { window.FastWindow = window.FastWindowPrevious; window.__viewer.resetFast(); }")
+            drags["previous_fast_path"] = _real_drag(page, frame, cx, cy, steps)
+            frame.evaluate("() => { window.FastWindow = window.FastWindowCurrent; }")
+        frame.evaluate("() => { window.__viewer.resetFast(); window.FastWindow.forceRewindow = true; }")
+        drags["fast_path_calibrated_by_rewindow"] = _real_drag(page, frame, cx, cy, steps)
+        frame.evaluate("() => { window.__viewer.resetFast(); window.FastWindow.forceRewindow = false;"
+                       " window.__viewer.stats.wlRef.splice(0); }")
+        drags["fast_path"] = _real_drag(page, frame, cx, cy, steps)
+        after = drags["fast_path"]
+        stats = frame.evaluate("() => ({wheel: window.__viewer.stats.wheel, wlRef: window.__viewer.stats.wlRef,"
                                " firstRender: window.__viewer.stats.firstRender, shape: window.__viewer.nv.volumes[0].dims})")
         print("interactive figures taken", flush=True)
         presented_wheel = frame.evaluate(PRESENTED_JS, ["wheel", max(10, steps // 2)])
@@ -218,13 +269,15 @@ def measure(url: str, steps: int) -> dict:
         gl_cost = frame.evaluate(GL_COST_JS, max(10, steps // 2))
         parts = frame.evaluate(PRESENTED_PARTS_JS, max(10, steps // 2))
         browser.close()
-    return {"wheel_to_slice_drawn": _summary(stats["wheel"]), "wl_drag_to_repaint": _summary(stats["wl"]),
-            "wl_real_input_to_presented_frame": _summary(felt),
-            "wl_real_input_to_presented_frame_niivue_rewindow": _summary(felt_niivue),
-            "wl_fast_path_prepare_at_mousedown_ms": prepare_ms,
-            "wl_drag_to_repaint_niivue_rewindow": _summary(handler_niivue),
+    return {"wheel_to_slice_drawn": _summary(stats["wheel"]), "wl_drag_to_repaint": _summary(after.handler),
+            "wl_real_input_to_presented_frame": _summary(after.felt),
+            "wl_input_event_timestamp_to_presented_frame_in_page": _summary(after.in_page) if after.in_page else None,
+            "wl_real_input_to_presented_frame_niivue_rewindow": _summary(drags["niivue_rewindow_per_move"].felt),
+            "wl_fast_path_prepare_at_mousedown_ms": after.prepare_ms,
+            "wl_drag_to_repaint_niivue_rewindow": _summary(drags["niivue_rewindow_per_move"].handler),
+            "wl_drags": {name: _drag_figures(drag) for name, drag in drags.items()},
             **{f"presented_{name}": _summary(values) for name, values in parts.items()},
-            "wl_state_messages_to_server_during_drag": sent_during, "wl_state_messages_after_mouseup": sent_after,
+            "wl_state_messages_to_server_during_drag": after.sent_during, "wl_state_messages_after_mouseup": after.sent_after,
             "wl_drag_reference_follows": _summary(stats["wlRef"]) if stats["wlRef"] else None,
             "wheel_to_frame_presented": _summary(presented_wheel), "wl_to_frame_presented": _summary(presented_wl),
             "gl_finished_window_image_layer": _summary(gl_cost["image_layer"]),
@@ -240,7 +293,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--shape", default="24,128,128",
                         help="slices,rows,columns of the demo lesion study (e.g. 24,256,256: the in-plane size `dashboard --demo` shows; the phantom needs >= ~20 slices for its lesions)")
+    parser.add_argument("--previous-fast-path", metavar="REV",
+                        help="also drag with fastwindow.js as of this git revision (e.g. a commit before a change): before/after in one page")
     args = parser.parse_args()
+    previous = None
+    if args.previous_fast_path:
+        previous = subprocess.run(["git", "show", f"{args.previous_fast_path}:adaptclip_med/dashboard/frontend/fastwindow.js"],
+                                  check=True, capture_output=True, text=True, cwd=Path(__file__).resolve().parent).stdout
     shape = tuple(int(n) for n in args.shape.split(","))
     with tempfile.TemporaryDirectory(prefix="browser-bench-") as folder:
         output = Path(folder) / "review"
@@ -248,7 +307,7 @@ def main() -> None:
         port = _free_port()
         server = _serve(output, port)
         try:
-            figures = measure(f"http://127.0.0.1:{port}/?study={key}", args.steps)
+            figures = measure(f"http://127.0.0.1:{port}/?study={key}", args.steps, previous)
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)

@@ -667,6 +667,23 @@ _SNAPSHOT_FAST_JS = """() => {
           ref: getComputedStyle(document.getElementById('fp-ref')).display,
           wl: `${Math.round(v.S.level * 10) / 10},${Math.round(v.S.width * 10) / 10}`};
 }"""
+# Both calibrations of the fast path on the study viewer's current picture: their black frames and
+# their white-minus-black frames, largest difference (then NiiVue re-windows back to its window).
+_CALIBRATIONS_AGREE_JS = """() => {
+  const nv = window.__viewer.nv, vol = nv.volumes[0], canvas = document.createElement('canvas');
+  const cheap = new window.FastWindow(nv, canvas);
+  cheap.prepare();
+  window.FastWindow.forceRewindow = true;
+  const rewindow = new window.FastWindow(nv, canvas);
+  rewindow.prepare();
+  window.FastWindow.forceRewindow = false;
+  nv.refreshLayers(vol, 0); nv.drawScene();
+  let max = 0;
+  for (let i = 0; i < cheap.out0.length; i++)
+    max = Math.max(max, Math.abs(cheap.out0[i] - rewindow.out0[i]), Math.abs(cheap.delta[i] - rewindow.delta[i]));
+  return [cheap.calibration, rewindow.calibration, max];
+}"""
+
 _COMPARE_WITH_NIIVUE_JS = """() => {
   const v = window.__viewer;
   function compare(nv, snap) {
@@ -710,6 +727,12 @@ def test_wl_drag_fast_path_shows_niivues_picture_and_talks_to_the_server_once(ro
     after = frame.evaluate(_COMPARE_WITH_NIIVUE_JS)
     assert after["shown"] == "none" and after["wl"] == during["wl"]  # NiiVue took over, same window
     assert frame.evaluate("() => window.__viewer.stats.fastDrags") == 1
+    # calibrated from NiiVue's colour texture (black / white texels), not by two re-windows of the volume
+    assert frame.evaluate("() => window.__viewer.stats.fastCalibration") == [{"study": "texture", "ref": "texture"}]
+    # the colour map's own entries (used where the window leaves no voxel black or white) are those texels
+    texels = frame.evaluate("() => { const f = window.__viewer.fast().study;"
+                            " return [f.texels, window.FastWindow.colormapTexels(f.nv, f.nv.volumes[0])]; }")
+    assert texels[0] == texels[1], texels
     for name in ("study", "ref"):
         diff = after[name]
         assert diff["size"], f"{name}: fast canvas and GL canvas differ in size"
@@ -735,4 +758,16 @@ def test_wl_drag_fast_path_shows_niivues_picture_and_talks_to_the_server_once(ro
     assert again["study"] == "block" and after["wl"] == again["wl"] != during["wl"]
     assert frame.evaluate("() => window.__viewer.stats.fastDrags") == 2
     assert all(after[name]["max"] <= 4 and after[name]["mean"] < 0.5 for name in ("study", "ref")), after
+
+    # the cheap calibration gives the frames NiiVue's two re-windows give, at this window (black and
+    # white texels found in the texture) and at one wider than the values (none: the colour map's entries)
+    assert frame.evaluate(_CALIBRATIONS_AGREE_JS) == ["texture", "rewindow", 0]
+    frame.evaluate("() => { const v = window.__viewer, img = v.nv.volumes[0].img; let lo = Infinity, hi = -Infinity;"
+                   " for (const x of img) { lo = Math.min(lo, x); hi = Math.max(hi, x); }"
+                   " v.S.level = (lo + hi) / 2; v.S.width = 1.6 * (hi - lo) + 10; }")
+    page.mouse.move(cx, cy)
+    page.mouse.down()
+    page.mouse.move(cx + 1, cy)
+    page.mouse.up()  # NiiVue now has the wide window
+    assert frame.evaluate(_CALIBRATIONS_AGREE_JS) == ["colormap", "rewindow", 0]
     _no_exception(page)

@@ -41,10 +41,12 @@
   let nvS = null, nvR = null, refReady = false, loading = null;
   let sendTimer = null, dirty = false;
   const stats = { wheel: [], wl: [], wlRef: [], firstRender: null, t0: performance.now(), paints: 0, lastPaint: 0, sent: 0,
-                  fastPrepare: [], fastDrags: 0 };
+                  fastPrepare: [], fastCalibration: [], fastRender: [], fastDrags: 0 };
   // Measurement tools: tool = null | "distance" | "ellipse"; pending = the first click of the next one.
   const M = { tool: null, pending: null, items: [] };
-  window.__viewer = { S: S, M: M, stats: stats, ready: false, fast: () => ({ study: fastS, ref: fastR }) };
+  // resetFast: the benchmark swaps in another FastWindow (the previous one, for its before/after figures)
+  window.__viewer = { S: S, M: M, stats: stats, ready: false, fast: () => ({ study: fastS, ref: fastR }),
+                      resetFast: () => { if (fastS) fastS.finish(); if (fastR) fastR.finish(); fastS = null; fastR = null; } };
 
   function clamp(v, lo, hi) { return Math.max(lo, Math.min(hi, v)); }
   function shape() { return A.shape; }  // canonical [Z, Y, X]
@@ -507,6 +509,7 @@
       if (fastR.prepare(key)) fastR.render(lo, hi);
     }
     stats.fastPrepare.push(performance.now() - t0);
+    stats.fastCalibration.push({ study: fastS.calibration || "previous", ref: fastR && fastR.ready ? fastR.calibration || "previous" : null });
     return true;
   }
   function endFastWindow() {
@@ -540,7 +543,7 @@
       $(isRef ? "cv-ref" : "cv-study").focus();
       if (!isRef && M.tool && e.button === 0 && !e.shiftKey) { measureClick(e); toolbar(); return; }
       const pan = e.shiftKey || e.button === 1;
-      drag = { pan: pan, x: e.clientX, y: e.clientY, level: S.level, width: S.width, panX: S.panX, panY: S.panY, w: pane.clientWidth };
+      drag = { pan: pan, x: e.clientX, y: e.clientY, sx: e.screenX, sy: e.screenY, level: S.level, width: S.width, panX: S.panX, panY: S.panY, w: pane.clientWidth };
       clearTimeout(sendTimer);  // a state change from before the drag goes back after mouseup (dirty stays set)
       if (!pan) drag.fast = startFastWindow();
     }, { capture: true });
@@ -557,25 +560,55 @@
       draw(); changed();
       return;
     }
+    if (drag.fast) {  // on the fast path: pointerrawupdate draws, mousemove only where it is missing
+      if (!drag.raw) fastMove(e);
+      return;
+    }
     // Chromium delivers mousemove aligned to animation frames (one coalesced event per frame), so
     // the re-window runs right here, like a wheel step: timed the same way, from the event to the
     // next animation frame.
     const t0 = performance.now();
     const k = A.wl_sensitivity;
     S.width = Math.max(1, drag.width + dx * k); S.level = drag.level + dy * k; S.preset = null;
-    if (drag.fast) {
-      fastS.render(S.level - S.width / 2, S.level + S.width / 2);
-      hud(mmOf(A.affine, S.z, S.y, S.x));
-      paintedAfter(t0, stats.wl);
-      if (fastR && fastR.ready) { const t1 = performance.now(); fastR.render(S.level - S.width / 2, S.level + S.width / 2); paintedAfter(t1, stats.wlRef); }
-    } else if (windowLayer(nvS)) {
+    if (windowLayer(nvS)) {
       draw(false);
       paintedAfter(t0, stats.wl);
       followWindowInReference();
     }
     changed();
   }, true);
+  // A fast-path move: both viewers re-windowed into their 2D canvases, in the input's own task.
+  function fastMove(e) {
+    const t0 = performance.now();
+    const k = A.wl_sensitivity;
+    // screen coordinates: Chromium gives a pointerrawupdate in an iframe the top page's client coordinates
+    S.width = Math.max(1, drag.width + (e.screenX - drag.sx) * k); S.level = drag.level + (e.screenY - drag.sy) * k; S.preset = null;
+    stats.lastMoveEvent = e.timeStamp;  // the benchmark: input event -> frame presented, in the page
+    fastS.render(S.level - S.width / 2, S.level + S.width / 2);
+    const t1 = performance.now();
+    if (fastR && fastR.ready) { fastR.render(S.level - S.width / 2, S.level + S.width / 2); paintedAfter(t1, stats.wlRef); }
+    stats.fastRender.push(performance.now() - t0);  // the work itself (both viewers)
+    hud(mmOf(A.affine, S.z, S.y, S.x));
+    paintedAfter(t0, stats.wl);
+    changed();
+  }
+  // pointerrawupdate (Chromium, secure contexts such as 127.0.0.1) comes as soon as the input
+  // arrives instead of waiting for the next animation frame's mousemove; at most one render per
+  // frame goes out from it, a later move in the same frame is drawn in that frame's animation callback.
+  window.addEventListener("pointerrawupdate", (e) => {
+    if (!drag || !drag.fast || drag.pan || !(e.buttons & 1)) return;
+    drag.raw = true;
+    if (drag.frameDue) { drag.pending = e; return; }
+    fastMove(e);
+    drag.frameDue = true;
+    const d = drag;
+    requestAnimationFrame(() => {
+      d.frameDue = false;
+      if (d.pending && drag === d) { const p = d.pending; d.pending = null; fastMove(p); }
+    });
+  }, true);
   window.addEventListener("mouseup", () => {
+    if (drag && drag.pending) { fastMove(drag.pending); drag.pending = null; }  // the last move counts
     if (drag && drag.fast) endFastWindow();
     if (drag && !drag.pan) toolbar();
     const wasDragging = !!drag;
