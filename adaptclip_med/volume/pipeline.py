@@ -30,22 +30,29 @@ def open_bank_for(method: AnomalyMethod, bank_path: str | Path) -> ReferenceBank
     return ReferenceBank.open(Path(bank_path), expected_identity=method.identity())
 
 
-def with_bank_class_name(options: ScoringOptions) -> ScoringOptions:
+def with_bank_class_name(options: ScoringOptions, bank: ReferenceBank) -> ScoringOptions:
     """A study scored against a bank uses the bank's class name unless one is given."""
-    if options.model.class_name is not None or not options.references.uses_bank:
+    if options.model.class_name is not None:
         return options
-    recorded = ReferenceBank.recorded_identity(Path(options.references.bank)).get("class_name")
+    recorded = (bank.meta.get("model") or {}).get("class_name")
     return options.with_model(class_name=recorded) if recorded else options
 
 
 def make_scorer(options: ScoringOptions, method: AnomalyMethod | None = None,
                 bank: ReferenceBank | None = None) -> VolumeScorer:
     """The volume scorer for these options (``method``: an already loaded model to reuse; ``bank``:
-    the options' bank, already opened by :func:`open_bank_for`, so one run reads it once)."""
-    method = method or model_for(with_bank_class_name(options))  # the bank's class name names the model
+    the options' bank, already opened by :func:`open_bank_for`).  The bank is read once: opened
+    first when the model is still to be loaded (its class name names the model), then checked
+    against the model's identity."""
+    bank = bank if options.references.uses_bank else None
+    if options.references.uses_bank and bank is None:
+        bank = ReferenceBank.open(Path(options.references.bank))
+    if method is None:
+        method = model_for(with_bank_class_name(options, bank) if bank is not None else options)
+    if bank is not None:
+        bank.check_identity(method.identity())
     references, slicing, output = options.references, options.slicing, options.output
     preprocessing = slicing.preprocessing()
-    bank = (bank or open_bank_for(method, references.bank)) if references.uses_bank else None
     if bank is not None and slicing.window is None:
         preprocessing = None  # take the bank's
     return VolumeScorer(method, bank, preprocessing, shots=references.shots,

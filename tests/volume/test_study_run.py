@@ -96,6 +96,24 @@ def test_a_scorer_with_a_loaded_model_opens_the_bank_once(bank, tiny_loaded, tin
     assert bank_reads == ["head"]  # no separate read of the bank's class name: the model is already chosen
 
 
+def test_a_scorer_that_still_chooses_its_model_reads_the_bank_once(bank, tiny_options, bank_reads):
+    """``score`` without ``--class-name``: the bank's class name names the model, read from the one
+    opened bank, which is then checked against the loaded model."""
+    from adaptclip_med.volume.pipeline import make_scorer
+
+    scorer = make_scorer(tiny_options.with_references(bank=str(bank)).with_slicing(window=None))
+    assert bank_reads == ["head"] and scorer.bank is not None
+
+
+def test_a_bank_of_other_settings_is_still_refused_naming_the_field(bank, tiny_options):
+    from adaptclip_med.errors import AdaptClipError
+    from adaptclip_med.volume.pipeline import make_scorer
+
+    other = tiny_options.with_references(bank=str(bank)).with_slicing(window=None).with_model(image_size=112)
+    with pytest.raises(AdaptClipError, match="built with other model settings: .*image"):
+        make_scorer(other)
+
+
 def test_score_the_api_the_method_comparison_and_the_dashboard_all_run_through_run_study(
         demo_data, bank, tiny_loaded, tiny_options, tmp_path, runs):
     import adaptclip_med as acm

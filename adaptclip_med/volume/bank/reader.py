@@ -100,13 +100,19 @@ class ReferenceBank:
         if meta.get("format") != BANK_FORMAT or meta.get("format_version", 0) > BANK_VERSION:
             raise InputError(f"{path.name}: unsupported reference bank format; rebuild it with this version")
         _check_grid_identity(path, meta)
+        bank = cls(path, meta)
         if expected_identity is not None:
-            differences = identity_differences(meta.get("model") or {}, expected_identity)
-            if differences:
-                raise AdaptClipError(
-                    f"reference bank '{meta.get('name')}' was built with other model settings: {'; '.join(differences[:3])} "
-                    "(or rebuild it with 'adaptclip-med references build' using the current settings)")
-        return cls(path, meta)
+            bank.check_identity(expected_identity)
+        return bank
+
+    def check_identity(self, expected_identity: dict[str, Any]) -> None:
+        """Refuse (one line naming the differing fields and the flags that match the bank) a model
+        other than the one this bank was built with."""
+        differences = identity_differences(self.meta.get("model") or {}, expected_identity)
+        if differences:
+            raise AdaptClipError(
+                f"reference bank '{self.meta.get('name')}' was built with other model settings: {'; '.join(differences[:3])} "
+                "(or rebuild it with 'adaptclip-med references build' using the current settings)")
 
     @property
     def grid(self) -> PhysicalGrid | None:
