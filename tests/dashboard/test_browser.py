@@ -771,3 +771,57 @@ def test_wl_drag_fast_path_shows_niivues_picture_and_talks_to_the_server_once(ro
     page.mouse.up()  # NiiVue now has the wide window
     assert frame.evaluate(_CALIBRATIONS_AGREE_JS) == ["colormap", "rewindow", 0]
     _no_exception(page)
+
+
+def _drag(page, cx: float, cy: float, dx: float, dy: float, steps: int = 6) -> None:
+    page.mouse.move(cx, cy)
+    page.mouse.down()
+    for i in range(steps):
+        page.mouse.move(cx + dx * (i + 1) / steps, cy + dy * (i + 1) / steps)
+        page.wait_for_timeout(120)
+
+
+def test_wl_drag_to_a_window_far_below_the_values_shows_niivues_picture(room, page):
+    """A drag to a window reaching far below the values (about level 200, width 3766 on the phantom:
+    its lowest value, air, windowed to a dark grey, not black) is still drawn by the fast path, and
+    its picture is NiiVue's own redraw after mouseup.  Where NiiVue's windowing of the image layer
+    leaves the plain linear map (here: a negative colour map set on the image), no fast canvas is
+    shown: the drag re-windows through NiiVue itself, the picture the reader then sees is NiiVue's."""
+    _open(page, _study_url(room))
+    frames, frame = _viewer(page)
+    box = frames.locator("#cv-study").bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    assert frame.evaluate("() => window.FastWindow.disagreements(window.__viewer.nv, window.__viewer.nv.volumes[0])") == []
+    _drag(page, cx, cy, 505, 22)  # width +~3700 (the viewer's sensitivity is ~7.3 per pixel)
+    during = frame.evaluate(_SNAPSHOT_FAST_JS)
+    assert during["study"] == "block" and during["ref"] == "block", during
+    page.mouse.up()
+    after = frame.evaluate(_COMPARE_WITH_NIIVUE_JS)
+    assert after["wl"] == during["wl"]
+    level, width = (float(x) for x in during["wl"].split(","))
+    lo = level - width / 2
+    air = frame.evaluate("() => { let m = Infinity; for (const x of window.__viewer.nv.volumes[0].img) m = Math.min(m, x); return m; }")
+    assert width > 3000 and lo < air - 500, (during["wl"], air)  # far below the lowest value (air)
+    assert 255 * (air - lo) / width > 30  # the air is a visible grey in this window, not black
+    for name in ("study", "ref"):
+        diff = after[name]
+        assert diff["size"] and diff["lit"] > 0.05, f"{name}: {diff}"
+        assert diff["max"] <= 4 and diff["mean"] < 0.5, f"{name}: {diff}"
+    _settle(page)
+
+    # the fallback: a negative colour map on the image layer (NiiVue's shader then windows the
+    # voxels below zero through it) -- no fast canvas, NiiVue re-windows per move
+    frame.evaluate("() => { const nv = window.__viewer.nv; nv.volumes[0].colormapNegative = 'winter';"
+                   " nv.refreshLayers(nv.volumes[0], 0); nv.drawScene(); }")
+    assert frame.evaluate("() => window.FastWindow.disagreements(window.__viewer.nv, window.__viewer.nv.volumes[0])") \
+        == ["negative colour map"]
+    drags = frame.evaluate("() => window.__viewer.stats.fastDrags")
+    _drag(page, cx, cy, -60, 10, steps=3)
+    shown = frame.evaluate("() => getComputedStyle(document.getElementById('fp-study')).display")
+    wl = frame.evaluate("() => { const v = window.__viewer, vol = v.nv.volumes[0];"
+                        " return [v.S.level - v.S.width / 2, vol.cal_min, v.S.level + v.S.width / 2, vol.cal_max]; }")
+    page.mouse.up()
+    assert shown == "none"  # never the fast path's picture
+    assert wl[0] == pytest.approx(wl[1]) and wl[2] == pytest.approx(wl[3])  # NiiVue itself has the drag's window
+    assert frame.evaluate("() => window.__viewer.stats.fastDrags") == drags
+    _no_exception(page)

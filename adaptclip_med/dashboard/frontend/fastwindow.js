@@ -150,14 +150,39 @@
     return { out0: out0, out1: out1, rewindowed: true };
   }
 
+  // Why the fast path may not draw: the ways NiiVue's orient shader (its windowing of layer 0) can
+  // leave the plain linear map the fast path computes -- grey = clamp((v - cal_min) / (cal_max -
+  // cal_min)) through the gray colour map, 8 bits -- for ANY window: a negative colour map
+  // (colormapNegative, cal_minNeg/cal_maxNeg), a colour map type other than min-to-max (alpha
+  // threshold, from zero: transparent or translucent below cal_min), a modulation image, another or
+  // inverted colour map, a label colour map, dark voxels clipped (isAlphaClipDark), NaN windows.
+  // Empty where none applies.  Otherwise the drag falls back to NiiVue's own re-window per move
+  // (slower, never a different picture).  Where none applies the two agree at every window,
+  // including windows reaching far below or above the values (the browser test checks one).
+  function disagreements(nv, vol) {
+    const why = [];
+    if (vol.colormap !== "gray") why.push("colour map " + vol.colormap);
+    if (vol.colormapInvert) why.push("inverted colour map");
+    if (vol.colormapNegative) why.push("negative colour map");
+    if (vol.colormapType) why.push("colour map type " + vol.colormapType);
+    if (vol.colormapLabel) why.push("label colour map");
+    if (vol.modulationImage !== null && vol.modulationImage !== undefined && vol.modulationImage >= 0) why.push("modulation image");
+    if (nv.isAlphaClipDark || nv.opts.isAlphaClipDark) why.push("dark voxels clipped");
+    if (!isFinite(vol.cal_min) || !isFinite(vol.cal_max)) why.push("window not finite");
+    return why;
+  }
+
   // ``key`` names everything the picture depends on besides the window (slice, view, zoom, pan,
   // overlays, canvas size): a second drag on the same view reuses the calibration (no GL work).
   FastWindow.prototype.prepare = function (key) {
     const nv = this.nv, vol = nv.volumes[0], gl = nv.gl;
     const W = gl.drawingBufferWidth, H = gl.drawingBufferHeight;
+    if (vol && disagreements(nv, vol).length) this.key = null;  // set since the last calibration: checked below
     if (key && key === this.key && this.grid && vol === this.vol && W === this.W && H === this.H) { this.ready = true; this.calibration = "reused"; return true; }
-    this.ready = false; this.key = null; this.rewindowed = false;
+    this.ready = false; this.key = null; this.rewindowed = false; this.refused = null;
     if (!vol || !W || !H) return false;
+    const why = disagreements(nv, vol);
+    if (why.length) { this.refused = why; return false; }
     const map = affineMap(nv, vol, W, H);
     if (!map) return false;
     const dims = [vol.hdr.dims[1], vol.hdr.dims[2], vol.hdr.dims[3]];
@@ -265,5 +290,6 @@
   // forceRewindow: the benchmark's baseline for the first mousedown (calibrate by two re-windows)
   FastWindow.forceRewindow = false;
   FastWindow.colormapTexels = (nv, vol) => { const t = colormapTexels(nv, vol); return t && t.map((x) => Array.from(x)); };  // the test compares
+  FastWindow.disagreements = disagreements;  // the test names the reasons
   window.FastWindow = FastWindow;
 })();
