@@ -17,24 +17,16 @@ from PIL import Image
 from adaptclip_med.demo.ct_head import LESION_HU, demo_lesions, make_ct_head
 from adaptclip_med.methods.adaptclip.demo_weights import DEMO_CHECKPOINT
 
+from tests.support.bank_reads import count_bank_reads
+
 
 @pytest.fixture(scope="module")
 def demo_and_bank_reads(tmp_path_factory):
     """The small demo's result, and the folder of each ``bank.json`` read while it ran."""
-    import pathlib
-
     from adaptclip_med.demo.run import run_demo
 
-    reads: list[str] = []
-    original = pathlib.Path.read_text
-
-    def counting(self, *args, **kwargs):
-        if self.name == "bank.json":
-            reads.append(self.parent.name)
-        return original(self, *args, **kwargs)
-
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(pathlib.Path, "read_text", counting)
+        reads = count_bank_reads(patch)
         result = run_demo(tmp_path_factory.mktemp("demo"), seed=0, references=3, slices=8)
     return result, reads
 

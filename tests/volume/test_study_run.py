@@ -8,20 +8,13 @@ import pathlib
 
 import pytest
 
+from tests.support.bank_reads import count_bank_reads
+
 
 @pytest.fixture()
 def bank_reads(monkeypatch):
     """Every read of a ``bank.json`` from now on (its folder name, once per read)."""
-    reads: list[str] = []
-    original = pathlib.Path.read_text
-
-    def counting(self, *args, **kwargs):
-        if self.name == "bank.json":
-            reads.append(self.parent.name)
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(pathlib.Path, "read_text", counting)
-    return reads
+    return count_bank_reads(monkeypatch)
 
 
 @pytest.fixture()
