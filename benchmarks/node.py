@@ -20,7 +20,6 @@ Results go to benchmarks/results/node.json; docs/deploy-pacs.md quotes them.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import re
@@ -36,6 +35,8 @@ from pydicom.uid import generate_uid
 
 from benchmarks.measure import machine_description, write_results
 
+from tests.support.scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results" / "node.json"
 #: The node's log line for a scored study: "study KEY: scored 0.1234 in 15.1 s" (the scoring step alone).
@@ -45,10 +46,7 @@ RESULT_CLASSES = {"1.2.840.10008.5.1.4.1.1.66.4", "1.2.840.10008.5.1.4.1.1.30", 
 
 
 def _node_testbed():
-    spec = importlib.util.spec_from_file_location("node_testbed", ROOT / "scripts" / "node_testbed.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("node_testbed")
 
 
 def write_study(folder: Path, slices: int, size: int, seed: int = 3) -> Path:

@@ -23,6 +23,8 @@ from adaptclip_med.volume.bank_builder import build_reference_bank
 from adaptclip_med.volume.pipeline import make_scorer, model_for
 from adaptclip_med.volume.study_run import score_study
 
+from tests.support.scripts import load_script
+
 TIMEOUT = 180
 LOCAL_USER = __import__("getpass").getuser()  # local mode: the OS account signs
 APP = Path(__file__).resolve().parents[2] / "adaptclip_med" / "dashboard" / "entry.py"
@@ -351,14 +353,11 @@ def test_a_signed_decision_is_sent_to_the_pacs_with_the_reader_as_observer(dashb
                                                                            tiny_options):
     """Sign off, export, "Send to the PACS" (C-STORE to a real Orthanc): the PACS holds the reviewed
     SEG and SR, the SR's observer is the signed-in person, the send is audited."""
-    import importlib.util
 
     import highdicom as hd
     import pydicom
 
-    spec = importlib.util.spec_from_file_location("orthanc_testbed", Path(__file__).resolve().parents[2] / "scripts" / "orthanc_testbed.py")
-    testbed = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(testbed)
+    testbed = load_script("orthanc_testbed")
     if not testbed.orthanc_available():
         pytest.skip("Orthanc and its DICOMweb plugin are not installed (apt-get install orthanc orthanc-dicomweb)")
     with testbed.OrthancTestbed(tmp_path / "orthanc") as pacs:

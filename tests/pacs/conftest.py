@@ -4,22 +4,11 @@ through scripts/orthanc_testbed.py; batch test helpers are shared with tests/bat
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.scripts import load_script
 
-
-def _load_testbed():
-    spec = importlib.util.spec_from_file_location("orthanc_testbed", ROOT / "scripts" / "orthanc_testbed.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-testbed = _load_testbed()
+testbed = load_script("orthanc_testbed")
 
 
 @pytest.fixture()

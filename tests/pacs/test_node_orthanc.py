@@ -6,7 +6,6 @@ and sends the study exactly once after a restart."""
 
 from __future__ import annotations
 
-import importlib.util
 import sqlite3
 import time
 from pathlib import Path
@@ -20,12 +19,11 @@ from adaptclip_med.demo.dataset import make_ct_demo_dataset
 from adaptclip_med.demo.phantom import write_dicom_series
 from adaptclip_med.node.store import SENT
 
+from tests.support.scripts import load_script
+
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("node_testbed", ROOT / "scripts" / "node_testbed.py")
-node_testbed = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(node_testbed)
+node_testbed = load_script("node_testbed")
 testbed = node_testbed.orthanc_testbed
 
 SEG_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"

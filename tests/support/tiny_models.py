@@ -21,10 +21,9 @@ TINY_OPTIONS = {**TINY_MODEL, "window": "brain", "batch_size": 8}
 def tiny_spec():
     """The tiny AdaptCLIP model as its one record (what :data:`TINY_MODEL` and the bundle config's
     ``method_spec`` build)."""
-    from adaptclip_med.methods.base import MethodSpec
-    from adaptclip_med.model.backbone_source import BackboneSpec
+    from adaptclip_med.volume.options import method_spec_from_flat
 
-    return MethodSpec(backbone=BackboneSpec(TINY, "random:0", offline=True), image_size=TINY_SIZE)
+    return method_spec_from_flat(TINY_MODEL)
 
 
 def tiny_options(window: str = "brain", batch_size: int | None = 8):

@@ -5,7 +5,6 @@ Orthanc with its DICOMweb plugin or the installed OHIF viewer are missing."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -13,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.support.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -22,14 +23,7 @@ from ohif_page import CHROMIUM, CHROMIUM_ARGS, SKIP_TOUR, STEP_TIMEOUT_MS, VIEWP
 
 
 
-def _load_testbed():
-    spec = importlib.util.spec_from_file_location("ohif_testbed", ROOT / "scripts" / "ohif_testbed.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-ohif_testbed = _load_testbed()
+ohif_testbed = load_script("ohif_testbed")
 
 
 @dataclass(frozen=True)
