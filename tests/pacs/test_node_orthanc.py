@@ -116,8 +116,10 @@ def test_a_node_killed_while_receiving_scores_and_sends_the_study_once(tmp_path,
     with node_testbed.PacsWithNode(tmp_path / "run", bank, quiet_seconds=10.0) as setup:
         spool = setup.state_dir / "spool"
         assert setup.storescu(study).returncode == 0
-        node_testbed.wait_for(lambda: spool.is_dir() and any(spool.rglob("*.dcm")), 300, poll=0.02,
-                              what="the first routed instance")
+        # the first whole instance (a ".tmp-*" file is a write still in progress: killing the node then
+        # leaves nothing acknowledged, and nothing to check)
+        node_testbed.wait_for(lambda: spool.is_dir() and any(not p.name.startswith(".") for p in spool.rglob("*.dcm")),
+                              300, poll=0.02, what="the first routed instance")
         setup.node.kill()  # mid-study: the quiet period has not passed
         rows = node_rows(setup.state_dir)
         # receiving, or not even recorded yet (killed between writing the first file and committing it)
